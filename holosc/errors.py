@@ -1,0 +1,93 @@
+"""Diagnostics, the exception tree and exit codes of holosc.
+
+Library code never exits and never prints: it raises one of these, and the CLI turns
+them into messages and an exit code at the edge.
+
+    HolosError                 root; carries zero or more Diagnostics
+     ├── LoadError             the file cannot be read or is not valid YAML
+     ├── ValidationError       holos.yaml is well-formed but wrong (all errors at once)
+     ├── EmitError             the output directory could not be written
+     └── RuntimeCommandError   a lifecycle command failed (systemd, ssh, ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of every holosc command (documented in `holosc --help`)."""
+
+    OK = 0
+    DRIFT = 1  # build --check found differences; also "command failed" for lifecycle commands
+    USAGE = 2
+    INVALID = 3
+    OUTPUT = 4
+    RUNTIME = 5
+    INTERNAL = 70
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One message about the input, positioned in a file when possible."""
+
+    message: str
+    file: str = "holos.yaml"
+    line: int | None = None
+    col: int | None = None
+    path: str = ""
+    hint: str | None = None
+    severity: str = "error"
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line or 0, self.col or 0, self.path, self.message)
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        text = f"{where}: {self.severity}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.message
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class HolosError(Exception):
+    """Root of every error holosc raises on purpose."""
+
+    exit_code = ExitCode.INVALID
+
+    def __init__(self, message: str, diagnostics: Iterable[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.diagnostics = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LoadError(HolosError):
+    """The file is missing, unreadable, too large, or not valid YAML."""
+
+
+class ValidationError(HolosError):
+    """The project is invalid; `diagnostics` holds every error found."""
+
+
+class EmitError(HolosError):
+    """The output directory could not be written; the previous output is untouched."""
+
+    exit_code = ExitCode.OUTPUT
+
+
+class RuntimeCommandError(HolosError):
+    """A lifecycle command (up, down, exec, ...) failed."""
+
+    exit_code = ExitCode.RUNTIME

@@ -1,0 +1,110 @@
+"""The one escaping function per output format. Every value that reaches a unit file,
+shell script, QEMU option string or YAML document goes through exactly one of these.
+
+- `unit_value`: a systemd unit setting's value (not Exec lines).
+- `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
+  keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
+- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time.
+- `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
+- `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
+  load back) with multi-line strings as literal blocks.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import yaml
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_EXEC_SAFE = re.compile(r"[A-Za-z0-9_./:@+=,-]+")
+_C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+class Specifier(str):
+    """A unit-file word whose `%` specifiers (%i, %t, %S, %E) systemd must expand."""
+
+    __slots__ = ()
+
+
+class ShellVar(str):
+    """The name of a launch-script variable, expanded by bash at run time."""
+
+    __slots__ = ()
+
+
+def unit_value(value: str) -> str:
+    """A literal value for a non-Exec unit setting."""
+    if _CONTROL.search(value) or value.endswith("\\"):
+        raise ValueError(f"unit value {value!r} contains a control character or trailing \\")
+    return value if isinstance(value, Specifier) else value.replace("%", "%%")
+
+
+def exec_word(word: str) -> str:
+    """One word of an Exec*= line, quoted as systemd.service(5) describes."""
+    text = word if isinstance(word, Specifier) else word.replace("%", "%%")
+    text = text.replace("$", "$$")
+    if text and _EXEC_SAFE.fullmatch(text.replace("%", "")) and text != ";":
+        return text
+    out = []
+    for ch in text:
+        if ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def exec_line(argv: Sequence[str], prefix: str = "") -> str:
+    """An Exec*= value; `prefix` is systemd's `-`, `@`, `:`, `+` or `!` flags."""
+    if not argv:
+        raise ValueError("empty command line")
+    return prefix + " ".join(exec_word(w) for w in argv)
+
+
+def shell_word(parts: str | Iterable[str]) -> str:
+    """One bash word from literal strings and `ShellVar` names, e.g. [ShellVar("run"), "/x"]."""
+    if isinstance(parts, str):
+        parts = [parts]
+    out = []
+    for part in parts:
+        if isinstance(part, ShellVar):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", part):
+                raise ValueError(f"bad shell variable name {part!r}")
+            out.append(f'"${{{part}}}"')
+        elif part:
+            out.append(shlex.quote(part))
+    return "".join(out) or "''"
+
+
+def qemu_value(value: str) -> str:
+    """A value inside a QEMU option string: commas are doubled."""
+    if "\0" in value:
+        raise ValueError("QEMU option values cannot contain NUL")
+    return value.replace(",", ",,")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, no aliases, literal blocks for multi-line strings."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not re.search(r"[ \t]\n|[^\S\n]$|\r", value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def yaml_document(data: Any) -> str:
+    """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1_000_000, indent=2)

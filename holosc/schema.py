@@ -1,0 +1,116 @@
+"""The JSON Schema of holos.yaml (draft 2020-12) and its error messages.
+
+The schema file ships in the package (`holosc/schema/holos.schema.json`), is printed by
+`holosc schema`, and can be used by editors through yaml-language-server with
+`# yaml-language-server: $schema=...`. This module maps jsonschema's errors to one
+positioned, human message each.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from holosc.errors import Diagnostic
+from holosc.load import Document, JsonPath
+
+_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
+               "boolean": "true or false", "array": "a list", "object": "a mapping",
+               "null": "empty"}
+
+
+@functools.cache
+def schema_text() -> str:
+    return (resources.files("holosc") / "schema" / "holos.schema.json").read_text("utf-8")
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(schema_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check(doc: Document) -> list[Diagnostic]:
+    """Every schema violation of `doc`, one diagnostic each."""
+    return [_diagnostic(doc, error) for error in _leaf_errors(_validator().iter_errors(doc.data))]
+
+
+def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
+    result = []
+    for error in errors:
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            # Report the alternative that got furthest, unless all failed on type only.
+            deepest = [e for e in error.context if e.validator != "type"]
+            if deepest and len({tuple(e.absolute_path) for e in deepest}) >= 1 and all(
+                    len(e.absolute_path) > len(error.absolute_path) for e in deepest):
+                result += _leaf_errors(deepest)
+                continue
+        result.append(error)
+    return result
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    for name, py in (("string", str), ("integer", int), ("number", float), ("array", list),
+                     ("object", dict)):
+        if isinstance(value, py):
+            return _TYPE_NAMES[name]
+    return "empty" if value is None else type(value).__name__
+
+
+def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
+    path: JsonPath = tuple(error.absolute_path)
+    kind, value, arg = error.validator, error.instance, error.validator_value
+    hint = None
+    key = False
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed))
+        unknown = next((k for k in extra if not k.startswith("x-")), extra[0] if extra else "?")
+        close = difflib.get_close_matches(unknown, allowed, n=1)
+        path, key = (*path, unknown), True
+        message = f"unknown key '{unknown}'"
+        hint = f"did you mean '{close[0]}'?" if close else (
+            f"known keys: {', '.join(allowed)}; x- keys are ignored" if allowed else None)
+    elif kind == "required":
+        message = f"missing required key '{arg[0] if len(arg) == 1 else error.message}'"
+        missing = [k for k in arg if k not in value]
+        message = f"missing required key '{missing[0]}'" if missing else message
+    elif kind == "type":
+        types = [arg] if isinstance(arg, str) else list(arg)
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        message = f"must be {wanted}, not {_describe(value)}"
+        if "string" in types and isinstance(value, int | float):
+            hint = "quote the value"
+    elif kind == "enum":
+        message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
+    elif kind == "pattern":
+        message = (f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
+                   "'-', starting and ending with a letter or digit")
+        if "propertyNames" in error.schema_path:
+            path, key = (*path, str(value)), True
+    elif kind == "minimum":
+        message = f"must be at least {arg}, not {value}"
+    elif kind == "maximum":
+        message = f"must be at most {arg}, not {value}"
+    elif kind == "minProperties":
+        message = "at least one service is required" if path == ("services",) else \
+            f"must have at least {arg} entries"
+    elif kind == "minLength":
+        message = "must not be empty"
+    elif kind == "minItems":
+        message = "must not be empty"
+    elif kind in ("oneOf", "anyOf"):
+        message = f"must be a string or a list of strings, not {_describe(value)}"
+        if path[-1:] == ("depends_on",):
+            message = f"must be a list of service names or a mapping, not {_describe(value)}"
+    else:
+        message = error.message
+    return doc.diagnostic(path, message, hint=hint, key=key)

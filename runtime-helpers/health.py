@@ -1,0 +1,213 @@
+"""holos-health: run a compose-style health check inside a guest over SSH.
+
+Usage::
+
+    holos-health --port PORT --key KEYFILE --user USER [--host 127.0.0.1]
+                 [--instance NAME] [--interval S] [--timeout S] [--retries N]
+                 [--start-period S] -- TEST ARGV...
+
+TEST ARGV is the exec form of the compose ``test`` (the compiler turns the string form
+into ``sh -c "..."``).  It is shell-quoted with ``shlex.join`` and sent as the remote
+command of the system ``ssh`` client.  Durations are seconds (float); the defaults are
+compose's: interval 30, timeout 30, retries 3, start-period 0.
+
+Semantics (compose/docker, with one deliberate difference):
+
+* the first probe runs at once (docker waits one interval first; a health gate that
+  holds back dependent units should not);
+* ``--interval`` is the sleep between the end of one probe and the start of the next,
+  as docker's "interval seconds after each previous check completes"; there is no
+  sleep after the last failing probe;
+* ``--timeout`` bounds each probe: TCP connect, SSH handshake and command together
+  (the ssh process is killed when it expires);
+* a probe that *starts* within ``--start-period`` does not count as a failure;
+* the first success exits 0; ``--retries`` consecutive counted failures exit 1 with
+  the last failure reason.  ``--retries 0`` means the default 3, as in docker.
+
+So the helper ends within ``start_period + retries * (timeout + interval)`` plus one
+probe; the unit's ``TimeoutStartSec=`` should allow that.
+
+``HOLOS_HEALTH_BYPASS`` set to any non-empty value succeeds at once without ssh.
+
+Host-key checking is off on purpose (see docs/runtime-helpers.md): the forward binds
+127.0.0.1 only, fresh VMs regenerate their host keys, and the trust anchor is the
+project key the host injected into the guest.
+
+Exit codes:
+
+    0    healthy
+    1    unhealthy (retries exhausted)
+    2    usage error
+    127  ssh not found
+
+One log line per attempt on stderr (the journal).  Imports only the standard library;
+never the compiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger("holos-health")
+
+EXIT_HEALTHY = 0
+EXIT_UNHEALTHY = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 127
+
+DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """Outcome of one probe: ``ok`` plus a human-readable reason when it failed."""
+
+    ok: bool
+    reason: str = ""
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run(argv: Sequence[str], *, timeout: float) -> ProbeResult:
+    """Run ARGV (no shell, stdin closed), killing it after TIMEOUT seconds."""
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        # subprocess.run() kills and reaps the child before re-raising.
+        return ProbeResult(False, f"timed out after {timeout:g}s")
+    except FileNotFoundError:
+        return ProbeResult(False, f"{argv[0]}: not found (exit 127)")
+    if proc.returncode == 0:
+        return ProbeResult(True)
+    stderr = last_line(proc.stderr.decode(errors="replace"))
+    if proc.returncode < 0:
+        reason = f"killed by signal {-proc.returncode}"
+    elif proc.returncode == 255 and "connection refused" in stderr.lower():
+        # ssh itself exits 255 on its own errors; a refused forward means no guest sshd yet.
+        reason = "connection refused"
+    else:
+        reason = f"exit status {proc.returncode}"
+    log.debug("failed: %s", shlex.join(argv))
+    return ProbeResult(False, f"{reason}: {stderr}" if stderr else reason)
+
+
+def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
+    # ssh's ConnectTimeout takes whole seconds; the subprocess timeout is the real bound.
+    connect_timeout = max(1, math.ceil(args.timeout))
+    return [
+        ssh,
+        "-i", args.key,
+        "-p", str(args.port),
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR",
+        "-o", f"ConnectTimeout={connect_timeout}",
+        "-o", "IdentitiesOnly=yes",
+        f"{args.user}@{args.host}",
+        shlex.join(args.test),
+    ]  # fmt: skip
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="holos-health",
+        description="Compose-style health check of a guest over SSH.",
+        epilog="exit codes: 0 healthy, 1 unhealthy, 2 usage, 127 ssh not found",
+    )
+    parser.add_argument("--port", type=int, required=True, help="forwarded SSH port")
+    parser.add_argument("--key", required=True, help="private key file")
+    parser.add_argument("--user", required=True, help="guest user")
+    parser.add_argument("--host", default="127.0.0.1", help="SSH host (127.0.0.1)")
+    parser.add_argument("--instance", help="name used in log lines")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per probe (30)")
+    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="(3)")
+    parser.add_argument("--start-period", type=float, default=0.0, help="seconds (0)")
+    parser.add_argument("test", nargs="+", metavar="TEST", help="test argv, after --")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error("--port must be 1..65535")
+    if args.interval < 0 or args.start_period < 0 or args.retries < 0:
+        parser.error("--interval, --start-period and --retries must be >= 0")
+    if args.timeout <= 0:
+        parser.error("--timeout must be > 0")
+    if args.retries == 0:
+        args.retries = DEFAULT_RETRIES
+    return args
+
+
+def check(argv: Sequence[str], args: argparse.Namespace, name: str) -> int:
+    """Probe until healthy or until RETRIES counted failures; return the exit code."""
+    start = time.monotonic()
+    failures = 0
+    attempt = 0
+    while True:
+        attempt += 1
+        probe_start = time.monotonic() - start
+        result = run(argv, timeout=args.timeout)
+        elapsed = time.monotonic() - start
+        if result.ok:
+            log.info("%s: attempt %d at %.1f s: ok", name, attempt, elapsed)
+            return EXIT_HEALTHY
+        counted = probe_start >= args.start_period
+        failures += counted
+        log.info(
+            "%s: attempt %d at %.1f s: %s%s",
+            name,
+            attempt,
+            elapsed,
+            result.reason,
+            "" if counted else " (start period, not counted)",
+        )
+        if failures >= args.retries:
+            log.error(
+                "%s: unhealthy after %d consecutive failures (%.1f s): %s",
+                name,
+                failures,
+                elapsed,
+                result.reason,
+            )
+            return EXIT_UNHEALTHY
+        time.sleep(args.interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``holos-health``; returns the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    name = args.instance or f"{args.host}:{args.port}"
+    if os.environ.get("HOLOS_HEALTH_BYPASS"):
+        log.info("%s: HOLOS_HEALTH_BYPASS is set, reporting healthy without ssh", name)
+        return EXIT_HEALTHY
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        log.error("%s: ssh not found in PATH", name)
+        return EXIT_NOT_FOUND
+    return check(ssh_argv(ssh, args), args, name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

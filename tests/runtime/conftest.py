@@ -1,0 +1,261 @@
+"""Fixtures for the runtime-helper tests: a real sshd on 127.0.0.1 and tiny QEMU guests.
+
+Nothing is mocked.  A missing tool skips locally but fails when ``CI`` is set, so CI can
+never pass by skipping.
+
+The guest is the Debian cloud kernel plus a busybox initramfs built here.  The kernel
+comes from ``apt-get download`` (cached under ``$HOLOSC_TEST_CACHE`` or
+``~/.cache/holosc-test``) because the test machines have no kernel in /boot.  The kernel
+has the ACPI button driver as a module, so the "honours ACPI" guest loads ``button.ko``
+and ``evdev.ko``, blocks on the "Power Button" input device and runs ``poweroff -f``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+READY_MARK = "holos-test: ready"
+
+
+def require_tool(name: str) -> str:
+    """Return the path of NAME; fail under CI, skip locally when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        path = next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
+    if path is None:
+        message = f"required tool {name!r} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is an error, not a skip)")
+        pytest.skip(message)
+    return path
+
+
+def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- sshd ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    key: Path
+    user: str
+    workdir: Path
+
+    def health_args(self) -> list[str]:
+        return ["--port", str(self.port), "--key", str(self.key), "--user", self.user]
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    sshd_bin = require_tool("sshd")
+    keygen = require_tool("ssh-keygen")
+    require_tool("ssh")
+    d = tmp_path_factory.mktemp("sshd")
+    os.chmod(d, 0o700)
+    run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
+    run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+    )
+    # sshd refuses to start without its privilege-separation directory.
+    os.makedirs("/run/sshd", exist_ok=True) if os.geteuid() == 0 else None
+    log = open(d / "sshd.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+                time.sleep(0.05)
+        import getpass
+
+        yield Sshd(port, d / "client_key", getpass.getuser(), d)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+# --- tiny QEMU guests ----------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "holosc-test"
+    return Path(os.environ.get("HOLOSC_TEST_CACHE", default))
+
+
+def _read_module(path: Path) -> bytes:
+    if path.suffix == ".xz":
+        return lzma.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
+def _fetch_kernel(dest: Path) -> None:
+    """apt-get download the Debian cloud kernel and keep vmlinuz + two modules."""
+    apt = require_tool("apt-get")
+    dpkg_deb = require_tool("dpkg-deb")
+    with tempfile.TemporaryDirectory() as tmp:
+        run([apt, "download", "linux-image-cloud-amd64"], cwd=tmp)
+        meta = next(Path(tmp).glob("linux-image-cloud-amd64_*.deb"))
+        depends = run([dpkg_deb, "-f", str(meta), "Depends"]).stdout
+        image = next(d.split()[0] for d in depends.split(",") if "linux-image-" in d)
+        run([apt, "download", image], cwd=tmp)
+        deb = next(Path(tmp).glob(f"{image}_*.deb"))
+        root = Path(tmp) / "root"
+        run([dpkg_deb, "-x", str(deb), str(root)])
+        tmp_dest = Path(tmp) / "out"
+        tmp_dest.mkdir()
+        shutil.copy(next(root.glob("boot/vmlinuz-*")), tmp_dest / "vmlinuz")
+        for mod in ("acpi/button", "input/evdev"):
+            src = next(root.glob(f"lib/modules/*/kernel/drivers/{mod}.ko*"))
+            (tmp_dest / f"{mod.split('/')[1]}.ko").write_bytes(_read_module(src))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tmp_dest, dest)
+
+
+@pytest.fixture(scope="session")
+def guest_kernel() -> Path:
+    """Directory with vmlinuz, button.ko and evdev.ko (downloaded once, then cached)."""
+    require_tool("qemu-system-x86_64")
+    dest = cache_dir() / "kernel"
+    if not (dest / "evdev.ko").exists():
+        _fetch_kernel(dest)
+    return dest
+
+
+def newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio archive in the kernel's "newc" format (see Documentation/.../ramfs)."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        encoded = name.encode() + b"\0"
+        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0)
+        out += ("070701" + "".join(f"{v:08X}" for v in fields)).encode() + encoded
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+INIT = """#!/bin/busybox sh
+export PATH=/bin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+insmod /evdev.ko
+insmod /button.ko
+for d in /sys/class/input/event*; do
+  grep -q "Power Button" "$d/device/name" && ev="/dev/input/${d##*/}"
+done
+echo "READY_MARK power button at $ev"
+"""
+INIT_ACPI = INIT + 'head -c 1 "$ev" >/dev/null\necho "holos-test: power button"\npoweroff -f\n'
+INIT_IGNORE = INIT + "while :; do sleep 3600; done\n"
+
+
+@pytest.fixture(scope="session")
+def initramfs(guest_kernel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two initramfs images: "acpi" powers off on the button, "ignore" sleeps forever."""
+    busybox = require_tool("busybox")
+    d = tmp_path_factory.mktemp("initramfs")
+    images = {}
+    for kind, init in (("acpi", INIT_ACPI), ("ignore", INIT_IGNORE)):
+        entries = [
+            *((name, 0o40755, b"") for name in ("bin", "dev", "proc", "sys")),
+            ("bin/busybox", 0o100755, Path(busybox).read_bytes()),
+            ("button.ko", 0o100644, (guest_kernel / "button.ko").read_bytes()),
+            ("evdev.ko", 0o100644, (guest_kernel / "evdev.ko").read_bytes()),
+            ("init", 0o100755, init.replace("READY_MARK", READY_MARK).encode()),
+        ]
+        images[kind] = d / f"{kind}.cpio.gz"
+        images[kind].write_bytes(gzip.compress(newc(entries), mtime=0))
+    return images
+
+
+@dataclass
+class Guest:
+    proc: subprocess.Popen[bytes]
+    qmp: Path
+    serial: Path
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.serial.exists() or READY_MARK not in self.serial.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"guest not ready: {self.serial.read_text(errors='replace')}")
+            time.sleep(0.1)
+
+    def wait_qmp(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.qmp.exists():
+            assert time.monotonic() < deadline, "QMP socket never appeared"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def start_guest(
+    guest_kernel: Path, initramfs: dict[str, Path], tmp_path: Path
+) -> Iterator[object]:
+    """Factory: start_guest(kind, *extra_qemu_args) -> Guest; kills leftovers on teardown."""
+    qemu = require_tool("qemu-system-x86_64")
+    guests: list[Guest] = []
+
+    def start(kind: str, *extra: str) -> Guest:
+        # Short directory: qemu.qmp connects only to socket paths of at most 107 bytes.
+        sock_dir = Path(tempfile.mkdtemp(prefix="hq", dir="/tmp"))
+        guest = Guest(
+            subprocess.Popen([
+                qemu, "-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults",
+                "-serial", f"file:{tmp_path / f'serial-{len(guests)}.log'}",
+                "-kernel", str(guest_kernel / "vmlinuz"),
+                "-initrd", str(initramfs[kind]),
+                "-append", "console=ttyS0 quiet panic=-1",
+                "-qmp", f"unix:{sock_dir / 'qmp.sock'},server=on,wait=off",
+                *extra,
+            ], stdin=subprocess.DEVNULL),  # fmt: skip
+            sock_dir / "qmp.sock",
+            tmp_path / f"serial-{len(guests)}.log",
+        )
+        guests.append(guest)
+        guest.wait_qmp()
+        return guest
+
+    yield start
+    for guest in guests:
+        if guest.proc.poll() is None:
+            os.kill(guest.proc.pid, signal.SIGKILL)  # SIGCONT-free: works on stopped QEMU too
+        guest.proc.wait(timeout=10)
+        shutil.rmtree(guest.qmp.parent, ignore_errors=True)
