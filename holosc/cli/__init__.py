@@ -1,0 +1,49 @@
+"""The `holosc` command line: one module per command, domain errors turned into exit codes.
+
+Exit codes: 0 ok; 1 `build --check` found drift, or a lifecycle command failed;
+2 usage error; 3 invalid holos.yaml; 4 output directory not writable; 5 runtime error
+(systemd, ssh, QEMU); 70 internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from holosc.cli import build, config, validate
+from holosc.errors import ExitCode
+
+EPILOG = (
+    "Exit codes: 0 ok; 1 build --check found drift or a command failed; 2 usage; "
+    "3 invalid holos.yaml; 4 output not writable; 5 runtime error; 70 internal error."
+)
+
+app = typer.Typer(
+    name="holosc",
+    help="docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command(epilog=EPILOG)(build.build)
+app.command(epilog=EPILOG)(validate.validate)
+app.command(epilog=EPILOG)(config.config)
+app.command("schema")(config.schema_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # a traceback is a bug: say so, with the details
+        traceback.print_exc()
+        print("holosc: internal error (this is a bug; please report it)", file=sys.stderr)
+        sys.exit(int(ExitCode.INTERNAL))

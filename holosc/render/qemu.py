@@ -129,7 +129,9 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         else:
             lines.append(word)
     uses_project = _uses_project(service)
-    used = {p for w in qemu_args(plan, inst) for p in w if isinstance(p, ShellVar)}
+    words = [*qemu_args(plan, inst), image_parts(service),
+             *(host_path(m.source) for m in service.mounts if m.kind is MountKind.BIND)]
+    used = {p for w in words for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
     binds = [m for m in service.mounts if m.kind is MountKind.BIND]
     image = service.image
@@ -142,6 +144,9 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         project=plan.project.name,
         unit=P.instance_unit(plan.project.name, service.name, inst.index),
         uses_project=uses_project,
+        # Unused fields of $STATE_DIRECTORY are read into "_" (shellcheck SC2034).
+        read_vars=" ".join(v if v in used or f"{v}_q" in used else "_"
+                           for v in ("volumes", "images")),
         escape_lines=[f"{v}_q=${{{v}//,/,,}}" for v in escaped],
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
-from conftest import Guest
+
 
 GRACE = 3.0
 
@@ -31,7 +32,7 @@ def qmp_stop(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, f
     return proc.returncode, proc.stderr, elapsed
 
 
-StartGuest = Callable[..., Guest]
+StartGuest = Callable[..., Any]
 
 
 def test_graceful_stop_of_guest_that_honours_acpi(start_guest: StartGuest) -> None:

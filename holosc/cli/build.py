@@ -1,0 +1,51 @@
+"""`holosc build`: compile holos.yaml into an output directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from holosc.cli import common
+from holosc.emit import diff, emit, plan_changes
+from holosc.errors import ExitCode, HolosError
+
+
+def build(
+    *,
+    file: common.FileOption = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Output directory (default: deploy/ beside holos.yaml).",
+        file_okay=False)] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Write nothing; exit 1 if the output directory is out of date.")] = False,
+    show_diff: Annotated[bool, typer.Option(
+        "--diff", help="Write nothing; print a unified diff of what would change.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    ssh_key: common.SshKeyOption = None,
+) -> None:
+    """Compile holos.yaml into systemd units, launch scripts and cloud-init seeds."""
+    try:
+        loaded = common.load(file, ssh_key=ssh_key, with_key=True)
+        common.exit_on_warnings(loaded.warnings, strict)
+        compiled = common.compile_loaded(loaded)
+        root = output or loaded.file.parent / "deploy"
+        if check or show_diff:
+            if show_diff:
+                sys.stdout.write(diff(compiled, root))
+            changes = plan_changes(compiled, root)
+            if changes.any:
+                if check:
+                    for rel in changes.written:
+                        print(f"would write {rel}", file=sys.stderr)
+                    for rel in changes.removed:
+                        print(f"would remove {rel}", file=sys.stderr)
+                raise typer.Exit(int(ExitCode.DRIFT))
+            return
+        changes = emit(compiled, root)
+    except HolosError as exc:
+        common.fail(exc)
+    print(f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
+          f"{changes.unchanged} unchanged", file=sys.stderr)

@@ -1,0 +1,92 @@
+"""Shared pieces of the commands: options, loading a project, printing diagnostics."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from holosc import keys, paths
+from holosc.compiler import Output, compile_project
+from holosc.errors import Diagnostic, ExitCode, HolosError
+from holosc.load import Document, find_compose_file, load_file
+from holosc.model import Project
+from holosc.validate import build_project
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="Compose file (default: holos.yaml or holos.yml here).",
+                 dir_okay=False),
+]
+SshKeyOption = Annotated[
+    Path | None,
+    typer.Option("--ssh-key", envvar="HOLOSC_SSH_KEY",
+                 help="Project private key to use (its KEY.pub is compiled in); default: "
+                      "generated once in the state directory."),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    file: Path
+    doc: Document
+    project: Project
+    warnings: tuple[Diagnostic, ...]
+
+
+def compose_path(file: Path | None) -> Path:
+    return file if file is not None else find_compose_file(Path.cwd())
+
+
+def load(file: Path | None, *, ssh_key: Path | None = None, with_key: bool = False) -> Loaded:
+    """Load and validate; with `with_key`, compile in the project's public key.
+
+    :raises HolosError: on any invalid input.
+    """
+    path = compose_path(file)
+    doc = load_file(path)
+    result = build_project(doc)
+    if with_key:
+        private = ssh_key or keys.key_path(paths.state_root(), result.project.name)
+        public = keys.ensure_key(private, result.project.name)
+        result = build_project(doc, ssh_public_key=public)
+    return Loaded(path, doc, result.project, result.warnings)
+
+
+def compile_loaded(loaded: Loaded) -> Output:
+    digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
+    return compile_project(loaded.project, {loaded.file.name: digest})
+
+
+def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
+    for diag in diagnostics:
+        print(diag, file=sys.stderr)
+
+
+def fail(exc: HolosError) -> NoReturn:
+    """Print a HolosError's diagnostics (or message) and exit with its code."""
+    if exc.diagnostics:
+        print_diagnostics(exc.diagnostics)
+        errors = sum(d.severity == "error" for d in exc.diagnostics)
+        if errors > 1:
+            print(f"holosc: {errors} errors", file=sys.stderr)
+    else:
+        print(f"holosc: error: {exc.message}", file=sys.stderr)
+    raise typer.Exit(int(exc.exit_code))
+
+
+def exit_on_warnings(warnings: tuple[Diagnostic, ...], strict: bool) -> None:
+    print_diagnostics(warnings)
+    if strict and warnings:
+        print("holosc: warnings are errors (--strict)", file=sys.stderr)
+        raise typer.Exit(int(ExitCode.INVALID))
+
+
+def color_allowed() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ

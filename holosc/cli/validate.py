@@ -1,0 +1,36 @@
+"""`holosc validate`: check holos.yaml and print a summary of the plan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from holosc import plan as P
+from holosc.cli import common
+from holosc.errors import HolosError
+
+
+def validate(
+    *,
+    file: common.FileOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+) -> None:
+    """Validate holos.yaml: every error at once, as FILE:LINE:COL: error: PATH: message."""
+    try:
+        loaded = common.load(file)
+    except HolosError as exc:
+        common.fail(exc)
+    common.exit_on_warnings(loaded.warnings, strict)
+    if quiet:
+        return
+    plan = P.build_plan(loaded.project)
+    project = loaded.project
+    print(f"project: {project.name}")
+    print(f"order: {' '.join(s.name for s in project.services)}")
+    print(f"network: {P.SUBNET} (multicast {plan.mcast_group}:{plan.mcast_port})")
+    print(f"{'INSTANCE':<20} {'IP':<12} {'SSH':>6}  PORTS")
+    for inst in plan.instances:
+        ports = ",".join(f"{f.host}->{f.guest}" for f in inst.forwards) or "-"
+        print(f"{inst.name:<20} {inst.ip:<12} {inst.ssh_port:>6}  {ports}")

@@ -1,0 +1,45 @@
+"""The project's SSH key pair: generated once in the state directory, never in the output.
+
+Only the public key is compiled into cloud-init; the private key stays 0600 beside it
+for the health probe and `holosc exec`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from holosc.errors import Diagnostic, HolosError
+
+
+def key_path(state_root: Path, project: str) -> Path:
+    return state_root / "ssh" / project / "id_ed25519"
+
+
+def ensure_key(path: Path, project: str) -> str:
+    """The public key for private key `path`, generating the pair when both are missing.
+
+    :raises HolosError: when ssh-keygen is missing or fails, or the key is unreadable.
+    """
+    pub = path.with_name(path.name + ".pub")
+    if not pub.exists() and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"holos-{project}",
+                "-f", str(path)]
+        try:
+            subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL,
+                           timeout=30)
+        except FileNotFoundError as exc:
+            raise _error("ssh-keygen not found; install openssh-client") from exc
+        except subprocess.CalledProcessError as exc:
+            raise _error(f"ssh-keygen failed: {exc.stderr.decode(errors='replace')}") from exc
+        path.chmod(0o600)
+    try:
+        return pub.read_text("utf-8").strip()
+    except OSError as exc:
+        raise _error(f"cannot read public key {pub}: {exc}",
+                     "the public key must sit beside the private key as KEY.pub") from exc
+
+
+def _error(message: str, hint: str | None = None) -> HolosError:
+    return HolosError(message, [Diagnostic(message, file="ssh key", hint=hint)])
