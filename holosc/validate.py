@@ -446,7 +446,7 @@ def _check_cross_service(
                     f"10.10.0.0/24 has room for {MAX_INSTANCES}")
     by_name = {s.name: s for s in services}
     host_ports: dict[int, str] = {}
-    writers: dict[str, list[str]] = {}
+    users: dict[str, list[tuple[str, bool]]] = {}
     for service in services:
         at = ("services", service.name)
         for dep in service.depends_on:
@@ -465,19 +465,22 @@ def _check_cross_service(
                                 f"published by service '{owner}'")
                 host_ports[port.host + r] = service.name
         for mount in service.mounts:
-            if mount.kind is MountKind.VOLUME and not mount.read_only:
-                writers.setdefault(mount.source, []).extend(
-                    f"{service.name}-{r}" for r in range(service.replicas))
+            if mount.kind is MountKind.VOLUME:
+                users.setdefault(mount.source, []).extend(
+                    (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas))
         socket = len(f"/run/user/4294967295/holos/{project}/{service.name}-"
                      f"{service.replicas - 1}/qmp.sock")
         if socket > 107:
             check.error(at, f"the QMP socket path would be {socket} bytes, over the 107-byte "
                         "limit of Unix sockets", "shorten the project or service name",
                         key=True)
-    for name, users in sorted(writers.items()):
-        if len(users) > 1:
+    # QEMU locks disk images: a writer excludes every other user, readers may share.
+    for name, attached in sorted(users.items()):
+        writers = [inst for inst, rw in attached if rw]
+        if writers and len(attached) > 1:
             check.errors.append(check.doc.diagnostic(
                 ("volumes", name) if ("volumes", name) in check.doc.marks else ("volumes",),
-                f"volume '{name}' is attached read-write to {len(users)} instances "
-                f"({', '.join(users)}); a disk image can have only one writer",
-                hint="mount it :ro in all but one, or give each service its own volume"))
+                f"volume '{name}' is attached to {len(attached)} instances "
+                f"({', '.join(i for i, _ in attached)}) and {len(writers)} of them write; "
+                "QEMU lets a disk image have one writer and no other user",
+                hint="mount it :ro everywhere, or give each instance its own volume"))

@@ -1,0 +1,58 @@
+"""Shared test helpers: the repository layout, compiling examples, and required tools.
+
+Tools the tests need are installed by .ci/run; a missing one fails the test with the
+package to install rather than skipping it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from holosc.compiler import Output, compile_project
+from holosc.load import load_file, load_text
+from holosc.validate import Result, build_project
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+GOLDEN = REPO / "golden"
+TEST_PUBLIC_KEY = (REPO / "tests" / "data" / "golden_key.pub").read_text().strip()
+
+PACKAGES = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "shellcheck": "shellcheck",
+    "cloud-init": "cloud-init",
+    "isoinfo": "genisoimage",
+    "systemd-analyze": "systemd",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+}
+
+
+def require_tool(name: str) -> str:
+    """The path of `name`, or fail naming the Debian package that provides it."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not found:
+        pytest.fail(f"{name} is required: apt-get install {PACKAGES.get(name, name)}")
+    return found
+
+
+def example_names() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.iterdir() if (p / "holos.yaml").is_file())
+
+
+def build_example(name: str) -> Result:
+    doc = load_file(EXAMPLES / name / "holos.yaml", environ={})
+    return build_project(doc, ssh_public_key=TEST_PUBLIC_KEY)
+
+
+def compile_example(name: str) -> Output:
+    return compile_project(build_example(name).project, {"holos.yaml": "golden"})
+
+
+def compile_text(text: str, directory: Path | None = None, **env: str) -> Output:
+    doc = load_text(text, directory=directory or EXAMPLES, environ=env)
+    return compile_project(build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project)
