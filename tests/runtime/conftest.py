@@ -226,9 +226,7 @@ class Guest:
 
 
 @pytest.fixture
-def start_guest(
-    guest_kernel: Path, initramfs: dict[str, Path], tmp_path: Path
-) -> Iterator[object]:
+def start_guest(guest_kernel: Path, initramfs: dict[str, Path], tmp_path: Path) -> Iterator[object]:
     """Factory: start_guest(kind, *extra_qemu_args) -> Guest; kills leftovers on teardown."""
     qemu = require_tool("qemu-system-x86_64")
     guests: list[Guest] = []
@@ -237,15 +235,30 @@ def start_guest(
         # Short directory: qemu.qmp connects only to socket paths of at most 107 bytes.
         sock_dir = Path(tempfile.mkdtemp(prefix="hq", dir="/tmp"))
         guest = Guest(
-            subprocess.Popen([
-                qemu, "-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults",
-                "-serial", f"file:{tmp_path / f'serial-{len(guests)}.log'}",
-                "-kernel", str(guest_kernel / "vmlinuz"),
-                "-initrd", str(initramfs[kind]),
-                "-append", "console=ttyS0 quiet panic=-1",
-                "-qmp", f"unix:{sock_dir / 'qmp.sock'},server=on,wait=off",
-                *extra,
-            ], stdin=subprocess.DEVNULL),  # fmt: skip
+            subprocess.Popen(
+                [
+                    qemu,
+                    "-accel",
+                    "tcg",
+                    "-m",
+                    "256",
+                    "-display",
+                    "none",
+                    "-nodefaults",
+                    "-serial",
+                    f"file:{tmp_path / f'serial-{len(guests)}.log'}",
+                    "-kernel",
+                    str(guest_kernel / "vmlinuz"),
+                    "-initrd",
+                    str(initramfs[kind]),
+                    "-append",
+                    "console=ttyS0 quiet panic=-1",
+                    "-qmp",
+                    f"unix:{sock_dir / 'qmp.sock'},server=on,wait=off",
+                    *extra,
+                ],
+                stdin=subprocess.DEVNULL,
+            ),  # fmt: skip
             sock_dir / "qmp.sock",
             tmp_path / f"serial-{len(guests)}.log",
         )

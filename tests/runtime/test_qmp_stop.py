@@ -12,7 +12,6 @@ from typing import Any
 from pathlib import Path
 
 
-
 GRACE = 3.0
 
 
