@@ -49,8 +49,9 @@ if [ -z "$ovmf_code" ]; then
     fi
   done
 fi
-[ -r "$ovmf_code" ] && [ -r "$ovmf_vars" ] \
-  || die "OVMF firmware not found: install ovmf, or set HOLOS_OVMF_CODE and HOLOS_OVMF_VARS"
+if [ ! -r "$ovmf_code" ] || [ ! -r "$ovmf_vars" ]; then
+  die "OVMF firmware not found: install ovmf, or set HOLOS_OVMF_CODE and HOLOS_OVMF_VARS"
+fi
 # Each instance keeps its own EFI variable store, copied once.
 [ -e "$state/OVMF_VARS.fd" ] || cp -- "$ovmf_vars" "$state/OVMF_VARS.fd"
 ovmf_code_q=${ovmf_code//,/,,}
