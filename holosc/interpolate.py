@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from holosc.errors import Diagnostic, ValidationError
-from holosc.load import Document, JsonPath
+from holosc.load import Document, JsonPath, plain_scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -29,6 +29,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     :raises ValidationError: for `${VAR:?message}` on an unset variable or bad syntax.
     """
     errors: list[Diagnostic] = []
+    raw = dict(doc.raw)
     warnings: list[Diagnostic] = []
     seen_unset: set[str] = set()
 
@@ -40,7 +41,10 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
         if isinstance(value, str) and "$" in value:
             unset: list[str] = []
             try:
-                return substitute(value, environ, unset)
+                result = substitute(value, environ, unset)
+                raw[path] = result
+                # Like compose, an unquoted `${MEMORY}` yields a number when it is one.
+                return result if path in doc.quoted else plain_scalar(result)
             except InterpolationError as exc:
                 errors.append(doc.diagnostic(path, str(exc)))
                 return value
@@ -57,7 +61,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     data = walk(doc.data, ())
     if errors:
         raise ValidationError("interpolation failed", errors)
-    return dataclasses.replace(doc, data=data, warnings=(*doc.warnings, *warnings))
+    return dataclasses.replace(doc, data=data, raw=raw, warnings=(*doc.warnings, *warnings))
 
 
 def substitute(text: str, environ: Mapping[str, str], unset: list[str] | None = None) -> str:

@@ -57,6 +57,7 @@ class Document:
     raw: Mapping[JsonPath, str]
     directory: Path
     warnings: tuple[Diagnostic, ...] = ()
+    quoted: frozenset[JsonPath] = frozenset()
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
         """The closest known position for `path`, walking up to a parent when needed."""
@@ -146,7 +147,8 @@ def load_text(
     node = _compose(text, file)
     builder = _Builder(file)
     data = {} if node is None else builder.value(node, (), 0)
-    doc = Document(file, data, builder.marks, builder.key_marks, builder.raw, directory)
+    doc = Document(file, data, builder.marks, builder.key_marks, builder.raw, directory,
+                   quoted=frozenset(builder.quoted))
     from holosc.interpolate import interpolate_document  # noqa: PLC0415 (cycle-free edge)
 
     return interpolate_document(doc, {} if environ is None else environ)
@@ -191,6 +193,7 @@ class _Builder:
         self.marks: dict[JsonPath, Mark] = {}
         self.key_marks: dict[JsonPath, Mark] = {}
         self.raw: dict[JsonPath, str] = {}
+        self.quoted: set[JsonPath] = set()
         self.count = 0
 
     def error(self, node: yaml.nodes.Node, message: str, hint: str | None = None) -> LoadError:
@@ -255,6 +258,7 @@ class _Builder:
         if node.tag == _PLAIN:
             return plain_scalar(text)
         if node.tag == "tag:yaml.org,2002:str":
+            self.quoted.add(path)
             return text
         if node.tag in _CORE_TAGS:
             value = plain_scalar(text)

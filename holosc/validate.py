@@ -483,4 +483,4 @@ def _check_cross_service(
                 f"volume '{name}' is attached to {len(attached)} instances "
                 f"({', '.join(i for i, _ in attached)}) and {len(writers)} of them write; "
                 "QEMU lets a disk image have one writer and no other user",
-                hint="mount it :ro everywhere, or give each instance its own volume"))
+                hint="mount it :ro everywhere, or give each instance its own volume", key=True))
