@@ -1,12 +1,15 @@
 """The NoCloud seed ISO (volume label `cidata`), built in memory, byte-for-byte stable.
 
-pycdlib stamps the volume descriptors and directory records with `time.time()`; we pin
-that clock to a constant while building, so the ISO depends only on its contents.
+pycdlib stamps the volume descriptors and directory records with `time.time()` rendered
+through `time.localtime()` (so the host's timezone leaks in as a GMT offset). While
+building, we pin the clock to a constant and make local time UTC, so the ISO depends only
+on its contents. (The patch is process-wide; the compiler is single-threaded.)
 """
 
 from __future__ import annotations
 
 import io
+import time
 from unittest import mock
 
 import pycdlib
@@ -20,7 +23,8 @@ _ISO_NAMES = {"user-data": "/USERDATA.;1", "meta-data": "/METADATA.;1",
 
 def build_seed(files: dict[str, str]) -> bytes:
     """An ISO 9660 image with Rock Ridge and Joliet names for each NoCloud file."""
-    with mock.patch("time.time", return_value=SEED_EPOCH):
+    with mock.patch("time.time", return_value=SEED_EPOCH), \
+            mock.patch("time.localtime", time.gmtime):
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
         for name in sorted(files):

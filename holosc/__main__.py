@@ -1,0 +1,3 @@
+from holosc.cli import main
+
+main()
