@@ -96,8 +96,15 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+_YAML_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not re.search(r"[ \t]\n|[^\S\n]$|\r", value) else None
+    style: str | None = None
+    if _YAML_BREAKS.search(value):
+        style = '"'  # PyYAML mangles these line breaks in other styles; escape them
+    elif "\n" in value and not re.search(r"[ \t]\n|[^\S\n]$|\r", value):
+        style = "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
