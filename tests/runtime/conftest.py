@@ -234,34 +234,18 @@ def start_guest(guest_kernel: Path, initramfs: dict[str, Path], tmp_path: Path) 
     def start(kind: str, *extra: str) -> Guest:
         # Short directory: qemu.qmp connects only to socket paths of at most 107 bytes.
         sock_dir = Path(tempfile.mkdtemp(prefix="hq", dir="/tmp"))
-        guest = Guest(
-            subprocess.Popen(
-                [
-                    qemu,
-                    "-accel",
-                    "tcg",
-                    "-m",
-                    "256",
-                    "-display",
-                    "none",
-                    "-nodefaults",
-                    "-serial",
-                    f"file:{tmp_path / f'serial-{len(guests)}.log'}",
-                    "-kernel",
-                    str(guest_kernel / "vmlinuz"),
-                    "-initrd",
-                    str(initramfs[kind]),
-                    "-append",
-                    "console=ttyS0 quiet panic=-1",
-                    "-qmp",
-                    f"unix:{sock_dir / 'qmp.sock'},server=on,wait=off",
-                    *extra,
-                ],
-                stdin=subprocess.DEVNULL,
-            ),  # fmt: skip
-            sock_dir / "qmp.sock",
-            tmp_path / f"serial-{len(guests)}.log",
-        )
+        serial = tmp_path / f"serial-{len(guests)}.log"
+        argv = [
+            qemu, "-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults",
+            "-serial", f"file:{serial}",
+            "-kernel", str(guest_kernel / "vmlinuz"),
+            "-initrd", str(initramfs[kind]),
+            "-append", "console=ttyS0 quiet panic=-1",
+            "-qmp", f"unix:{sock_dir / 'qmp.sock'},server=on,wait=off",
+            *extra,
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        guest = Guest(proc, sock_dir / "qmp.sock", serial)
         guests.append(guest)
         guest.wait_qmp()
         return guest
@@ -269,6 +253,6 @@ def start_guest(guest_kernel: Path, initramfs: dict[str, Path], tmp_path: Path) 
     yield start
     for guest in guests:
         if guest.proc.poll() is None:
-            os.kill(guest.proc.pid, signal.SIGKILL)  # SIGCONT-free: works on stopped QEMU too
+            os.kill(guest.proc.pid, signal.SIGKILL)  # also ends a SIGSTOPped QEMU
         guest.proc.wait(timeout=10)
         shutil.rmtree(guest.qmp.parent, ignore_errors=True)

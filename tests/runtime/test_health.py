@@ -1,0 +1,123 @@
+"""holos-health against a real sshd on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+FAST = ["--interval", "0.2", "--timeout", "10"]
+
+
+def health(sshd: Any, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, float]:
+    """Run holos-health as the health unit does; return (exit code, stderr, seconds)."""
+    start = time.monotonic()
+    base = {k: v for k, v in os.environ.items() if k != "HOLOS_HEALTH_BYPASS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "holos_runtime.health", *sshd.health_args(), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=base | (env or {}),
+    )
+    print(proc.stderr)
+    return proc.returncode, proc.stderr, time.monotonic() - start
+
+
+def attempts(stderr: str) -> list[str]:
+    return re.findall(r"attempt \d+ at [\d.]+ s: (.*)", stderr)
+
+
+def test_healthy_at_first_attempt(sshd: Any) -> None:
+    rc, err, _ = health(sshd, "--instance", "db-0", *FAST, "--", "true")
+    assert rc == 0, err
+    assert attempts(err) == ["ok"]
+    assert re.search(r"db-0: attempt 1 at \d+\.\d s: ok", err), err
+
+
+def test_healthy_on_third_attempt(sshd: Any, tmp_path: Any) -> None:
+    counter = tmp_path / "count"
+    script = f"n=$(($(cat {counter} 2>/dev/null || echo 0) + 1)); echo $n > {counter}; [ $n -ge 3 ]"
+    rc, err, _ = health(sshd, *FAST, "--retries", "3", "--", "sh", "-c", script)
+    assert rc == 0, err
+    assert [a.split(":")[0] for a in attempts(err)] == ["exit status 1", "exit status 1", "ok"]
+    assert counter.read_text().strip() == "3"
+
+
+def test_always_failing_stops_after_retries(sshd: Any) -> None:
+    rc, err, _ = health(sshd, *FAST, "--retries", "4", "--", "false")
+    assert rc == 1, err
+    assert len(attempts(err)) == 4
+    assert "unhealthy after 4 consecutive failures" in err
+
+
+def test_start_period_failures_do_not_count(sshd: Any) -> None:
+    args = ["--interval", "0.5", "--timeout", "10", "--retries", "2", "--start-period", "2"]
+    rc, err, elapsed = health(sshd, *args, "--", "false")
+    assert rc == 1, err
+    not_counted = err.count("(start period, not counted)")
+    assert not_counted >= 2, err
+    assert len(attempts(err)) == not_counted + 2
+    assert elapsed >= 2
+
+
+def test_hanging_probe_is_killed_at_timeout(sshd: Any) -> None:
+    rc, err, elapsed = health(
+        sshd, "--interval", "0", "--timeout", "2", "--retries", "2", "--", "sleep", "30"
+    )
+    assert rc == 1, err
+    assert attempts(err) == ["timed out after 2s", "timed out after 2s"]
+    assert elapsed < 2 * 2 + 5
+
+
+def test_refused_port_reports_connection_refused(sshd: Any) -> None:
+    with socket.socket() as s:  # bound but never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--port", str(port), "--key", str(sshd.key), "--user", sshd.user]
+    proc = subprocess.run(
+        [sys.executable, "-m", "holos_runtime.health", *args, *FAST, "--retries", "1", "--",
+         "true"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "connection refused" in proc.stderr
+
+
+def test_string_form_exit_code_is_reported(sshd: Any) -> None:
+    rc, err, _ = health(sshd, *FAST, "--retries", "1", "--", "sh", "-c", "echo broken >&2; exit 3")
+    assert rc == 1, err
+    assert attempts(err) == ["exit status 3: broken"]
+
+
+def test_arguments_are_shell_quoted(sshd: Any, tmp_path: Any) -> None:
+    target = tmp_path / "a file; with $(metachars)"
+    rc, err, _ = health(sshd, *FAST, "--retries", "1", "--", "touch", str(target))
+    assert rc == 0, err
+    assert target.exists()
+
+
+def test_bypass_succeeds_without_ssh(sshd: Any) -> None:
+    rc, err, _ = health(
+        sshd, "--", "false", env={"HOLOS_HEALTH_BYPASS": "1", "PATH": "/nonexistent"}
+    )
+    assert rc == 0, err
+    assert "HOLOS_HEALTH_BYPASS" in err
+
+
+def test_missing_ssh_exits_127(sshd: Any) -> None:
+    rc, err, _ = health(sshd, "--", "true", env={"PATH": "/nonexistent"})
+    assert rc == 127, err
+    assert "ssh not found" in err
+
+
+def test_usage_errors_exit_2(sshd: Any) -> None:
+    rc, err, _ = health(sshd, "--timeout", "0", "--", "true")
+    assert rc == 2, err
+    rc, err, _ = health(sshd)  # no TEST
+    assert rc == 2, err
