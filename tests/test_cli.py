@@ -1,0 +1,151 @@
+"""The `holosc` command line as people use it: build, --check, --diff, validate, config,
+schema; atomic and minimal writes; errors with positions and documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLES, REPO
+
+# Only golden_key.pub exists: a build needs nothing but the public half.
+KEY = REPO / "tests" / "data" / "golden_key"
+
+
+def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), COLUMNS="100")
+    return subprocess.run([sys.executable, "-m", "holosc", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES / "three-tier", tmp_path / "p")
+    return tmp_path / "p"
+
+
+def test_build_writes_then_leaves_unchanged_files_alone(project: Path) -> None:
+    first = holosc("build", cwd=project)
+    assert first.returncode == 0, first.stderr
+    out = project / "deploy"
+    unit = out / "holos-shop-db@.service"
+    os.utime(unit, (1, 1))
+    again = holosc("build", cwd=project)
+    assert again.returncode == 0 and "0 written, 0 removed" in again.stderr
+    assert unit.stat().st_mtime == 1
+    assert (out / "shop" / "web-1" / "launch.sh").stat().st_mode & 0o777 == 0o755
+    assert not list(out.rglob("id_ed25519")), "no private key in the output"
+
+
+def test_check_and_diff_report_drift(project: Path) -> None:
+    assert holosc("build", cwd=project).returncode == 0
+    assert holosc("build", "--check", cwd=project).returncode == 0
+    text = (project / "holos.yaml").read_text().replace("stop_grace_period: 60s",
+                                                        "stop_grace_period: 90s")
+    (project / "holos.yaml").write_text(text)
+    check = holosc("build", "--check", cwd=project)
+    assert check.returncode == 1
+    assert "would write holos-shop-db@.service" in check.stderr
+    diff = holosc("build", "--diff", cwd=project)
+    assert diff.returncode == 1
+    assert "\n-TimeoutStopSec=75\n" in diff.stdout
+    assert "\n+TimeoutStopSec=105\n" in diff.stdout
+    assert "+++ b/holos-shop-db@.service" in diff.stdout
+
+
+def test_failed_build_leaves_previous_output_untouched(project: Path) -> None:
+    assert holosc("build", cwd=project).returncode == 0
+    out = project / "deploy"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (project / "holos.yaml").write_text((project / "holos.yaml").read_text()
+                                        .replace("replicas: 2", "replicas: many"))
+    result = holosc("build", cwd=project)
+    assert result.returncode == 3
+    assert "holos.yaml:41:15: error: services.web.replicas: must be an integer, not a string" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_stale_files_removed_but_foreign_files_kept(project: Path) -> None:
+    assert holosc("build", cwd=project).returncode == 0
+    out = project / "deploy"
+    (out / "README.md").write_text("mine\n")
+    (out / "shop" / "notes.txt").write_text("mine too\n")
+    text = (project / "holos.yaml").read_text().replace("replicas: 2", "replicas: 1")
+    (project / "holos.yaml").write_text(text)
+    assert holosc("build", cwd=project).returncode == 0
+    assert not (out / "shop" / "web-1").exists()
+    assert (out / "shop" / "web-0" / "launch.sh").exists()
+    assert (out / "README.md").read_text() == "mine\n"
+    assert (out / "shop" / "notes.txt").exists()
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(project: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = holosc("build", "-o", str(blocker / "sub"), cwd=project)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr and "cannot write" in result.stderr
+
+
+def test_validate_reports_every_error_sorted(tmp_path: Path) -> None:
+    (tmp_path / "holos.yaml").write_text(
+        "name: x\nservices:\n  web:\n    image: nope\n    ports: ['99999:80']\n"
+        "    volumes: [data:/d]\n")
+    result = holosc("validate", cwd=tmp_path)
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert [line.split(": error:")[0] for line in lines] == [
+        "holos.yaml:4:12", "holos.yaml:5:13", "holos.yaml:6:15"]
+    assert "holosc: 3 errors" in result.stderr
+
+
+def test_validate_summary(project: Path) -> None:
+    result = holosc("validate", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "order: db api web" in result.stdout
+    assert "web-1" in result.stdout and "8081->80" in result.stdout
+
+
+def test_missing_compose_file(tmp_path: Path) -> None:
+    result = holosc("validate", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "no holos.yaml or holos.yml" in result.stderr
+
+
+def test_config_prints_resolved_model(project: Path) -> None:
+    result = holosc("config", "--format", "json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    web = next(s for s in data["services"] if s["name"] == "web")
+    assert web["replicas"] == 2 and web["stop_grace_ms"] == 30000
+    api = next(s for s in data["services"] if s["name"] == "api")
+    assert api["vm"]["vcpu"] == 2 and api["vm"]["memory_mb"] == 1024  # merge key applied
+    as_yaml = yaml.safe_load(holosc("config", cwd=project).stdout)
+    assert as_yaml == data
+    assert holosc("config", "--services", cwd=project).stdout.split() == ["db", "api", "web"]
+
+
+def test_schema_is_valid_draft_2020_12_and_accepts_examples() -> None:
+    result = holosc("schema")
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for example in EXAMPLES.glob("*/holos.yaml"):
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(example.read_text()))
+
+
+def test_help_documents_exit_codes() -> None:
+    result = holosc("--help")
+    assert result.returncode == 0
+    assert "Exit codes" in result.stdout
+    for command in ("build", "validate", "config", "schema"):
+        assert command in result.stdout
