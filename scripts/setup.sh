@@ -1,0 +1,33 @@
+#!/bin/bash
+# Set up holosc on Debian 12 or newer: the host tools it drives (QEMU, ssh, OVMF,
+# virtiofsd), a virtualenv in .venv with holosc installed, and the runtime helpers linked
+# into /usr/local/bin, where systemd finds the commands that units name.
+#   scripts/setup.sh          to use holosc
+#   scripts/setup.sh --test   also the tools the test suite checks the output with
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+
+packages=(python3 python3-venv python3-pip qemu-system-x86 qemu-utils openssh-client ovmf
+          iproute2 procps)
+if [ "${1:-}" = --test ]; then
+  # shellcheck, cloud-init (schema checks), genisoimage (isoinfo), sshd, busybox and
+  # mmdebstrap (test guests), dpkg-dev (apt-get download of a kernel).
+  packages+=(shellcheck cloud-init genisoimage openssh-server busybox-static mmdebstrap
+             dpkg-dev systemd util-linux e2fsprogs)
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extras=""; [ "${1:-}" = --test ] && extras="[test]"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".$extras"
+
+# systemd resolves bare command names in ExecStart=/ExecStop= through a fixed path that
+# includes /usr/local/bin (systemd.service(5)); the compiled units call the helpers so.
+for helper in holos-qmp-stop holos-health; do
+  $SUDO ln -sf "$PWD/.venv/bin/$helper" "/usr/local/bin/$helper"
+done
+echo "holosc is ready: $PWD/.venv/bin/holosc"
