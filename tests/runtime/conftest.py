@@ -182,7 +182,7 @@ for d in /sys/class/input/event*; do
 done
 echo "READY_MARK power button at $ev"
 """
-INIT_ACPI = INIT + 'head -c 1 "$ev" >/dev/null\necho "holos-test: power button"\npoweroff -f\n'
+INIT_ACPI = INIT + 'head -c 1 "$ev" >/dev/null\necho "holos-test: button pressed"\npoweroff -f\n'
 INIT_IGNORE = INIT + "while :; do sleep 3600; done\n"
 
 

@@ -129,3 +129,26 @@ def test_usage_error_exits_2() -> None:
     assert rc == 2, err
     rc, err, _ = qmp_stop("--qmp", "x", "--grace", "-1")
     assert rc == 2, err
+
+
+def test_guest_paused_over_qmp_is_not_resumed(start_guest: StartGuest) -> None:
+    import asyncio
+
+    from qemu.qmp import QMPClient
+
+    guest = start_guest("acpi")
+    guest.wait_ready()
+
+    async def pause() -> None:
+        client = QMPClient("test")
+        await client.connect(str(guest.qmp))
+        await client.execute("stop")
+        await client.disconnect()
+
+    asyncio.run(pause())
+    rc, err, elapsed = qmp_stop("--qmp", str(guest.qmp), "--pid", str(guest.proc.pid))
+    assert rc == 1, err
+    assert "guest is paused, it cannot act on the power button" in err
+    assert "button pressed" not in guest.serial.read_text()  # the guest never ran again
+    assert elapsed < 15
+    assert guest.proc.wait(timeout=10) == 0
