@@ -85,7 +85,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
     )
     # sshd refuses to start without its privilege-separation directory.
-    os.makedirs("/run/sshd", exist_ok=True) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)
     log = open(d / "sshd.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")],
@@ -153,7 +154,11 @@ def guest_kernel() -> Path:
     require_tool("qemu-system-x86_64")
     dest = cache_dir() / "kernel"
     if not (dest / "evdev.ko").exists():
-        _fetch_kernel(dest)
+        try:
+            _fetch_kernel(dest)
+        except (subprocess.CalledProcessError, StopIteration) as exc:
+            detail = getattr(exc, "stderr", "") or "package layout not as expected"
+            pytest.fail(f"cannot fetch the Debian cloud kernel into {dest}: {exc}\n{detail}")
     return dest
 
 
