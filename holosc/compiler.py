@@ -77,9 +77,13 @@ def _lock(
         "project": project.name,
         "sources": dict(sorted(sources.items())),
         "instances": {
-            i.name: {"ip": i.ip, "ssh_port": i.ssh_port, "user": i.service.cloud_init.user,
-                      "ports": [f"{f.host}:{f.guest}" for f in i.forwards],
-                      "service": i.service.name}
+            i.name: {
+                "ip": i.ip,
+                "ssh_port": i.ssh_port,
+                "user": i.service.cloud_init.user,
+                "ports": [f"{f.host}:{f.guest}" for f in i.forwards],
+                "service": i.service.name,
+            }
             for i in plan.instances
         },
         "files": {str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},

@@ -56,8 +56,11 @@ def convert(text: str, context: Path, files: HostFiles) -> Converted:
     for lineno, keyword, args in _instructions(text):
         if keyword == "FROM":
             if base is not None:
-                findings.append(Finding(lineno, "multi-stage builds are not supported; "
-                                        "only one FROM is allowed"))
+                findings.append(
+                    Finding(
+                        lineno, "multi-stage builds are not supported; only one FROM is allowed"
+                    )
+                )
             base = next((a for a in args.split() if not a.startswith("--")), None)
         elif keyword == "RUN":
             script += ["", _run_line(args)]
@@ -133,8 +136,10 @@ def _copy(args: str, workdir: str, context: Path, files: HostFiles) -> WriteFile
     if "--from" in flags:
         raise ValueError("multi-stage COPY --from is not supported")
     if len(paths) != 2:
-        raise ValueError("needs exactly one source and one destination "
-                         "(split multi-source COPY into one COPY per source)")
+        raise ValueError(
+            "needs exactly one source and one destination "
+            "(split multi-source COPY into one COPY per source)"
+        )
     source, dest = paths
     if PurePosixPath(source).is_absolute():
         raise ValueError(f"source '{source}' escapes the build context")
@@ -144,8 +149,10 @@ def _copy(args: str, workdir: str, context: Path, files: HostFiles) -> WriteFile
         raise ValueError(f"source '{source}' escapes the build context")
     kind = files.kind(real)
     if kind != "file":
-        raise ValueError(f"source '{source}' is {'a directory' if kind == 'dir' else 'missing'}"
-                         "; COPY takes single files (use a volume for directories)")
+        raise ValueError(
+            f"source '{source}' is {'a directory' if kind == 'dir' else 'missing'}"
+            "; COPY takes single files (use a volume for directories)"
+        )
     if dest.endswith("/"):
         dest += PurePosixPath(source).name
     dest = posixpath.normpath(posixpath.join(workdir, dest))
@@ -153,5 +160,6 @@ def _copy(args: str, workdir: str, context: Path, files: HostFiles) -> WriteFile
         content = files.read_bytes(real).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read source '{source}': {exc}") from exc
-    return WriteFile(dest, content, flags.get("--chmod") or "0644",
-                     flags.get("--chown") or "root:root")
+    return WriteFile(
+        dest, content, flags.get("--chmod") or "0644", flags.get("--chown") or "root:root"
+    )

@@ -61,8 +61,11 @@ def plan_changes(output: Output, root: Path) -> Changes:
 def _matches(target: Path, file: File) -> bool:
     try:
         st = target.lstat()
-        return (not target.is_symlink() and (st.st_mode & 0o777) == file.mode
-                and target.read_bytes() == file.data)
+        return (
+            not target.is_symlink()
+            and (st.st_mode & 0o777) == file.mode
+            and target.read_bytes() == file.data
+        )
     except OSError:
         return False
 
@@ -79,28 +82,31 @@ def emit(output: Output, root: Path) -> Changes:
             file = output.files[PurePosixPath(rel)]
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                       dir=target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(file.data)
             os.chmod(tmp, file.mode)
             staged.append((Path(tmp), target))
     except OSError as exc:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise EmitError(f"cannot write {root}", [
-            Diagnostic(f"cannot write the output directory: {exc}", file=str(root))]) from exc
+        for staged_file, _ in staged:
+            staged_file.unlink(missing_ok=True)
+        raise EmitError(
+            f"cannot write {root}",
+            [Diagnostic(f"cannot write the output directory: {exc}", file=str(root))],
+        ) from exc
     # The lock file goes last: it names what the directory now holds.
     staged.sort(key=lambda pair: pair[1].name == LOCK_FILE)
     try:
-        for tmp, target in staged:
-            os.replace(tmp, target)
+        for staged_file, target in staged:
+            os.replace(staged_file, target)
         for rel in changes.removed:
             (root / rel).unlink(missing_ok=True)
             _prune(root, (root / rel).parent)
     except OSError as exc:
-        raise EmitError(f"cannot update {root}", [
-            Diagnostic(f"cannot update the output directory: {exc}", file=str(root))]) from exc
+        raise EmitError(
+            f"cannot update {root}",
+            [Diagnostic(f"cannot update the output directory: {exc}", file=str(root))],
+        ) from exc
     return changes
 
 
@@ -127,10 +133,14 @@ def diff(output: Output, root: Path) -> str:
         except UnicodeDecodeError:
             chunks.append(f"Binary files a/{rel} and b/{rel} differ\n")
             continue
-        body = "".join(difflib.unified_diff(
-            a.splitlines(keepends=True), b.splitlines(keepends=True),
-            fromfile=f"a/{rel}" if old_path.is_file() else "/dev/null",
-            tofile=f"b/{rel}" if new_file else "/dev/null"))
+        body = "".join(
+            difflib.unified_diff(
+                a.splitlines(keepends=True),
+                b.splitlines(keepends=True),
+                fromfile=f"a/{rel}" if old_path.is_file() else "/dev/null",
+                tofile=f"b/{rel}" if new_file else "/dev/null",
+            )
+        )
         if not body and new_file and old_path.is_file():
             body = f"mode of {rel} changes to {new_file.mode:o}\n"
         chunks.append(body)

@@ -43,24 +43,67 @@ _SYSTEMD, _OPENRC = OsFamily.SYSTEMD, OsFamily.OPENRC
 
 def _ubuntu(tag: str, series: str, default: bool = False) -> RegistryImage:
     return RegistryImage(
-        "ubuntu", tag, f"{_UBUNTU}/{series}/current/{series}-server-cloudimg-amd64.img",
-        f"{_UBUNTU}/{series}/current/SHA256SUMS", "sha256", "ubuntu", _SYSTEMD, default)
+        "ubuntu",
+        tag,
+        f"{_UBUNTU}/{series}/current/{series}-server-cloudimg-amd64.img",
+        f"{_UBUNTU}/{series}/current/SHA256SUMS",
+        "sha256",
+        "ubuntu",
+        _SYSTEMD,
+        default,
+    )
 
 
 REGISTRY: tuple[RegistryImage, ...] = (
-    RegistryImage("alpine", "3.21", f"{_ALPINE}/nocloud_alpine-3.21.6-x86_64-bios-tiny-r0.qcow2",
-                  f"{_ALPINE}/nocloud_alpine-3.21.6-x86_64-bios-tiny-r0.qcow2.sha512",
-                  "sha512", "alpine", _OPENRC, default=True),
-    RegistryImage("arch", "latest", f"{_ARCH}/Arch-Linux-x86_64-cloudimg.qcow2",
-                  f"{_ARCH}/Arch-Linux-x86_64-cloudimg.qcow2.SHA256", "sha256", "arch",
-                  _SYSTEMD, default=True),
-    RegistryImage("debian", "12", f"{_DEBIAN}/debian-12-generic-amd64.qcow2",
-                  f"{_DEBIAN}/SHA512SUMS", "sha512", "debian", _SYSTEMD, default=True),
-    RegistryImage("debian", "bookworm", f"{_DEBIAN}/debian-12-generic-amd64.qcow2",
-                  f"{_DEBIAN}/SHA512SUMS", "sha512", "debian", _SYSTEMD),
-    RegistryImage("fedora", "43", f"{_FEDORA}/Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2",
-                  f"{_FEDORA}/Fedora-Cloud-43-1.6-x86_64-CHECKSUM", "sha256", "fedora",
-                  _SYSTEMD, default=True),
+    RegistryImage(
+        "alpine",
+        "3.21",
+        f"{_ALPINE}/nocloud_alpine-3.21.6-x86_64-bios-tiny-r0.qcow2",
+        f"{_ALPINE}/nocloud_alpine-3.21.6-x86_64-bios-tiny-r0.qcow2.sha512",
+        "sha512",
+        "alpine",
+        _OPENRC,
+        default=True,
+    ),
+    RegistryImage(
+        "arch",
+        "latest",
+        f"{_ARCH}/Arch-Linux-x86_64-cloudimg.qcow2",
+        f"{_ARCH}/Arch-Linux-x86_64-cloudimg.qcow2.SHA256",
+        "sha256",
+        "arch",
+        _SYSTEMD,
+        default=True,
+    ),
+    RegistryImage(
+        "debian",
+        "12",
+        f"{_DEBIAN}/debian-12-generic-amd64.qcow2",
+        f"{_DEBIAN}/SHA512SUMS",
+        "sha512",
+        "debian",
+        _SYSTEMD,
+        default=True,
+    ),
+    RegistryImage(
+        "debian",
+        "bookworm",
+        f"{_DEBIAN}/debian-12-generic-amd64.qcow2",
+        f"{_DEBIAN}/SHA512SUMS",
+        "sha512",
+        "debian",
+        _SYSTEMD,
+    ),
+    RegistryImage(
+        "fedora",
+        "43",
+        f"{_FEDORA}/Fedora-Cloud-Base-Generic-43-1.6.x86_64.qcow2",
+        f"{_FEDORA}/Fedora-Cloud-43-1.6-x86_64-CHECKSUM",
+        "sha256",
+        "fedora",
+        _SYSTEMD,
+        default=True,
+    ),
     _ubuntu("noble", "noble", default=True),
     _ubuntu("24.04", "noble"),
     _ubuntu("jammy", "jammy"),
@@ -72,8 +115,11 @@ LOCAL_SUFFIXES = (".qcow2", ".raw", ".img")
 
 def is_local_ref(ref: str) -> bool:
     """A path (`/x`, `./x`, `../x`, `dir/x`, or `x.qcow2`) rather than a registry name."""
-    return ref.startswith(("/", "./", "../")) or "/" in ref or (
-        ":" not in ref and ref.endswith(LOCAL_SUFFIXES))
+    return (
+        ref.startswith(("/", "./", "../"))
+        or "/" in ref
+        or (":" not in ref and ref.endswith(LOCAL_SUFFIXES))
+    )
 
 
 def lookup(ref: str) -> RegistryImage | None:

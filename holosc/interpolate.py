@@ -52,10 +52,14 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
                 for name in unset:
                     if name not in seen_unset:
                         seen_unset.add(name)
-                        warnings.append(doc.diagnostic(
-                            path, f"variable {name} is not set; using an empty string",
-                            severity="warning", hint=f"set {name} or give a default: "
-                            f"${{{name}:-value}}"))
+                        warnings.append(
+                            doc.diagnostic(
+                                path,
+                                f"variable {name} is not set; using an empty string",
+                                severity="warning",
+                                hint=f"set {name} or give a default: ${{{name}:-value}}",
+                            )
+                        )
         return value
 
     data = walk(doc.data, ())
@@ -66,7 +70,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
 
 def substitute(text: str, environ: Mapping[str, str], unset: list[str] | None = None) -> str:
     """Expand one string. Raises InterpolationError with a user-facing message."""
-    out, i = _expand(text, 0, environ, unset if unset is not None else [], top=True)
+    out, _ = _expand(text, 0, environ, unset if unset is not None else [], top=True)
     return out
 
 
@@ -94,7 +98,8 @@ def _expand(
             i = m.end()
         else:
             raise InterpolationError(
-                f"invalid interpolation at '{text[i:i + 10]}': use $$ for a literal $")
+                f"invalid interpolation at '{text[i : i + 10]}': use $$ for a literal $"
+            )
     if not top:
         raise InterpolationError("unterminated '${' in interpolation")
     return "".join(out), i
@@ -103,7 +108,7 @@ def _expand(
 def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tuple[str, int]:
     m = _NAME.match(text, i)
     if not m:
-        raise InterpolationError(f"invalid variable name in '${{{text[i:i + 10]}'")
+        raise InterpolationError(f"invalid variable name in '${{{text[i : i + 10]}'")
     name, i = m[0], m.end()
     if text[i : i + 1] == "}":
         return _lookup(name, env, unset), i + 1
@@ -111,7 +116,7 @@ def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tupl
         if text.startswith(op, i):
             break
     else:
-        raise InterpolationError(f"invalid interpolation '${{{name}{text[i:i + 5]}'")
+        raise InterpolationError(f"invalid interpolation '${{{name}{text[i : i + 5]}'")
     arg, end = _expand(text, i + len(op), env, [], top=False)
     value = env.get(name)
     present = value is not None and (value != "" or ":" not in op)

@@ -24,11 +24,22 @@ def ensure_key(path: Path, project: str) -> str:
     pub = path.with_name(path.name + ".pub")
     if not pub.exists() and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"holos-{project}",
-                "-f", str(path)]
+        argv = [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"holos-{project}",
+            "-f",
+            str(path),
+        ]
         try:
-            subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL,
-                           timeout=30)
+            subprocess.run(
+                argv, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=30
+            )
         except FileNotFoundError as exc:
             raise _error("ssh-keygen not found; install openssh-client") from exc
         except subprocess.CalledProcessError as exc:
@@ -37,8 +48,10 @@ def ensure_key(path: Path, project: str) -> str:
     try:
         return pub.read_text("utf-8").strip()
     except OSError as exc:
-        raise _error(f"cannot read public key {pub}: {exc}",
-                     "the public key must sit beside the private key as KEY.pub") from exc
+        raise _error(
+            f"cannot read public key {pub}: {exc}",
+            "the public key must sit beside the private key as KEY.pub",
+        ) from exc
 
 
 def _error(message: str, hint: str | None = None) -> HolosError:

@@ -68,7 +68,12 @@ class Document:
         return self.marks.get(path)
 
     def diagnostic(
-        self, path: JsonPath, message: str, *, hint: str | None = None, key: bool = False,
+        self,
+        path: JsonPath,
+        message: str,
+        *,
+        hint: str | None = None,
+        key: bool = False,
         severity: str = "error",
     ) -> Diagnostic:
         mark = self.mark(path, key=key)
@@ -99,7 +104,7 @@ class _Loader(yaml.SafeLoader):
 _Loader.yaml_implicit_resolvers = {}
 _Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
 _PLAIN = "tag:holosc,2026:plain"
-_Loader.add_implicit_resolver(_PLAIN, re.compile(r".*", re.DOTALL), None)  # type: ignore[arg-type]
+_Loader.add_implicit_resolver(_PLAIN, re.compile(r".*", re.DOTALL), None)
 
 
 def find_compose_file(directory: Path) -> Path:
@@ -110,10 +115,16 @@ def find_compose_file(directory: Path) -> Path:
     for name in ("holos.yaml", "holos.yml"):
         if (directory / name).is_file():
             return directory / name
-    raise LoadError(f"no holos.yaml found in {directory}", [
-        Diagnostic(f"no holos.yaml or holos.yml in {directory}", file=str(directory),
-                   hint="pass -f FILE or run from the project directory")
-    ])
+    raise LoadError(
+        f"no holos.yaml found in {directory}",
+        [
+            Diagnostic(
+                f"no holos.yaml or holos.yml in {directory}",
+                file=str(directory),
+                hint="pass -f FILE or run from the project directory",
+            )
+        ],
+    )
 
 
 def load_file(path: Path, environ: Mapping[str, str] | None = None) -> Document:
@@ -126,19 +137,25 @@ def load_file(path: Path, environ: Mapping[str, str] | None = None) -> Document:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise LoadError("file too large", [Diagnostic(
-                f"file is {size} bytes; the limit is {MAX_FILE_BYTES}", file=display)])
+            raise LoadError(
+                "file too large",
+                [Diagnostic(f"file is {size} bytes; the limit is {MAX_FILE_BYTES}", file=display)],
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError(f"cannot read {path}", [
-            Diagnostic(f"cannot read file: {exc}", file=display)]) from exc
+        raise LoadError(
+            f"cannot read {path}", [Diagnostic(f"cannot read file: {exc}", file=display)]
+        ) from exc
     env = dict(read_dotenv(path.parent / ".env"))
     env.update(os.environ if environ is None else environ)
     return load_text(text, file=display, directory=path.parent.resolve(), environ=env)
 
 
 def load_text(
-    text: str, *, file: str = "holos.yaml", directory: Path = Path("."),
+    text: str,
+    *,
+    file: str = "holos.yaml",
+    directory: Path = Path("."),
     environ: Mapping[str, str] | None = None,
 ) -> Document:
     """Parse compose YAML text (see `load_file`)."""
@@ -147,9 +164,16 @@ def load_text(
     node = _compose(text, file)
     builder = _Builder(file)
     data = {} if node is None else builder.value(node, (), 0)
-    doc = Document(file, data, builder.marks, builder.key_marks, builder.raw, directory,
-                   quoted=frozenset(builder.quoted))
-    from holosc.interpolate import interpolate_document  # noqa: PLC0415 (cycle-free edge)
+    doc = Document(
+        file,
+        data,
+        builder.marks,
+        builder.key_marks,
+        builder.raw,
+        directory,
+        quoted=frozenset(builder.quoted),
+    )
+    from holosc.interpolate import interpolate_document
 
     return interpolate_document(doc, {} if environ is None else environ)
 
@@ -160,8 +184,12 @@ def _compose(text: str, file: str) -> yaml.nodes.Node | None:
         node = loader.get_single_node()
     except yaml.composer.ComposerError as exc:
         if "expected a single document" in str(exc):
-            raise _yaml_error(exc, file, "a second YAML document ('---') is not allowed",
-                              "holos.yaml holds exactly one document") from exc
+            raise _yaml_error(
+                exc,
+                file,
+                "a second YAML document ('---') is not allowed",
+                "holos.yaml holds exactly one document",
+            ) from exc
         raise _yaml_error(exc, file) from exc
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file) from exc
@@ -198,14 +226,23 @@ class _Builder:
 
     def error(self, node: yaml.nodes.Node, message: str, hint: str | None = None) -> LoadError:
         mark = node.start_mark
-        return LoadError(message, [Diagnostic(
-            message, file=self.file, line=mark.line + 1, col=mark.column + 1, hint=hint)])
+        return LoadError(
+            message,
+            [
+                Diagnostic(
+                    message, file=self.file, line=mark.line + 1, col=mark.column + 1, hint=hint
+                )
+            ],
+        )
 
     def value(self, node: yaml.nodes.Node, path: JsonPath, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.error(node, f"document expands to more than {MAX_NODES} values",
-                             "aliases (*name) that repeat large anchors multiply the size")
+            raise self.error(
+                node,
+                f"document expands to more than {MAX_NODES} values",
+                "aliases (*name) that repeat large anchors multiply the size",
+            )
         if depth > MAX_DEPTH:
             raise self.error(node, f"document nests deeper than {MAX_DEPTH} levels")
         self.marks.setdefault(path, Mark(node.start_mark.line + 1, node.start_mark.column + 1))
@@ -217,6 +254,7 @@ class _Builder:
             raise self.error(node, f"unsupported YAML tag {node.tag}", "remove the tag")
         if isinstance(node, yaml.nodes.SequenceNode):
             return [self.value(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.nodes.ScalarNode)
         return self.scalar(node, path)
 
     def mapping(self, node: yaml.nodes.MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
@@ -227,8 +265,11 @@ class _Builder:
             key = self.key(key_node)
             if key in seen:
                 first = seen[key].start_mark
-                raise self.error(key_node, f"duplicate key '{key}' (first defined at line "
-                                 f"{first.line + 1})", "remove one of the two definitions")
+                raise self.error(
+                    key_node,
+                    f"duplicate key '{key}' (first defined at line {first.line + 1})",
+                    "remove one of the two definitions",
+                )
             seen[key] = key_node
         try:
             # Expands `<<: *anchor` merge keys in place; explicit keys win over merged ones.
@@ -240,8 +281,9 @@ class _Builder:
             key = self.key(key_node)
             child = (*path, key)
             # A merged key may appear twice after flattening: the later (explicit) one wins.
-            self.key_marks[child] = Mark(key_node.start_mark.line + 1,
-                                         key_node.start_mark.column + 1)
+            self.key_marks[child] = Mark(
+                key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            )
             self.marks.pop(child, None)
             result.pop(key, None)
             result[key] = self.value(value_node, child, depth + 1)
@@ -304,8 +346,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise LoadError(f"cannot read {path.name}", [
-            Diagnostic(f"cannot read file: {exc}", file=path.name)]) from exc
+        raise LoadError(
+            f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
+        ) from exc
     return parse_dotenv(text)
 
 
@@ -322,10 +365,10 @@ def parse_dotenv(text: str) -> dict[str, str]:
             continue
         value = value.strip()
         if value[:1] == "'" and value.find("'", 1) > 0:
-            value = value[1:value.find("'", 1)]
+            value = value[1 : value.find("'", 1)]
         elif value[:1] == '"' and _closing_quote(value) > 0:
-            body = value[1:_closing_quote(value)]
-            value = re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), body)
+            body = value[1 : _closing_quote(value)]
+            value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), body)
         else:
             value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
         result[key] = value
@@ -360,7 +403,7 @@ class HostFiles:
         return path.resolve()
 
     def kind(self, path: Path) -> str:
-        """"file", "dir" or "missing"."""
+        """ "file", "dir" or "missing"."""
         if path.is_dir():
             return "dir"
         return "file" if path.exists() else "missing"

@@ -54,8 +54,7 @@ class Plan:
     def hosts(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(ip, names) for /etc/hosts: `svc` names replica 0, `svc-i` each replica."""
         return tuple(
-            (i.ip, (i.service.name, i.name) if i.index == 0 else (i.name,))
-            for i in self.instances
+            (i.ip, (i.service.name, i.name) if i.index == 0 else (i.name,)) for i in self.instances
         )
 
 
@@ -108,28 +107,39 @@ def port_block(project: str) -> int:
 
 def build_plan(project: Project) -> Plan:
     """Lay out every instance of `project` (services are already in dependency order)."""
-    static = {p.host + r for s in project.services for p in s.ports if p.host is not None
-              for r in range(s.replicas)}
+    static = {
+        p.host + r
+        for s in project.services
+        for p in s.ports
+        if p.host is not None
+        for r in range(s.replicas)
+    }
     free = _free_ports(port_block(project.name), static)
     instances = []
     for ordinal, (service, index) in enumerate(
         (s, r) for s in project.services for r in range(s.replicas)
     ):
         internal, user = macs(project.name, service.name, index)
-        instances.append(Instance(
-            service=service,
-            index=index,
-            ip=f"10.10.0.{FIRST_HOST + ordinal}",
-            mac_internal=internal,
-            mac_user=user,
-            ssh_port=next(free),
-            forwards=(),
-        ))
+        instances.append(
+            Instance(
+                service=service,
+                index=index,
+                ip=f"10.10.0.{FIRST_HOST + ordinal}",
+                mac_internal=internal,
+                mac_user=user,
+                ssh_port=next(free),
+                forwards=(),
+            )
+        )
     # Automatic host ports come after every SSH port, so adding a port never moves SSH.
     instances = [
-        dataclasses.replace(i, forwards=tuple(
-            Forward(p.host + i.index if p.host is not None else next(free), p.guest)
-            for p in i.service.ports))
+        dataclasses.replace(
+            i,
+            forwards=tuple(
+                Forward(p.host + i.index if p.host is not None else next(free), p.guest)
+                for p in i.service.ports
+            ),
+        )
         for i in instances
     ]
     group, port = multicast(project.name)

@@ -19,9 +19,15 @@ import jsonschema
 from holosc.errors import Diagnostic
 from holosc.load import Document, JsonPath
 
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number",
-               "boolean": "true or false", "array": "a list", "object": "a mapping",
-               "null": "empty"}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "empty",
+}
 
 
 @functools.cache
@@ -47,8 +53,11 @@ def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
         if error.validator in ("oneOf", "anyOf") and error.context:
             # Report the alternative that got furthest, unless all failed on type only.
             deepest = [e for e in error.context if e.validator != "type"]
-            if deepest and len({tuple(e.absolute_path) for e in deepest}) >= 1 and all(
-                    len(e.absolute_path) > len(error.absolute_path) for e in deepest):
+            if (
+                deepest
+                and len({tuple(e.absolute_path) for e in deepest}) >= 1
+                and all(len(e.absolute_path) > len(error.absolute_path) for e in deepest)
+            ):
                 result += _leaf_errors(deepest)
                 continue
         result.append(error)
@@ -58,8 +67,13 @@ def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
-    for name, py in (("string", str), ("integer", int), ("number", float), ("array", list),
-                     ("object", dict)):
+    for name, py in (
+        ("string", str),
+        ("integer", int),
+        ("number", float),
+        ("array", list),
+        ("object", dict),
+    ):
         if isinstance(value, py):
             return _TYPE_NAMES[name]
     return "empty" if value is None else type(value).__name__
@@ -67,18 +81,24 @@ def _describe(value: Any) -> str:
 
 def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
     path: JsonPath = tuple(error.absolute_path)
-    kind, value, arg = error.validator, error.instance, error.validator_value
+    kind = error.validator
+    value: Any = error.instance
+    arg: Any = error.validator_value
+    schema: Any = error.schema
     hint = None
     key = False
     if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(value) - set(allowed))
         unknown = next((k for k in extra if not k.startswith("x-")), extra[0] if extra else "?")
         close = difflib.get_close_matches(unknown, allowed, n=1)
         path, key = (*path, unknown), True
         message = f"unknown key '{unknown}'"
-        hint = f"did you mean '{close[0]}'?" if close else (
-            f"known keys: {', '.join(allowed)}; x- keys are ignored" if allowed else None)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else (f"known keys: {', '.join(allowed)}; x- keys are ignored" if allowed else None)
+        )
     elif kind == "required":
         message = f"missing required key '{arg[0] if len(arg) == 1 else error.message}'"
         missing = [k for k in arg if k not in value]
@@ -92,8 +112,10 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
     elif kind == "enum":
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
     elif kind == "pattern":
-        message = (f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
-                   "'-', starting and ending with a letter or digit")
+        message = (
+            f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
+            "'-', starting and ending with a letter or digit"
+        )
         if "propertyNames" in error.schema_path:
             path, key = (*path, str(value)), True
     elif kind == "minimum":
@@ -101,11 +123,12 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
     elif kind == "maximum":
         message = f"must be at most {arg}, not {value}"
     elif kind == "minProperties":
-        message = "at least one service is required" if path == ("services",) else \
-            f"must have at least {arg} entries"
-    elif kind == "minLength":
-        message = "must not be empty"
-    elif kind == "minItems":
+        message = (
+            "at least one service is required"
+            if path == ("services",)
+            else f"must have at least {arg} entries"
+        )
+    elif kind == "minLength" or kind == "minItems":
         message = "must not be empty"
     elif kind in ("oneOf", "anyOf"):
         message = f"must be a string or a list of strings, not {_describe(value)}"

@@ -19,8 +19,20 @@ from holosc import dockerfile, images, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath
 from holosc.model import (
-    CloudInit, Condition, Dependency, Device, Healthcheck, Image, Mount, MountKind, Port,
-    Project, Service, Vm, Volume, WriteFile,
+    CloudInit,
+    Condition,
+    Dependency,
+    Device,
+    Healthcheck,
+    Image,
+    Mount,
+    MountKind,
+    Port,
+    Project,
+    Service,
+    Vm,
+    Volume,
+    WriteFile,
 )
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -44,8 +56,9 @@ class _Checker:
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = list(doc.warnings)
 
-    def error(self, path: JsonPath, message: str, hint: str | None = None, *,
-              key: bool = False) -> None:
+    def error(
+        self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> None:
         self.errors.append(self.doc.diagnostic(path, message, hint=hint, key=key))
 
     def warn(self, path: JsonPath, message: str, hint: str | None = None) -> None:
@@ -72,7 +85,9 @@ def build_project(
     data = doc.data if isinstance(doc.data, dict) else {}
     name = _project_name(check, data, doc.directory)
     volumes = _volumes(check, data.get("volumes"))
-    raw_services = data.get("services") if isinstance(data.get("services"), dict) else {}
+    raw_services: dict[str, Any] = (
+        data["services"] if isinstance(data.get("services"), dict) else {}
+    )
     services = [
         _service(check, svc_name, raw, volumes, files or HostFiles())
         for svc_name, raw in raw_services.items()
@@ -93,8 +108,11 @@ def _project_name(check: _Checker, data: dict[str, Any], directory: Path) -> str
     # Like compose, derive it from the directory, normalised.
     derived = re.sub(r"[^a-z0-9-]+", "-", directory.name.lower()).strip("-")[:63].strip("-")
     if not NAME.match(derived):
-        check.error(("name",), f"cannot derive a project name from directory "
-                    f"'{directory.name}'", "set name: in holos.yaml")
+        check.error(
+            ("name",),
+            f"cannot derive a project name from directory '{directory.name}'",
+            "set name: in holos.yaml",
+        )
     return derived
 
 
@@ -112,7 +130,10 @@ def _volumes(check: _Checker, raw: Any) -> dict[str, Volume]:
 
 
 def _service(
-    check: _Checker, name: str, raw: dict[str, Any], volumes: dict[str, Volume],
+    check: _Checker,
+    name: str,
+    raw: dict[str, Any],
+    volumes: dict[str, Volume],
     files: HostFiles,
 ) -> Service:
     at: JsonPath = ("services", name)
@@ -128,8 +149,12 @@ def _service(
     cloud_init = _cloud_init(check, at, raw.get("cloud_init"), image)
     grace = 30_000
     if "stop_grace_period" in raw and isinstance(raw["stop_grace_period"], str | int | float):
-        grace = check.parse((*at, "stop_grace_period"), quantities.parse_duration_ms,
-                            raw["stop_grace_period"], grace)
+        grace = check.parse(
+            (*at, "stop_grace_period"),
+            quantities.parse_duration_ms,
+            raw["stop_grace_period"],
+            grace,
+        )
     return Service(
         name=name,
         image=image,
@@ -169,23 +194,32 @@ def _image(
     os_family = raw.get("image_os") if raw.get("image_os") in ("systemd", "openrc") else None
     where = (*at, "image") if "image" in raw else (*at, "dockerfile")
     if not ref:
-        check.error(at, "needs an image (or a dockerfile with FROM)",
-                    f"for example image: ubuntu:noble; known images: "
-                    f"{', '.join(images.known_refs())}", key=True)
+        check.error(
+            at,
+            "needs an image (or a dockerfile with FROM)",
+            f"for example image: ubuntu:noble; known images: {', '.join(images.known_refs())}",
+            key=True,
+        )
         return images.resolve("./missing.qcow2", fmt, os_family)
     try:
         image = images.resolve(ref, fmt, os_family)
     except KeyError:
-        check.error(where, f"unknown image '{ref}'",
-                    f"use a local path (./disk.qcow2) or one of: {', '.join(images.known_refs())}")
+        check.error(
+            where,
+            f"unknown image '{ref}'",
+            f"use a local path (./disk.qcow2) or one of: {', '.join(images.known_refs())}",
+        )
         return images.resolve("./missing.qcow2", fmt, os_family)
     if image.path is not None and not ref.startswith("$"):
         kind = files.kind(check.doc.directory / image.path)
         if kind == "dir":
             check.error(where, f"image '{ref}' is a directory, not a disk image")
         elif kind == "missing":
-            check.warn(where, f"image '{ref}' does not exist (yet)",
-                       "the VM will fail to start until it does")
+            check.warn(
+                where,
+                f"image '{ref}' does not exist (yet)",
+                "the VM will fail to start until it does",
+            )
     return image
 
 
@@ -193,15 +227,28 @@ def _vm(check: _Checker, at: JsonPath, raw: Any) -> Vm:
     if not isinstance(raw, dict):
         return Vm()
     at = (*at, "vm")
-    values = {k: raw[k] for k in ("vcpu", "memory_mb", "machine", "cpu_model", "uefi",
-                                  "kernel", "initrd", "cmdline") if k in raw}
+    values = {
+        k: raw[k]
+        for k in (
+            "vcpu",
+            "memory_mb",
+            "machine",
+            "cpu_model",
+            "uefi",
+            "kernel",
+            "initrd",
+            "cmdline",
+        )
+        if k in raw
+    }
     types = {"vcpu": int, "memory_mb": int, "uefi": bool}
     values = {k: v for k, v in values.items() if isinstance(v, types.get(k, str))}
     if isinstance(raw.get("extra_args"), list):
         values["extra_args"] = tuple(str(a) for a in raw["extra_args"])
     if isinstance(raw.get("disk_size"), str | int):
-        values["disk_size"] = check.parse((*at, "disk_size"), quantities.parse_size,
-                                          raw["disk_size"])
+        values["disk_size"] = check.parse(
+            (*at, "disk_size"), quantities.parse_size, raw["disk_size"]
+        )
     for key in ("initrd", "cmdline"):
         if key in values and "kernel" not in values:
             check.error((*at, key), f"{key} needs vm.kernel (direct kernel boot)")
@@ -236,21 +283,25 @@ def _ports(check: _Checker, at: JsonPath, raw: Any, replicas: int) -> Iterable[P
         host, guest, proto = parsed
         if host is not None:
             if host + replicas - 1 > 65535:
-                check.error(where, f"host port {host} with {replicas} replicas would go past "
-                            "65535", "each replica uses the next host port")
+                check.error(
+                    where,
+                    f"host port {host} with {replicas} replicas would go past 65535",
+                    "each replica uses the next host port",
+                )
                 continue
             for r in range(replicas):
                 if host + r in claimed:
-                    check.error(where, f"host port {host + r} is already used by "
-                                f"'{claimed[host + r]}'", "replica i uses host port + i")
+                    check.error(
+                        where,
+                        f"host port {host + r} is already used by '{claimed[host + r]}'",
+                        "replica i uses host port + i",
+                    )
                     break
                 claimed[host + r] = text
         yield Port(guest, host, proto)
 
 
-def _mounts(
-    check: _Checker, at: JsonPath, raw: Any, volumes: dict[str, Volume]
-) -> Iterable[Mount]:
+def _mounts(check: _Checker, at: JsonPath, raw: Any, volumes: dict[str, Volume]) -> Iterable[Mount]:
     targets: set[str] = set()
     for i, spec in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(spec, str):
@@ -270,22 +321,32 @@ def _mounts(
             continue
         target = posixpath.normpath(target)
         if target in targets or target == "/":
-            check.error(where, f"target '{target}' is mounted twice" if target in targets
-                        else "cannot mount over the guest's root directory")
+            check.error(
+                where,
+                f"target '{target}' is mounted twice"
+                if target in targets
+                else "cannot mount over the guest's root directory",
+            )
             continue
         targets.add(target)
         if source in volumes:
             yield Mount(MountKind.VOLUME, source, target, mode == "ro")
         elif source in (".", "..") or "/" in source or source.startswith("~"):
             if source.startswith("~"):
-                check.error(where, f"'{source}': '~' is not expanded",
-                            "use a path relative to holos.yaml or an absolute path")
+                check.error(
+                    where,
+                    f"'{source}': '~' is not expanded",
+                    "use a path relative to holos.yaml or an absolute path",
+                )
                 continue
             yield Mount(MountKind.BIND, source, target, mode == "ro")
         else:
-            check.error(where, f"'{source}' is not a declared volume and not a path",
-                        f"declare it under top-level volumes:, or write ./{source} for "
-                        "a directory beside holos.yaml")
+            check.error(
+                where,
+                f"'{source}' is not a declared volume and not a path",
+                f"declare it under top-level volumes:, or write ./{source} for "
+                "a directory beside holos.yaml",
+            )
 
 
 def _depends_on(check: _Checker, at: JsonPath, raw: Any) -> Iterable[Dependency]:
@@ -298,8 +359,11 @@ def _depends_on(check: _Checker, at: JsonPath, raw: Any) -> Iterable[Dependency]
             spec = spec if isinstance(spec, dict) else {}
             condition = spec.get("condition")
             if condition is None or condition in tuple(Condition):
-                yield Dependency(name, Condition(condition) if condition else None,
-                                 spec.get("required", True) is True)
+                yield Dependency(
+                    name,
+                    Condition(condition) if condition else None,
+                    spec.get("required", True) is True,
+                )
 
 
 def _healthcheck(check: _Checker, at: JsonPath, raw: Any) -> Healthcheck | None:
@@ -324,7 +388,7 @@ def _healthcheck(check: _Checker, at: JsonPath, raw: Any) -> Healthcheck | None:
 def _test_argv(check: _Checker, where: JsonPath, test: Any) -> tuple[str, ...] | None:
     """Compose test forms: "cmd" | [CMD, ...] | [CMD-SHELL, "cmd"] | [NONE] | [argv...]."""
     if test is None:
-        check.error(where[:-1], "healthcheck needs a test", "e.g. test: [\"true\"]")
+        check.error(where[:-1], "healthcheck needs a test", 'e.g. test: ["true"]')
         return None
     if isinstance(test, str):
         if not test.strip():
@@ -356,9 +420,12 @@ def _cloud_init(check: _Checker, at: JsonPath, raw: Any, image: Image) -> CloudI
     if isinstance(raw.get("user"), str):
         user = raw["user"]
         if not USER.match(user):
-            check.error((*at, "user"), f"'{user}' is not a valid user name",
-                        "POSIX user names: lowercase letters, digits, '_' and '-', "
-                        "starting with a letter or '_', at most 32 characters")
+            check.error(
+                (*at, "user"),
+                f"'{user}' is not a valid user name",
+                "POSIX user names: lowercase letters, digits, '_' and '-', "
+                "starting with a letter or '_', at most 32 characters",
+            )
     write_files = []
     for i, item in enumerate(raw.get("write_files") or []):
         if isinstance(item, dict) and isinstance(item.get("path"), str):
@@ -372,11 +439,20 @@ def _cloud_init(check: _Checker, at: JsonPath, raw: Any, image: Image) -> CloudI
         value = raw.get(key)
         if not isinstance(value, list):
             return ()
-        return tuple(v if isinstance(v, str) else tuple(map(str, v)) for v in value
-                     if isinstance(v, str | list))
+        return tuple(
+            v if isinstance(v, str) else tuple(map(str, v))
+            for v in value
+            if isinstance(v, str | list)
+        )
 
-    return CloudInit(user, strings("ssh_authorized_keys"), strings("packages"),
-                     tuple(write_files), commands("runcmd"), commands("bootcmd"))
+    return CloudInit(
+        user,
+        strings("ssh_authorized_keys"),
+        strings("packages"),
+        tuple(write_files),
+        commands("runcmd"),
+        commands("bootcmd"),
+    )
 
 
 def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> WriteFile:
@@ -388,11 +464,14 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
         # The raw text keeps what the user wrote: 0755 must not become the integer 755.
         permissions = check.doc.raw.get((*where, "permissions"), str(item["permissions"]))
         if not PERMISSIONS.match(permissions):
-            check.error((*where, "permissions"), f"'{permissions}' is not an octal mode",
-                        "quote it, e.g. permissions: \"0644\"")
+            check.error(
+                (*where, "permissions"),
+                f"'{permissions}' is not an octal mode",
+                'quote it, e.g. permissions: "0644"',
+            )
         permissions = permissions.rjust(4, "0")
-    content = item.get("content") if isinstance(item.get("content"), str) else ""
-    owner = item.get("owner") if isinstance(item.get("owner"), str) else "root:root"
+    content = item["content"] if isinstance(item.get("content"), str) else ""
+    owner = item["owner"] if isinstance(item.get("owner"), str) else "root:root"
     return WriteFile(path, content, permissions, owner)
 
 
@@ -409,8 +488,11 @@ def _drop_optional_dependencies(check: _Checker, services: list[Service]) -> lis
                 check.warn(where, f"optional dependency '{dep.service}' is not defined; ignored")
             else:
                 close = [n for n in names if n.startswith(dep.service[:2])]
-                check.error(where, f"unknown service '{dep.service}'",
-                            f"did you mean '{close[0]}'?" if close else None)
+                check.error(
+                    where,
+                    f"unknown service '{dep.service}'",
+                    f"did you mean '{close[0]}'?" if close else None,
+                )
         result.append(dataclasses.replace(service, depends_on=tuple(dict.fromkeys(kept))))
     return result
 
@@ -430,10 +512,12 @@ def _order(check: _Checker, services: list[Service]) -> list[Service]:
         for deps in pending.values():
             deps.difference_update(ready)
     for name in sorted(pending):
-        check.error(("services", name, "depends_on"),
-                    f"dependency cycle: '{name}' waits for "
-                    f"{', '.join(repr(d) for d in sorted(pending[name]))}, which wait(s) for it",
-                    "remove one depends_on entry")
+        check.error(
+            ("services", name, "depends_on"),
+            f"dependency cycle: '{name}' waits for "
+            f"{', '.join(repr(d) for d in sorted(pending[name]))}, which wait(s) for it",
+            "remove one depends_on entry",
+        )
     return ordered + [by_name[n] for n in sorted(pending)]
 
 
@@ -442,8 +526,11 @@ def _check_cross_service(
 ) -> None:
     total = sum(s.replicas for s in services)
     if total > MAX_INSTANCES:
-        check.error(("services",), f"the project has {total} instances; the private network "
-                    f"10.10.0.0/24 has room for {MAX_INSTANCES}")
+        check.error(
+            ("services",),
+            f"the project has {total} instances; the private network "
+            f"10.10.0.0/24 has room for {MAX_INSTANCES}",
+        )
     by_name = {s.name: s for s in services}
     host_ports: dict[int, str] = {}
     users: dict[str, list[tuple[str, bool]]] = {}
@@ -452,35 +539,50 @@ def _check_cross_service(
         for dep in service.depends_on:
             target = by_name.get(dep.service)
             if dep.condition is Condition.HEALTHY and target and target.healthcheck is None:
-                check.error((*at, "depends_on"), f"'{dep.service}' has no healthcheck, so "
-                            "condition service_healthy can never be met",
-                            f"add a healthcheck to '{dep.service}' or use service_started")
+                check.error(
+                    (*at, "depends_on"),
+                    f"'{dep.service}' has no healthcheck, so "
+                    "condition service_healthy can never be met",
+                    f"add a healthcheck to '{dep.service}' or use service_started",
+                )
         for i, port in enumerate(service.ports):
             if port.host is None:
                 continue
             for r in range(service.replicas):
                 owner = host_ports.get(port.host + r)
                 if owner and owner != service.name:
-                    check.error((*at, "ports", i), f"host port {port.host + r} is also "
-                                f"published by service '{owner}'")
+                    check.error(
+                        (*at, "ports", i),
+                        f"host port {port.host + r} is also published by service '{owner}'",
+                    )
                 host_ports[port.host + r] = service.name
         for mount in service.mounts:
             if mount.kind is MountKind.VOLUME:
                 users.setdefault(mount.source, []).extend(
-                    (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas))
-        socket = len(f"/run/user/4294967295/holos/{project}/{service.name}-"
-                     f"{service.replicas - 1}/qmp.sock")
+                    (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas)
+                )
+        socket = len(
+            f"/run/user/4294967295/holos/{project}/{service.name}-{service.replicas - 1}/qmp.sock"
+        )
         if socket > 107:
-            check.error(at, f"the QMP socket path would be {socket} bytes, over the 107-byte "
-                        "limit of Unix sockets", "shorten the project or service name",
-                        key=True)
+            check.error(
+                at,
+                f"the QMP socket path would be {socket} bytes, over the 107-byte "
+                "limit of Unix sockets",
+                "shorten the project or service name",
+                key=True,
+            )
     # QEMU locks disk images: a writer excludes every other user, readers may share.
     for name, attached in sorted(users.items()):
         writers = [inst for inst, rw in attached if rw]
         if writers and len(attached) > 1:
-            check.errors.append(check.doc.diagnostic(
-                ("volumes", name) if ("volumes", name) in check.doc.marks else ("volumes",),
-                f"volume '{name}' is attached to {len(attached)} instances "
-                f"({', '.join(i for i, _ in attached)}) and {len(writers)} of them write; "
-                "QEMU lets a disk image have one writer and no other user",
-                hint="mount it :ro everywhere, or give each instance its own volume", key=True))
+            check.errors.append(
+                check.doc.diagnostic(
+                    ("volumes", name) if ("volumes", name) in check.doc.marks else ("volumes",),
+                    f"volume '{name}' is attached to {len(attached)} instances "
+                    f"({', '.join(i for i, _ in attached)}) and {len(writers)} of them write; "
+                    "QEMU lets a disk image have one writer and no other user",
+                    hint="mount it :ro everywhere, or give each instance its own volume",
+                    key=True,
+                )
+            )

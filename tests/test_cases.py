@@ -57,12 +57,12 @@ def _units(output: Output, name: str) -> dict[str, dict[str, list[str]]]:
 
 def qemu_argv(output: Output, project: str, instance: str) -> list[str]:
     script = output.files[PurePosixPath(f"{project}/{instance}/launch.sh")].data.decode()
-    command = script[script.index("exec qemu-system-x86_64"):]
+    command = script[script.index("exec qemu-system-x86_64") :]
     return shlex.split(command.replace("\\\n", " "))[2:]
 
 
 def _contains_run(haystack: list[str], needle: list[str]) -> bool:
-    return any(haystack[i:i + len(needle)] == needle for i in range(len(haystack)))
+    return any(haystack[i : i + len(needle)] == needle for i in range(len(haystack)))
 
 
 def _check(verb: str, args: list[str], output: Output, project: str, warnings: list[str]) -> bool:
@@ -81,7 +81,7 @@ def _check(verb: str, args: list[str], output: Output, project: str, warnings: l
         return _contains_run(qemu_argv(output, project, args[0]), args[1:])
     if verb == "assert-qemu-last":
         argv = qemu_argv(output, project, args[0])
-        return argv[-len(args[1:]):] == args[1:]
+        return argv[-len(args[1:]) :] == args[1:]
     if verb == "assert-qemu-netdev":
         argv = qemu_argv(output, project, args[0])
         netdev = next(a for a in argv if a.startswith("user,id=net0"))
@@ -91,8 +91,9 @@ def _check(verb: str, args: list[str], output: Output, project: str, warnings: l
     raise AssertionError(f"unknown verb {verb}")
 
 
-@pytest.mark.parametrize("case", sorted(p.name for p in CASES.glob("*.yaml")
-                                        if not p.name.endswith(".error.yaml")))
+@pytest.mark.parametrize(
+    "case", sorted(p.name for p in CASES.glob("*.yaml") if not p.name.endswith(".error.yaml"))
+)
 def test_feature_case(case: str) -> None:
     text = (CASES / case).read_text()
     doc = load_text(text, directory=CASES, environ=ENV)

@@ -22,8 +22,14 @@ KEY = REPO / "tests" / "data" / "golden_key"
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), COLUMNS="100")
-    return subprocess.run([sys.executable, "-m", "holosc", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "holosc", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -48,8 +54,11 @@ def test_build_writes_then_leaves_unchanged_files_alone(project: Path) -> None:
 def test_check_and_diff_report_drift(project: Path) -> None:
     assert holosc("build", cwd=project).returncode == 0
     assert holosc("build", "--check", cwd=project).returncode == 0
-    text = (project / "holos.yaml").read_text().replace("stop_grace_period: 60s",
-                                                        "stop_grace_period: 90s")
+    text = (
+        (project / "holos.yaml")
+        .read_text()
+        .replace("stop_grace_period: 60s", "stop_grace_period: 90s")
+    )
     (project / "holos.yaml").write_text(text)
     check = holosc("build", "--check", cwd=project)
     assert check.returncode == 1
@@ -65,12 +74,15 @@ def test_failed_build_leaves_previous_output_untouched(project: Path) -> None:
     assert holosc("build", cwd=project).returncode == 0
     out = project / "deploy"
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    (project / "holos.yaml").write_text((project / "holos.yaml").read_text()
-                                        .replace("replicas: 2", "replicas: many"))
+    (project / "holos.yaml").write_text(
+        (project / "holos.yaml").read_text().replace("replicas: 2", "replicas: many")
+    )
     result = holosc("build", cwd=project)
     assert result.returncode == 3
-    assert "holos.yaml:41:15: error: services.web.replicas: must be an integer, not a string" \
+    assert (
+        "holos.yaml:41:15: error: services.web.replicas: must be an integer, not a string"
         in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
@@ -100,12 +112,16 @@ def test_unwritable_output_is_an_error_not_a_traceback(project: Path, tmp_path: 
 def test_validate_reports_every_error_sorted(tmp_path: Path) -> None:
     (tmp_path / "holos.yaml").write_text(
         "name: x\nservices:\n  web:\n    image: nope\n    ports: ['99999:80']\n"
-        "    volumes: [data:/d]\n")
+        "    volumes: [data:/d]\n"
+    )
     result = holosc("validate", cwd=tmp_path)
     assert result.returncode == 3
     lines = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert [line.split(": error:")[0] for line in lines] == [
-        "holos.yaml:4:12", "holos.yaml:5:13", "holos.yaml:6:15"]
+        "holos.yaml:4:12",
+        "holos.yaml:5:13",
+        "holos.yaml:6:15",
+    ]
     assert "holosc: 3 errors" in result.stderr
 
 

@@ -21,15 +21,45 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from holosc.render.escape import (
-    ShellVar, Specifier, exec_line, qemu_value, shell_word, unit_value, yaml_document,
+    ShellVar,
+    Specifier,
+    exec_line,
+    qemu_value,
+    shell_word,
+    unit_value,
+    yaml_document,
 )
 from tests.conftest import require_tool
 
 # Any text but NUL, which no argv, file or YAML scalar can hold.
-hostile = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"),
-                  max_size=40)
-nasty = st.sampled_from(["", " ", "'", '"', "\\", "$HOME", "${x}", "%i", "%%", ";", "&&",
-                         "\n", "a,b", ",,", "-x", "`id`", "$(id)", "#", "*", "~", "\t"])
+hostile = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+)
+nasty = st.sampled_from(
+    [
+        "",
+        " ",
+        "'",
+        '"',
+        "\\",
+        "$HOME",
+        "${x}",
+        "%i",
+        "%%",
+        ";",
+        "&&",
+        "\n",
+        "a,b",
+        ",,",
+        "-x",
+        "`id`",
+        "$(id)",
+        "#",
+        "*",
+        "~",
+        "\t",
+    ]
+)
 words = st.one_of(hostile, nasty)
 
 
@@ -38,10 +68,13 @@ words = st.one_of(hostile, nasty)
 def test_shell_words_survive_bash(argvs: list[list[str]]) -> None:
     bash = require_tool("bash")
     # Each argv prints its word count, then its words, NUL-separated.
-    script = "".join("set -- " + " ".join(shell_word(w) for w in argv)
-                     + "; printf '%s\\0' \"$#\" \"$@\"\n" for argv in argvs)
-    fields = subprocess.run([bash, "-c", script], capture_output=True,
-                            check=True).stdout.split(b"\0")[:-1]
+    script = "".join(
+        "set -- " + " ".join(shell_word(w) for w in argv) + '; printf \'%s\\0\' "$#" "$@"\n'
+        for argv in argvs
+    )
+    fields = subprocess.run([bash, "-c", script], capture_output=True, check=True).stdout.split(
+        b"\0"
+    )[:-1]
     parsed = []
     while fields:
         count = int(fields.pop(0))
@@ -53,8 +86,9 @@ def test_shell_words_survive_bash(argvs: list[list[str]]) -> None:
 @given(words, words)
 def test_shell_vars_expand_in_place(before: str, after: str) -> None:
     word = shell_word([before, ShellVar("value"), after])
-    out = subprocess.run(["bash", "-c", f"value='a b*'; printf '%s' {word}"],
-                         capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["bash", "-c", f"value='a b*'; printf '%s' {word}"], capture_output=True, check=True
+    ).stdout.decode()
     assert out == before + "a b*" + after
 
 
@@ -72,7 +106,7 @@ def _unquote_exec(line: str) -> list[str]:
             if c == "\\":
                 nxt = line[i + 1]
                 if nxt == "x":
-                    word += chr(int(line[i + 2:i + 4], 16))
+                    word += chr(int(line[i + 2 : i + 4], 16))
                     i += 4
                     continue
                 word += escapes[nxt]
@@ -105,8 +139,9 @@ def test_unit_value_is_one_literal_line(value: str) -> None:
     try:
         text = unit_value(value)
     except ValueError:
-        assert any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value) or \
-            value.endswith("\\")
+        assert any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value) or value.endswith(
+            "\\"
+        )
         return
     assert "\n" not in text and text.replace("%%", "").count("%") == 0
 
@@ -138,8 +173,7 @@ def _qmp_query_name(qmp: Path) -> str:
     raise AssertionError("no reply")
 
 
-printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1,
-                    max_size=30)
+printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=30)
 
 
 @settings(max_examples=15, deadline=None)
@@ -150,10 +184,23 @@ def test_qemu_option_values_survive_real_qemu(value: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         qmp = Path(tmp) / "q.sock"
         proc = subprocess.Popen(
-            [qemu, "-S", "-nodefaults", "-display", "none", "-machine", "none",
-             "-name", f"guest={qemu_value(value)},debug-threads=off",
-             "-qmp", f"unix:{qemu_value(str(qmp))},server=on,wait=off"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                qemu,
+                "-S",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-machine",
+                "none",
+                "-name",
+                f"guest={qemu_value(value)},debug-threads=off",
+                "-qmp",
+                f"unix:{qemu_value(str(qmp))},server=on,wait=off",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             assert _qmp_query_name(qmp) == value
         finally:

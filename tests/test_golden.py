@@ -39,9 +39,14 @@ def test_example_matches_golden(name: str) -> None:
             assert (expected_dir / path).stat().st_mode & 0o111 == file.mode & 0o111, path
             continue
         try:
-            delta = "".join(difflib.unified_diff(
-                want.decode().splitlines(True), file.data.decode().splitlines(True),
-                f"golden/{name}/{path}", f"compiled/{path}"))
+            delta = "".join(
+                difflib.unified_diff(
+                    want.decode().splitlines(True),
+                    file.data.decode().splitlines(True),
+                    f"golden/{name}/{path}",
+                    f"compiled/{path}",
+                )
+            )
         except UnicodeDecodeError:
             delta = f"binary {path}: golden {len(want)} bytes, compiled {len(file.data)} bytes"
         pytest.fail(f"{path} differs from golden/{name}:\n{delta}\n{HOW}")

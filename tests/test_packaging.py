@@ -13,18 +13,51 @@ from tests.conftest import REPO
 
 def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", "build", "*.egg-info", "__pycache__", ".*cache", "golden", ".hypothesis", ".venv"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=300)
-    wheel, = (tmp_path / "dist").glob("holosc-*.whl")
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".*cache",
+            "golden",
+            ".hypothesis",
+            ".venv",
+        ),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("holosc-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("holosc/templates/launch.sh.j2", "holosc/templates/volumes.sh.j2",
-                     "holosc/schema/holos.schema.json", "holos_runtime/qmp_stop.py",
-                     "holos_runtime/health.py", "holosc/cli/__init__.py"):
+    for required in (
+        "holosc/templates/launch.sh.j2",
+        "holosc/templates/volumes.sh.j2",
+        "holosc/schema/holos.schema.json",
+        "holos_runtime/qmp_stop.py",
+        "holos_runtime/health.py",
+        "holosc/cli/__init__.py",
+    ):
         assert required in names, f"{required} missing from {wheel.name}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    for script in ("holosc = holosc.cli:main", "holos-qmp-stop = holos_runtime.qmp_stop:main",
-                   "holos-health = holos_runtime.health:main"):
+    for script in (
+        "holosc = holosc.cli:main",
+        "holos-qmp-stop = holos_runtime.qmp_stop:main",
+        "holos-health = holos_runtime.health:main",
+    ):
         assert script in text

@@ -27,13 +27,15 @@ NAMES = example_names()
 
 
 def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, **kwargs
+    )  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="module", params=NAMES)
-def compiled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> tuple[str, Output, Path]:
+def compiled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Output, Path]:
     name = request.param
     output = compile_example(name)
     out = tmp_path_factory.mktemp(name)
@@ -51,8 +53,7 @@ def test_systemd_analyze_verify(compiled: tuple[str, Output, Path], tmp_path: Pa
         arg = str(unit)
         if unit.name.endswith("@.service"):
             arg += ":" + unit.name.replace("@.service", "@0.service")
-        result = run([tool, "verify", "--recursive-errors=no", f"--root={tmp_path / 'root'}",
-                      arg])
+        result = run([tool, "verify", "--recursive-errors=no", f"--root={tmp_path / 'root'}", arg])
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit.name
         checked += 1
     assert checked >= 2
@@ -75,9 +76,23 @@ def test_cloud_init_schema(compiled: tuple[str, Output, Path], tmp_path: Path) -
         assert "Valid cloud-config" in result.stdout
     for network in sorted(out.rglob("network-config")):
         dest = tmp_path / network.parent.name
-        result = run([tool, "devel", "net-convert", "--network-data", str(network),
-                      "--kind", "yaml", "--output-kind", "networkd", "--distro", "debian",
-                      "--directory", str(dest)])
+        result = run(
+            [
+                tool,
+                "devel",
+                "net-convert",
+                "--network-data",
+                str(network),
+                "--kind",
+                "yaml",
+                "--output-kind",
+                "networkd",
+                "--distro",
+                "debian",
+                "--directory",
+                str(dest),
+            ]
+        )
         assert result.returncode == 0, result.stderr
         rendered = "".join(p.read_text() for p in dest.rglob("*.network"))
         assert "Address=10.10.0." in rendered and "DHCP=ipv4" in rendered, rendered
@@ -162,7 +177,8 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
     shim = base / "shim"
     shim.mkdir()
     (shim / "qemu-system-x86_64").write_text(
-        '#!/bin/sh\nexec /usr/bin/qemu-system-x86_64 "$@" -S\n')
+        '#!/bin/sh\nexec /usr/bin/qemu-system-x86_64 "$@" -S\n'
+    )
     (shim / "qemu-system-x86_64").chmod(0o755)
     started = 0
     for inst in plan.instances:
@@ -171,22 +187,31 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
         state, run_dir = base / "state" / inst.name, base / "run" / inst.name
         state.mkdir(parents=True)
         run_dir.mkdir(parents=True)
-        env = dict(os.environ, HOLOS_ACCEL="tcg", PATH=f"{shim}:{os.environ['PATH']}",
-                   STATE_DIRECTORY=f"{state}:{base / 'volumes'}:{base / 'images'}",
-                   RUNTIME_DIRECTORY=str(run_dir))
+        env = dict(
+            os.environ,
+            HOLOS_ACCEL="tcg",
+            PATH=f"{shim}:{os.environ['PATH']}",
+            STATE_DIRECTORY=f"{state}:{base / 'volumes'}:{base / 'images'}",
+            RUNTIME_DIRECTORY=str(run_dir),
+        )
         # A file, not a pipe: virtiofsd stays in the background holding its stderr.
         log = base / f"{inst.name}.log"
         with log.open("w") as handle:
-            rc = subprocess.run([str(artifacts / inst.name / "launch.sh")], env=env,
-                                stdout=handle, stderr=handle, stdin=subprocess.DEVNULL,
-                                timeout=120).returncode
+            rc = subprocess.run(
+                [str(artifacts / inst.name / "launch.sh")],
+                env=env,
+                stdout=handle,
+                stderr=handle,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+            ).returncode
         assert rc == 0, f"{inst.name}: {log.read_text()}"
         pid = int((run_dir / "qemu.pid").read_text())
         try:
-            status, = _qmp(run_dir / "qmp.sock", "query-status")[1:]
-            assert status == {"return": {"status": "prelaunch", "singlestep": False,
-                                         "running": False}} or \
-                status["return"]["status"] in ("prelaunch", "paused"), status  # type: ignore[index]
+            (status,) = _qmp(run_dir / "qmp.sock", "query-status")[1:]
+            assert status == {
+                "return": {"status": "prelaunch", "singlestep": False, "running": False}
+            } or status["return"]["status"] in ("prelaunch", "paused"), status  # type: ignore[index]
             _qmp(run_dir / "qmp.sock", "quit")
             for _ in range(100):
                 if not Path(f"/proc/{pid}").exists():

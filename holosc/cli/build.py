@@ -16,13 +16,25 @@ from holosc.errors import ExitCode, HolosError
 def build(
     *,
     file: common.FileOption = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output directory (default: deploy/ beside holos.yaml).",
-        file_okay=False)] = None,
-    check: Annotated[bool, typer.Option(
-        "--check", help="Write nothing; exit 1 if the output directory is out of date.")] = False,
-    show_diff: Annotated[bool, typer.Option(
-        "--diff", help="Write nothing; print a unified diff of what would change.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output directory (default: deploy/ beside holos.yaml).",
+            file_okay=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Write nothing; exit 1 if the output directory is out of date."
+        ),
+    ] = False,
+    show_diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Write nothing; print a unified diff of what would change."),
+    ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
     ssh_key: common.SshKeyOption = None,
 ) -> None:
@@ -47,5 +59,8 @@ def build(
         changes = emit(compiled, root)
     except HolosError as exc:
         common.fail(exc)
-    print(f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
-          f"{changes.unchanged} unchanged", file=sys.stderr)
+    print(
+        f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
+        f"{changes.unchanged} unchanged",
+        file=sys.stderr,
+    )

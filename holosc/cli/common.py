@@ -21,14 +21,18 @@ from holosc.validate import build_project
 
 FileOption = Annotated[
     Path | None,
-    typer.Option("--file", "-f", help="Compose file (default: holos.yaml or holos.yml here).",
-                 dir_okay=False),
+    typer.Option(
+        "--file", "-f", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
+    ),
 ]
 SshKeyOption = Annotated[
     Path | None,
-    typer.Option("--ssh-key", envvar="HOLOSC_SSH_KEY",
-                 help="Project private key to use (its KEY.pub is compiled in); default: "
-                      "generated once in the state directory."),
+    typer.Option(
+        "--ssh-key",
+        envvar="HOLOSC_SSH_KEY",
+        help="Project private key to use (its KEY.pub is compiled in); default: "
+        "generated once in the state directory.",
+    ),
 ]
 
 

@@ -32,8 +32,12 @@ def hosts_file(plan: P.Plan, inst: P.Instance) -> str:
 
 
 def _file(wf: WriteFile) -> dict[str, Any]:
-    return {"path": wf.path, "content": wf.content, "permissions": wf.permissions,
-            "owner": wf.owner}
+    return {
+        "path": wf.path,
+        "content": wf.content,
+        "permissions": wf.permissions,
+        "owner": wf.owner,
+    }
 
 
 def mount_command(mount: Mount, share_index: int | None) -> str:
@@ -45,8 +49,10 @@ def mount_command(mount: Mount, share_index: int | None) -> str:
         opts = "ro,nofail" if mount.read_only else "defaults,nofail"
         steps = [f"udevadm settle --exit-if-exists={q(dev)} || true"]
         if not mount.read_only:
-            steps.append(f"if [ -b {q(dev)} ] && ! blkid {q(dev)} >/dev/null 2>&1; then "
-                         f"mkfs.ext4 -q -F -L {q('vol-' + mount.source)} {q(dev)}; fi")
+            steps.append(
+                f"if [ -b {q(dev)} ] && ! blkid {q(dev)} >/dev/null 2>&1; then "
+                f"mkfs.ext4 -q -F -L {q('vol-' + mount.source)} {q(dev)}; fi"
+            )
         fstab = f"{dev} {mount.target} ext4 {opts} 0 2"
         what = f"volume {mount.source}"
     else:
@@ -56,7 +62,8 @@ def mount_command(mount: Mount, share_index: int | None) -> str:
         steps = []
     steps += [
         f"mkdir -p {target}",
-        f"{{ grep -qF {q(' ' + mount.target + ' ')} /etc/fstab || echo {q(fstab)} >> /etc/fstab; }}",
+        f"{{ grep -qF {q(' ' + mount.target + ' ')} /etc/fstab "
+        f"|| echo {q(fstab)} >> /etc/fstab; }}",
         f"{{ mountpoint -q {target} || mount {target} || "
         f"{{ echo {q(f'holos: failed to mount {what} at {mount.target}')} >&2; exit 1; }}; }}",
     ]
@@ -85,13 +92,18 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     if ci.packages:
         doc |= {"package_update": True, "packages": list(ci.packages)}
     doc["users"] = [user]
-    files = [{"path": "/etc/hosts", "content": hosts_file(plan, inst), "permissions": "0644",
-              "owner": "root:root"}]
+    files = [
+        {
+            "path": "/etc/hosts",
+            "content": hosts_file(plan, inst),
+            "permissions": "0644",
+            "owner": "root:root",
+        }
+    ]
     runcmd: list[Any] = []
     if service.provisioning is not None:
         files += [_file(f) for f in service.provisioning.files]
-        files.append(_file(WriteFile(dockerfile.SCRIPT_PATH, service.provisioning.script,
-                                     "0755")))
+        files.append(_file(WriteFile(dockerfile.SCRIPT_PATH, service.provisioning.script, "0755")))
         runcmd.append(["bash", dockerfile.SCRIPT_PATH])
     files += [_file(f) for f in ci.write_files]
     doc["write_files"] = files
@@ -99,8 +111,7 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
         doc["bootcmd"] = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
     binds = [m for m in service.mounts if m.kind is MountKind.BIND]
     # Mounts first, so the user's runcmd finds its data in place.
-    runcmd[:0] = [mount_command(m, binds.index(m) if m in binds else None)
-                  for m in service.mounts]
+    runcmd[:0] = [mount_command(m, binds.index(m) if m in binds else None) for m in service.mounts]
     runcmd += [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     if runcmd:
         doc["runcmd"] = runcmd
@@ -108,23 +119,27 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
 
 
 def network_config(inst: P.Instance) -> str:
-    return yaml_document({
-        "version": 2,
-        "ethernets": {
-            "external": {"match": {"macaddress": inst.mac_user}, "dhcp4": True},
-            "internal": {
-                "match": {"macaddress": inst.mac_internal},
-                "dhcp4": False,
-                "addresses": [f"{inst.ip}/24"],
+    return yaml_document(
+        {
+            "version": 2,
+            "ethernets": {
+                "external": {"match": {"macaddress": inst.mac_user}, "dhcp4": True},
+                "internal": {
+                    "match": {"macaddress": inst.mac_internal},
+                    "dhcp4": False,
+                    "addresses": [f"{inst.ip}/24"],
+                },
             },
-        },
-    })
+        }
+    )
 
 
 def meta_data(plan: P.Plan, inst: P.Instance, user_data_text: str, network: str) -> str:
     """instance-id changes with the seed, so cloud-init re-applies an edited config."""
     digest = hashlib.sha256((user_data_text + network).encode()).hexdigest()[:12]
-    return yaml_document({
-        "instance-id": f"{plan.project.name}-{inst.name}-{digest}",
-        "local-hostname": inst.name,
-    })
+    return yaml_document(
+        {
+            "instance-id": f"{plan.project.name}-{inst.name}-{digest}",
+            "local-hostname": inst.name,
+        }
+    )

@@ -113,5 +113,12 @@ _Dumper.add_representer(str, _str)
 
 def yaml_document(data: Any) -> str:
     """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1_000_000, indent=2)
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
+        indent=2,
+    )

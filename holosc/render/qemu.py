@@ -33,8 +33,9 @@ def host_path(path: str, var: str = "project") -> list[str]:
 
 def host_path_q(path: str) -> list[str]:
     """Like host_path, for use inside a QEMU option string."""
-    return [qemu_value(p) if not isinstance(p, ShellVar) else p
-            for p in host_path(path, "project_q")]
+    return [
+        qemu_value(p) if not isinstance(p, ShellVar) else p for p in host_path(path, "project_q")
+    ]
 
 
 def image_parts(service: Service) -> list[str]:
@@ -45,9 +46,13 @@ def image_parts(service: Service) -> list[str]:
 
 
 def _uses_project(service: Service) -> bool:
-    paths = [service.image.path, service.vm.kernel, service.vm.initrd,
-             *(d.rom_file for d in service.devices),
-             *(m.source for m in service.mounts if m.kind is MountKind.BIND)]
+    paths = [
+        service.image.path,
+        service.vm.kernel,
+        service.vm.initrd,
+        *(d.rom_file for d in service.devices),
+        *(m.source for m in service.mounts if m.kind is MountKind.BIND),
+    ]
     return any(p is not None and not p.startswith("/") for p in paths)
 
 
@@ -57,53 +62,100 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     binds = [m for m in service.mounts if m.kind is MountKind.BIND]
     machine = qemu_value(vm.machine) + ",accel="
     args: list[Word] = [
-        ["-name", ], [inst.name],
-        ["-machine"], [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
-        ["-cpu"], [_var("cpu")],
-        ["-smp"], [str(vm.vcpu)],
-        ["-m"], [f"{vm.memory_mb}M"],
-        ["-nodefaults"], ["-no-user-config"], ["-display"], ["none"],
-        ["-daemonize"], ["-pidfile"], [_var("run"), "/qemu.pid"],
-        ["-chardev"], ["socket,id=console0,path=", _var("run_q"),
-                       "/serial.sock,server=on,wait=off,logfile=", _var("state_q"),
-                       "/console.log,logappend=on"],
-        ["-serial"], ["chardev:console0"],
-        ["-chardev"], ["socket,id=qmp,path=", _var("run_q"), "/qmp.sock,server=on,wait=off"],
-        ["-mon"], ["chardev=qmp,mode=control"],
-        ["-device"], ["virtio-rng-pci"],
+        [
+            "-name",
+        ],
+        [inst.name],
+        ["-machine"],
+        [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
+        ["-cpu"],
+        [_var("cpu")],
+        ["-smp"],
+        [str(vm.vcpu)],
+        ["-m"],
+        [f"{vm.memory_mb}M"],
+        ["-nodefaults"],
+        ["-no-user-config"],
+        ["-display"],
+        ["none"],
+        ["-daemonize"],
+        ["-pidfile"],
+        [_var("run"), "/qemu.pid"],
+        ["-chardev"],
+        [
+            "socket,id=console0,path=",
+            _var("run_q"),
+            "/serial.sock,server=on,wait=off,logfile=",
+            _var("state_q"),
+            "/console.log,logappend=on",
+        ],
+        ["-serial"],
+        ["chardev:console0"],
+        ["-chardev"],
+        ["socket,id=qmp,path=", _var("run_q"), "/qmp.sock,server=on,wait=off"],
+        ["-mon"],
+        ["chardev=qmp,mode=control"],
+        ["-device"],
+        ["virtio-rng-pci"],
     ]
     if vm.uefi:
-        args += [["-drive"], ["if=pflash,format=raw,readonly=on,file=", _var("ovmf_code_q")],
-                 ["-drive"], ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"]]
+        args += [
+            ["-drive"],
+            ["if=pflash,format=raw,readonly=on,file=", _var("ovmf_code_q")],
+            ["-drive"],
+            ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"],
+        ]
     args += [
-        ["-drive"], ["if=virtio,format=qcow2,cache=writeback,discard=unmap,file=",
-                     _var("state_q"), "/root.qcow2"],
-        ["-drive"], ["if=virtio,format=raw,readonly=on,file=", _var("here_q"), "/seed.iso"],
+        ["-drive"],
+        [
+            "if=virtio,format=qcow2,cache=writeback,discard=unmap,file=",
+            _var("state_q"),
+            "/root.qcow2",
+        ],
+        ["-drive"],
+        ["if=virtio,format=raw,readonly=on,file=", _var("here_q"), "/seed.iso"],
     ]
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
     args += [
-        ["-netdev"], [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
-        ["-device"], [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
+        ["-netdev"],
+        [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
+        ["-device"],
+        [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
         # Multicast on loopback: the private segment never leaves this host.
-        ["-netdev"], [f"socket,id=net1,mcast={plan.mcast_group}:{plan.mcast_port},"
-                      "localaddr=127.0.0.1"],
-        ["-device"], [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
+        ["-netdev"],
+        [f"socket,id=net1,mcast={plan.mcast_group}:{plan.mcast_port},localaddr=127.0.0.1"],
+        ["-device"],
+        [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
     ]
     for mount in service.mounts:
         if mount.kind is MountKind.VOLUME:
             vol = f"vol-{mount.source}"
             ro = ",readonly=on" if mount.read_only else ""
-            args += [["-drive"], [f"id={vol},if=none,format=qcow2,cache=writeback,"
-                                  "discard=unmap,file=", _var("volumes_q"),
-                                  f"/{mount.source}.qcow2{ro}"],
-                     ["-device"], [f"virtio-blk-pci,drive={vol},serial={vol}"]]
+            args += [
+                ["-drive"],
+                [
+                    f"id={vol},if=none,format=qcow2,cache=writeback,discard=unmap,file=",
+                    _var("volumes_q"),
+                    f"/{mount.source}.qcow2{ro}",
+                ],
+                ["-device"],
+                [f"virtio-blk-pci,drive={vol},serial={vol}"],
+            ]
     if binds:
         # vhost-user needs guest RAM the virtiofsd processes can map.
-        args += [["-object"], [f"memory-backend-memfd,id=mem,size={vm.memory_mb}M,share=on"],
-                 ["-numa"], ["node,memdev=mem"]]
+        args += [
+            ["-object"],
+            [f"memory-backend-memfd,id=mem,size={vm.memory_mb}M,share=on"],
+            ["-numa"],
+            ["node,memdev=mem"],
+        ]
         for i, _ in enumerate(binds):
-            args += [["-chardev"], [f"socket,id=fs{i},path=", _var("run_q"), f"/fs{i}.sock"],
-                     ["-device"], [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"]]
+            args += [
+                ["-chardev"],
+                [f"socket,id=fs{i},path=", _var("run_q"), f"/fs{i}.sock"],
+                ["-device"],
+                [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
+            ]
     for device in service.devices:
         rom = [",romfile=", *host_path_q(device.rom_file)] if device.rom_file else []
         args += [["-device"], [f"vfio-pci,host={device.pci}", *rom]]
@@ -119,25 +171,38 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
 
 def render_launch(plan: P.Plan, inst: P.Instance) -> str:
     service = inst.service
-    words = [shell_word(w) for w in qemu_args(plan, inst)]
+    quoted = [shell_word(w) for w in qemu_args(plan, inst)]
     # Pair each option with its value on one line, for review.
     lines: list[str] = []
-    for word in words:
-        if lines and lines[-1].startswith("-") and " " not in lines[-1] and \
-                not word.startswith("-") and lines[-1] not in _FLAGS:
+    for word in quoted:
+        if (
+            lines
+            and lines[-1].startswith("-")
+            and " " not in lines[-1]
+            and not word.startswith("-")
+            and lines[-1] not in _FLAGS
+        ):
             lines[-1] += " " + word
         else:
             lines.append(word)
     uses_project = _uses_project(service)
-    words = [*qemu_args(plan, inst), image_parts(service),
-             *(host_path(m.source) for m in service.mounts if m.kind is MountKind.BIND)]
-    used = {p for w in words for p in w if isinstance(p, ShellVar)}
+    parts: list[Word] = [
+        *qemu_args(plan, inst),
+        image_parts(service),
+        *(host_path(m.source) for m in service.mounts if m.kind is MountKind.BIND),
+    ]
+    used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
     binds = [m for m in service.mounts if m.kind is MountKind.BIND]
     image = service.image
-    missing = (f"image {image.name}:{image.tag} is not in the cache ($image): "
-               f"run holosc pull {image.name}:{image.tag}") if image.is_registry else \
-        "image $image does not exist"
+    missing = (
+        (
+            f"image {image.name}:{image.tag} is not in the cache ($image): "
+            f"run holosc pull {image.name}:{image.tag}"
+        )
+        if image.is_registry
+        else "image $image does not exist"
+    )
     return render(
         "launch.sh.j2",
         instance=inst.name,
@@ -145,8 +210,9 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         unit=P.instance_unit(plan.project.name, service.name, inst.index),
         uses_project=uses_project,
         # Unused fields of $STATE_DIRECTORY are read into "_" (shellcheck SC2034).
-        read_vars=" ".join(v if v in used or f"{v}_q" in used else "_"
-                           for v in ("volumes", "images")),
+        read_vars=" ".join(
+            v if v in used or f"{v}_q" in used else "_" for v in ("volumes", "images")
+        ),
         escape_lines=[f"{v}_q=${{{v}//,/,,}}" for v in escaped],
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",
@@ -155,8 +221,10 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         image_format=image.format,
         disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
         uefi=service.vm.uefi,
-        shares=[f"share {shell_word([_var('run'), f'/fs{i}.sock'])} "
-                f"{shell_word(host_path(m.source))}" for i, m in enumerate(binds)],
+        shares=[
+            f"share {shell_word([_var('run'), f'/fs{i}.sock'])} {shell_word(host_path(m.source))}"
+            for i, m in enumerate(binds)
+        ],
         args=lines,
     )
 
@@ -165,10 +233,10 @@ _FLAGS = {"-nodefaults", "-no-user-config", "-daemonize"}
 
 
 def render_volumes_script(plan: P.Plan) -> str:
-    used = {m.source for s in plan.project.services for m in s.mounts
-            if m.kind is MountKind.VOLUME}
-    creates = [f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes
-               if v.name in used]
+    used = {m.source for s in plan.project.services for m in s.mounts if m.kind is MountKind.VOLUME}
+    creates = [
+        f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes if v.name in used
+    ]
     return render("volumes.sh.j2", project=plan.project.name, creates=creates)
 
 

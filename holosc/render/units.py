@@ -59,13 +59,18 @@ def render_target(plan: P.Plan) -> str:
         wants += [P.instance_unit(project.name, service.name, i) for i in range(service.replicas)]
         if service.healthcheck is not None:
             wants.append(P.gate_unit(project.name, service.name))
-    return serialize([
-        ("Unit", [
-            ("Description", unit_value(f"holos project {project.name}")),
-            *(("Wants", w) for w in wants),
-        ]),
-        ("Install", [("WantedBy", "default.target")]),
-    ])
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos project {project.name}")),
+                    *(("Wants", w) for w in wants),
+                ],
+            ),
+            ("Install", [("WantedBy", "default.target")]),
+        ]
+    )
 
 
 def render_template(plan: P.Plan, service: Service) -> str:
@@ -79,8 +84,15 @@ def render_template(plan: P.Plan, service: Service) -> str:
     ]
     for dep in _after(plan.project, service):
         unit_section += [("Requires", dep), ("After", dep)]
-    stop = [QMP_STOP, "--qmp", Specifier(f"{run}/qmp.sock"),
-            "--grace", format_seconds(service.stop_grace_ms), "--instance", inst]
+    stop = [
+        QMP_STOP,
+        "--qmp",
+        Specifier(f"{run}/qmp.sock"),
+        "--grace",
+        format_seconds(service.stop_grace_ms),
+        "--instance",
+        inst,
+    ]
     service_section: list[tuple[str, str]] = [
         ("Type", "forking"),
         ("PIDFile", Specifier(f"{run}/qemu.pid")),
@@ -97,11 +109,13 @@ def render_template(plan: P.Plan, service: Service) -> str:
     ]
     if service.devices:
         service_section.append(("LimitMEMLOCK", "infinity"))  # VFIO pins guest RAM
-    return serialize([
-        ("Unit", unit_section),
-        ("Service", service_section),
-        ("X-Holos", [("Project", p), ("Service", service.name)]),
-    ])
+    return serialize(
+        [
+            ("Unit", unit_section),
+            ("Service", service_section),
+            ("X-Holos", [("Project", p), ("Service", service.name)]),
+        ]
+    )
 
 
 def render_gate(plan: P.Plan, service: Service) -> str:
@@ -117,45 +131,77 @@ def render_gate(plan: P.Plan, service: Service) -> str:
     for inst in plan.of(service):
         unit = P.instance_unit(p, service.name, inst.index)
         unit_section += [("Requires", unit), ("After", unit)]
-        starts.append(("ExecStart", exec_line([
-            HEALTH, "--instance", inst.name, "--port", str(inst.ssh_port),
-            "--user", service.cloud_init.user, "--key", Specifier(key_path(p)),
-            "--interval", format_seconds(hc.interval_ms),
-            "--timeout", format_seconds(hc.timeout_ms),
-            "--retries", str(hc.retries),
-            "--start-period", format_seconds(hc.start_period_ms),
-            "--", *hc.test,
-        ])))
+        starts.append(
+            (
+                "ExecStart",
+                exec_line(
+                    [
+                        HEALTH,
+                        "--instance",
+                        inst.name,
+                        "--port",
+                        str(inst.ssh_port),
+                        "--user",
+                        service.cloud_init.user,
+                        "--key",
+                        Specifier(key_path(p)),
+                        "--interval",
+                        format_seconds(hc.interval_ms),
+                        "--timeout",
+                        format_seconds(hc.timeout_ms),
+                        "--retries",
+                        str(hc.retries),
+                        "--start-period",
+                        format_seconds(hc.start_period_ms),
+                        "--",
+                        *hc.test,
+                    ]
+                ),
+            )
+        )
     per_instance = hc.start_period_ms + (hc.retries + 1) * (hc.interval_ms + hc.timeout_ms)
     budget = -(-per_instance // 1000) * len(starts) + 60
-    return serialize([
-        ("Unit", unit_section),
-        ("Service", [
-            ("Type", "oneshot"),
-            ("RemainAfterExit", "yes"),
-            *starts,
-            ("TimeoutStartSec", str(budget)),
-        ]),
-        ("X-Holos", [("Project", p), ("Service", service.name)]),
-    ])
+    return serialize(
+        [
+            ("Unit", unit_section),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("RemainAfterExit", "yes"),
+                    *starts,
+                    ("TimeoutStartSec", str(budget)),
+                ],
+            ),
+            ("X-Holos", [("Project", p), ("Service", service.name)]),
+        ]
+    )
 
 
 def render_volumes(plan: P.Plan) -> str:
     """Oneshot that creates missing named volumes; it never deletes one."""
     p = plan.project.name
-    return serialize([
-        ("Unit", [
-            ("Description", unit_value(f"holos {p}: named volumes")),
-            ("PartOf", P.target_name(p)),
-        ]),
-        ("Service", [
-            ("Type", "oneshot"),
-            ("RemainAfterExit", "yes"),
-            ("StateDirectory", f"holos/volumes/{p}"),
-            ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
-        ]),
-        ("X-Holos", [("Project", p)]),
-    ])
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: named volumes")),
+                    ("PartOf", P.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("RemainAfterExit", "yes"),
+                    ("StateDirectory", f"holos/volumes/{p}"),
+                    ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
 
 
 def _uses_volumes(project: Project) -> bool:
@@ -164,16 +210,15 @@ def _uses_volumes(project: Project) -> bool:
 
 def _after(project: Project, service: Service) -> list[str]:
     """Units this service's instances need started first."""
-    units = [P.volumes_unit(project.name)] if any(
-        m.kind == "volume" for m in service.mounts) else []
+    units = (
+        [P.volumes_unit(project.name)] if any(m.kind == "volume" for m in service.mounts) else []
+    )
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
             units.append(P.gate_unit(project.name, target.name))
         elif dep.condition is Condition.COMPLETED:
-            units += [P.instance_unit(project.name, target.name, i)
-                      for i in range(target.replicas)]
+            units += [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
         else:
-            units += [P.instance_unit(project.name, target.name, i)
-                      for i in range(target.replicas)]
+            units += [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
     return units
