@@ -56,3 +56,6 @@ def compile_example(name: str) -> Output:
 def compile_text(text: str, directory: Path | None = None, **env: str) -> Output:
     doc = load_text(text, directory=directory or EXAMPLES, environ=env)
     return compile_project(build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project)
+
+
+from tests.guestkernel import guest_kernel  # noqa: E402,F401  (a fixture for every test)

@@ -224,6 +224,3 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
         assert (state / "root.qcow2").exists()
         started += 1
     assert started or all(i.service.devices for i in plan.instances)
-
-
-from tests.runtime.conftest import cache_dir, guest_kernel  # noqa: E402,F401

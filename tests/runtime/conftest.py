@@ -13,7 +13,6 @@ and ``evdev.ko``, blocks on the "Power Button" input device and runs ``poweroff 
 from __future__ import annotations
 
 import gzip
-import lzma
 import os
 import shutil
 import signal
@@ -27,20 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
+
 READY_MARK = "holos-test: ready"
-
-
-def require_tool(name: str) -> str:
-    """Return the path of NAME; fail under CI, skip locally when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        path = next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
-    if path is None:
-        message = f"required tool {name!r} is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set, so this is an error, not a skip)")
-        pytest.skip(message)
-    return path
 
 
 def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -112,54 +100,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 # --- tiny QEMU guests ----------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    default = Path.home() / ".cache" / "holosc-test"
-    return Path(os.environ.get("HOLOSC_TEST_CACHE", default))
-
-
-def _read_module(path: Path) -> bytes:
-    if path.suffix == ".xz":
-        return lzma.decompress(path.read_bytes())
-    return path.read_bytes()
-
-
-def _fetch_kernel(dest: Path) -> None:
-    """apt-get download the Debian cloud kernel and keep vmlinuz + two modules."""
-    apt = require_tool("apt-get")
-    dpkg_deb = require_tool("dpkg-deb")
-    with tempfile.TemporaryDirectory() as tmp:
-        run([apt, "download", "linux-image-cloud-amd64"], cwd=tmp)
-        meta = next(Path(tmp).glob("linux-image-cloud-amd64_*.deb"))
-        depends = run([dpkg_deb, "-f", str(meta), "Depends"]).stdout
-        image = next(d.split()[0] for d in depends.split(",") if "linux-image-" in d)
-        run([apt, "download", image], cwd=tmp)
-        deb = next(Path(tmp).glob(f"{image}_*.deb"))
-        root = Path(tmp) / "root"
-        run([dpkg_deb, "-x", str(deb), str(root)])
-        tmp_dest = Path(tmp) / "out"
-        tmp_dest.mkdir()
-        shutil.copy(next(root.glob("boot/vmlinuz-*")), tmp_dest / "vmlinuz")
-        for mod in ("acpi/button", "input/evdev"):
-            src = next(root.glob(f"lib/modules/*/kernel/drivers/{mod}.ko*"))
-            (tmp_dest / f"{mod.split('/')[1]}.ko").write_bytes(_read_module(src))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(tmp_dest, dest)
-
-
-@pytest.fixture(scope="session")
-def guest_kernel() -> Path:
-    """Directory with vmlinuz, button.ko and evdev.ko (downloaded once, then cached)."""
-    require_tool("qemu-system-x86_64")
-    dest = cache_dir() / "kernel"
-    if not (dest / "evdev.ko").exists():
-        try:
-            _fetch_kernel(dest)
-        except (subprocess.CalledProcessError, StopIteration) as exc:
-            detail = getattr(exc, "stderr", "") or "package layout not as expected"
-            pytest.fail(f"cannot fetch the Debian cloud kernel into {dest}: {exc}\n{detail}")
-    return dest
 
 
 def newc(entries: list[tuple[str, int, bytes]]) -> bytes:

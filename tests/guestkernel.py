@@ -1,0 +1,72 @@
+"""The Debian cloud kernel for test guests, fetched once with `apt-get download`.
+
+The test machines have no kernel in /boot. The cloud kernel builds the ACPI button
+driver as a module, so button.ko and evdev.ko are kept beside vmlinuz for the tiny
+guests that must honour the power button. Cached under $HOLOSC_TEST_CACHE
+(default ~/.cache/holosc-test).
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+
+
+def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "holosc-test"
+    return Path(os.environ.get("HOLOSC_TEST_CACHE", default))
+
+
+def _read_module(path: Path) -> bytes:
+    if path.suffix == ".xz":
+        return lzma.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
+def _fetch_kernel(dest: Path) -> None:
+    """apt-get download the Debian cloud kernel and keep vmlinuz + two modules."""
+    apt = require_tool("apt-get")
+    dpkg_deb = require_tool("dpkg-deb")
+    with tempfile.TemporaryDirectory() as tmp:
+        run([apt, "download", "linux-image-cloud-amd64"], cwd=tmp)
+        meta = next(Path(tmp).glob("linux-image-cloud-amd64_*.deb"))
+        depends = run([dpkg_deb, "-f", str(meta), "Depends"]).stdout
+        image = next(d.split()[0] for d in depends.split(",") if "linux-image-" in d)
+        run([apt, "download", image], cwd=tmp)
+        deb = next(Path(tmp).glob(f"{image}_*.deb"))
+        root = Path(tmp) / "root"
+        run([dpkg_deb, "-x", str(deb), str(root)])
+        tmp_dest = Path(tmp) / "out"
+        tmp_dest.mkdir()
+        shutil.copy(next(root.glob("boot/vmlinuz-*")), tmp_dest / "vmlinuz")
+        for mod in ("acpi/button", "input/evdev"):
+            src = next(root.glob(f"lib/modules/*/kernel/drivers/{mod}.ko*"))
+            (tmp_dest / f"{mod.split('/')[1]}.ko").write_bytes(_read_module(src))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tmp_dest, dest)
+
+
+@pytest.fixture(scope="session")
+def guest_kernel() -> Path:
+    """Directory with vmlinuz, button.ko and evdev.ko (downloaded once, then cached)."""
+    require_tool("qemu-system-x86_64")
+    dest = cache_dir() / "kernel"
+    if not (dest / "evdev.ko").exists():
+        try:
+            _fetch_kernel(dest)
+        except (subprocess.CalledProcessError, StopIteration) as exc:
+            detail = getattr(exc, "stderr", "") or "package layout not as expected"
+            pytest.fail(f"cannot fetch the Debian cloud kernel into {dest}: {exc}\n{detail}")
+    return dest
