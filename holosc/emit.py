@@ -70,6 +70,20 @@ def _matches(target: Path, file: File) -> bool:
         return False
 
 
+def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `target` with `data` in one rename (readers see old or new, never half)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def emit(output: Output, root: Path) -> Changes:
     """Make `root` hold exactly `output` (plus files holosc did not write).
 

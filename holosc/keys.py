@@ -56,3 +56,17 @@ def ensure_key(path: Path, project: str) -> str:
 
 def _error(message: str, hint: str | None = None) -> HolosError:
     return HolosError(message, [Diagnostic(message, file="ssh key", hint=hint)])
+
+
+def adopt_key(private: Path, state_root: Path, project: str) -> None:
+    """Copy a given key pair to where the units look for it (%S/holos/ssh/<project>/)."""
+    dest = key_path(state_root, project)
+    if private.resolve() == dest.resolve() or not private.exists():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for src, target, mode in (
+        (private, dest, 0o600),
+        (private.with_name(private.name + ".pub"), dest.with_name(dest.name + ".pub"), 0o644),
+    ):
+        target.write_bytes(src.read_bytes())
+        target.chmod(mode)

@@ -12,7 +12,7 @@ import traceback
 
 import typer
 
-from holosc.cli import build, config, validate
+from holosc.cli import build, config, guest, lifecycle, status, validate
 from holosc.errors import ExitCode
 
 EPILOG = (
@@ -34,6 +34,19 @@ app.command(epilog=EPILOG)(build.build)
 app.command(epilog=EPILOG)(validate.validate)
 app.command(epilog=EPILOG)(config.config)
 app.command("schema")(config.schema_command)
+for command in (
+    lifecycle.up,
+    lifecycle.down,
+    lifecycle.start,
+    lifecycle.stop,
+    status.ps,
+    status.logs,
+    guest.console,
+    lifecycle.install,
+    lifecycle.uninstall,
+):
+    app.command(epilog=EPILOG)(command)
+app.command("exec", epilog=EPILOG, context_settings={"allow_interspersed_args": False})(guest.exec_)
 
 
 def main() -> None:

@@ -48,7 +48,13 @@ def compose_path(file: Path | None) -> Path:
     return file if file is not None else find_compose_file(Path.cwd())
 
 
-def load(file: Path | None, *, ssh_key: Path | None = None, with_key: bool = False) -> Loaded:
+def load(
+    file: Path | None,
+    *,
+    ssh_key: Path | None = None,
+    with_key: bool = False,
+    state_root: Path | None = None,
+) -> Loaded:
     """Load and validate; with `with_key`, compile in the project's public key.
 
     :raises HolosError: on any invalid input.
@@ -57,8 +63,11 @@ def load(file: Path | None, *, ssh_key: Path | None = None, with_key: bool = Fal
     doc = load_file(path)
     result = build_project(doc)
     if with_key:
-        private = ssh_key or keys.key_path(paths.state_root(), result.project.name)
+        root = state_root or paths.state_root()
+        private = ssh_key or keys.key_path(root, result.project.name)
         public = keys.ensure_key(private, result.project.name)
+        if ssh_key and state_root:
+            keys.adopt_key(ssh_key, state_root, result.project.name)
         result = build_project(doc, ssh_public_key=public)
     return Loaded(path, doc, result.project, result.warnings)
 

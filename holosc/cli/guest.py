@@ -1,0 +1,153 @@
+"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console)."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import termios
+import time
+import tty
+from typing import Annotated
+
+import typer
+
+from holosc import install, keys, lifecycle
+from holosc.cli import common, options
+from holosc.errors import HolosError
+
+ESCAPE = b"\x1d"  # Ctrl-]
+
+
+def _instance(manager: object, project: str, instance: str) -> dict[str, object]:
+    lock = install.read_lock(manager, project)  # type: ignore[arg-type]
+    instances = lock.get("instances") or {}
+    assert isinstance(instances, dict)
+    if not lock:
+        raise lifecycle.error(f"project '{project}' is not installed")
+    if instance not in instances:
+        raise lifecycle.error(
+            f"no instance '{instance}' in project '{project}'",
+            f"instances: {', '.join(sorted(instances))}",
+        )
+    info = instances[instance]
+    assert isinstance(info, dict)
+    return info
+
+
+def _wait_for_ssh(port: int, wait: float) -> bool:
+    """Poll for the SSH banner: a fresh VM's forwarded port accepts before sshd runs."""
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.settimeout(2)
+                if sock.recv(4).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 3.2)
+
+
+def exec_(
+    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
+    *,
+    login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
+    wait: Annotated[float, typer.Option("--wait", "-w", help="Seconds to wait for sshd.")] = 60,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    system_scope: options.SystemOption = False,
+    user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
+) -> None:
+    """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
+    try:
+        manager = options.manager(user_scope, system_scope)
+        name = options.project_name(project, file)
+        info = _instance(manager, name, instance)
+    except HolosError as exc:
+        common.fail(exc)
+    port = int(str(info["ssh_port"]))
+    if wait > 0 and not _wait_for_ssh(port, wait):
+        print(
+            f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
+            "trying anyway",
+            file=sys.stderr,
+        )
+    key = keys.key_path(manager.state_dir, name)
+    argv = [
+        "ssh",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+        *([] if command else ["-t"]),
+        f"{login or info['user']}@127.0.0.1",
+        *(command or []),
+    ]
+    os.execvp("ssh", argv)
+
+
+def console(
+    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Attach to an instance's serial console; Ctrl-] detaches. The console is also logged
+    to the instance's console.log (see `holosc logs --console`)."""
+    try:
+        manager = options.manager(user, system)
+        name = options.project_name(project, file)
+        _instance(manager, name, instance)
+        path = manager.runtime_dir / name / instance / "serial.sock"
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
+    except HolosError as exc:
+        common.fail(exc)
+    print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
+    _pump(sock)
+
+
+def _pump(sock: socket.socket) -> None:
+    stdin = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
+    try:
+        if saved is not None:
+            tty.setraw(stdin)
+        sock.sendall(b"\r")
+        while True:
+            ready, _, _ = select.select([sock, stdin], [], [])
+            if sock in ready:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                os.write(sys.stdout.fileno(), data)
+            if stdin in ready:
+                data = os.read(stdin, 1024)
+                if not data or ESCAPE in data:
+                    break
+                sock.sendall(data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        sock.close()
+    print("\r\ndetached", file=sys.stderr)

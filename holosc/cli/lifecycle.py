@@ -1,0 +1,179 @@
+"""`holosc up | down | start | stop | install | uninstall`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from holosc import install as installer
+from holosc import lifecycle
+from holosc.cli import common, options
+from holosc.errors import HolosError
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def up(
+    *,
+    file: common.FileOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+    ssh_key: common.SshKeyOption = None,
+) -> None:
+    """Build, install the units, and start the project; returns once every instance runs and
+    every health gate has passed. Re-running after an edit restarts only what changed."""
+    try:
+        manager = options.manager(user, system)
+        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+        common.print_diagnostics(loaded.warnings)
+        output = common.compile_loaded(loaded)
+        _pull_missing(loaded, manager)
+        lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def _pull_missing(loaded: common.Loaded, manager: object) -> None:
+    try:
+        from holosc import pull
+    except ImportError:
+        return
+    ensure = getattr(pull, "ensure_images", None)
+    if ensure is not None:
+        ensure(loaded.project, manager.state_dir / "images")  # type: ignore[attr-defined]
+
+
+def down(
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also delete named volumes and the project's SSH key.")
+    ] = False,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Stop the project gracefully (reverse dependency order), remove its units and instance
+    disks. Named volumes and the SSH key are kept unless --volumes."""
+    try:
+        manager = options.manager(user, system)
+        lifecycle.down(manager, options.project_name(project, file), volumes=volumes, say=say)
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def _service_units(manager: object, name: str, services: list[str]) -> list[str]:
+    units = lifecycle.installed_units(manager, name)  # type: ignore[arg-type]
+    if not services:
+        return [*units.instance_units(), *units.gates]
+    known = {i.rsplit("-", 1)[0] for i in units.instances}
+    result = []
+    for service in services:
+        if service not in known:
+            raise lifecycle.error(
+                f"project '{name}' has no service '{service}'",
+                f"services: {', '.join(sorted(known))}",
+            )
+        insts, gates = units.of_service(service)
+        result += insts + gates
+    return result
+
+
+def start(
+    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Start the named services (and what they depend on), as installed."""
+    try:
+        manager = options.manager(user, system)
+        manager.require()
+        name = options.project_name(project, file)
+        units = _service_units(manager, name, services or [])
+        manager.ctl("start", *units)
+        say(f"started {' '.join(units)}")
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def stop(
+    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Stop the named services gracefully; other services are never touched."""
+    try:
+        manager = options.manager(user, system)
+        manager.require()
+        name = options.project_name(project, file)
+        units = _service_units(manager, name, services or [])
+        lifecycle.stop_units(manager, units)
+        say(f"stopped {' '.join(units)}")
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def install(
+    *,
+    file: common.FileOption = None,
+    enable: Annotated[
+        bool,
+        typer.Option("--enable", help="Start the project at boot (wants link of the boot target)."),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print, write nothing.")] = False,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+    ssh_key: common.SshKeyOption = None,
+) -> None:
+    """Install the compiled units without starting them; --enable for reboot survival."""
+    try:
+        manager = options.manager(user, system)
+        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+        output = common.compile_loaded(loaded)
+        name = loaded.project.name
+        if dry_run:
+            for path in output.files:
+                dest = (
+                    manager.unit_dir / path.name
+                    if len(path.parts) == 1
+                    else manager.config_dir / path
+                )
+                print(f"would write {dest}")
+            if enable:
+                print(f"would link {installer.wants_link(manager, name)}")
+            return
+        installer.install(output, manager, name, loaded.file.parent.resolve())
+        if enable:
+            say(f"enabled: {installer.enable(manager, name)}")
+        manager.ctl("daemon-reload", check=False)
+        say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def uninstall(
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Remove the installed units and boot link (disks and volumes stay). Idempotent."""
+    try:
+        manager = options.manager(user, system)
+        name = options.project_name(project, file)
+        removed = installer.uninstall(manager, name)
+        manager.ctl("daemon-reload", check=False)
+        say(f"uninstalled {name}: removed {len(removed)} path(s)")
+    except HolosError as exc:
+        common.fail(exc)

@@ -1,0 +1,91 @@
+"""`holosc ps` and `holosc logs`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from holosc import lifecycle, status
+from holosc.cli import common, options
+from holosc.errors import HolosError
+
+
+def ps(
+    project: Annotated[str | None, typer.Argument(help="Project (default: all).")] = None,
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Projects and instances with state, PID, uptime, health and ports, read from systemd."""
+    try:
+        manager = options.manager(user, system)
+        manager.require()
+        rows = status.all_status(manager, project)
+    except HolosError as exc:
+        common.fail(exc)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    if not rows:
+        print("no projects installed", file=sys.stderr)
+        return
+    print(
+        f"{'PROJECT':<14} {'INSTANCE':<16} {'STATE':<20} {'PID':>8} {'UPTIME':>8} "
+        f"{'HEALTH':<10} PORTS"
+    )
+    for r in rows:
+        ports = ",".join(f"127.0.0.1:{p.replace(':', '->')}" for p in r.ports) or "-"
+        print(
+            f"{r.project:<14} {r.instance:<16} {r.state:<20} {r.pid or '-':>8} "
+            f"{status.format_uptime(r.uptime_s):>8} {r.health:<10} {ports}"
+        )
+
+
+def logs(
+    target: Annotated[str, typer.Argument(help="A service (all its replicas) or an instance.")],
+    *,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 50,
+    console: Annotated[
+        bool, typer.Option("--console", help="Show the serial console log instead of the journal.")
+    ] = False,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """The journal of a service's or instance's units (QEMU, stop helper, health probes)."""
+    try:
+        manager = options.manager(user, system)
+        name = options.project_name(project, file)
+        units = lifecycle.installed_units(manager, name)
+        if target in units.instances:
+            instances, unit_names = [target], [units.unit(target)]
+        else:
+            insts, gates = units.of_service(target)
+            if not insts:
+                raise lifecycle.error(
+                    f"no service or instance '{target}' in project '{name}'",
+                    f"instances: {', '.join(units.instances)}",
+                )
+            instances = [i for i in units.instances if units.unit(i) in insts]
+            unit_names = insts + gates
+    except HolosError as exc:
+        common.fail(exc)
+    if console:
+        for inst in instances:
+            log = manager.state_dir / "instances" / name / inst / "console.log"
+            print(f"==> {inst} <==")
+            try:
+                print("".join(log.read_text(errors="replace").splitlines(True)[-lines:]))
+            except OSError as exc:
+                print(f"(cannot read {log}: {exc})", file=sys.stderr)
+        return
+    argv = manager.journal(unit_names, lines=lines, follow=follow)
+    os.execvp(argv[0], argv)
