@@ -7,7 +7,9 @@ them into messages and an exit code at the edge.
      ├── LoadError             the file cannot be read or is not valid YAML
      ├── ValidationError       holos.yaml is well-formed but wrong (all errors at once)
      ├── EmitError             the output directory could not be written
-     └── RuntimeCommandError   a lifecycle command failed (systemd, ssh, ...)
+     ├── RuntimeCommandError   a lifecycle command failed (systemd, ssh, ...)
+     └── ImageError            a registry image could not be pulled (HTTP, checksum, disk)
+          └── UnknownImageError  no registry entry has that name or tag
 """
 
 from __future__ import annotations
@@ -91,3 +93,15 @@ class RuntimeCommandError(HolosError):
     """A lifecycle command (up, down, exec, ...) failed."""
 
     exit_code = ExitCode.RUNTIME
+
+
+class ImageError(HolosError):
+    """A registry image could not be downloaded or verified; nothing partial was cached."""
+
+    exit_code = ExitCode.RUNTIME
+
+
+class UnknownImageError(ImageError):
+    """An image reference names no registry entry (a usage error on the command line)."""
+
+    exit_code = ExitCode.USAGE
