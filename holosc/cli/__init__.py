@@ -12,7 +12,7 @@ import traceback
 
 import typer
 
-from holosc.cli import build, config, guest, lifecycle, status, validate
+from holosc.cli import build, config, devices, guest, lifecycle, status, validate
 from holosc.errors import ExitCode
 
 EPILOG = (
@@ -47,6 +47,7 @@ for command in (
 ):
     app.command(epilog=EPILOG)(command)
 app.command("exec", epilog=EPILOG, context_settings={"allow_interspersed_args": False})(guest.exec_)
+app.command(epilog=EPILOG)(devices.devices)
 
 
 def main() -> None:
