@@ -1,0 +1,190 @@
+"""`holosc pull | images | verify`: the registry image cache (`<state>/images/`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from holosc import images as registry
+from holosc import pull as puller
+from holosc.cli import common, options
+from holosc.errors import ExitCode, HolosError
+
+MirrorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mirror",
+        envvar=puller.MIRROR_ENV,
+        help="Fetch from this mirror instead of upstream: its scheme, host and path prefix "
+        "replace those of every registry URL (e.g. http://mirror.lan/holos).",
+    ),
+]
+
+
+def _cache_dir(user: bool, system: bool) -> Path:
+    return options.manager(user, system).state_dir / "images"
+
+
+def pull(
+    image: Annotated[str, typer.Argument(help="Registry image, e.g. ubuntu:noble or alpine.")],
+    *,
+    mirror: MirrorOption = None,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to connect and receive response headers.", min=0.1)
+    ] = 30.0,
+    stall_timeout: Annotated[
+        float, typer.Option(help="Give up when the download sends no data for this long.", min=0.1)
+    ] = 60.0,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Download a registry image into the cache, verified against the upstream checksum.
+
+    An image already cached with the upstream checksum is not downloaded again."""
+    try:
+        entry = puller.entry_for(image)
+        path = puller.pull(
+            entry,
+            _cache_dir(user, system),
+            progress=ProgressReport(sys.stderr),
+            timeouts=puller.Timeouts(connect_timeout, stall_timeout),
+            mirror=mirror or "",
+        )
+    except HolosError as exc:
+        common.fail(exc)
+    print(f"image: {path}\nformat: {entry.format}")
+
+
+def images(
+    *,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """List the registry images and which of them are cached."""
+    cache = _cache_dir(user, system)
+    rows = [("NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER", "CACHED")]
+    for entry in registry.REGISTRY:
+        path = puller.image_path(entry, cache)
+        cached = human_size(path.stat().st_size) if path.exists() else "-"
+        default = "yes" if entry.default else "no"
+        rows.append((entry.name, entry.tag, default, entry.format, entry.os, entry.user, cached))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def verify(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="IMAGE", help="Registry images, e.g. ubuntu:noble.", show_default=False
+        ),
+    ] = None,
+    *,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Verify every cached registry image.")
+    ] = False,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Re-hash cached images against the checksums recorded when they were pulled (offline).
+
+    Exit 1 when an image is corrupt, missing or has no recorded checksum."""
+    if all_ and refs:
+        raise typer.BadParameter("verify --all does not accept image arguments")
+    if not all_ and not refs:
+        raise typer.BadParameter("verify requires an image name or --all")
+    cache = _cache_dir(user, system)
+    try:
+        entries = list(registry.REGISTRY) if all_ else [puller.entry_for(r) for r in refs or ()]
+    except HolosError as exc:
+        common.fail(exc)
+    failed = 0
+    for entry in entries:
+        result = puller.verify(entry, cache)
+        if all_ and result.status is puller.VerifyStatus.NOT_CACHED:
+            print(f"{entry.ref}: skipped (not cached)")
+            continue
+        failed += not result.ok
+        print(verify_line(result), file=sys.stdout if result.ok else sys.stderr)
+    if failed:
+        raise typer.Exit(int(ExitCode.DRIFT))
+
+
+def verify_line(result: puller.VerifyResult) -> str:
+    ref, status = result.entry.ref, puller.VerifyStatus
+    if result.status is status.OK:
+        return f"{ref}: verified {result.algorithm}:{result.actual[:16]} {result.path}"
+    if result.status is status.NOT_CACHED:
+        return f"{ref}: not cached (run 'holosc pull {ref}')"
+    if result.status is status.UNRECORDED:
+        return f"{ref}: cannot verify {result.path}: no recorded checksum (run 'holosc pull {ref}')"
+    got = result.detail or f"expected {result.expected}, got {result.actual}"
+    return f"{ref}: CORRUPT {result.path}: {result.algorithm} mismatch: {got}"
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+
+
+class ProgressReport:
+    """Renders pull progress: a redrawn bar on a terminal, a few plain lines otherwise."""
+
+    INTERVAL = 0.1  # seconds between redraws; a 1 MiB chunk can arrive every millisecond
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.started = self.drawn = 0.0
+
+    def __call__(self, event: puller.Progress) -> None:
+        stage, ref = puller.Stage, event.entry.ref
+        if event.stage is stage.CHECKSUM:
+            self.line(f"{ref}: fetching checksum {event.url}")
+        elif event.stage is stage.REUSED:
+            self.line(f"{ref}: up to date ({human_size(event.done)} cached)")
+        elif event.stage is stage.DOWNLOAD and event.done == 0:
+            self.started = time.monotonic()
+            size = human_size(event.total) if event.total is not None else "unknown size"
+            self.line(f"{ref}: downloading {event.url} ({size})")
+        elif event.stage is stage.DOWNLOAD and self.tty:
+            self.bar(event)
+        elif event.stage is stage.DONE:
+            if self.tty:
+                self.stream.write("\r\033[K")
+            rate = human_size(event.done / max(time.monotonic() - self.started, 1e-6))
+            self.line(f"{ref}: verified {human_size(event.done)} at {rate}/s")
+
+    def line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def bar(self, event: puller.Progress) -> None:
+        now = time.monotonic()
+        if now - self.drawn < self.INTERVAL and event.done != event.total:
+            return
+        self.drawn = now
+        speed = event.done / max(now - self.started, 1e-6)
+        text = f"{human_size(event.done)}"
+        if event.total:
+            fraction = min(event.done / event.total, 1.0)
+            width = max(10, min(40, shutil.get_terminal_size().columns - 60))
+            filled = int(fraction * width)
+            eta = (event.total - event.done) / speed if speed else 0
+            text = (
+                f"{fraction:4.0%} [{'#' * filled}{'.' * (width - filled)}] {text}"
+                f"/{human_size(event.total)}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+            )
+        self.stream.write(f"\r\033[K{event.entry.ref} {text}  {human_size(speed)}/s")
+        self.stream.flush()
