@@ -105,3 +105,9 @@ class UnknownImageError(ImageError):
     """An image reference names no registry entry (a usage error on the command line)."""
 
     exit_code = ExitCode.USAGE
+
+
+class UnitFailedError(RuntimeCommandError):
+    """systemd ran the request but a unit failed or a health gate did not pass."""
+
+    exit_code = ExitCode.DRIFT

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from holosc import install, plan
 from holosc.compiler import Output
-from holosc.errors import Diagnostic, RuntimeCommandError
+from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.systemd import Manager
 
 Say = Callable[[str], None]
@@ -143,11 +143,12 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
             text=True,
             check=False,
         ).stdout
-        raise error(
+        message = (
             f"project {units.project} did not start: "
             f"{', '.join(labels.get(u, u) for u in failed) or result[0].stderr.strip()}"
             + ("\n" + tail.rstrip() if tail.strip() else "")
         )
+        raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
     say(
         f"{units.project}: {len(units.instances)} instance(s) running"
         + (f", {len(units.gates)} health gate(s) passed" if units.gates else "")

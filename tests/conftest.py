@@ -58,4 +58,6 @@ def compile_text(text: str, directory: Path | None = None, **env: str) -> Output
     return compile_project(build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project)
 
 
-from tests.guestkernel import guest_kernel  # noqa: E402,F401  (a fixture for every test)
+# Fixtures shared by every test module (imported here so pytest registers them).
+from tests.guest.image import guest_image  # noqa: E402,F401  (built once, cached)
+from tests.guestkernel import guest_kernel, initramfs  # noqa: E402,F401

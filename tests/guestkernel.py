@@ -8,6 +8,7 @@ guests that must honour the power button. Cached under $HOLOSC_TEST_CACHE
 
 from __future__ import annotations
 
+import gzip
 import lzma
 import os
 import shutil
@@ -70,3 +71,54 @@ def guest_kernel() -> Path:
             detail = getattr(exc, "stderr", "") or "package layout not as expected"
             pytest.fail(f"cannot fetch the Debian cloud kernel into {dest}: {exc}\n{detail}")
     return dest
+
+
+READY_MARK = "holos-test: ready"
+
+
+def newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio archive in the kernel's "newc" format (see Documentation/.../ramfs)."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        encoded = name.encode() + b"\0"
+        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0)
+        out += ("070701" + "".join(f"{v:08X}" for v in fields)).encode() + encoded
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+INIT = """#!/bin/busybox sh
+export PATH=/bin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+insmod /evdev.ko
+insmod /button.ko
+for d in /sys/class/input/event*; do
+  grep -q "Power Button" "$d/device/name" && ev="/dev/input/${d##*/}"
+done
+echo "READY_MARK power button at $ev"
+"""
+INIT_ACPI = INIT + 'head -c 1 "$ev" >/dev/null\necho "holos-test: button pressed"\npoweroff -f\n'
+INIT_IGNORE = INIT + "while :; do sleep 3600; done\n"
+
+
+@pytest.fixture(scope="session")
+def initramfs(guest_kernel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two initramfs images: "acpi" powers off on the button, "ignore" sleeps forever."""
+    busybox = require_tool("busybox")
+    d = tmp_path_factory.mktemp("initramfs")
+    images = {}
+    for kind, init in (("acpi", INIT_ACPI), ("ignore", INIT_IGNORE)):
+        entries = [
+            *((name, 0o40755, b"") for name in ("bin", "dev", "proc", "sys")),
+            ("bin/busybox", 0o100755, Path(busybox).read_bytes()),
+            ("button.ko", 0o100644, (guest_kernel / "button.ko").read_bytes()),
+            ("evdev.ko", 0o100644, (guest_kernel / "evdev.ko").read_bytes()),
+            ("init", 0o100755, init.replace("READY_MARK", READY_MARK).encode()),
+        ]
+        images[kind] = d / f"{kind}.cpio.gz"
+        images[kind].write_bytes(gzip.compress(newc(entries), mtime=0))
+    return images

@@ -135,12 +135,13 @@ def _prepare_host(name: str, base: Path, kernel: Path) -> None:
     """Small real disks and files where the launch scripts expect the project's inputs."""
     project = build_example(name).project
     img = require_tool("qemu-img")
-    (base / "images").mkdir()
-    (base / "volumes").mkdir()
+    images, volumes = base / "holos" / "images", base / "holos" / "volumes" / project.name
+    images.mkdir(parents=True)
+    volumes.mkdir(parents=True)
     for service in project.services:
         image = service.image
         if image.is_registry:
-            target = base / "images" / f"{image.name}-{image.tag}.{image.format}"
+            target = images / f"{image.name}-{image.tag}.{image.format}"
         else:
             assert image.path is not None
             target = base / "project" / image.path
@@ -154,7 +155,7 @@ def _prepare_host(name: str, base: Path, kernel: Path) -> None:
             if mount.kind is MountKind.BIND:
                 (base / "project" / mount.source).mkdir(parents=True, exist_ok=True)
             else:
-                vol = base / "volumes" / f"{mount.source}.qcow2"
+                vol = volumes / f"{mount.source}.qcow2"
                 if not vol.exists():
                     run([img, "create", "-q", "-f", "qcow2", str(vol), "16M"], check=True)
 
@@ -180,18 +181,21 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
         '#!/bin/sh\nexec /usr/bin/qemu-system-x86_64 "$@" -S\n'
     )
     (shim / "qemu-system-x86_64").chmod(0o755)
+    volumes = base / "holos" / "volumes" / project.name
     started = 0
     for inst in plan.instances:
         if inst.service.devices:
             continue
-        state, run_dir = base / "state" / inst.name, base / "run" / inst.name
+        state = base / "holos" / "instances" / project.name / inst.name
+        run_dir = base / "run" / inst.name
         state.mkdir(parents=True)
         run_dir.mkdir(parents=True)
         env = dict(
             os.environ,
             HOLOS_ACCEL="tcg",
             PATH=f"{shim}:{os.environ['PATH']}",
-            STATE_DIRECTORY=f"{state}:{base / 'volumes'}:{base / 'images'}",
+            # Not in StateDirectory= order: systemd does not keep it either.
+            STATE_DIRECTORY=f"{base / 'holos/images'}:{state}:{volumes}",
             RUNTIME_DIRECTORY=str(run_dir),
         )
         # A file, not a pipe: virtiofsd stays in the background holding its stderr.

@@ -105,15 +105,21 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
             ["-drive"],
             ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"],
         ]
+    # Explicit devices, in this order: QEMU creates `-drive if=virtio` disks after every
+    # `-device`, so a volume would become /dev/vda ahead of the root disk.
     args += [
         ["-drive"],
         [
-            "if=virtio,format=qcow2,cache=writeback,discard=unmap,file=",
+            "id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file=",
             _var("state_q"),
             "/root.qcow2",
         ],
+        ["-device"],
+        ["virtio-blk-pci,drive=root"],
         ["-drive"],
-        ["if=virtio,format=raw,readonly=on,file=", _var("here_q"), "/seed.iso"],
+        ["id=seed,if=none,format=raw,readonly=on,file=", _var("here_q"), "/seed.iso"],
+        ["-device"],
+        ["virtio-blk-pci,drive=seed"],
     ]
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
     args += [
@@ -209,11 +215,10 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         project=plan.project.name,
         unit=P.instance_unit(plan.project.name, service.name, inst.index),
         uses_project=uses_project,
-        # Unused fields of $STATE_DIRECTORY are read into "_" (shellcheck SC2034).
-        read_vars=" ".join(
-            v if v in used or f"{v}_q" in used else "_" for v in ("volumes", "images")
-        ),
         escape_lines=[f"{v}_q=${{{v}//,/,,}}" for v in escaped],
+        read_vars=" ".join(
+            f'{v}=""' for v in ("volumes", "images") if v in used or f"{v}_q" in used
+        ),
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",
         image_path=shell_word(image_parts(service)),

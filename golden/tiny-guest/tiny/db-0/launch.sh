@@ -8,7 +8,15 @@ die() { echo "holos: db-0: $*" >&2; exit 1; }
 here=$(dirname -- "$(readlink -f -- "$0")")
 project=$(readlink -e -- "$here/../project") \
   || die "project directory link $here/../project is missing; run holosc install"
-IFS=: read -r state _ _ <<<"${STATE_DIRECTORY:?run this script from its systemd unit}"
+# systemd does not keep StateDirectory= order in $STATE_DIRECTORY: match each by name.
+IFS=: read -r -a dirs <<<"${STATE_DIRECTORY:?run this script from its systemd unit}"
+state="" 
+for dir in "${dirs[@]}"; do
+  case "$dir" in
+    */holos/instances/tiny/db-0) state=$dir ;;
+  esac
+done
+[ -n "$state" ] || die "no state directory for db-0 in STATE_DIRECTORY"
 run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 here_q=${here//,/,,}
 state_q=${state//,/,,}

@@ -1,0 +1,222 @@
+"""A private systemd for tests: PID 1 of its own namespaces, seeing only the test's units.
+
+Adapted from shared/testing/throwaway-systemd.sh, with its safety rules:
+- SYSTEMD_UNIT_PATH lists only the test's unit directory (no trailing ':'), and
+  generators are disabled, so the host's units (and tmpfiles cleanup) never load;
+- nothing is ever `systemctl enable`d inside it (the host's /etc is visible);
+- /run is a private tmpfs, and /etc/holos and /var/lib/holos are bind-mounted from the
+  test's directory, so compiled projects never touch the host's copies;
+- with net=True it gets a private network namespace (loopback only), so QEMU's
+  multicast and port forwards stay inside.
+holosc runs inside the same namespaces through `nsenter`, as it would on a host whose
+PID 1 is systemd; only HOLOSC_UNIT_DIR points it at the private unit directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, require_tool
+
+STUB_UNITS = (
+    "exit.target", "systemd-exit.service", "shutdown.target", "final.target", "umount.target",
+    "sockets.target", "timers.target", "paths.target", "slices.target", "network.target",
+    "network-online.target", "network-pre.target", "multi-user.target",
+    "systemd-journald.socket", "systemd-journald-dev-log.socket", "systemd-journald.service",
+)  # fmt: skip
+
+INNER = r"""
+set -e
+mount -t tmpfs -o mode=755 tmpfs /run
+mount --bind "$STATE/etc-holos" /etc/holos
+mount --bind "$STATE/var-lib-holos" /var/lib/holos
+mkdir -p /run/systemd/journald.conf.d
+printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
+ip link set lo up 2>/dev/null || true
+# Multicast on loopback (QEMU's inter-VM segment) needs a route in a fresh namespace.
+ip route add 224.0.0.0/4 dev lo 2>/dev/null || true
+hostname holosc-test
+export container=holosc-test
+export SYSTEMD_UNIT_PATH="$UNITDIR"
+export SYSTEMD_GENERATOR_PATH="$STATE/empty" SYSTEMD_ENVIRONMENT_GENERATOR_PATH="$STATE/empty"
+exec /lib/systemd/systemd --system --unit=holosc-boot.target --log-target=journal-or-kmsg \
+  --show-status=no
+"""
+
+
+class PrivateSystemd:
+    def __init__(self, root: Path, *, net: bool = True) -> None:
+        self.root = root
+        self.units = root / "units"
+        self.state = root / "sd"
+        self.net = net
+        self.pid = 0
+        self.unshare: subprocess.Popen[bytes] | None = None
+        self.cgroups: list[Path] = []
+
+    def start(self) -> PrivateSystemd:
+        for tool in ("unshare", "nsenter"):
+            require_tool(tool)
+        self.units.mkdir(parents=True, exist_ok=True)
+        for sub in ("empty", "etc-holos", "var-lib-holos"):
+            (self.state / sub).mkdir(parents=True)
+        for host_dir in ("/etc/holos", "/var/lib/holos"):  # mount points only
+            Path(host_dir).mkdir(parents=True, exist_ok=True)
+        for unit in STUB_UNITS:
+            (self.units / unit).symlink_to(f"/lib/systemd/system/{unit}")
+        (self.units / "sysinit.target").write_text(
+            "[Unit]\nDescription=stub sysinit\n"
+            "Wants=systemd-journald.socket systemd-journald-dev-log.socket\n"
+        )
+        (self.units / "basic.target").write_text(
+            "[Unit]\nDescription=stub basic\nRequires=sysinit.target\nAfter=sysinit.target\n"
+        )
+        (self.units / "holosc-boot.target").write_text(
+            "[Unit]\nDescription=holosc test boot\nRequires=sysinit.target\nAfter=sysinit.target\n"
+        )
+        self._enter_cgroup()
+        argv = [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "--uts",
+            "--ipc",
+            "--cgroup",
+            *(["--net"] if self.net else []),
+            "--propagation",
+            "private",
+            "/bin/bash",
+            "-c",
+            INNER,
+        ]
+        env = dict(os.environ, UNITDIR=str(self.units), STATE=str(self.state))
+        log = (self.state / "console.log").open("wb")
+        self.unshare = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=self._join_cgroup,
+        )
+        deadline = time.monotonic() + 30
+        while not self.pid:
+            found = subprocess.run(
+                ["pgrep", "-P", str(self.unshare.pid), "-x", "systemd"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            self.pid = int(found[0]) if found else 0
+            if time.monotonic() > deadline or self.unshare.poll() is not None:
+                raise RuntimeError(f"systemd did not start: {self.console()}")
+            time.sleep(0.05)
+        while True:
+            state = self.systemctl("is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"systemd not ready ({state}): {self.console()}")
+            time.sleep(0.1)
+
+    def _enter_cgroup(self) -> None:
+        name = f"holosc-test-{os.getpid()}-{id(self)}"
+        for hierarchy in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+            if Path(hierarchy, "cgroup.procs").is_file():
+                path = Path(hierarchy, name)
+                try:
+                    path.mkdir(exist_ok=True)
+                    self.cgroups.append(path)
+                except OSError:
+                    pass
+
+    def _join_cgroup(self) -> None:
+        for path in self.cgroups:
+            with contextlib.suppress(OSError):
+                (path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def console(self) -> str:
+        return (self.state / "console.log").read_text(errors="replace")[-2000:]
+
+    def nsenter(self) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", *(["-n"] if self.net else [])]
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        # nsenter -m enters the namespace's root and cwd; --wd keeps ours.
+        wd = [f"--wd={cwd}"] if cwd else []
+        result = subprocess.run(
+            [*self.nsenter(), *wd, "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{argv} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(["systemctl", *args], check=check, timeout=120)
+
+    def holosc(
+        self, *args: str, cwd: Path, check: bool = False, timeout: float = 900, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        environ = dict(
+            os.environ,
+            HOLOSC_UNIT_DIR=str(self.units),
+            HOLOS_ACCEL="tcg",
+            PYTHONPATH=str(REPO),
+            **env,
+        )
+        return self.run(
+            [sys.executable, "-m", "holosc", *args],
+            check=check,
+            env=environ,
+            cwd=cwd,
+            timeout=timeout,
+        )
+
+    def stop(self) -> None:
+        if self.pid:
+            subprocess.run(
+                [*self.nsenter(), "systemctl", "exit"], capture_output=True, timeout=30, check=False
+            )
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if Path(f"/proc/{self.pid}").exists():
+                os.kill(self.pid, 9)  # kills the whole pid namespace
+        if self.unshare is not None:
+            try:
+                self.unshare.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.unshare.kill()
+        for path in reversed(self.cgroups):
+            for sub in sorted(path.rglob("*"), reverse=True):
+                if sub.is_dir():
+                    _rmdir(sub)
+            _rmdir(path)
+
+
+def _rmdir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()

@@ -1,0 +1,233 @@
+"""holosc up/down/start/stop/ps/install against a real (private) systemd and real QEMU.
+
+The guests are the tiny busybox kernel+initramfs of tests/guestkernel.py: they boot in
+seconds under TCG and power off on the ACPI button, so stops are real graceful stops.
+Health gates that pass need sshd in the guest: tests/e2e covers those with a Debian guest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, require_tool
+from tests.guestkernel import READY_MARK
+from tests.systemd_harness import PrivateSystemd
+
+PROJECT = """\
+name: life
+x-tiny: &tiny
+  image: ./disk.qcow2
+  stop_grace_period: 20s
+  vm:
+    memory_mb: 128
+    kernel: ./vmlinuz
+    initrd: ./acpi.cpio.gz
+    cmdline: console=ttyS0 quiet panic=-1
+services:
+  db:
+    <<: *tiny
+    volumes: ["data:/data"]
+  web:
+    <<: *tiny
+    replicas: 2
+    depends_on: [db]
+    cloud_init:
+      runcmd: [echo version 1]
+volumes:
+  data: {size: 16M}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, guest_kernel: Path, initramfs: dict[str, Path]) -> Path:
+    d = tmp_path / "project"
+    d.mkdir()
+    (d / "holos.yaml").write_text(PROJECT)
+    shutil.copy(guest_kernel / "vmlinuz", d / "vmlinuz")
+    shutil.copy(initramfs["acpi"], d / "acpi.cpio.gz")
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", str(d / "disk.qcow2"), "32M"],
+        check=True,
+    )
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return d
+
+
+@pytest.fixture
+def systemd(tmp_path: Path) -> Iterator[PrivateSystemd]:
+    sd = PrivateSystemd(tmp_path / "systemd").start()
+    try:
+        yield sd
+    finally:
+        sd.stop()
+
+
+def holosc(sd: PrivateSystemd, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return sd.holosc(*args, cwd=project, HOLOSC_SSH_KEY=str(project.parent / "key"))
+
+
+def wait_ready(sd: PrivateSystemd, *instances: str, boots: int = 1, timeout: float = 120) -> None:
+    """Wait for the guests' init to listen for the power button (a powerdown sent while a
+    guest still boots is lost; shared/testing/README.md)."""
+    deadline = time.monotonic() + timeout
+    for inst in instances:
+        log = sd.state / "var-lib-holos" / "instances" / "life" / inst / "console.log"
+        # console.log is appended to across boots: wait for this boot's mark.
+        while not (log.exists() and log.read_text(errors="replace").count(READY_MARK) >= boots):
+            assert time.monotonic() < deadline, f"{inst} not ready"
+            time.sleep(0.2)
+
+
+def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
+    return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
+    up = holosc(systemd, project, "up")
+    assert up.returncode == 0, up.stderr
+    assert "web-1: running" in up.stderr and "3 instance(s) running" in up.stderr
+    # Ordering: db was active before web's start began.
+    db_up = int(show(systemd, "holos-life-db@0.service", "ActiveEnterTimestampMonotonic"))
+    web_start = int(show(systemd, "holos-life-web@0.service", "InactiveExitTimestampMonotonic"))
+    assert db_up <= web_start
+
+    ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
+    assert [r["instance"] for r in ps] == ["db-0", "web-0", "web-1"]
+    assert all(r["state"] == "active/running" and r["pid"] for r in ps)
+
+    wait_ready(systemd, "db-0", "web-0", "web-1")
+    stop = holosc(systemd, project, "stop", "web")
+    assert stop.returncode == 0, stop.stderr
+    assert show(systemd, "holos-life-web@0.service", "ActiveState") == "inactive"
+    assert show(systemd, "holos-life-db@0.service", "ActiveState") == "active"
+    journal = systemd.run(["journalctl", "-u", "holos-life-web@0.service", "--no-pager"]).stdout
+    assert re.search(r"web-0: guest shut down after [\d.]+ s", journal), journal
+
+    start = holosc(systemd, project, "start", "web", "-p", "life")
+    assert start.returncode == 0, start.stderr
+    assert show(systemd, "holos-life-web@1.service", "ActiveState") == "active"
+
+    wait_ready(systemd, "web-0", "web-1", boots=2)
+    began = time.monotonic()
+    down = holosc(systemd, project, "down")
+    assert down.returncode == 0, down.stderr
+    print(f"E2E_METRIC lifecycle_down_s={time.monotonic() - began:.1f}")
+    assert not systemd.run(["pgrep", "-f", "qemu-system"], check=False).stdout.strip()
+    assert not list(systemd.units.glob("holos-life*"))
+    state = systemd.state / "var-lib-holos"
+    assert (state / "volumes" / "life" / "data.qcow2").exists(), "named volume kept"
+    assert not (state / "instances" / "life").exists(), "instance disks removed"
+
+
+def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, project: Path) -> None:
+    assert holosc(systemd, project, "up").returncode == 0
+    unit = "holos-life-db@0.service"
+    # Requires= carries db's restart to web (systemd semantics, docs/units.md): let the web
+    # guests reach the point where they honour the power button, so they stop gracefully.
+    wait_ready(systemd, "db-0", "web-0", "web-1")
+    pid = int(show(systemd, unit, "MainPID"))
+    killed = time.monotonic()
+    systemd.run(["kill", "-9", str(pid)])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = int(show(systemd, unit, "MainPID") or 0)
+        if new and new != pid and show(systemd, unit, "ActiveState") == "active":
+            break
+        time.sleep(0.2)
+    print(f"E2E_METRIC lifecycle_restart_after_kill_s={time.monotonic() - killed:.1f}")
+    assert show(systemd, unit, "NRestarts") == "1"
+    ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
+    db = next(r for r in ps if r["instance"] == "db-0")
+    assert db["pid"] == new and db["restarts"] == 1 and db["state"] == "active/running"
+
+
+def test_edit_restarts_only_changed_service(systemd: PrivateSystemd, project: Path) -> None:
+    assert holosc(systemd, project, "up").returncode == 0
+    units = ["holos-life-db@0.service", "holos-life-web@0.service", "holos-life-web@1.service"]
+    before = {u: show(systemd, u, "MainPID") for u in units}
+    text = (project / "holos.yaml").read_text().replace("version 1", "version 2")
+    (project / "holos.yaml").write_text(text)
+    again = holosc(systemd, project, "up")
+    assert again.returncode == 0, again.stderr
+    after = {u: show(systemd, u, "MainPID") for u in units}
+    restarted = sorted(u for u in units if before[u] != after[u])
+    print(f"E2E_METRIC lifecycle_restarted_after_edit={len(restarted)}")
+    assert restarted == units[1:], (before, after)
+    # An up with nothing changed restarts nothing.
+    assert holosc(systemd, project, "up").returncode == 0
+    assert {u: show(systemd, u, "MainPID") for u in units} == after
+
+
+def test_failing_healthcheck_fails_up_and_holds_dependents(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    text = (
+        (project / "holos.yaml")
+        .read_text()
+        .replace(
+            '    volumes: ["data:/data"]\n',
+            '    volumes: ["data:/data"]\n    healthcheck:\n      test: ["true"]\n'
+            "      interval: 1s\n      timeout: 2s\n      retries: 2\n",
+        )
+    )
+    (project / "holos.yaml").write_text(text)
+    up = holosc(systemd, project, "up")
+    assert up.returncode == 1, up.stderr
+    assert "db-healthy: UNHEALTHY" in up.stderr
+    assert "holos-health" in up.stderr or "attempt" in up.stderr, up.stderr  # journal tail
+    assert show(systemd, "holos-life-web@0.service", "ActiveState") != "active"
+
+
+def test_install_enable_and_uninstall(systemd: PrivateSystemd, project: Path) -> None:
+    result = holosc(systemd, project, "install", "--enable")
+    assert result.returncode == 0, result.stderr
+    link = systemd.units / "multi-user.target.wants" / "holos-life.target"
+    assert (
+        link.is_symlink() and (link.parent / link.readlink()).resolve().name == "holos-life.target"
+    )
+    assert show(systemd, "holos-life.target", "LoadState") == "loaded"
+    for _ in range(2):  # idempotent
+        result = holosc(systemd, project, "uninstall")
+        assert result.returncode == 0, result.stderr
+    assert not link.exists() and not list(systemd.units.glob("holos-life*"))
+
+
+def test_unknown_project_and_instance_are_one_line_errors(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    result = holosc(systemd, project, "down", "-p", "nope")
+    assert result.returncode == 5
+    assert (
+        result.stderr.strip().splitlines()[0] == "holosc: error: project 'nope' is not installed "
+        "(hint: run holosc up (or holosc install) in its directory first)"
+    )
+    assert holosc(systemd, project, "install").returncode == 0
+    result = holosc(systemd, project, "exec", "web-9", "--", "true")
+    assert result.returncode == 5 and "no instance 'web-9' in project 'life'" in result.stderr
+
+
+def test_systemd_not_reachable_is_one_line(tmp_path: Path) -> None:
+    """On this host PID 1 is not systemd; a manager that does not answer is one line."""
+    result = subprocess.run(
+        [
+            str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else "python3",
+            "-m",
+            "holosc",
+            "ps",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOLOSC_SYSTEMCTL": "false", "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 5
+    assert result.stderr.startswith("holosc: error: systemd (system manager) is not reachable")
