@@ -538,6 +538,13 @@ def _check_cross_service(
         at = ("services", service.name)
         for dep in service.depends_on:
             target = by_name.get(dep.service)
+            if dep.condition is Condition.COMPLETED:
+                check.error(
+                    (*at, "depends_on", dep.service),
+                    "condition service_completed_successfully is not supported: a VM "
+                    "service runs until it is stopped",
+                    "use service_started, or service_healthy with a healthcheck",
+                )
             if dep.condition is Condition.HEALTHY and target and target.healthcheck is None:
                 check.error(
                     (*at, "depends_on"),

@@ -12,7 +12,18 @@ import traceback
 
 import typer
 
-from holosc.cli import build, config, devices, guest, images, importer, lifecycle, status, validate
+from holosc.cli import (
+    build,
+    config,
+    devices,
+    doctor,
+    guest,
+    images,
+    importer,
+    lifecycle,
+    status,
+    validate,
+)
 from holosc.errors import ExitCode
 
 EPILOG = (
@@ -49,6 +60,7 @@ for command in (
 app.command("exec", epilog=EPILOG, context_settings={"allow_interspersed_args": False})(guest.exec_)
 app.command(epilog=EPILOG)(devices.devices)
 app.command("import", epilog=EPILOG)(importer.import_)
+app.command(epilog=EPILOG)(doctor.doctor)
 app.command(epilog=EPILOG)(images.pull)
 app.command(epilog=EPILOG)(images.images)
 app.command(epilog=EPILOG)(images.verify)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from holosc import plan as P
-from holosc.model import Condition, Project, Service
+from holosc.model import Project, Service
 from holosc.quantities import format_seconds
 from holosc.render.escape import Specifier, exec_line, unit_value
 
@@ -217,8 +217,6 @@ def _after(project: Project, service: Service) -> list[str]:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
             units.append(P.gate_unit(project.name, target.name))
-        elif dep.condition is Condition.COMPLETED:
-            units += [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
         else:
             units += [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
     return units
