@@ -163,6 +163,8 @@ def load_text(
         raise LoadError("file too large", [Diagnostic("file too large", file=file)])
     node = _compose(text, file)
     builder = _Builder(file)
+    if node is not None:
+        builder.check_size(node)
     data = {} if node is None else builder.value(node, (), 0)
     doc = Document(
         file,
@@ -234,6 +236,33 @@ class _Builder:
                 )
             ],
         )
+
+    def check_size(self, root: yaml.nodes.Node) -> None:
+        """Reject alias bombs before expanding: the expanded size of each distinct node is
+        computed once (aliases share node objects), so this costs the document's size."""
+        sizes: dict[int, int] = {}
+
+        def size(node: yaml.nodes.Node, depth: int) -> int:
+            if id(node) in sizes:
+                return sizes[id(node)]
+            if depth > MAX_DEPTH:
+                raise self.error(node, f"document nests deeper than {MAX_DEPTH} levels")
+            children: list[yaml.nodes.Node] = []
+            if isinstance(node, yaml.nodes.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.nodes.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            total = 1 + sum(size(child, depth + 1) for child in children)
+            if total > MAX_NODES:
+                raise self.error(
+                    node,
+                    f"document expands to more than {MAX_NODES} values",
+                    "aliases (*name) that repeat large anchors multiply the size",
+                )
+            sizes[id(node)] = total
+            return total
+
+        size(root, 0)
 
     def value(self, node: yaml.nodes.Node, path: JsonPath, depth: int) -> Any:
         self.count += 1
