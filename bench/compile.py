@@ -74,7 +74,7 @@ def main() -> None:
         + "]\n"
         + "".join(
             f"{c}: &{c} [" + ",".join([f"*{p}"] * 10) + "]\n"
-            for p, c in zip("abcdefgh", "bcdefghi")
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
         )
     )
     print(
