@@ -83,8 +83,10 @@ exec qemu-system-x86_64 \
   -device virtio-rng-pci \
   -drive if=pflash,format=raw,readonly=on,file="${ovmf_code_q}" \
   -drive if=pflash,format=raw,file="${state_q}"/OVMF_VARS.fd \
-  -drive if=virtio,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
-  -drive if=virtio,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
+  -device virtio-blk-pci,drive=root \
+  -drive id=seed,if=none,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -device virtio-blk-pci,drive=seed \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8888-:8888,hostfwd=tcp:127.0.0.1:43552-:22 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:59:9c:00 \
   -netdev socket,id=net1,mcast=239.93.88.212:16419,localaddr=127.0.0.1 \

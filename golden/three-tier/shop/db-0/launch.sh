@@ -58,8 +58,10 @@ exec qemu-system-x86_64 \
   -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
-  -drive if=virtio,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
-  -drive if=virtio,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
+  -device virtio-blk-pci,drive=root \
+  -drive id=seed,if=none,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -device virtio-blk-pci,drive=seed \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:44576-:22 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:ad:9c:00 \
   -netdev socket,id=net1,mcast=239.141.144.1:64060,localaddr=127.0.0.1 \
