@@ -275,9 +275,12 @@ def _stall_after_headers(base: type[http.client.HTTPConnection], stall: float) -
 
     class Connection(base):  # type: ignore[valid-type,misc]
         def getresponse(self) -> http.client.HTTPResponse:
+            # Taken before: on "Connection: close" getresponse() hands the socket to the
+            # response and sets self.sock to None; the response's reader still uses it.
+            sock = self.sock
             response: http.client.HTTPResponse = super().getresponse()
-            if self.sock is not None:
-                self.sock.settimeout(stall)
+            if sock is not None:
+                sock.settimeout(stall)
             return response
 
     return Connection

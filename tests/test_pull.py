@@ -1,0 +1,416 @@
+"""Pulling registry images from a real HTTP server on 127.0.0.1 (never the internet).
+
+The server serves a real qcow2 (made by qemu-img) under the registry's own URL paths, and
+HOLOSC_IMAGE_MIRROR points holosc at it. Commands run as `python -m holosc` subprocesses.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from holosc import images, pull
+from holosc.errors import ImageError, UnknownImageError
+from holosc.load import load_text
+from holosc.validate import build_project
+from tests.conftest import EXAMPLES, TEST_PUBLIC_KEY, require_tool
+
+ALPINE = images.lookup("alpine:3.21")
+DEBIAN = images.lookup("debian:12")
+UBUNTU = images.lookup("ubuntu:noble")
+FEDORA = images.lookup("fedora:43")
+assert ALPINE and DEBIAN and UBUNTU and FEDORA
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@dataclasses.dataclass
+class Route:
+    body: bytes
+    status: int = 200
+    stall_at: int | None = None  # send this many bytes, then nothing until the test ends
+    chunk_delay: float = 0.0  # seconds between 64 KiB chunks
+
+
+@dataclasses.dataclass
+class Site:
+    url: str
+    routes: dict[str, Route] = dataclasses.field(default_factory=dict)
+    hits: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    release: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def serve(self, upstream_url: str, route: Route) -> None:
+        self.routes[urllib.parse.urlsplit(upstream_url).path] = route
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    site: Site
+
+    def do_GET(self) -> None:
+        self.site.hits[self.path] += 1
+        route = self.site.routes.get(self.path)
+        if route is None or route.status != 200:
+            self.send_error(route.status if route else 404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(route.body)))
+        self.end_headers()
+        body = route.body if route.stall_at is None else route.body[: route.stall_at]
+        try:
+            for offset in range(0, len(body), 1 << 16):
+                self.wfile.write(body[offset : offset + (1 << 16)])
+                time.sleep(route.chunk_delay)
+            self.wfile.flush()
+        except OSError:
+            return
+        if route.stall_at is not None:
+            self.site.release.wait(60)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Site]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    site = Site(f"http://127.0.0.1:{httpd.server_address[1]}")
+    Handler.site = site
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield site
+    site.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def site(server: Site) -> Iterator[Site]:
+    server.routes.clear()
+    server.hits.clear()
+    server.release.clear()
+    yield server
+    server.release.set()
+
+
+@pytest.fixture(scope="module")
+def qcow2(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real 4 MiB qcow2 image with random contents."""
+    qemu_img = require_tool("qemu-img")
+    d = tmp_path_factory.mktemp("qcow2")
+    (d / "disk.raw").write_bytes(os.urandom(4 << 20))
+    subprocess.run(
+        [qemu_img, "convert", "-f", "raw", "-O", "qcow2", d / "disk.raw", d / "disk.qcow2"],
+        check=True,
+    )
+    return (d / "disk.qcow2").read_bytes()
+
+
+def file_name(entry: images.RegistryImage) -> str:
+    return entry.url.rsplit("/", 1)[1]
+
+
+def digest(entry: images.RegistryImage, data: bytes) -> str:
+    return hashlib.new(entry.algorithm, data).hexdigest()
+
+
+def gnu(entry: images.RegistryImage, data: bytes, star: bool = False) -> bytes:
+    """A GNU SHA*SUMS file listing the image among other files."""
+    other = hashlib.new(entry.algorithm, b"other").hexdigest()
+    mark = "*" if star else " "
+    line = f"{digest(entry, data)} {mark}{file_name(entry)}\n"
+    return f"{other}  other.qcow2\n{line}{other}  {file_name(entry)}.sig\n".encode()
+
+
+def bsd(entry: images.RegistryImage, data: bytes) -> bytes:
+    tag = entry.algorithm.upper()
+    other = hashlib.new(entry.algorithm, b"other").hexdigest()
+    return (
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+        f"{tag} (other.raw) = {other}\n{tag} ({file_name(entry)}) = {digest(entry, data)}\n"
+        "-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n"
+    ).encode()
+
+
+def publish(site: Site, entry: images.RegistryImage, data: bytes, checksums: bytes) -> None:
+    site.serve(entry.url, Route(data))
+    site.serve(entry.checksum_url, Route(checksums))
+
+
+def holosc(
+    state: Path, site: Site, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env |= {"HOLOSC_STATE_DIR": str(state), pull.MIRROR_ENV: site.url}
+    return subprocess.run(
+        [sys.executable, "-m", "holosc", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cache_listing(state: Path) -> list[str]:
+    cache = state / "images"
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+# -- checksum files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "layout"),
+    [
+        (UBUNTU, "gnu"),
+        (UBUNTU, "gnu-star"),
+        (FEDORA, "bsd"),
+        (DEBIAN, "gnu"),
+        (ALPINE, "bsd"),
+        (ALPINE, "bare"),
+    ],
+)
+def test_parse_checksums_finds_the_image_line(entry: images.RegistryImage, layout: str) -> None:
+    data = b"image bytes"
+    text = {
+        "gnu": gnu(entry, data),
+        "gnu-star": gnu(entry, data, star=True),
+        "bsd": bsd(entry, data),
+        "bare": digest(entry, data).encode() + b"\n",
+    }[layout].decode()
+    assert pull.parse_checksums(text, file_name(entry), entry.algorithm) == digest(entry, data)
+
+
+def test_parse_checksums_refuses_ambiguous_or_wrong_algorithm() -> None:
+    two = f"{'a' * 64}  one.img\n{'b' * 64}  two.img\n"
+    assert pull.parse_checksums(two, "three.img", "sha256") is None
+    assert pull.parse_checksums(f"{'a' * 64}  x.img\n", "x.img", "sha512") is None
+    conflicting = f"{'a' * 64}  x.img\n{'b' * 64}  ./x.img\n"
+    assert pull.parse_checksums(conflicting, "x.img", "sha256") is None
+
+
+def test_mirror_replaces_scheme_host_and_prefixes_path() -> None:
+    assert pull.mirrored("https://a.example/x/y.img?z=1", "http://m.lan:8080/holos/") == (
+        "http://m.lan:8080/holos/x/y.img?z=1"
+    )
+    assert pull.mirrored("https://a.example/x", "") == "https://a.example/x"
+    with pytest.raises(ImageError, match="HOLOSC_IMAGE_MIRROR"):
+        pull.mirrored("https://a.example/x", "mirror.lan")
+
+
+def test_unknown_and_local_refs_are_usage_errors(tmp_path: Path, site: Site) -> None:
+    with pytest.raises(UnknownImageError, match='unknown image "ubuntu" \\(tag "latest"\\)'):
+        pull.entry_for("ubuntu:latest")
+    result = holosc(tmp_path, site, "pull", "gentoo")
+    assert result.returncode == 2
+    assert 'unknown image "gentoo"' in result.stderr
+    assert holosc(tmp_path, site, "pull", "./disk.qcow2").returncode == 2
+
+
+# -- pulling -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "layout"),
+    [("alpine:3.21", "bsd"), ("debian:12", "gnu"), ("ubuntu:noble", "gnu-star"), ("fedora", "bsd")],
+)
+def test_pull_caches_verified_image(
+    tmp_path: Path, site: Site, qcow2: bytes, ref: str, layout: str
+) -> None:
+    entry = pull.entry_for(ref)
+    sums = bsd(entry, qcow2) if layout == "bsd" else gnu(entry, qcow2, star=layout != "gnu")
+    publish(site, entry, qcow2, sums)
+
+    result = holosc(tmp_path, site, "pull", ref)
+
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "images" / entry.cache_file
+    assert result.stdout == f"image: {path}\nformat: qcow2\n"
+    assert path.read_bytes() == qcow2
+    assert cache_listing(tmp_path) == [entry.cache_file, f"{entry.cache_file}.json"]
+    record = pull.load_record(entry, tmp_path / "images")
+    assert record == pull.Record(entry.algorithm, digest(entry, qcow2), len(qcow2), entry.url)
+
+    listing = holosc(tmp_path, site, "images").stdout.splitlines()
+    assert listing[0].split() == ["NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER", "CACHED"]
+    row = next(line.split() for line in listing if line.split()[:2] == [entry.name, entry.tag])
+    assert row[-2:] == [f"{len(qcow2) / 2**20:.1f}", "MiB"]
+
+    verified = holosc(tmp_path, site, "verify", ref)
+    assert verified.returncode == 0, verified.stderr
+    assert f"verified {entry.algorithm}:{digest(entry, qcow2)[:16]}" in verified.stdout
+
+
+def test_cached_image_is_reused_without_downloading(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+
+    again = holosc(tmp_path, site, "pull", "ubuntu:noble")
+
+    assert again.returncode == 0, again.stderr
+    assert "up to date" in again.stderr
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+
+
+def test_checksum_mismatch_caches_nothing(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    publish(site, DEBIAN, qcow2, gnu(DEBIAN, qcow2 + b"tampered"))
+
+    result = holosc(tmp_path, site, "pull", "debian:12")
+
+    assert result.returncode == 5
+    assert "sha512 mismatch for" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3
+    assert cache_listing(tmp_path) == []
+
+
+def test_stalled_download_times_out_and_caches_nothing(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
+    site.serve(ALPINE.url, Route(qcow2, stall_at=len(qcow2) // 2))
+
+    started = time.monotonic()
+    result = holosc(tmp_path, site, "pull", "alpine", "--stall-timeout", "1")
+
+    assert result.returncode == 5
+    assert "download stalled (no data for 1 s)" in result.stderr
+    assert time.monotonic() - started < 15
+    assert cache_listing(tmp_path) == []
+
+
+def test_http_404_is_one_clear_error(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    site.serve(FEDORA.checksum_url, Route(bsd(FEDORA, qcow2)))
+
+    result = holosc(tmp_path, site, "pull", "fedora:43")
+
+    assert result.returncode == 5
+    path = urllib.parse.urlsplit(FEDORA.url).path
+    assert f"holosc: error: HTTP 404 from {site.url}{path}\n" in result.stderr
+    assert cache_listing(tmp_path) == []
+
+
+def test_missing_checksum_file_is_an_error(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    site.serve(FEDORA.url, Route(qcow2))
+    result = holosc(tmp_path, site, "pull", "fedora:43")
+    assert result.returncode == 5
+    assert "HTTP 404 from" in result.stderr
+    assert site.hits[urllib.parse.urlsplit(FEDORA.url).path] == 0
+
+
+def test_concurrent_pulls_both_succeed_with_one_good_file(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    site.serve(UBUNTU.url, Route(qcow2, chunk_delay=0.005))  # ~0.3 s each: they overlap
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env |= {"HOLOSC_STATE_DIR": str(tmp_path), pull.MIRROR_ENV: site.url}
+    argv = [sys.executable, "-m", "holosc", "pull", "ubuntu:noble"]
+
+    procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
+
+    assert [code for code, _ in results] == [0, 0], results
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 2
+    assert cache_listing(tmp_path) == [UBUNTU.cache_file, f"{UBUNTU.cache_file}.json"]
+    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == qcow2
+    assert holosc(tmp_path, site, "verify", "--all").returncode == 0
+
+
+def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
+    site.serve(ALPINE.url, Route(qcow2, stall_at=1 << 20))
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env |= {"HOLOSC_STATE_DIR": str(tmp_path), pull.MIRROR_ENV: site.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "holosc", "pull", "alpine"], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while not any(".part." in name for name in cache_listing(tmp_path)):
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.05)
+
+    proc.send_signal(signal.SIGINT)
+
+    assert proc.wait(timeout=20) == 130
+    assert cache_listing(tmp_path) == []
+
+
+def test_verify_detects_corruption_after_pull(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
+    assert holosc(tmp_path, site, "pull", "alpine:3.21").returncode == 0
+    image = tmp_path / "images" / ALPINE.cache_file
+    with image.open("r+b") as stream:
+        stream.seek(len(qcow2) // 2)
+        stream.write(b"\xff" * 16)
+
+    result = holosc(tmp_path, site, "verify", "alpine:3.21")
+
+    assert result.returncode == 1
+    assert "alpine:3.21: CORRUPT" in result.stderr
+    assert "sha512 mismatch" in result.stderr
+    assert holosc(tmp_path, site, "verify", "--all").returncode == 1
+    status = pull.verify(ALPINE, tmp_path / "images").status
+    assert status is pull.VerifyStatus.MISMATCH
+
+
+def test_verify_usage_and_uncached(tmp_path: Path, site: Site) -> None:
+    assert holosc(tmp_path, site, "verify").returncode == 2
+    assert holosc(tmp_path, site, "verify", "--all", "alpine").returncode == 2
+    skipped = holosc(tmp_path, site, "verify", "--all")
+    assert skipped.returncode == 0
+    assert "alpine:3.21: skipped (not cached)" in skipped.stdout
+    named = holosc(tmp_path, site, "verify", "alpine")
+    assert named.returncode == 1
+    assert "not cached" in named.stderr
+    assert site.hits.total() == 0
+
+
+# -- what `holosc up` calls --------------------------------------------------------------
+
+PROJECT = """\
+name: imgs
+services:
+  web:
+    image: ubuntu:noble
+  db:
+    image: ubuntu:24.04
+  local:
+    image: ./disk.qcow2
+"""
+
+
+def test_ensure_images_pulls_only_missing(
+    tmp_path: Path, site: Site, qcow2: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    doc = load_text(PROJECT, directory=EXAMPLES, environ={})
+    project = build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    cache = tmp_path / "images"
+    events: list[pull.Progress] = []
+
+    missing = pull.missing_images(project, cache)
+    assert sorted(entry.ref for entry in missing) == ["ubuntu:24.04", "ubuntu:noble"]
+    paths = pull.ensure_images(project, cache, events.append, mirror=site.url)
+
+    assert sorted(p.name for p in paths) == ["ubuntu-24.04.qcow2", "ubuntu-noble.qcow2"]
+    assert pull.missing_images(project, cache) == []
+    assert pull.ensure_images(project, cache, mirror=site.url) == []
+    assert {e.stage for e in events} == set(pull.Stage) - {pull.Stage.REUSED}
+    assert all(pull.verify(entry, cache).ok for entry in missing)
