@@ -17,6 +17,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
+from xml.parsers import expat
 
 from holosc import quantities
 from holosc.errors import Diagnostic, HolosError, RuntimeCommandError
@@ -99,12 +100,46 @@ def parse_domain_xml(text: str | bytes, label: str) -> ET.Element:
     if _DOCTYPE.search(data):
         raise HolosError(f"{label}: parse libvirt xml: DOCTYPE and ENTITY are not allowed")
     try:
-        root = ET.fromstring(data)
+        root = _parse(data)
     except ET.ParseError as exc:
+        raise HolosError(f"{label}: parse libvirt xml: {exc}") from exc
+    except _Forbidden as exc:
         raise HolosError(f"{label}: parse libvirt xml: {exc}") from exc
     if root.tag != "domain":
         raise HolosError(f"{label}: parse libvirt xml: root element is <{root.tag}>, not <domain>")
     return root
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def _parse(data: bytes) -> ET.Element:
+    """An element tree built by expat with every DTD hook refusing (what defusedxml does):
+    the byte check above cannot see a DOCTYPE in UTF-16, expat can."""
+
+    def forbid(*_: object) -> Any:
+        raise _Forbidden("DOCTYPE and ENTITY are not allowed")
+
+    def name(raw: str) -> str:  # "uri}local" → ElementTree's "{uri}local"
+        return "{" + raw if "}" in raw else raw
+
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.StartDoctypeDeclHandler = forbid
+    parser.EntityDeclHandler = forbid
+    parser.UnparsedEntityDeclHandler = forbid
+    parser.ExternalEntityRefHandler = forbid
+    parser.StartElementHandler = lambda tag, attrs: builder.start(
+        name(tag), {name(k): v for k, v in attrs.items()}
+    )
+    parser.EndElementHandler = lambda tag: builder.end(name(tag))
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise ET.ParseError(str(exc)) from exc
+    return builder.close()
 
 
 def convert_domain(text: str | bytes, label: str = "domain") -> Imported:

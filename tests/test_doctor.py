@@ -15,6 +15,7 @@ import pytest
 
 from holosc import doctor as D
 from holosc import systemd
+from tests.conftest import REPO
 
 
 def holosc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -170,3 +171,12 @@ def test_verdict() -> None:
     assert D.verdict([ok]) == "ready"
     assert D.verdict([ok, warn]) == "ready, with warnings"
     assert D.verdict([ok, warn, fail]) == "not ready: 1 required check(s) failed (c)"
+
+
+def test_firmware_and_virtiofsd_candidates_match_the_launch_script() -> None:
+    """doctor must look where the generated launch scripts look."""
+    template = (REPO / "templates" / "launch.sh.j2").read_text()
+    pairs = re.findall(r"(/usr/share/\S+?\.fd):(/usr/share/\S+?\.fd)", template)
+    assert tuple(pairs) == D.OVMF_PAIRS
+    loop = re.search(r"for candidate in ([^;]+);", template)
+    assert loop is not None and tuple(loop[1].split()) == D.VIRTIOFSD

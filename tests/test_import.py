@@ -305,3 +305,13 @@ def test_bad_project_name_is_refused() -> None:
     result = holosc("--xml", str(DATA / "minimal.xml"), "--project", "Bad_Name")
     assert result.returncode == 3
     assert "is not a DNS label" in result.stderr
+
+
+def test_entities_are_refused_in_any_encoding() -> None:
+    """The DTD hooks catch what a byte search for `<!DOCTYPE` would miss in UTF-16."""
+    text = '<?xml version="1.0" encoding="UTF-16"?>\n'
+    text += '<!DOCTYPE d [<!ENTITY a "aaaa">]><domain><name>&a;</name></domain>'
+    with pytest.raises(HolosError, match="DOCTYPE and ENTITY are not allowed"):
+        importer.convert_domain(text.encode("utf-16"))
+    plain = '<?xml version="1.0" encoding="UTF-16"?><domain><name>ok</name></domain>'
+    assert importer.convert_domain(plain.encode("utf-16")).name == "ok"
