@@ -1,0 +1,1 @@
+"""The Debian guest image of the end-to-end tests (see build-guest-image.sh)."""
