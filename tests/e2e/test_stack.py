@@ -1,0 +1,306 @@
+"""End to end, as people use it: `holosc up/exec/ps/down` on a compiled multi-VM stack of
+real Debian guests (tests/guest), under a private systemd in its own network namespace.
+
+Scenarios (issue 5): the 3-tier stack boots in dependency order behind a health gate,
+resolves names and pings over the private segment, serves forwarded ports, answers
+`holosc exec`; an edit restarts only the edited service; `down` stops every guest by ACPI;
+a named volume survives down/up and a bind mount shows a host file; faults: kill -9, a
+guest that ignores the power button, a healthcheck that never passes.
+Timings are printed as `E2E_METRIC name=value` lines (bench/e2e_report.py collects them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.systemd_harness import PrivateSystemd
+
+GUEST = """\
+x-guest: &guest
+  image: ./guest/base.raw
+  stop_grace_period: 60s
+  vm:
+    memory_mb: 512
+    kernel: ./guest/vmlinuz
+    initrd: ./guest/initrd.img
+    cmdline: root=/dev/vda rw console=ttyS0
+"""
+BOOTED = "test -f /var/lib/cloud/instance/boot-finished"
+HEALTH = f"""    healthcheck:
+      test: {BOOTED}
+      interval: 2s
+      timeout: 10s
+      retries: 3
+      start_period: 300s
+"""
+STACK = (
+    GUEST
+    + f"""name: shop
+services:
+  db:
+    <<: *guest
+    volumes: ["data:/data"]
+    cloud_init: {{user: holos}}
+{HEALTH}  api:
+    <<: *guest
+    depends_on: [db]
+    cloud_init: {{user: holos}}
+  web:
+    <<: *guest
+    replicas: 2
+    depends_on: [api]
+    ports: ["8080:80"]
+    volumes: ["./share:/srv/share:ro"]
+    cloud_init:
+      user: holos
+      runcmd:
+        - mkdir -p /srv/www && hostname > /srv/www/index.txt
+        - systemd-run --unit=www --working-directory=/srv/www python3 -m http.server 80
+volumes:
+  data: {{size: 64M}}
+"""
+)
+SHARED = "hello from the host\n"
+
+
+def metric(name: str, value: float) -> None:
+    print(f"E2E_METRIC {name}={value:.1f}", flush=True)
+
+
+class Stack:
+    def __init__(self, sd: PrivateSystemd, project: Path) -> None:
+        self.sd = sd
+        self.project = project
+
+    def holosc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.sd.holosc(*args, cwd=self.project, timeout=1200)
+
+    def must(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = self.holosc(*args)
+        assert result.returncode == 0, f"holosc {' '.join(args)}:\n{result.stderr}"
+        return result
+
+    def exec(self, inst: str, command: str) -> str:
+        return self.must("exec", inst, "-w", "120", "--", command).stdout
+
+    def show(self, unit: str, prop: str) -> str:
+        return self.sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
+
+    def lock(self) -> dict[str, dict[str, object]]:
+        data = json.loads(
+            (self.sd.state / "etc-holos" / self.project_name() / "holos.lock.json").read_text()
+        )
+        return data["instances"]  # type: ignore[no-any-return]
+
+    def project_name(self) -> str:
+        return re.search(r"^name: (\S+)", (self.project / "holos.yaml").read_text(), re.M)[1]  # type: ignore[index]
+
+    def journal(self, unit: str) -> str:
+        return self.sd.run(["journalctl", "-u", unit, "--no-pager", "-o", "cat"]).stdout
+
+    def qemus(self) -> list[str]:
+        return self.sd.run(["pgrep", "-a", "-f", "qemu-system"], check=False).stdout.split("\n")[
+            :-1
+        ]
+
+
+def make_project(root: Path, text: str, guest_image: Path) -> Path:
+    project = root / "project"
+    (project / "share").mkdir(parents=True)
+    (project / "share" / "hello.txt").write_text(SHARED)
+    (project / "holos.yaml").write_text(text)
+    (project / "guest").symlink_to(guest_image)
+    return project
+
+
+@pytest.fixture
+def stack(tmp_path: Path, guest_image: Path) -> Iterator[Stack]:
+    sd = PrivateSystemd(tmp_path / "systemd").start()
+    try:
+        yield Stack(sd, make_project(tmp_path, STACK, guest_image))
+    finally:
+        sd.stop()
+
+
+def _http_get(sd: PrivateSystemd, port: int, deadline: float) -> str:
+    """GET / on 127.0.0.1:port inside the private network namespace."""
+    code = f"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{port}/index.txt',timeout=10).read().decode(),end='')"
+    while True:
+        result = sd.run(["python3", "-c", code], check=False, timeout=60)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result.stdout
+        time.sleep(2)
+
+
+def test_three_tier_stack(stack: Stack) -> None:
+    began = time.monotonic()
+    up = stack.must("up")
+    metric("stack_up_to_all_started_s", time.monotonic() - began)
+    # The health gate passed before api and web were started.
+    gate = int(stack.show("holos-shop-db-healthy.service", "ActiveEnterTimestampMonotonic"))
+    for unit in (
+        "holos-shop-api@0.service",
+        "holos-shop-web@0.service",
+        "holos-shop-web@1.service",
+    ):
+        assert int(stack.show(unit, "InactiveExitTimestampMonotonic")) >= gate, unit
+    db_start = int(stack.show("holos-shop-db@0.service", "InactiveExitTimestampMonotonic"))
+    metric("db_boot_to_healthy_s", (gate - db_start) / 1e6)
+    assert "db-healthy: healthy" in up.stderr
+
+    lock = stack.lock()
+    hosts = stack.exec("web-0", "getent hosts db api web-1")
+    for name in ("db", "api", "web-1"):
+        inst = name if name.endswith("-1") else f"{name}-0"
+        assert re.search(rf"^{re.escape(str(lock[inst]['ip']))}\s.*\b{name}\b", hosts, re.M), hosts
+    assert "1 received" in stack.exec("web-0", "ping -c1 -W10 db")
+
+    deadline = time.monotonic() + 300
+    assert _http_get(stack.sd, 8080, deadline).strip() == "web-0"
+    assert _http_get(stack.sd, 8081, deadline).strip() == "web-1"
+    assert stack.exec("web-1", "hostname").strip() == "web-1"
+    assert stack.exec("web-0", "cat /srv/share/hello.txt") == SHARED
+    assert "Read-only" in stack.holosc("exec", "web-0", "--", "touch /srv/share/x").stderr
+
+    # Per-instance boot times (boot-finished records the guest's uptime when cloud-init
+    # finished), and the stack against their sum: systemd starts independent units in
+    # parallel, a sequential runtime would take the sum.
+    total = 0.0
+    for inst in ("db-0", "api-0", "web-0", "web-1"):
+        boot = float(stack.exec(inst, "cut -d' ' -f1 /var/lib/cloud/instance/boot-finished"))
+        metric(f"boot_to_ready_{inst}_s", boot)
+        total += boot
+    metric("sum_of_boots_s", total)
+    metric("stack_all_ready_s", time.monotonic() - began)
+
+    # Data: a named volume written in the guest.
+    stack.exec("db-0", "echo kept | sudo tee /data/probe >/dev/null && sync")
+
+    # Edit one service and re-up: only its instances restart.
+    units = [
+        "holos-shop-db@0.service",
+        "holos-shop-api@0.service",
+        "holos-shop-web@0.service",
+        "holos-shop-web@1.service",
+    ]
+    before = {u: stack.show(u, "MainPID") for u in units}
+    text = (stack.project / "holos.yaml").read_text()
+    (stack.project / "holos.yaml").write_text(
+        text.replace("hostname > /srv/www/index.txt", "hostname > /srv/www/index.txt; true")
+    )
+    began = time.monotonic()
+    stack.must("up")
+    metric("edit_reup_s", time.monotonic() - began)
+    after = {u: stack.show(u, "MainPID") for u in units}
+    assert [u for u in units if before[u] != after[u]] == units[2:], (before, after)
+    assert _http_get(stack.sd, 8080, time.monotonic() + 300).strip() == "web-0"
+
+    # Graceful down: every guest shut down by ACPI within its grace period.
+    began = time.monotonic()
+    stack.must("down")
+    metric("stack_down_s", time.monotonic() - began)
+    for unit in units:
+        log = stack.journal(unit)
+        assert re.search(r"guest shut down after [\d.]+ s", log), f"{unit}:\n{log}"
+    assert stack.qemus() == []
+
+    # The named volume survives down/up (fresh overlays, same volume).
+    stack.must("up")
+    assert stack.exec("db-0", "cat /data/probe") == "kept\n"
+    stack.must("down")
+    assert stack.qemus() == []
+
+
+FAULTS = (
+    GUEST
+    + f"""name: faults
+services:
+  db:
+    <<: *guest
+    cloud_init: {{user: holos}}
+{HEALTH}  stubborn:
+    <<: *guest
+    stop_grace_period: 20s
+    cloud_init:
+      user: holos
+      runcmd:
+        - systemctl mask --now systemd-logind.service
+"""
+)
+
+
+def test_faults(tmp_path: Path, guest_image: Path) -> None:
+    sd = PrivateSystemd(tmp_path / "systemd").start()
+    try:
+        stack = Stack(sd, make_project(tmp_path, FAULTS, guest_image))
+        stack.must("up")
+        # kill -9: systemd restarts QEMU and the gate passes again.
+        unit = "holos-faults-db@0.service"
+        pid = stack.show(unit, "MainPID")
+        killed = time.monotonic()
+        sd.run(["kill", "-9", pid])
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if (
+                stack.show(unit, "MainPID") not in ("0", pid)
+                and stack.show("holos-faults-db-healthy.service", "ActiveState") == "active"
+            ):
+                break
+            time.sleep(1)
+        metric("restart_after_kill_to_healthy_s", time.monotonic() - killed)
+        assert stack.show(unit, "NRestarts") == "1"
+        assert stack.show("holos-faults-db-healthy.service", "ActiveState") == "active"
+        # A guest that ignores the power button is stopped by the quit fallback.
+        stack.exec("stubborn-0", BOOTED)
+        began = time.monotonic()
+        stack.must("stop", "stubborn")
+        took = time.monotonic() - began
+        metric("stop_ignoring_guest_s", took)
+        assert 20 <= took < 20 + 15 + 10
+        assert "sending quit" in stack.journal("holos-faults-stubborn@0.service")
+        stack.must("down")
+    finally:
+        sd.stop()
+
+
+NEVER = (
+    GUEST
+    + """name: never
+services:
+  db:
+    <<: *guest
+    cloud_init: {user: holos}
+    healthcheck:
+      test: ["false"]
+      interval: 2s
+      timeout: 10s
+      retries: 2
+      start_period: 120s
+  web:
+    <<: *guest
+    depends_on: [db]
+    cloud_init: {user: holos}
+"""
+)
+
+
+def test_unhealthy_dependency_fails_up(tmp_path: Path, guest_image: Path) -> None:
+    sd = PrivateSystemd(tmp_path / "systemd").start()
+    try:
+        stack = Stack(sd, make_project(tmp_path, NEVER, guest_image))
+        result = stack.holosc("up")
+        assert result.returncode == 1, result.stderr
+        assert "db-healthy: UNHEALTHY" in result.stderr
+        assert "exit status 1" in result.stderr  # the gate's journal tail
+        assert stack.show("holos-never-web@0.service", "ActiveState") == "inactive"
+        assert stack.show("holos-never-web@0.service", "MainPID") == "0"
+        stack.must("down")
+    finally:
+        sd.stop()
