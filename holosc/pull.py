@@ -133,7 +133,7 @@ def entry_for(ref: str) -> RegistryImage:
     :raises UnknownImageError: for a local path or an unknown name or tag.
     """
     if images.is_local_ref(ref):
-        raise UnknownImageError(f"{ref!r} is a local image path; only registry images are pulled")
+        raise UnknownImageError(f"{ref!r} is a local image path, not a registry image")
     name, _, tag = ref.rpartition(":") if ":" in ref else (ref, "", "")
     entry = images.lookup(f"{name}:{tag}" if tag else name)
     if entry is None:
@@ -335,13 +335,16 @@ class Client:
                 raise ImageError(f"HTTP {response.status} from {url}")
             yield response
 
-    def read(self, response: http.client.HTTPResponse, size: int, url: str) -> bytes:
-        """Up to `size` bytes of the body; b"" at its end.
+    def read(
+        self, response: http.client.HTTPResponse, size: int, url: str, *, whole: bool = True
+    ) -> bytes:
+        """`size` bytes of the body (fewer at its end; b"" after it); with `whole=False`,
+        whatever one receive returns, so progress moves on slow links too.
 
         :raises ImageError: when the server sends nothing for the stall timeout.
         """
         try:
-            return response.read(size)
+            return response.read(size) if whole else response.read1(size)
         except TimeoutError as exc:
             stall = f"{self.timeouts.stall:g} s"
             raise ImageError(f"download stalled (no data for {stall}): {url}") from exc
@@ -433,7 +436,7 @@ def _stream(
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "wb") as out:
         notify(Progress(entry, Stage.DOWNLOAD, 0, total, url))
-        while chunk := client.read(response, CHUNK, url):
+        while chunk := client.read(response, CHUNK, url, whole=False):
             out.write(chunk)
             digest.update(chunk)
             done += len(chunk)
