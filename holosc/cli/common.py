@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from holosc import keys, paths
+from holosc import devices, keys, paths
 from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
 from holosc.load import Document, find_compose_file, load_file
@@ -69,7 +69,10 @@ def load(
         if ssh_key and state_root:
             keys.adopt_key(ssh_key, state_root, result.project.name)
         result = build_project(doc, ssh_public_key=public)
-    return Loaded(path, doc, result.project, result.warnings)
+    # Host checks for PCI passthrough are warnings: the project may run on another host.
+    sysfs = Path(os.environ.get("HOLOSC_SYSFS_ROOT") or "/sys")
+    host = devices.device_warnings(result.project, sysfs, doc=doc)
+    return Loaded(path, doc, result.project, (*result.warnings, *host))
 
 
 def compile_loaded(loaded: Loaded) -> Output:
