@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -92,15 +93,7 @@ def start(
     system: options.SystemOption = False,
 ) -> None:
     """Start the named services (and what they depend on), as installed."""
-    try:
-        manager = options.manager(user, system)
-        manager.require()
-        name = options.project_name(project, file)
-        units = _service_units(manager, name, services or [])
-        manager.ctl("start", *units)
-        say(f"started {' '.join(units)}")
-    except HolosError as exc:
-        common.fail(exc)
+    _start_or_stop("start", services, file, project, user, system)
 
 
 def stop(
@@ -112,13 +105,27 @@ def stop(
     system: options.SystemOption = False,
 ) -> None:
     """Stop the named services gracefully; other services are never touched."""
+    _start_or_stop("stop", services, file, project, user, system)
+
+
+def _start_or_stop(
+    verb: str,
+    services: list[str] | None,
+    file: Path | None,
+    project: str | None,
+    user: bool,
+    system: bool,
+) -> None:
     try:
         manager = options.manager(user, system)
         manager.require()
         name = options.project_name(project, file)
         units = _service_units(manager, name, services or [])
-        lifecycle.stop_units(manager, units)
-        say(f"stopped {' '.join(units)}")
+        if verb == "start":
+            manager.ctl("start", *units)
+        else:
+            lifecycle.stop_units(manager, units)
+        say(f"{verb} done: {' '.join(units)}")
     except HolosError as exc:
         common.fail(exc)
 
