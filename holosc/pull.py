@@ -377,7 +377,10 @@ def pull(
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     notify = progress or (lambda _: None)
     client = Client(timeouts)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"cannot create the image cache {cache_dir}: {exc.strerror}") from exc
     _remove_stale_parts(entry, cache_dir)
     checksum_url = mirrored(entry.checksum_url, mirror)
     notify(Progress(entry, Stage.CHECKSUM, url=checksum_url))
@@ -415,9 +418,11 @@ def _download(
                 )
             part.chmod(0o644)
             os.replace(part, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:  # ENOSPC, EDQUOT, EACCES: say which file, not a traceback
+            raise ImageError(f"cannot write {target}: {exc.strerror or exc}") from exc
         finally:
             part.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
     return size
 
 
@@ -498,7 +503,10 @@ def _remove_stale_parts(entry: RegistryImage, cache_dir: Path) -> None:
 
 
 def verify(entry: RegistryImage, cache_dir: Path) -> VerifyResult:
-    """Re-hash the cached image against its sidecar; never touches the network."""
+    """Re-hash the cached image against its sidecar; never touches the network.
+
+    :raises ImageError: when the cached file cannot be read.
+    """
     path = image_path(entry, cache_dir)
     if not path.exists():
         return VerifyResult(entry, VerifyStatus.NOT_CACHED, path)
@@ -510,7 +518,10 @@ def verify(entry: RegistryImage, cache_dir: Path) -> VerifyResult:
     if size != record.size:
         detail = f"size {size} bytes, recorded {record.size}"
         return dataclasses.replace(checked, status=VerifyStatus.MISMATCH, detail=detail)
-    actual = hash_file(path, record.algorithm)
+    try:
+        actual = hash_file(path, record.algorithm)
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if actual != record.hash:
         return dataclasses.replace(checked, status=VerifyStatus.MISMATCH, actual=actual)
     return dataclasses.replace(checked, actual=actual)

@@ -28,11 +28,10 @@ from holosc.load import load_text
 from holosc.validate import build_project
 from tests.conftest import EXAMPLES, TEST_PUBLIC_KEY, require_tool
 
-ALPINE = images.lookup("alpine:3.21")
-DEBIAN = images.lookup("debian:12")
-UBUNTU = images.lookup("ubuntu:noble")
-FEDORA = images.lookup("fedora:43")
-assert ALPINE and DEBIAN and UBUNTU and FEDORA
+ALPINE = pull.entry_for("alpine:3.21")
+DEBIAN = pull.entry_for("debian:12")
+UBUNTU = pull.entry_for("ubuntu:noble")
+FEDORA = pull.entry_for("fedora:43")
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -42,6 +41,7 @@ class Route:
     status: int = 200
     stall_at: int | None = None  # send this many bytes, then nothing until the test ends
     chunk_delay: float = 0.0  # seconds between 64 KiB chunks
+    location: str = ""  # answer 302 with this Location instead of the body
 
 
 @dataclasses.dataclass
@@ -61,6 +61,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.site.hits[self.path] += 1
         route = self.site.routes.get(self.path)
+        if route is not None and route.location:
+            self.send_response(302)
+            self.send_header("Location", route.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if route is None or route.status != 200:
             self.send_error(route.status if route else 404)
             return
@@ -265,6 +271,31 @@ def test_cached_image_is_reused_without_downloading(
     assert again.returncode == 0, again.stderr
     assert "up to date" in again.stderr
     assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+
+
+def test_upstream_change_replaces_cached_image(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    newer = qcow2 + b"\0" * 512
+    publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
+
+    result = holosc(tmp_path, site, "pull", "ubuntu:noble")
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == newer
+    assert holosc(tmp_path, site, "verify", "ubuntu:noble").returncode == 0
+
+
+def test_redirects_are_followed(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    """download.fedoraproject.org answers with a redirect to a mirror."""
+    publish(site, FEDORA, qcow2, bsd(FEDORA, qcow2))
+    site.routes["/elsewhere/image.qcow2"] = site.routes[urllib.parse.urlsplit(FEDORA.url).path]
+    site.serve(FEDORA.url, Route(b"", location=f"{site.url}/elsewhere/image.qcow2"))
+
+    result = holosc(tmp_path, site, "pull", "fedora")
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "images" / FEDORA.cache_file).read_bytes() == qcow2
 
 
 def test_checksum_mismatch_caches_nothing(tmp_path: Path, site: Site, qcow2: bytes) -> None:

@@ -104,16 +104,16 @@ def verify(
     cache = _cache_dir(user, system)
     try:
         entries = list(registry.REGISTRY) if all_ else [puller.entry_for(r) for r in refs or ()]
+        results = (puller.verify(entry, cache) for entry in entries)
+        failed = 0
+        for result in results:
+            if all_ and result.status is puller.VerifyStatus.NOT_CACHED:
+                print(f"{result.entry.ref}: skipped (not cached)")
+                continue
+            failed += not result.ok
+            print(verify_line(result), file=sys.stdout if result.ok else sys.stderr)
     except HolosError as exc:
         common.fail(exc)
-    failed = 0
-    for entry in entries:
-        result = puller.verify(entry, cache)
-        if all_ and result.status is puller.VerifyStatus.NOT_CACHED:
-            print(f"{entry.ref}: skipped (not cached)")
-            continue
-        failed += not result.ok
-        print(verify_line(result), file=sys.stdout if result.ok else sys.stderr)
     if failed:
         raise typer.Exit(int(ExitCode.DRIFT))
 
