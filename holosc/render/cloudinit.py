@@ -16,9 +16,10 @@ from holosc import plan as P
 from holosc.model import Mount, MountKind, OsFamily, WriteFile
 from holosc.render.escape import yaml_document
 
+# No "127.0.1.1 <hostname>" line: the instance's own name is listed below with its private
+# IP, and glibc would answer 127.0.1.1 first (a replica would advertise loopback to peers).
 HOSTS_HEADER = (
     "127.0.0.1 localhost\n"
-    "127.0.1.1 {name}\n"
     "::1 localhost ip6-localhost ip6-loopback\n"
     "ff02::1 ip6-allnodes\n"
     "ff02::2 ip6-allrouters\n"
@@ -26,7 +27,7 @@ HOSTS_HEADER = (
 
 
 def hosts_file(plan: P.Plan, inst: P.Instance) -> str:
-    lines = [HOSTS_HEADER.format(name=inst.name), "# holos project " + plan.project.name]
+    lines = [HOSTS_HEADER, "# holos project " + plan.project.name]
     lines += [f"{ip} {' '.join(names)}" for ip, names in plan.hosts()]
     return "\n".join(lines) + "\n"
 
