@@ -151,8 +151,9 @@ def resolve(ref: str, image_format: str | None, image_os: str | None) -> Image:
     entry = lookup(ref)
     if entry is None:
         raise KeyError(ref)
+    # The cache holds the registry's format; image_format is for local files only.
     return Image(
-        format=image_format or entry.format,
+        format=entry.format,
         os=OsFamily(image_os or entry.os),
         default_user=entry.user,
         name=entry.name,

@@ -210,6 +210,12 @@ def _image(
             f"use a local path (./disk.qcow2) or one of: {', '.join(images.known_refs())}",
         )
         return images.resolve("./missing.qcow2", fmt, os_family)
+    if image.is_registry and fmt and fmt != image.format:
+        check.error(
+            (*at, "image_format"),
+            f"'{ref}' is a {image.format} image; image_format applies to local images",
+            "remove image_format",
+        )
     if image.path is not None and not ref.startswith("$"):
         kind = files.kind(check.doc.directory / image.path)
         if kind == "dir":

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from holosc import install as installer
-from holosc import lifecycle
-from holosc.cli import common, options
+from holosc import lifecycle, pull, systemd
+from holosc.cli import common, images, options
 from holosc.errors import HolosError
 
 
@@ -38,14 +38,11 @@ def up(
         common.fail(exc)
 
 
-def _pull_missing(loaded: common.Loaded, manager: object) -> None:
-    try:
-        from holosc import pull
-    except ImportError:
-        return
-    ensure = getattr(pull, "ensure_images", None)
-    if ensure is not None:
-        ensure(loaded.project, manager.state_dir / "images")  # type: ignore[attr-defined]
+def _pull_missing(loaded: common.Loaded, manager: systemd.Manager) -> None:
+    """Download and verify registry images the project uses and the cache lacks."""
+    pull.ensure_images(
+        loaded.project, manager.state_dir / "images", images.ProgressReport(sys.stderr)
+    )
 
 
 def down(
