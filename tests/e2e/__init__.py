@@ -1,0 +1,1 @@
+"""End-to-end tests: compiled projects booted as real guests (TCG) in a private netns."""
