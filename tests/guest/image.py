@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.guestkernel import cache_dir
-
 SCRIPT = Path(__file__).resolve().with_name("build-guest-image.sh")
 FILES = ("base.raw", "vmlinuz", "initrd.img")
 
 
 def image_dir() -> Path:
+    from tests.guestkernel import cache_dir  # here: tests.conftest imports this module
+
     digest = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:16]
     return cache_dir() / f"guest-{digest}"
 
