@@ -38,8 +38,6 @@ mount --bind "$STATE/var-lib-holos" /var/lib/holos
 mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
-# Multicast on loopback (QEMU's inter-VM segment) needs a route in a fresh namespace.
-ip route add 224.0.0.0/4 dev lo 2>/dev/null || true
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"
