@@ -40,6 +40,7 @@ USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
 MAX_INSTANCES = 253
 FALLBACK_USER = "ubuntu"
+_UNREADABLE = "\0unreadable Dockerfile"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,9 +177,12 @@ def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: HostFiles) -> tu
     where = (*at, "dockerfile")
     try:
         text = files.read_bytes(path).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        check.error(where, f"cannot read Dockerfile '{rel}': {exc}")
-        return None, None
+    except OSError as exc:
+        check.error(where, f"cannot read Dockerfile '{rel}': {exc.strerror or exc}")
+        return None, _UNREADABLE
+    except UnicodeDecodeError:
+        check.error(where, f"Dockerfile '{rel}' is not UTF-8 text")
+        return None, _UNREADABLE
     converted = dockerfile.convert(text, path.parent, files)
     for finding in converted.findings:
         report = check.error if finding.severity == "error" else check.warn
@@ -193,6 +197,8 @@ def _image(
     fmt = raw.get("image_format") if raw.get("image_format") in ("qcow2", "raw") else None
     os_family = raw.get("image_os") if raw.get("image_os") in ("systemd", "openrc") else None
     where = (*at, "image") if "image" in raw else (*at, "dockerfile")
+    if base is _UNREADABLE:  # already reported; the image is unknown, not missing
+        return images.resolve("./missing.qcow2", fmt, os_family)
     if not ref:
         check.error(
             at,
