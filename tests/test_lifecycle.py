@@ -105,6 +105,17 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert all(r["state"] == "active/running" and r["pid"] for r in ps)
 
     wait_ready(systemd, "db-0", "web-0", "web-1")
+    logs = holosc(systemd, project, "logs", "web", "-n", "50")
+    assert logs.returncode == 0, logs.stderr
+    assert "Started holos-life-web@0.service" in logs.stdout
+    assert "Started holos-life-web@1.service" in logs.stdout
+    console_log = holosc(systemd, project, "logs", "db-0", "--console")
+    assert "==> db-0 <==" in console_log.stdout and READY_MARK in console_log.stdout
+    # No terminal here: the console attaches to the serial socket, then detaches on EOF.
+    console = holosc(systemd, project, "console", "db-0")
+    assert console.returncode == 0, console.stderr
+    assert "Connected to the serial console. Press Ctrl-] to detach." in console.stderr
+    assert "detached" in console.stderr
     stop = holosc(systemd, project, "stop", "web")
     assert stop.returncode == 0, stop.stderr
     assert show(systemd, "holos-life-web@0.service", "ActiveState") == "inactive"

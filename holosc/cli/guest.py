@@ -72,6 +72,8 @@ def exec_(
         info = _instance(manager, name, instance)
     except HolosError as exc:
         common.fail(exc)
+    if command and command[0] == "--":  # options end at the instance, like compose exec
+        command = command[1:]
     port = int(str(info["ssh_port"]))
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
