@@ -30,7 +30,7 @@ x-guest: &guest
     memory_mb: 512
     kernel: ./guest/vmlinuz
     initrd: ./guest/initrd.img
-    cmdline: root=/dev/vda rw console=ttyS0
+    cmdline: root=/dev/vda rw console=ttyS0 quiet
 """
 BOOTED = "test -f /var/lib/cloud/instance/boot-finished"
 HEALTH = f"""    healthcheck:
@@ -255,8 +255,9 @@ def test_faults(tmp_path: Path, guest_image: Path) -> None:
                 break
             time.sleep(1)
         metric("restart_after_kill_to_healthy_s", time.monotonic() - killed)
-        assert stack.show(unit, "NRestarts") == "1"
-        assert stack.show("holos-faults-db-healthy.service", "ActiveState") == "active"
+        journals = stack.journal(unit) + stack.journal("holos-faults-db-healthy.service")
+        assert stack.show(unit, "NRestarts") == "1", journals
+        assert stack.show("holos-faults-db-healthy.service", "ActiveState") == "active", journals
         # A guest that ignores the power button is stopped by the quit fallback.
         stack.exec("stubborn-0", BOOTED)
         began = time.monotonic()
