@@ -243,6 +243,10 @@ def test_faults(tmp_path: Path, guest_image: Path) -> None:
         stack.must("up")
         # kill -9: systemd restarts QEMU and the gate passes again.
         unit = "holos-faults-db@0.service"
+        # kill -9 is a power cut for the guest: what it has not synced is lost. Right after
+        # first boot that can be sshd's fresh host keys (measured: sshd then never starts),
+        # so sync first — this test is about systemd bringing QEMU back.
+        stack.exec("db-0", "sync")
         pid = stack.show(unit, "MainPID")
         killed = time.monotonic()
         sd.run(["kill", "-9", pid])
