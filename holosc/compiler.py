@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from holosc import __version__
 from holosc import plan as P
-from holosc.model import MountKind, Project
+from holosc.model import Project
 from holosc.render import cloudinit, qemu, seed, units
 
 LOCK_FILE = "holos.lock.json"
@@ -48,7 +48,7 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         files[PurePosixPath(path)] = File(data, mode)
 
     add(P.target_name(name), units.render_target(plan))
-    if any(m.kind is MountKind.VOLUME for s in project.services for m in s.mounts):
+    if project.used_volumes:
         add(P.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
     for service in project.services:

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
+from holosc import plan
 from holosc.compiler import LOCK_FILE, Output
 from holosc.emit import write_atomic
 from holosc.systemd import BOOT_TARGET, Manager
@@ -129,7 +130,7 @@ def install(output: Output, manager: Manager, project: str, project_dir: Path) -
     for name in written_units:
         if name.endswith("@.service"):
             svc = name[len(f"holos-{project}-") : -len("@.service")]
-            changed |= {i for i in new_instances if i.rsplit("-", 1)[0] == svc}
+            changed |= {i for i in new_instances if plan.split_instance(i)[0] == svc}
     return Installed(
         frozenset(written_units),
         frozenset(removed_units),

@@ -40,12 +40,11 @@ class Units:
         return [self.unit(i) for i in (self.instances if names is None else names)]
 
     def unit(self, instance: str) -> str:
-        service, index = instance.rsplit("-", 1)
-        return plan.instance_unit(self.project, service, int(index))
+        return plan.instance_unit(self.project, *plan.split_instance(instance))
 
     def of_service(self, service: str) -> tuple[list[str], list[str]]:
         """(instance units, gate units) of one service."""
-        insts = [i for i in self.instances if i.rsplit("-", 1)[0] == service]
+        insts = [i for i in self.instances if plan.split_instance(i)[0] == service]
         gate = plan.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
@@ -96,7 +95,11 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
     for gate in units.gates:
         service = gate[len(f"holos-{project}-") : -len("-healthy.service")]
-        if any(units.unit(i) in running for i in units.instances if i.rsplit("-", 1)[0] == service):
+        if any(
+            units.unit(i) in running
+            for i in units.instances
+            if plan.split_instance(i)[0] == service
+        ):
             say(f"{service}: re-checking health")
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     _start_and_watch(manager, units, units.all(), say)
@@ -104,7 +107,7 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
 
 def _stop_removed(manager: Manager, project: str, changes: install.Installed, say: Say) -> None:
     gone = [
-        plan.instance_unit(project, i.rsplit("-", 1)[0], int(i.rsplit("-", 1)[1]))
+        plan.instance_unit(project, *plan.split_instance(i))
         for i in sorted(changes.removed_instances)
     ]
     gone += [u for u in sorted(changes.removed_units) if "@" not in u]

@@ -143,6 +143,15 @@ class Service:
     healthcheck: Healthcheck | None = None
     provisioning: Provisioning | None = None
 
+    @property
+    def binds(self) -> tuple[Mount, ...]:
+        """Host directories shared into the guest, in declaration order."""
+        return tuple(m for m in self.mounts if m.kind is MountKind.BIND)
+
+    @property
+    def named_volumes(self) -> tuple[Mount, ...]:
+        return tuple(m for m in self.mounts if m.kind is MountKind.VOLUME)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Volume:
@@ -158,6 +167,11 @@ class Project:
     services: tuple[Service, ...]
     volumes: tuple[Volume, ...] = ()
     ssh_public_key: str = ""
+
+    @property
+    def used_volumes(self) -> frozenset[str]:
+        """Names of the top-level volumes some service mounts."""
+        return frozenset(m.source for s in self.services for m in s.named_volumes)
 
     def service(self, name: str) -> Service:
         for service in self.services:

@@ -66,6 +66,12 @@ def instance_name(service: str, index: int) -> str:
     return f"{service}-{index}"
 
 
+def split_instance(name: str) -> tuple[str, int]:
+    """("web", 1) for "web-1": the inverse of instance_name."""
+    service, _, index = name.rpartition("-")
+    return service, int(index)
+
+
 def target_name(project: str) -> str:
     return f"holos-{project}.target"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from holosc import install
+from holosc import install, plan
 from holosc.lifecycle import installed_units
 from holosc.systemd import Manager
 
@@ -37,7 +37,7 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
     result = []
     for inst in units.instances:
         props = shown[units.unit(inst)]
-        service = inst.rsplit("-", 1)[0]
+        service, _ = plan.split_instance(inst)
         _, gates = units.of_service(service)
         health = "-"
         if gates:

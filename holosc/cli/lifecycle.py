@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from holosc import install as installer
-from holosc import lifecycle, pull, systemd
+from holosc import lifecycle, plan, pull, systemd
 from holosc.cli import common, images, options
 from holosc.errors import HolosError
 
@@ -68,7 +68,7 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
     units = lifecycle.installed_units(manager, name)  # type: ignore[arg-type]
     if not services:
         return [*units.instance_units(), *units.gates]
-    known = {i.rsplit("-", 1)[0] for i in units.instances}
+    known = {plan.split_instance(i)[0] for i in units.instances}
     result = []
     for service in services:
         if service not in known:

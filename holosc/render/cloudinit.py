@@ -110,7 +110,7 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     doc["write_files"] = files
     if ci.bootcmd:
         doc["bootcmd"] = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
-    binds = [m for m in service.mounts if m.kind is MountKind.BIND]
+    binds = service.binds
     # Mounts first, so the user's runcmd finds its data in place.
     runcmd[:0] = [mount_command(m, binds.index(m) if m in binds else None) for m in service.mounts]
     runcmd += [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]

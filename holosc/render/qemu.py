@@ -51,7 +51,7 @@ def _uses_project(service: Service) -> bool:
         service.vm.kernel,
         service.vm.initrd,
         *(d.rom_file for d in service.devices),
-        *(m.source for m in service.mounts if m.kind is MountKind.BIND),
+        *(m.source for m in service.binds),
     ]
     return any(p is not None and not p.startswith("/") for p in paths)
 
@@ -59,7 +59,7 @@ def _uses_project(service: Service) -> bool:
 def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
-    binds = [m for m in service.mounts if m.kind is MountKind.BIND]
+    binds = service.binds
     machine = qemu_value(vm.machine) + ",accel="
     args: list[Word] = [
         [
@@ -195,11 +195,11 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
     parts: list[Word] = [
         *qemu_args(plan, inst),
         image_parts(service),
-        *(host_path(m.source) for m in service.mounts if m.kind is MountKind.BIND),
+        *(host_path(m.source) for m in service.binds),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
-    binds = [m for m in service.mounts if m.kind is MountKind.BIND]
+    binds = service.binds
     image = service.image
     missing = (
         (
@@ -238,7 +238,7 @@ _FLAGS = {"-nodefaults", "-no-user-config", "-daemonize"}
 
 
 def render_volumes_script(plan: P.Plan) -> str:
-    used = {m.source for s in plan.project.services for m in s.mounts if m.kind is MountKind.VOLUME}
+    used = plan.project.used_volumes
     creates = [
         f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes if v.name in used
     ]

@@ -53,7 +53,7 @@ def key_path(project: str) -> str:
 def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = []
-    if _uses_volumes(project):
+    if project.used_volumes:
         wants.append(P.volumes_unit(project.name))
     for service in project.services:
         wants += [P.instance_unit(project.name, service.name, i) for i in range(service.replicas)]
@@ -204,15 +204,9 @@ def render_volumes(plan: P.Plan) -> str:
     )
 
 
-def _uses_volumes(project: Project) -> bool:
-    return any(m.kind == "volume" for s in project.services for m in s.mounts)
-
-
 def _after(project: Project, service: Service) -> list[str]:
     """Units this service's instances need started first."""
-    units = (
-        [P.volumes_unit(project.name)] if any(m.kind == "volume" for m in service.mounts) else []
-    )
+    units = [P.volumes_unit(project.name)] if service.named_volumes else []
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
