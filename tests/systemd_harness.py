@@ -38,6 +38,13 @@ mount --bind "$STATE/var-lib-holos" /var/lib/holos
 mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
+# Units name the runtime helpers by bare command name (systemd finds them in
+# /usr/local/bin); inside this namespace they are the ones of the checkout under test.
+for helper in holos-qmp-stop holos-health; do
+  if [ -e "/usr/local/bin/$helper" ] && [ -x "$HELPERS_BIN/$helper" ]; then
+    mount --bind "$HELPERS_BIN/$helper" "/usr/local/bin/$helper"
+  fi
+done
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"
@@ -94,7 +101,12 @@ class PrivateSystemd:
             "-c",
             INNER,
         ]
-        env = dict(os.environ, UNITDIR=str(self.units), STATE=str(self.state))
+        env = dict(
+            os.environ,
+            UNITDIR=str(self.units),
+            STATE=str(self.state),
+            HELPERS_BIN=str(Path(sys.executable).parent),
+        )
         log = (self.state / "console.log").open("wb")
         self.unshare = subprocess.Popen(
             argv,
