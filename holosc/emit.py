@@ -32,11 +32,11 @@ class Changes:
         return bool(self.written or self.removed)
 
 
-def previous_files(root: Path) -> set[str]:
+def previous_files(root: Path, lock_file: str = LOCK_FILE) -> set[str]:
     """Paths the previous build recorded in its lock file."""
     try:
-        lock = json.loads((root / LOCK_FILE).read_text("utf-8"))
-        return {p for p in lock.get("files", {}) if _is_safe(p)} | {LOCK_FILE}
+        lock = json.loads((root / lock_file).read_text("utf-8"))
+        return {p for p in lock.get("files", {}) if _is_safe(p)} | {lock_file}
     except (OSError, ValueError, AttributeError):
         return set()
 
@@ -46,7 +46,7 @@ def _is_safe(path: str) -> bool:
     return not p.is_absolute() and ".." not in p.parts and bool(p.parts)
 
 
-def plan_changes(output: Output, root: Path) -> Changes:
+def plan_changes(output: Output, root: Path, lock_file: str = LOCK_FILE) -> Changes:
     written, unchanged = [], 0
     for path, file in output.files.items():
         if _matches(root / path, file):
@@ -54,7 +54,7 @@ def plan_changes(output: Output, root: Path) -> Changes:
         else:
             written.append(str(path))
     wanted = {str(p) for p in output.files}
-    removed = sorted(p for p in previous_files(root) - wanted if (root / p).is_file())
+    removed = sorted(p for p in previous_files(root, lock_file) - wanted if (root / p).is_file())
     return Changes(tuple(written), tuple(removed), unchanged)
 
 
@@ -84,12 +84,13 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def emit(output: Output, root: Path) -> Changes:
-    """Make `root` hold exactly `output` (plus files holosc did not write).
+def emit(output: Output, root: Path, lock_file: str = LOCK_FILE) -> Changes:
+    """Make `root` hold exactly `output` (plus files holosc did not write); `lock_file`
+    names the file of `output` that lists what it holds.
 
     :raises EmitError: when the directory cannot be written; nothing changed then.
     """
-    changes = plan_changes(output, root)
+    changes = plan_changes(output, root, lock_file)
     staged: list[tuple[Path, Path]] = []
     try:
         for rel in changes.written:
@@ -109,7 +110,7 @@ def emit(output: Output, root: Path) -> Changes:
             [Diagnostic(f"cannot write the output directory: {exc}", file=str(root))],
         ) from exc
     # The lock file goes last: it names what the directory now holds.
-    staged.sort(key=lambda pair: pair[1].name == LOCK_FILE)
+    staged.sort(key=lambda pair: pair[1].name == lock_file)
     try:
         for staged_file, target in staged:
             os.replace(staged_file, target)
