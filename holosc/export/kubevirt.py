@@ -30,7 +30,7 @@ from holosc.compiler import File, Output
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
 from holosc.load import Document, JsonPath, format_path
-from holosc.model import Mount, Project, Service
+from holosc.model import Mount, Project, Restart, Service
 from holosc.render.escape import yaml_comment, yaml_document
 
 # Not .yaml/.yml/.json: `kubectl apply -f DIR` skips it.
@@ -39,6 +39,15 @@ VM_API = "kubevirt.io/v1"
 POOL_API = "pool.kubevirt.io/v1alpha1"
 CDI_API = "cdi.kubevirt.io/v1beta1"
 DEFAULT_DISK = 10 * 1024**3
+# compose's restart: → runStrategy, by what docs/units.md measured for each policy: after
+# a crash (kill -9) and after a guest power-off.
+RUN_STRATEGY = {
+    None: "RerunOnFailure",  # on-abnormal: crash → restarted, power-off → stays off
+    Restart.ON_FAILURE: "RerunOnFailure",
+    Restart.NO: "Once",
+    Restart.ALWAYS: "Always",
+    Restart.UNLESS_STOPPED: "Always",
+}
 EXPOSE = ("clusterip", "nodeport")
 MANAGER = "holosc"
 # Order of the files in an output directory: `kubectl apply -f DIR` reads them sorted.
@@ -248,7 +257,7 @@ class _Exporter:
         extra: list[Manifest] = []
         disk, templates = self.root_disk(service, at, comments, extra)
         vmi = self.vmi_spec(service, disk, comments)
-        vm_spec: dict[str, Any] = {"runStrategy": "RerunOnFailure"}
+        vm_spec: dict[str, Any] = {"runStrategy": RUN_STRATEGY[service.restart]}
         if templates:
             vm_spec["dataVolumeTemplates"] = templates
         vm_spec["template"] = {
