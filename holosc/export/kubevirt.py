@@ -141,6 +141,7 @@ class _Exporter:
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.notes: list[str] = []
+        self.service_warnings: dict[str, list[str]] = {}
 
     def diag(
         self, path: JsonPath, message: str, hint: str | None = None, *, warning: bool = True
@@ -151,6 +152,8 @@ class _Exporter:
         else:
             d = Diagnostic(message, path=format_path(path), hint=hint, severity=severity)
         (self.warnings if warning else self.errors).append(d)
+        if warning and path[:1] == ("services",):
+            self.service_warnings.setdefault(str(path[1]), []).append(f"{d.path}: {message}")
 
     def labels(self, name: str, component: str) -> dict[str, str]:
         return {
@@ -265,6 +268,7 @@ class _Exporter:
             "spec": vmi,
         }
         comments += self.dependency_comments(service)
+        comments += [f"warning: {w}" for w in self.service_warnings.get(service.name, [])]
         if service.replicas == 1:
             name = P.instance_name(service.name, 0)
             body: dict[str, Any] = {
@@ -473,6 +477,10 @@ class _Exporter:
                 "healthcheck: readinessProbe run by qemu-guest-agent in the guest; "
                 "the service's DNS name lists an instance only while it passes"
             )
+            if service.environment:
+                comments.append(
+                    "  the probe does not see environment: (build's runs over SSH, which does)"
+                )
         spec["volumes"] = volumes
         return spec
 
