@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, paths
+from holosc import devices, keys, systemd
 from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
 from holosc.load import Document, find_compose_file, load_file
@@ -63,8 +63,11 @@ def load(
     doc = load_file(path)
     result = build_project(doc)
     if with_key:
-        root = state_root or paths.state_root()
-        private = ssh_key or keys.key_path(root, result.project.name)
+        private = ssh_key or keys.key_path(
+            # %S/holos of the default scope's manager unless the caller knows the manager.
+            state_root or systemd.manager().state_dir,
+            result.project.name,
+        )
         public = keys.ensure_key(private, result.project.name)
         if ssh_key and state_root:
             keys.adopt_key(ssh_key, state_root, result.project.name)
