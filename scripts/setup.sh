@@ -19,15 +19,22 @@ if [ "${1:-}" = --test ]; then
              dpkg-dev systemd util-linux e2fsprogs systemd-container)
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+[ -d .venv ] || mkdir .venv
+log=.venv/setup.log
 # virtiofsd: its own package from Debian 13 on; Debian 12 ships it in qemu-system-common.
-if apt-cache show virtiofsd >/dev/null 2>&1; then packages+=(virtiofsd); fi
-$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+if ! { $SUDO apt-get update -qq &&
+       if apt-cache show virtiofsd >/dev/null 2>&1; then packages+=(virtiofsd); fi &&
+       $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup.sh: apt-get failed (log above)" >&2; exit 1
+fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""; [ "${1:-}" = --test ] && extras="[test]"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".$extras"
+# Tool output goes to a log: the first screen says one thing, that holosc is ready.
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e ".$extras"; } >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup.sh: pip install failed (log above)" >&2; exit 1
+fi
 
 # systemd resolves bare command names in ExecStart=/ExecStop= through a fixed path that
 # includes /usr/local/bin (systemd.service(5)); the compiled units call the helpers so.
