@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from holosc import keys, paths
 from holosc.cli import common
 from holosc.emit import emit
 from holosc.errors import HolosError
@@ -109,15 +108,14 @@ def kubevirt(
         common.fail(exc)
     for note in result.notes:
         print(f"holosc: note: {note}", file=sys.stderr)
-    # Only the public half, and only in this hint: the manifests hold no key at all.
-    private = os.environ.get("HOLOSC_SSH_KEY") or keys.key_path(
-        paths.state_root(), loaded.project.name
-    )
-    public = f"{private}.pub"
+    # Only the public half, and only in this hint: the manifests hold no key at all. The
+    # state directory is not asked of systemd: exporting needs no systemd on this machine.
+    private = os.environ.get("HOLOSC_SSH_KEY") or f"%S/holos/ssh/{loaded.project.name}/id_ed25519"
     print(
         f"holosc: note: the VMs take the project's SSH public key from Secret "
         f"{ssh_secret_name(loaded.project)}: "
-        f"{ssh_secret_command(loaded.project, namespace, public)}",
+        f"{ssh_secret_command(loaded.project, namespace, private + '.pub')}"
+        + ("" if "HOLOSC_SSH_KEY" in os.environ else " (%S: /var/lib as root, else ~/.config)"),
         file=sys.stderr,
     )
     if output is not None:
