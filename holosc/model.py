@@ -166,7 +166,6 @@ class Project:
     name: str
     services: tuple[Service, ...]
     volumes: tuple[Volume, ...] = ()
-    ssh_public_key: str = ""
 
     @property
     def used_volumes(self) -> frozenset[str]:

@@ -74,9 +74,7 @@ class _Checker:
             return default
 
 
-def build_project(
-    doc: Document, *, ssh_public_key: str = "", files: HostFiles | None = None
-) -> Result:
+def build_project(doc: Document, *, files: HostFiles | None = None) -> Result:
     """Validate `doc` and build the frozen Project.
 
     :raises ValidationError: with every error found.
@@ -99,7 +97,7 @@ def build_project(
     _check_cross_service(check, ordered, volumes, name)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
-    project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key)
+    project = Project(name, tuple(ordered), tuple(volumes.values()))
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
 
 

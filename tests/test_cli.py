@@ -14,14 +14,11 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, REPO
-
-# Only golden_key.pub exists: a build needs nothing but the public half.
-KEY = REPO / "tests" / "data" / "golden_key"
+from tests.conftest import EXAMPLES
 
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), COLUMNS="100")
+    env = dict(os.environ, COLUMNS="100")
     return subprocess.run(
         [sys.executable, "-m", "holosc", *args],
         cwd=cwd,

@@ -155,6 +155,18 @@ def test_three_tier_stack(stack: Stack) -> None:
     metric("db_boot_to_healthy_s", (gate - db_start) / 1e6)
     assert "db-healthy: healthy" in up.stderr
 
+    # The guests' host keys are the ones holos-seed generated on this host and pinned:
+    # exec and the health gate connected with StrictHostKeyChecking=yes.
+    for inst in ("db-0", "web-1"):
+        pinned = (
+            stack.sd.state / "var-lib-holos" / "instances" / "shop" / inst / "known_hosts"
+        ).read_text()
+        guest = stack.exec(inst, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        assert pinned == f"{inst}.shop.holos {' '.join(guest)}\n"
+    seeds = re.findall(r"seed ready in ([\d.]+) s", stack.journal("holos-shop-web@1.service"))
+    assert seeds, stack.journal("holos-shop-web@1.service")
+    metric("seed_prepare_s", float(seeds[0]))
+
     lock = stack.lock()
     hosts = stack.exec("web-0", "getent hosts db api web-1")
     for name in ("db", "api", "web-1"):
