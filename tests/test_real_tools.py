@@ -98,9 +98,7 @@ def test_cloud_init_schema(compiled: tuple[str, Output, Path], tmp_path: Path) -
         assert "Address=10.10.0." in rendered and "DHCP=ipv4" in rendered, rendered
 
 
-def test_seed_built_at_start_reads_back(
-    compiled: tuple[str, Output, Path], tmp_path: Path
-) -> None:
+def test_seed_built_at_start_reads_back(compiled: tuple[str, Output, Path], tmp_path: Path) -> None:
     """holos-seed joins each instance's compiled texts with this host's keys: isoinfo reads
     the three texts back byte for byte (Rock Ridge and Joliet), and cloud-init accepts the
     vendor-data."""
