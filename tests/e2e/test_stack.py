@@ -40,7 +40,7 @@ HEALTH = f"""    healthcheck:
       interval: 2s
       timeout: 10s
       retries: 3
-      start_period: 300s
+      start_period: 900s
 """
 STACK = (
     GUEST
@@ -86,8 +86,22 @@ class Stack:
 
     def must(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self.holosc(*args)
-        assert result.returncode == 0, f"holosc {' '.join(args)}:\n{result.stderr}"
+        assert result.returncode == 0, f"holosc {' '.join(args)}:\n{result.stderr}{self.diagnose()}"
         return result
+
+    def diagnose(self) -> str:
+        """The project's journal and each guest's console tail, for a failure message."""
+        name = self.project_name()
+        journal = self.sd.run(
+            ["journalctl", "--no-pager", "-o", "short-monotonic", "-n", "80"], check=False
+        ).stdout
+        consoles = [
+            f"--- {log.parent.name} console ---\n" + log.read_text(errors="replace")[-1500:]
+            for log in sorted(
+                (self.sd.state / "var-lib-holos" / "instances" / name).glob("*/console.log")
+            )
+        ]
+        return "\n--- journal ---\n" + journal + "\n".join(consoles)
 
     def exec(self, inst: str, command: str) -> str:
         return self.must("exec", "-w", "600", inst, "--", command).stdout
