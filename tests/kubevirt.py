@@ -20,7 +20,7 @@ import kubernetes_validate
 from holosc.export.kubevirt import Export, Options, export_project
 from holosc.load import Document, load_text
 from holosc.validate import Result, build_project
-from tests.conftest import REPO, TEST_PUBLIC_KEY, build_example
+from tests.conftest import REPO, build_example
 
 SCHEMAS = REPO / "tests" / "data" / "kubevirt"
 CASES = REPO / "tests" / "export-cases"
@@ -98,7 +98,7 @@ def comment_words(text: str) -> list[list[str]]:
 
 def load_case(path: Path) -> tuple[Document, Result]:
     doc = load_text(path.read_text(), directory=CASES, environ={})
-    return doc, build_project(doc, ssh_public_key=TEST_PUBLIC_KEY)
+    return doc, build_project(doc)
 
 
 def case_names(errors: bool) -> list[str]:

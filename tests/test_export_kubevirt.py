@@ -33,7 +33,7 @@ from holosc.export import userdata
 from holosc.export.kubevirt import LOCK_FILE, Export, Manifest, Options, export_project
 from holosc.model import MountKind, Project
 from holosc.render import cloudinit
-from tests.conftest import EXAMPLES, REPO, TEST_PUBLIC_KEY, example_names, require_tool
+from tests.conftest import EXAMPLES, REPO, example_names, require_tool
 from tests.kubevirt import (
     CASES,
     GOLDEN,
@@ -144,13 +144,28 @@ def test_validation_catches_what_the_cluster_would_reject() -> None:
         assert schema_errors(body), body["kind"]
 
 
-def test_no_key_material_in_any_manifest() -> None:
-    """The project key reaches VMs through a Secret the user creates; no key is exported."""
-    key_body = TEST_PUBLIC_KEY.split()[1]
+def test_no_key_material_in_any_manifest(tmp_path: Path) -> None:
+    """The project key reaches VMs through a Secret the user creates; no key is exported,
+    even when the command line names one."""
     for label, _, export in EXPORTS:
-        text = export.stream()
-        assert key_body not in text, label
-        assert "PRIVATE KEY" not in text, label
+        assert "PRIVATE KEY" not in export.stream(), label
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        [require_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True,
+        timeout=60,
+    )
+    run = holosc(
+        "export",
+        "kubevirt",
+        "-f",
+        str(EXAMPLES / "three-tier" / "holos.yaml"),
+        env={"HOLOSC_SSH_KEY": str(key)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert key.with_suffix(".pub").read_text().split()[1] not in run.stdout
+    assert "PRIVATE KEY" not in run.stdout
+    assert f"--from-file=key={key}.pub" in run.stderr
 
 
 # -- cloud-init: the same as `build`, except the documented differences -----------------
@@ -169,11 +184,6 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
         doc["write_files"] = files
     else:
         del doc["write_files"]
-    user = doc["users"][0]
-    keys = [k for k in user.get("ssh_authorized_keys", []) if k != project.ssh_public_key]
-    user.pop("ssh_authorized_keys", None)
-    if keys:
-        user["ssh_authorized_keys"] = keys
     doc["package_update"] = True
     packages = doc.get("packages", [])
     doc["packages"] = packages + ["qemu-guest-agent"] * ("qemu-guest-agent" not in packages)
@@ -215,7 +225,6 @@ def vm_manifest(export: Export, service: str) -> Manifest:
 
 @pytest.mark.parametrize(("label", "project", "export"), EXPORTS, ids=IDS)
 def test_cloud_init_round_trip(label: str, project: Project, export: Export) -> None:
-    assert project.ssh_public_key, "the build side must carry the project key"
     plan = P.build_plan(project)
     checked = 0
     for inst in plan.instances:
@@ -271,15 +280,16 @@ def test_named_volume_lines_unchanged_bind_lines_gone() -> None:
 
 
 def test_user_data_module_matches_its_docstring_list() -> None:
-    """userdata.py names six differences; docs/kubevirt.md lists the same six."""
+    """userdata.py names five differences; docs/kubevirt.md lists the same five."""
     doc = (REPO / "docs" / "kubevirt.md").read_text()
     listed = [
         line
         for line in (userdata.__doc__ or "").splitlines()
         if line[:2] in {"1.", "2.", "3.", "4.", "5.", "6."}
     ]
-    assert len(listed) == 6
-    for n in range(1, 7):
+    assert len(listed) == 5
+    assert "\n6. " not in doc
+    for n in range(1, 6):
         assert f"\n{n}. " in doc, f"docs/kubevirt.md lacks difference {n}"
 
 

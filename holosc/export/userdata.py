@@ -9,10 +9,10 @@ inputs and applies the documented differences, each in one place:
 2. no `hostname`: one template serves every replica of a pool, so the name comes from the
    meta-data KubeVirt generates (the VMI's hostname, `<svc>-<i>`);
 3. no bind-mount lines: bind mounts are not exported;
-4. no project SSH key: KubeVirt's accessCredentials inject it from a Secret at run time;
-5. `qemu-guest-agent` installed and started first: it carries those keys and runs the
-   readinessProbe of a healthcheck;
-6. one wait per `depends_on` entry, before everything else of runcmd: Kubernetes has no
+4. `qemu-guest-agent` installed and started first: it injects the project SSH key from a
+   Secret (KubeVirt's accessCredentials; `build` adds it at run time as vendor-data, so
+   neither user-data holds it) and runs the readinessProbe of a healthcheck;
+5. one wait per `depends_on` entry, before everything else of runcmd: Kubernetes has no
    start order, so first boot waits until the dependency's name resolves (cluster DNS
    lists ready instances only).
 """
@@ -47,9 +47,9 @@ def wait_for(name: str) -> str:
 
 
 def cluster_project(project: Project) -> Project:
-    """The project as the renderer sees it on a cluster: no project key, no bind mounts."""
+    """The project as the renderer sees it on a cluster: no bind mounts."""
     services = tuple(dataclasses.replace(s, mounts=s.named_volumes) for s in project.services)
-    return dataclasses.replace(project, services=services, ssh_public_key="")
+    return dataclasses.replace(project, services=services)
 
 
 def user_data(project: Project, service: Service) -> str:
