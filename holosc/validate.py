@@ -768,17 +768,6 @@ def _check_cross_service(
                 users.setdefault(mount.source, []).extend(
                     (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas)
                 )
-        socket = len(
-            f"/run/user/4294967295/holos/{project}/{service.name}-{service.replicas - 1}/qmp.sock"
-        )
-        if socket > 107:
-            check.error(
-                at,
-                f"the QMP socket path would be {socket} bytes, over the 107-byte "
-                "limit of Unix sockets",
-                "shorten the project or service name",
-                key=True,
-            )
     # QEMU locks disk images: a writer excludes every other user, readers may share.
     for name, attached in sorted(users.items()):
         writers = [inst for inst, rw in attached if rw]

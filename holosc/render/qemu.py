@@ -108,16 +108,14 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         [_var("run"), "/qemu.pid"],
         ["-chardev"],
         [
-            "socket,id=console0,path=",
-            _var("run_q"),
-            "/serial.sock,server=on,wait=off,logfile=",
+            "socket,id=console0,path=serial.sock,server=on,wait=off,logfile=",
             _var("state_q"),
             "/console.log,logappend=on",
         ],
         ["-serial"],
         ["chardev:console0"],
         ["-chardev"],
-        ["socket,id=qmp,path=", _var("run_q"), "/qmp.sock,server=on,wait=off"],
+        ["socket,id=qmp,path=qmp.sock,server=on,wait=off"],
         ["-mon"],
         ["chardev=qmp,mode=control"],
         ["-device"],
@@ -183,7 +181,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         for i, _ in enumerate(binds):
             args += [
                 ["-chardev"],
-                [f"socket,id=fs{i},path=", _var("run_q"), f"/fs{i}.sock"],
+                [f"socket,id=fs{i},path=fs{i}.sock"],
                 ["-device"],
                 [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
             ]
@@ -255,10 +253,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         image_format=image.format,
         disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
         uefi=service.vm.uefi,
-        shares=[
-            f"share {shell_word([_var('run'), f'/fs{i}.sock'])} {shell_word(host_path(m.source))}"
-            for i, m in enumerate(binds)
-        ],
+        shares=[f"share fs{i}.sock {shell_word(host_path(m.source))}" for i, m in enumerate(binds)],
         secret_checks=_secret_checks(plan, service),
         args=lines,
     )

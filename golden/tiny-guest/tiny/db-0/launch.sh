@@ -18,9 +18,11 @@ for dir in "${dirs[@]}"; do
 done
 [ -n "$state" ] || die "no state directory for db-0 in STATE_DIRECTORY"
 run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
+# Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
+# $run/qmp.sock outgrows it with long project and service names.
+cd -- "$run"
 here_q=${here//,/,,}
 state_q=${state//,/,,}
-run_q=${run//,/,,}
 
 # KVM only when it really works: /dev/kvm usable, VT-x/AMD-V present, and not the PVM
 # flavour of /dev/kvm, under which stock kernels hang. HOLOS_ACCEL=kvm|tcg overrides.
@@ -54,9 +56,9 @@ exec qemu-system-x86_64 \
   -display none \
   -daemonize \
   -pidfile "${run}"/qemu.pid \
-  -chardev socket,id=console0,path="${run_q}"/serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
+  -chardev socket,id=console0,path=serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
   -serial chardev:console0 \
-  -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
+  -chardev socket,id=qmp,path=qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
