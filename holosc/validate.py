@@ -83,7 +83,6 @@ class _Checker:
 def build_project(
     doc: Document,
     *,
-    ssh_public_key: str = "",
     files: HostFiles | None = None,
     profiles: Iterable[str] = (),
 ) -> Result:
@@ -118,7 +117,6 @@ def build_project(
         name,
         tuple(ordered),
         tuple(volumes.values()),
-        ssh_public_key,
         active,
         tuple(s for n, s in sorted(secrets.items()) if n in used),
     )
