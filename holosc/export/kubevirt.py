@@ -332,6 +332,14 @@ class _Exporter:
                     "not exported (its mount line is left out of cloud-init)",
                     "use a named volume, or cloud_init.write_files for a few files",
                 )
+        for i, use in enumerate(service.secrets):
+            self.diag(
+                (*at, "secrets", i),
+                f"secret {use.source} ({use.target}) is not exported: holosc hands secrets "
+                "to a guest through QEMU on the host",
+                "create a Kubernetes Secret and add it to the VM as a `secret` volume "
+                "(KubeVirt shows it as a disk to mount)",
+            )
         for i, device in enumerate(service.devices):
             resource = device_resource(device.pci)
             self.diag(

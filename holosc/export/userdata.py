@@ -12,7 +12,9 @@ inputs and applies the documented differences, each in one place:
 4. `qemu-guest-agent` installed and started first: it injects the project SSH key from a
    Secret (KubeVirt's accessCredentials; `build` adds it at run time as vendor-data, so
    neither user-data holds it) and runs the readinessProbe of a healthcheck;
-5. one wait per `depends_on` entry, before everything else of runcmd: Kubernetes has no
+5. no secrets boot command: secrets are not exported (they reach a guest through QEMU's
+   fw_cfg on the host; a warning names each);
+6. one wait per `depends_on` entry, before everything else of runcmd: Kubernetes has no
    start order, so first boot waits until the dependency's name resolves (cluster DNS
    lists ready instances only).
 """
@@ -47,8 +49,10 @@ def wait_for(name: str) -> str:
 
 
 def cluster_project(project: Project) -> Project:
-    """The project as the renderer sees it on a cluster: no bind mounts."""
-    services = tuple(dataclasses.replace(s, mounts=s.named_volumes) for s in project.services)
+    """The project as the renderer sees it on a cluster: no bind mounts, no secrets."""
+    services = tuple(
+        dataclasses.replace(s, mounts=s.named_volumes, secrets=()) for s in project.services
+    )
     return dataclasses.replace(project, services=services)
 
 
