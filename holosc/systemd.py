@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from holosc import paths
+from holosc import names, paths
 from holosc.errors import Diagnostic, RuntimeCommandError
 
 BOOT_TARGET = {"system": "multi-user.target", "user": "default.target"}
@@ -38,7 +38,7 @@ class Manager:
 
     def artifacts(self, project: str) -> Path:
         """Where %E/holos/<project> points: the installed scripts and seeds."""
-        return self.config_dir / project
+        return self.config_dir / names.check("project", project)
 
     def ctl(
         self, *args: str, check: bool = True, timeout: float | None = None

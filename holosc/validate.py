@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc import dockerfile, images, quantities, schema
+from holosc import dockerfile, images, names, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath
 from holosc.model import (
@@ -35,7 +35,7 @@ from holosc.model import (
     WriteFile,
 )
 
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME = names.LABEL
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
 MAX_INSTANCES = 253

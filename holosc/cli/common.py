@@ -28,7 +28,9 @@ FileOption = Annotated[
 # `logs` keeps -f for --follow (as `docker compose logs -f`); its file is --file only.
 LongFileOption = Annotated[
     Path | None,
-    typer.Option("--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False),
+    typer.Option(
+        "--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
+    ),
 ]
 SshKeyOption = Annotated[
     Path | None,
