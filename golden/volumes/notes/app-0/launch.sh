@@ -66,6 +66,9 @@ share() {  # share SOCKET DIRECTORY
 }
 share "${run}"/fs0.sock "${project}"
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name app-0 \
   -machine q35,accel="${accel}" \

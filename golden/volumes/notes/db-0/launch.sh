@@ -67,6 +67,9 @@ share() {  # share SOCKET DIRECTORY
 }
 share "${run}"/fs0.sock "${project}"/config
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name db-0 \
   -machine q35,accel="${accel}" \
