@@ -228,6 +228,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         uefi=service.vm.uefi,
         shares=[
             f"share {shell_word([_var('run'), f'/fs{i}.sock'])} {shell_word(host_path(m.source))}"
+            + (" ro" if m.read_only else " rw")
             for i, m in enumerate(binds)
         ],
         args=lines,
