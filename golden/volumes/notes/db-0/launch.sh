@@ -66,7 +66,7 @@ share() {  # share SOCKET DIRECTORY ro|rw
     fi
   else  # QEMU's C virtiofsd (Debian 12) has no read-only mode
     args=(--socket-path="$1" -o source="${2//,/\\,}" -o cache=auto)
-    [ "$3" = ro ] && ro_bind=1
+    if [ "$3" = ro ]; then ro_bind=1; fi
   fi
   if [ -n "$ro_bind" ]; then
     # Read-only on the host side, whatever the guest mounts: this virtiofsd serves a
