@@ -169,8 +169,12 @@ def emit(output: Output, root: Path) -> Changes:
 
     :raises EmitError: when the directory cannot be written; nothing changed then.
     """
-    parent, name = Path(os.path.abspath(root)).parent, root.name
+    absolute = Path(os.path.abspath(root))
+    parent, name = absolute.parent, absolute.name
     try:
+        if not name:
+            raise OSError(errno.EINVAL, "the root directory cannot be an output directory")
+        parent.mkdir(parents=True, exist_ok=True)
         parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise _error(root, f"cannot write the output directory: {exc}") from exc

@@ -153,6 +153,18 @@ def test_diff_never_prints_what_a_symlink_points_to(project: Path) -> None:
     assert (out / "holos-shop-old.service").is_symlink() and secret.exists()
 
 
+def test_new_nested_and_dot_output_directories(project: Path, tmp_path: Path) -> None:
+    nested = tmp_path / "a" / "b" / "deploy"
+    assert holosc("build", "-o", str(nested), cwd=project).returncode == 0
+    assert (nested / "holos.lock.json").is_file()
+    here = tmp_path / "here"
+    here.mkdir()
+    result = holosc("build", "-f", str(project / "holos.yaml"), "-o", ".", cwd=here)
+    assert result.returncode == 0, result.stderr
+    assert (here / "holos.lock.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "here", "repo"]
+
+
 def test_output_directory_that_is_a_symlink_is_refused(project: Path) -> None:
     elsewhere = project.parent.parent / "elsewhere"
     elsewhere.mkdir()
