@@ -8,8 +8,8 @@ Adapted from shared/testing/throwaway-systemd.sh, with its safety rules:
   test's directory, so compiled projects never touch the host's copies;
 - with net=True it gets a private network namespace (loopback only), so QEMU's
   multicast and port forwards stay inside.
-holosc runs inside the same namespaces through `nsenter`, as it would on a host whose
-PID 1 is systemd; only HOLOSC_UNIT_DIR points it at the private unit directory.
+holosc runs inside the same namespaces through `nsenter` and asks this systemd for its unit
+directory and roots, as it would ask the PID 1 of a host.
 """
 
 from __future__ import annotations
@@ -192,7 +192,6 @@ class PrivateSystemd:
     ) -> subprocess.CompletedProcess[str]:
         environ = dict(
             os.environ,
-            HOLOSC_UNIT_DIR=str(self.units),
             HOLOS_ACCEL="tcg",
             PYTHONPATH=str(REPO),
             **env,

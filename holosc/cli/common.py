@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, paths
+from holosc import devices, keys, systemd
 from holosc.assemble import load_project
 from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
@@ -72,8 +72,11 @@ def load(
     doc = load_project(path)
     result = build_project(doc, profiles=profiles)
     if with_key:
-        root = state_root or paths.state_root()
-        private = ssh_key or keys.key_path(root, result.project.name)
+        private = ssh_key or keys.key_path(
+            # %S/holos of the default scope's manager unless the caller knows the manager.
+            state_root or systemd.manager().state_dir,
+            result.project.name,
+        )
         public = keys.ensure_key(private, result.project.name)
         if ssh_key and state_root:
             keys.adopt_key(ssh_key, state_root, result.project.name)
