@@ -48,6 +48,7 @@ for share in share0 share1; do
   mkdir -p /mnt/$share
   # Read-write on purpose: the guest's own fstab line says ro, but its root can remount.
   mount -t virtiofs -o rw $share /mnt/$share || echo "holos-test: mount $share failed"
+  [ "$(cat /mnt/$share/data.txt)" = "host data" ] && echo "holos-test: $share read host data"
   if echo guest >/mnt/$share/from-guest; then
     echo "holos-test: $share write succeeded"
   else
@@ -108,7 +109,8 @@ def project(tmp_path: Path, virtiofs_kernel: Path) -> Path:
     d = tmp_path / "project"
     for sub in ("ro", "rw"):
         (d / sub).mkdir(parents=True)
-    (d / "ro" / "data.txt").write_text("host data\n")
+    for sub in ("ro", "rw"):
+        (d / sub / "data.txt").write_text("host data\n")
     (d / "holos.yaml").write_text(PROJECT)
     shutil.copy(virtiofs_kernel / "vmlinuz", d / "vmlinuz")
     names = " ".join(m.rsplit("/", 1)[1] for m in MODULES)
@@ -157,8 +159,10 @@ def test_guest_cannot_write_to_a_read_only_share(systemd: PrivateSystemd, projec
     print("GUEST", lines)
     assert "holos-test: share1 write succeeded" in lines, text[-3000:]  # the control
     assert "holos-test: share0 write failed" in lines, text[-3000:]
+    assert "holos-test: share0 read host data" in lines  # read-only, not unreadable
     assert "holos-test: share0 mkdir succeeded" not in lines
     assert sorted(p.name for p in (project / "ro").iterdir()) == ["data.txt"]
     assert (project / "rw" / "from-guest").read_text() == "guest\n"
+    assert (project / "ro" / "data.txt").read_text() == "host data\n"
     down = systemd.holosc("down", cwd=project, HOLOSC_SSH_KEY=str(project.parent / "key"))
     assert down.returncode == 0, down.stderr
