@@ -39,12 +39,11 @@ mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
 # Units name the runtime helpers by bare command name (systemd finds them in
-# /usr/local/bin); inside this namespace they are the ones of the checkout under test.
-for helper in holos-qmp-stop holos-health; do
-  if [ -e "/usr/local/bin/$helper" ] && [ -x "$HELPERS_BIN/$helper" ]; then
-    mount --bind "$HELPERS_BIN/$helper" "/usr/local/bin/$helper"
-  fi
-done
+# /usr/local/bin); inside this namespace /usr/local/bin holds only the helpers of the
+# checkout under test (also those the host has not linked yet).
+mkdir -p "$STATE/local-bin"
+for helper in "$HELPERS_BIN"/holos-*; do ln -s "$helper" "$STATE/local-bin/"; done
+mount --bind "$STATE/local-bin" /usr/local/bin
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"
