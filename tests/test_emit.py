@@ -24,11 +24,9 @@ import pytest
 from tests import killpoint
 from tests.conftest import EXAMPLES, REPO
 
-KEY = REPO / "tests" / "data" / "golden_key"
-
 
 def holosc(*args: str, cwd: Path, killpoint: int | None = None, count: Path | None = None):  # type: ignore[no-untyped-def]
-    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     argv = [sys.executable, "-m", "holosc", *args]
     if killpoint is not None:
         argv = [sys.executable, "-m", "tests.killpoint", str(killpoint), *args]
@@ -195,7 +193,7 @@ def test_a_build_killed_at_any_step_leaves_old_or_new_output(tmp_path: Path) -> 
     project = tmp_path / "p"
     project.mkdir()
     out, saved = project / "deploy", tmp_path / "saved"
-    env = {"HOLOSC_SSH_KEY": str(KEY)}
+    env: dict[str, str] = {}
 
     def build(kill_at: int = 0) -> tuple[int, int]:
         return killpoint.run(kill_at, ["build"], project, env)
