@@ -24,12 +24,16 @@ EFI = """\
 """
 
 
-def modes(root: Path) -> dict[str, int]:
-    """{path below root: permission bits} of every entry, symlinks not followed."""
-    return {
-        str(p.relative_to(root.parent)): stat.S_IMODE(p.lstat().st_mode)
-        for p in [root, *root.rglob("*")]
-    }
+def modes(root: Path, dirs: set[str]) -> dict[str, int]:
+    """{path below root: permission bits} of every entry, symlinks not followed; the
+    directories' paths are added to `dirs`."""
+    result = {}
+    for path in [root, *root.rglob("*")]:
+        rel = str(path.relative_to(root.parent))
+        result[rel] = stat.S_IMODE(path.lstat().st_mode)
+        if stat.S_ISDIR(path.lstat().st_mode):
+            dirs.add(rel)
+    return result
 
 
 def test_instance_files_are_private(systemd: PrivateSystemd, project: Path) -> None:  # noqa: F811
@@ -45,15 +49,20 @@ def test_instance_files_are_private(systemd: PrivateSystemd, project: Path) -> N
     assert up.returncode == 0, up.stderr
     wait_ready(systemd, "db-0")
     state = systemd.state / "var-lib-holos"
-    found = {}
+    found: dict[str, int] = {}
+    dirs: set[str] = set()
     for inst in ("db-0", "web-0", "efi-0"):
-        found |= modes(state / "instances" / "life" / inst)
-    found |= modes(state / "volumes" / "life")
+        found |= modes(state / "instances" / "life" / inst, dirs)
+    found |= modes(state / "volumes" / "life", dirs)
     # The runtime directory is the private systemd's /run: read it inside its namespace.
     listing = systemd.run(
-        ["find", "/run/holos/life", "-mindepth", "1", "-printf", "%P %m\n"]
+        ["find", "/run/holos/life", "-mindepth", "1", "-printf", "%P %m %y\n"]
     ).stdout.split("\n")
-    found |= {f"run/{line.split()[0]}": int(line.split()[1], 8) for line in listing if line}
+    for line in filter(None, listing):
+        name, mode, kind = line.split()
+        found[f"run/{name}"] = int(mode, 8)
+        if kind == "d":
+            dirs.add(f"run/{name}")
     print("MODES", sorted((k, oct(v)) for k, v in found.items()))
     expected = {
         "db-0/root.qcow2",
@@ -67,10 +76,13 @@ def test_instance_files_are_private(systemd: PrivateSystemd, project: Path) -> N
     assert expected <= set(found), sorted(found)
     # QEMU's -daemonize sets umask 027 before it binds its sockets: they are 0750, which
     # lets no one else connect (that needs write permission), inside 0700 directories.
-    allowed = {path: 0o027 if path.endswith(".sock") else 0o077 for path in found}
+    # known_hosts holds the guest's public host key (holos-seed writes it 0644 on purpose).
+    public = {".sock": 0o027, "known_hosts": 0o022}
+    allowed = {
+        path: next((m for end, m in public.items() if path.endswith(end)), 0o077) for path in found
+    }
     loose = {path: oct(mode) for path, mode in found.items() if mode & allowed[path]}
     assert not loose, f"readable or writable by others: {loose}"
-    dirs = [p for p in found if "." not in p.rsplit("/", 1)[-1]]
     assert all(found[d] == 0o700 for d in dirs), {d: oct(found[d]) for d in dirs}
     assert found["db-0"] == 0o700, "an existing state directory is made private"
     assert holosc(systemd, project, "down", "--volumes").returncode == 0
