@@ -13,6 +13,7 @@ import sys
 import termios
 import time
 import tty
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -128,15 +129,29 @@ def console(
         name = options.project_name(project, file)
         _instance(manager, name, instance)
         path = manager.runtime_dir / name / instance / "serial.sock"
-        sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.connect(str(path))
+            sock = connect_unix(path)
         except OSError as exc:
             raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     except HolosError as exc:
         common.fail(exc)
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
+
+
+def connect_unix(path: Path) -> socket.socket:
+    """Connect to a Unix socket whose path may be longer than an address holds (107
+    bytes): through /proc/self/fd of its directory, which keeps the address short."""
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(directory)
+    return sock
 
 
 def _pump(sock: socket.socket) -> None:
