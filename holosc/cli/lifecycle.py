@@ -16,7 +16,7 @@ from holosc.errors import HolosError
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    common.note(line)
 
 
 def up(
