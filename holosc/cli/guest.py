@@ -20,7 +20,7 @@ import typer
 
 from holosc import install, keys, lifecycle
 from holosc import plan as P
-from holosc.cli import common, options
+from holosc.cli import common, complete, options
 from holosc.errors import HolosError
 
 ESCAPE = b"\x1d"  # Ctrl-]
@@ -61,7 +61,9 @@ def _wait_for_ssh(port: int, wait: float) -> bool:
 
 
 def exec_(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
     *,
     login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
@@ -115,7 +117,9 @@ def exec_(
 
 
 def console(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,

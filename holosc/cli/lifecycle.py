@@ -11,12 +11,12 @@ import typer
 
 from holosc import hostsecrets, lifecycle, plan, pull, systemd
 from holosc import install as installer
-from holosc.cli import common, images, options
+from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    common.note(line)
 
 
 def up(
@@ -86,7 +86,10 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
 
 
 def start(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -98,7 +101,10 @@ def start(
 
 
 def stop(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
