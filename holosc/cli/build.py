@@ -63,8 +63,7 @@ def build(
             f"holosc: kept {rel}: no longer compiled, but edited since holosc wrote it",
             file=sys.stderr,
         )
-    print(
+    common.note(
         f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
-        f"{changes.unchanged} unchanged",
-        file=sys.stderr,
+        f"{changes.unchanged} unchanged"
     )
