@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
-from holosc.emit import emit
+from holosc.export.write import write_dir
 from holosc.errors import HolosError
 from holosc.export.kubevirt import (
     EXPOSE,
@@ -103,7 +103,7 @@ def kubevirt(
         if output is None:
             sys.stdout.write(result.stream())
         else:
-            changes = emit(result.output(), output, LOCK_FILE)
+            changes = write_dir(result.output(), output, LOCK_FILE)
     except HolosError as exc:
         common.fail(exc)
     for note in result.notes:
