@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
-from holosc.export.write import write_dir
 from holosc.errors import HolosError
 from holosc.export.kubevirt import (
     EXPOSE,
@@ -20,6 +19,7 @@ from holosc.export.kubevirt import (
     ssh_secret_command,
     ssh_secret_name,
 )
+from holosc.export.write import write_dir
 
 app = typer.Typer(
     name="export",
