@@ -69,7 +69,7 @@ share() {  # share SOCKET DIRECTORY
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share fs0.sock "${project}"
+share fs0-66e60566e949.sock "${project}"
 
 exec qemu-system-x86_64 \
   -name app-0 \
@@ -99,5 +99,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-uploads,serial=vol-uploads \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path=fs0.sock \
+  -chardev socket,id=fs0,path=fs0-66e60566e949.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0

@@ -70,7 +70,7 @@ share() {  # share SOCKET DIRECTORY
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share fs0.sock "${project}"/config
+share fs0-9dff09dcfa75.sock "${project}"/config
 
 exec qemu-system-x86_64 \
   -name db-0 \
@@ -100,5 +100,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-pgdata,serial=vol-pgdata \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path=fs0.sock \
+  -chardev socket,id=fs0,path=fs0-9dff09dcfa75.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0
