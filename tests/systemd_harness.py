@@ -15,13 +15,17 @@ directory and roots, as it would ask the PID 1 of a host.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.conftest import REPO, require_tool
+
+PR_SET_PDEATHSIG = 1
 
 STUB_UNITS = (
     "exit.target", "systemd-exit.service", "shutdown.target", "final.target", "umount.target",
@@ -39,12 +43,11 @@ mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
 # Units name the runtime helpers by bare command name (systemd finds them in
-# /usr/local/bin); inside this namespace they are the ones of the checkout under test.
-for helper in holos-qmp-stop holos-health; do
-  if [ -e "/usr/local/bin/$helper" ] && [ -x "$HELPERS_BIN/$helper" ]; then
-    mount --bind "$HELPERS_BIN/$helper" "/usr/local/bin/$helper"
-  fi
-done
+# /usr/local/bin); inside this namespace /usr/local/bin holds only the helpers of the
+# checkout under test (also those the host has not linked yet).
+mkdir -p "$STATE/local-bin"
+for helper in "$HELPERS_BIN"/holos-*; do ln -s "$helper" "$STATE/local-bin/"; done
+mount --bind "$STATE/local-bin" /usr/local/bin
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"
@@ -89,6 +92,7 @@ class PrivateSystemd:
             "unshare",
             "--pid",
             "--fork",
+            "--kill-child",
             "--mount",
             "--mount-proc",
             "--uts",
@@ -151,6 +155,9 @@ class PrivateSystemd:
         for path in self.cgroups:
             with contextlib.suppress(OSError):
                 (path / "cgroup.procs").write_text(str(os.getpid()))
+        # If pytest dies (a timeout, Ctrl-C twice), unshare dies with it, and --kill-child
+        # takes the private systemd and every guest with it: nothing is left running.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def console(self) -> str:
         return (self.state / "console.log").read_text(errors="replace")[-2000:]

@@ -1,4 +1,8 @@
-"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console)."""
+"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console).
+
+exec accepts only the instance's pinned host key (written by holos-seed at its start);
+the console is a Unix socket in the manager's runtime directory, so no key is involved.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ import sys
 import termios
 import time
 import tty
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from holosc import install, keys, lifecycle
+from holosc import plan as P
 from holosc.cli import common, options
 from holosc.errors import HolosError
 
@@ -82,16 +88,21 @@ def exec_(
             file=sys.stderr,
         )
     key = keys.key_path(manager.state_dir, name)
+    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    if not known_hosts.is_file():
+        common.fail(
+            lifecycle.error(
+                f"{instance} has no pinned host key ({known_hosts} is missing)",
+                "the instance writes it when it starts: holosc up, or holosc start",
+            )
+        )
     argv = [
         "ssh",
         "-i",
         str(key),
         "-p",
         str(port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
+        *keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance)),
         "-o",
         "LogLevel=ERROR",
         "-o",
@@ -118,15 +129,29 @@ def console(
         name = options.project_name(project, file)
         _instance(manager, name, instance)
         path = manager.runtime_dir / name / instance / "serial.sock"
-        sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.connect(str(path))
+            sock = connect_unix(path)
         except OSError as exc:
             raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     except HolosError as exc:
         common.fail(exc)
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
+
+
+def connect_unix(path: Path) -> socket.socket:
+    """Connect to a Unix socket whose path may be longer than an address holds (107
+    bytes): through /proc/self/fd of its directory, which keeps the address short."""
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(directory)
+    return sock
 
 
 def _pump(sock: socket.socket) -> None:

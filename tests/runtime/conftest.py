@@ -19,9 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,22 @@ def free_port() -> int:
 # --- sshd ----------------------------------------------------------------------------
 
 
+def wait_listening(proc: subprocess.Popen[Any], port: int, log: Callable[[], str]) -> None:
+    """Wait until `proc` accepts connections on 127.0.0.1:`port`, or fail with its log."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{proc.args!r} did not start listening: {log()}")
+            time.sleep(0.05)
+
+
+ALIAS = "db-0.test.holos"
+
+
 @dataclass(frozen=True)
 class Sshd:
     port: int
@@ -49,8 +66,14 @@ class Sshd:
     user: str
     workdir: Path
 
-    def health_args(self) -> list[str]:
-        return ["--port", str(self.port), "--key", str(self.key), "--user", self.user]
+    @property
+    def known_hosts(self) -> Path:
+        """This sshd's host key pinned under ALIAS, as holos-seed writes it."""
+        return self.workdir / "known_hosts"
+
+    def health_args(self, known_hosts: Path | None = None) -> list[str]:
+        pin = ["--known-hosts", str(known_hosts or self.known_hosts), "--host-key-alias", ALIAS]
+        return ["--port", str(self.port), "--key", str(self.key), "--user", self.user, *pin]
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +86,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
     run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    kind, blob = (d / "host_key.pub").read_text().split()[:2]
+    (d / "known_hosts").write_text(f"{ALIAS} {kind} {blob}\n")
     port = free_port()
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n"
@@ -79,15 +104,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-                time.sleep(0.05)
+        wait_listening(proc, port, lambda: (d / "sshd.log").read_text())
         import getpass
 
         yield Sshd(port, d / "client_key", getpass.getuser(), d)
