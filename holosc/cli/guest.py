@@ -18,18 +18,18 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle
+from holosc import install, keys, lifecycle, names, systemd
 from holosc import plan as P
-from holosc.cli import common, options
+from holosc.cli import common, complete, options
 from holosc.errors import HolosError
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-def _instance(manager: object, project: str, instance: str) -> dict[str, object]:
-    lock = install.read_lock(manager, project)  # type: ignore[arg-type]
-    instances = lock.get("instances") or {}
-    assert isinstance(instances, dict)
+def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str, object]:
+    names.check_instance(instance, "the command line")
+    lock = install.read_lock(manager, project)
+    instances = install.lock_instances(manager, project, lock)
     if not lock:
         raise lifecycle.error(f"project '{project}' is not installed")
     if instance not in instances:
@@ -61,7 +61,9 @@ def _wait_for_ssh(port: int, wait: float) -> bool:
 
 
 def exec_(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
     *,
     login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
@@ -115,7 +117,9 @@ def exec_(
 
 
 def console(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
