@@ -266,6 +266,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         uefi=service.vm.uefi,
         shares=[
             f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
+            + (" ro" if m.read_only else " rw")
             for i, m in enumerate(binds)
         ],
         secret_checks=_secret_checks(plan, service),
