@@ -87,6 +87,20 @@ def _instance_of(rel: str) -> str | None:
     return head[0] if len(head) == 2 else None
 
 
+def removals(output: Output, manager: Manager, project: str) -> tuple[list[str], list[str]]:
+    """(instances, non-template units) that installing `output` would remove, in order.
+
+    Asked before `install`: a removed unit must be stopped while its file still exists,
+    or systemd forgets its ExecStop= and kills the VM instead of shutting it down.
+    """
+    units, files = _split(output, project)
+    old = read_manifest(manager, project)
+    old_instances = {i for r in old["files"] if (i := _instance_of(r))}
+    new_instances = {i for r in files if (i := _instance_of(r))}
+    gone_units = [u for u in sorted(set(old["units"]) - set(units)) if "@" not in u]
+    return sorted(old_instances - new_instances), gone_units
+
+
 def install(output: Output, manager: Manager, project: str, project_dir: Path) -> Installed:
     """Write units and artifacts for `project`; remove what a previous install left over."""
     units, files = _split(output, project)

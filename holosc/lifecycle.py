@@ -76,10 +76,11 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
 def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed."""
     manager.require()
+    retired = _stop_removed(output, manager, project, say)
     changes = install.install(output, manager, project, project_dir)
     manager.ctl("daemon-reload")
+    _remove_instances(manager, project, retired)
     units = installed_units(manager, project)
-    _stop_removed(manager, project, changes, say)
     running = {
         u
         for u, p in manager.show(
@@ -105,15 +106,33 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     _start_and_watch(manager, units, units.all(), say)
 
 
-def _stop_removed(manager: Manager, project: str, changes: install.Installed, say: Say) -> None:
-    gone = [
-        plan.instance_unit(project, *plan.split_instance(i))
-        for i in sorted(changes.removed_instances)
+def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> list[str]:
+    """Stop what this install removes by the path of `holosc stop`, while its unit files
+    still exist (without them systemd forgets ExecStop= and kills the VM); returns the
+    removed instances."""
+    instances, others = install.removals(output, manager, project)
+    units = [plan.instance_unit(project, *plan.split_instance(i)) for i in instances]
+    units += others
+    alive = [
+        u
+        for u, p in manager.show(units, ["ActiveState"]).items()
+        if p.get("ActiveState") not in ("inactive", "failed", "")
     ]
-    gone += [u for u in sorted(changes.removed_units) if "@" not in u]
-    if gone:
-        say(f"stopping removed units: {' '.join(gone)}")
-        manager.ctl("stop", *gone, check=False)
+    if alive:
+        started = time.monotonic()
+        say(f"{project}: stopping removed {' '.join(instances or alive)}")
+        stop_units(manager, alive)
+        say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
+    if units:
+        manager.ctl("reset-failed", "--", *units, check=False)
+    return instances
+
+
+def _remove_instances(manager: Manager, project: str, instances: Sequence[str]) -> None:
+    """Disks and runtime directories of removed instances, as `down` removes them."""
+    for inst in instances:
+        shutil.rmtree(manager.state_dir / "instances" / project / inst, ignore_errors=True)
+        shutil.rmtree(manager.runtime_dir / project / inst, ignore_errors=True)
 
 
 def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say) -> None:
@@ -209,9 +228,12 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         f"{project}: stopped {len(units.instances)} instance(s) in "
         f"{time.monotonic() - started:.1f} s"
     )
+    # Failed units would stay listed as "not-found failed" once their files are gone.
+    manager.ctl("reset-failed", "--", *units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
     shutil.rmtree(manager.state_dir / "instances" / project, ignore_errors=True)
+    shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
     if volumes:
         shutil.rmtree(manager.state_dir / "volumes" / project, ignore_errors=True)
         shutil.rmtree(manager.state_dir / "ssh" / project, ignore_errors=True)
