@@ -48,6 +48,15 @@ class Units:
         gate = plan.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
+    def label(self, unit: str) -> str:
+        """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
+        prefix = f"holos-{self.project}-"
+        if unit.startswith(prefix) and unit.endswith(".service"):
+            name = unit[len(prefix) : -len(".service")]
+            service, _, index = name.partition("@")
+            return plan.instance_name(service, int(index)) if index.isdigit() else name
+        return unit
+
     def all(self) -> list[str]:
         return [*self.others, *self.instance_units(), *self.gates, self.target]
 
@@ -92,6 +101,9 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
         unit = units.unit(inst)
         if unit in running:
             say(f"{inst}: changed, restarting")
+            # A new version starts a new life: earlier crashes do not count towards the
+            # start limit (which counts restarts by `up` too).
+            manager.ctl("reset-failed", "--", unit, check=False)
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
             manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
     for gate in units.gates:
@@ -103,7 +115,43 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
         ):
             say(f"{service}: re-checking health")
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
+    clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+    """Before starting what the user asked for: say which units systemd gave up restarting
+    (start limit hit), and `reset-failed` every failed one so that the start can go on."""
+    states = manager.show(names, ["ActiveState", "Result", "NRestarts"])
+    failed = [u for u, p in states.items() if p.get("ActiveState") == "failed"]
+    for unit in failed:
+        if states[unit].get("Result") == "start-limit-hit" or _gave_up(manager, unit):
+            say(
+                f"{units.label(unit)}: systemd stopped restarting it after "
+                f"{states[unit].get('NRestarts') or 0} restart(s) (start limit hit: it kept "
+                "crashing); clearing that (reset-failed) and starting it"
+            )
+    if failed:
+        manager.ctl("reset-failed", "--", *failed, check=False)
+
+
+def _gave_up(manager: Manager, unit: str) -> bool:
+    """systemd 252 keeps Result=signal when an automatic restart hits the start limit; only
+    its journal says so."""
+    tail = subprocess.run(
+        [*manager.journal([unit], lines=3), "-o", "cat"],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+    return "Start request repeated too quickly" in tail
+
+
+def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+    """`holosc start`: clear start limits the user overrides by asking, then start."""
+    clear_start_limits(manager, units, names, say)
+    manager.ctl("start", *names)
 
 
 def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> list[str]:
@@ -145,8 +193,7 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker.start()
     seen: dict[str, str] = {}
     watched = [*units.instance_units(), *units.gates]
-    labels = {units.unit(i): i for i in units.instances}
-    labels |= {g: g[len(f"holos-{units.project}-") : -len(".service")] for g in units.gates}
+    labels = {u: units.label(u) for u in watched}
     while worker.is_alive():
         _report(manager, watched, labels, seen, say)
         worker.join(timeout=1.0)

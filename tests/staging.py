@@ -29,7 +29,7 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
     os.symlink("/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system")
     bin_dir = root / "usr" / "local" / "bin"
     bin_dir.mkdir(parents=True)
-    for helper in ("holos-qmp-stop", "holos-health"):
+    for helper in ("holos-qmp-stop", "holos-health", "sh"):  # sh: ExecStartPre= checks
         found = shutil.which(helper)
         assert found, f"{helper} is not installed: pip install ."
         shutil.copy2(found, bin_dir / helper)  # absolute links would resolve inside root

@@ -4,10 +4,14 @@ removed instances, crashing dependencies, crash loops, concurrent commands, full
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from tests.conftest import REPO
 from tests.systemd_harness import PrivateSystemd
 from tests.test_lifecycle import holosc, project, show, systemd, wait_ready
 
@@ -77,3 +81,114 @@ def test_removed_instances_stop_gracefully_and_leave_nothing(
     assert systemd.run(["test", "-e", str(run)], check=False).returncode != 0, "runtime dir"
     listed = systemd.systemctl("list-units", "--all", "--plain", "--no-legend", "holos-life*")
     assert not listed.stdout.strip(), listed.stdout
+
+
+def pid_of(sd: PrivateSystemd, unit: str) -> int:
+    return int(show(sd, unit, "MainPID") or 0)
+
+
+def kill_and_wait_back(sd: PrivateSystemd, unit: str, timeout: float = 120) -> float:
+    """kill -9 the unit's QEMU; seconds until systemd has it active with a new PID."""
+    pid = pid_of(sd, unit)
+    killed = time.monotonic()
+    sd.run(["kill", "-9", str(pid)])
+    while True:
+        new = pid_of(sd, unit)
+        if new and new != pid and show(sd, unit, "ActiveState") == "active":
+            return time.monotonic() - killed
+        assert time.monotonic() - killed < timeout, f"{unit} not back"
+        time.sleep(0.2)
+
+
+WEB = ["holos-life-web@0.service", "holos-life-web@1.service"]
+DB = "holos-life-db@0.service"
+
+
+def test_dependents_keep_running_while_a_dependency_restarts(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    assert holosc(systemd, project, "up").returncode == 0
+    wait_ready(systemd, "db-0", "web-0", "web-1")
+    before = {u: pid_of(systemd, u) for u in WEB}
+    recovered = [kill_and_wait_back(systemd, DB) for _ in range(2)]
+    time.sleep(3)  # a propagated restart would have begun by now
+    print(f"E2E_METRIC dependency_crash_recovery_s={max(recovered):.1f}")
+    after = {u: pid_of(systemd, u) for u in WEB}
+    restarted = [u for u in WEB if before[u] != after[u]]
+    print(f"E2E_METRIC dependents_restarted_by_dependency_crash={len(restarted)}")
+    assert not restarted and all(show(systemd, u, "ActiveState") == "active" for u in WEB)
+    assert show(systemd, DB, "NRestarts") == "2"
+
+
+def test_restart_true_restarts_dependents_with_the_dependency(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    edit(project, "    depends_on: [db]\n", "    depends_on: {db: {restart: true}}\n")
+    assert holosc(systemd, project, "up").returncode == 0
+    wait_ready(systemd, "db-0", "web-0", "web-1")
+    before = {u: pid_of(systemd, u) for u in WEB}
+    kill_and_wait_back(systemd, DB)
+    deadline = time.monotonic() + 120
+    while not all(
+        pid_of(systemd, u) not in (0, before[u]) and show(systemd, u, "ActiveState") == "active"
+        for u in WEB
+    ):
+        assert time.monotonic() < deadline, {u: pid_of(systemd, u) for u in WEB}
+        time.sleep(0.2)
+    # Restarted after db was back (Requires= + After=).
+    db_up = int(show(systemd, DB, "ActiveEnterTimestampMonotonic"))
+    assert all(int(show(systemd, u, "InactiveExitTimestampMonotonic")) >= db_up for u in WEB)
+
+
+def test_crash_loop_is_rate_limited_and_start_clears_it(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    assert holosc(systemd, project, "up").returncode == 0
+    began = time.monotonic()
+    kills = 0
+    while show(systemd, DB, "ActiveState") != "failed":
+        assert kills < 10 and time.monotonic() - began < 300, "never rate-limited"
+        pid = pid_of(systemd, DB)
+        if pid and show(systemd, DB, "ActiveState") == "active":
+            systemd.run(["kill", "-9", str(pid)])
+            kills += 1
+        time.sleep(0.2)
+    print(f"E2E_METRIC crash_loop_kills_until_limit={kills}")
+    print(f"E2E_METRIC crash_loop_limited_after_s={time.monotonic() - began:.1f}")
+    assert show(systemd, DB, "ActiveState") == "failed"
+    start = holosc(systemd, project, "start", "db")
+    assert start.returncode == 0, start.stderr
+    assert "db-0: systemd stopped restarting it after" in start.stderr, start.stderr
+    assert "start limit hit" in start.stderr
+    assert show(systemd, DB, "ActiveState") == "active"
+
+
+def test_up_and_down_at_the_same_moment(systemd: PrivateSystemd, project: Path) -> None:
+    """down waits for the up that holds the project's lock, says so, then takes it all
+    down (before the lock: down said "not installed" and up left the project running)."""
+    # A gate that never passes (the busybox guest has no sshd) keeps up busy for ~20 s.
+    edit(
+        project,
+        '    volumes: ["data:/data"]\n',
+        '    volumes: ["data:/data"]\n    healthcheck:\n      test: ["true"]\n'
+        "      interval: 1s\n      timeout: 2s\n      retries: 15\n",
+    )
+    env = dict(HOLOSC_UNIT_DIR=str(systemd.units), HOLOS_ACCEL="tcg", PYTHONPATH=str(REPO))
+    env["HOLOSC_SSH_KEY"] = str(project.parent / "key")
+    cmd = [*systemd.nsenter(), f"--wd={project}", "--", sys.executable, "-m", "holosc"]
+    up = subprocess.Popen([*cmd, "up"], env=os.environ | env, stderr=subprocess.PIPE, text=True)
+    lock = "/run/holos/.life.lock"
+    deadline = time.monotonic() + 120
+    while "holosc up" not in systemd.run(["cat", lock], check=False).stdout:
+        assert time.monotonic() < deadline and up.poll() is None, "up never took the lock"
+        time.sleep(0.05)
+    time.sleep(1)
+    down = subprocess.run(
+        [*cmd, "down"], env=os.environ | env, capture_output=True, text=True, timeout=600
+    )
+    _, up_err = up.communicate(timeout=600)
+    assert re.search(r"life: waiting for holosc up \(pid \d+\) to finish", down.stderr), down.stderr
+    assert down.returncode == 0, down.stderr
+    assert "db-healthy: UNHEALTHY" in up_err, up_err  # up ran to its end first
+    assert not systemd.run(["pgrep", "-f", "qemu-system"], check=False).stdout.strip()
+    assert not list(systemd.units.glob("holos-life*"))

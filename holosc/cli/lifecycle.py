@@ -12,6 +12,7 @@ from holosc import install as installer
 from holosc import lifecycle, plan, pull, systemd
 from holosc.cli import common, images, options
 from holosc.errors import HolosError
+from holosc.project_lock import project_lock
 
 
 def say(line: str) -> None:
@@ -32,8 +33,9 @@ def up(
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
-        _pull_missing(loaded, manager)
-        lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
+        with project_lock(manager, loaded.project.name, "up", say):
+            _pull_missing(loaded, manager)
+            lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
     except HolosError as exc:
         common.fail(exc)
 
@@ -59,7 +61,9 @@ def down(
     disks. Named volumes and the SSH key are kept unless --volumes."""
     try:
         manager = options.manager(user, system)
-        lifecycle.down(manager, options.project_name(project, file), volumes=volumes, say=say)
+        name = options.project_name(project, file)
+        with project_lock(manager, name, "down", say):
+            lifecycle.down(manager, name, volumes=volumes, say=say)
     except HolosError as exc:
         common.fail(exc)
 
@@ -117,11 +121,12 @@ def _start_or_stop(
         manager = options.manager(user, system)
         manager.require()
         name = options.project_name(project, file)
-        units = _service_units(manager, name, services or [])
-        if verb == "start":
-            manager.ctl("start", *units)
-        else:
-            lifecycle.stop_units(manager, units)
+        with project_lock(manager, name, verb, say):
+            units = _service_units(manager, name, services or [])
+            if verb == "start":
+                lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
+            else:
+                lifecycle.stop_units(manager, units)
         say(f"{verb} done: {' '.join(units)}")
     except HolosError as exc:
         common.fail(exc)
@@ -156,10 +161,11 @@ def install(
             if enable:
                 print(f"would link {installer.wants_link(manager, name)}")
             return
-        installer.install(output, manager, name, loaded.file.parent.resolve())
-        if enable:
-            say(f"enabled: {installer.enable(manager, name)}")
-        manager.ctl("daemon-reload", check=False)
+        with project_lock(manager, name, "install", say):
+            installer.install(output, manager, name, loaded.file.parent.resolve())
+            if enable:
+                say(f"enabled: {installer.enable(manager, name)}")
+            manager.ctl("daemon-reload", check=False)
         say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
     except HolosError as exc:
         common.fail(exc)
@@ -176,8 +182,9 @@ def uninstall(
     try:
         manager = options.manager(user, system)
         name = options.project_name(project, file)
-        removed = installer.uninstall(manager, name)
-        manager.ctl("daemon-reload", check=False)
+        with project_lock(manager, name, "uninstall", say):
+            removed = installer.uninstall(manager, name)
+            manager.ctl("daemon-reload", check=False)
         say(f"uninstalled {name}: removed {len(removed)} path(s)")
     except HolosError as exc:
         common.fail(exc)
