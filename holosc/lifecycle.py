@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import install, plan
+from holosc import diskspace, install, plan
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
+from holosc.model import Project
 from holosc.systemd import Manager
 
 Say = Callable[[str], None]
@@ -76,6 +77,23 @@ def installed_units(manager: Manager, project: str) -> Units:
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
     others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
     return Units(project, tuple(order), gates, others)
+
+
+def disk_warning(project: Project, manager: Manager) -> str | None:
+    """A warning when the declared root disks and named volumes can outgrow the state
+    filesystem (see diskspace.oversubscribed)."""
+    state = manager.state_dir
+    items: list[tuple[str, Path, int]] = []
+    for service in project.services:
+        for index in range(service.replicas if service.vm.disk_size else 0):
+            inst = plan.instance_name(service.name, index)
+            disk = state / "instances" / project.name / inst / "root.qcow2"
+            items.append((f"{inst} disk", disk, service.vm.disk_size or 0))
+    for volume in project.volumes:
+        if volume.name in project.used_volumes:
+            path = state / "volumes" / project.name / f"{volume.name}.qcow2"
+            items.append((f"volume {volume.name}", path, volume.size))
+    return diskspace.oversubscribed(state, items)
 
 
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:

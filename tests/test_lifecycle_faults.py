@@ -4,6 +4,7 @@ removed instances, crashing dependencies, crash loops, concurrent commands, full
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -195,3 +196,53 @@ def test_up_and_down_at_the_same_moment(systemd: PrivateSystemd, project: Path) 
     assert "failed" not in listed.stdout, listed.stdout
     assert not systemd.run(["pgrep", "-f", "qemu-system"], check=False).stdout.strip()
     assert not list(systemd.units.glob("holos-life*"))
+
+
+QMP_STOP = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rb"); f.readline()
+for cmd in ("qmp_capabilities", "stop"):
+    s.sendall(json.dumps({"execute": cmd}).encode() + b"\\n")
+    while "return" not in json.loads(f.readline()): pass
+"""
+
+
+def test_full_filesystems_are_clear_errors(systemd: PrivateSystemd, project: Path) -> None:
+    """Small tmpfs mounted over the state and configuration directories inside the private
+    systemd's mount namespace (never the host's)."""
+    state = "/var/lib/holos"
+    systemd.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", "/etc/holos"])
+    systemd.run(["dd", "if=/dev/zero", "of=/etc/holos/fill", "bs=4k"], check=False)
+    result = holosc(systemd, project, "install")
+    assert result.returncode == 5, result.stderr
+    assert "no space left on /etc/holos for project life's units and seeds" in result.stderr
+    assert re.search(r"free, about [\d.]+ KiB needed", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+    systemd.run(["umount", "/etc/holos"])
+
+    systemd.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", state])
+    systemd.run(["dd", "if=/dev/zero", f"of={state}/fill", "bs=64k"], check=False)
+    # No HOLOSC_SSH_KEY: up generates the project key in the (full) state directory.
+    result = systemd.holosc("up", cwd=project)
+    assert result.returncode == 5, result.stderr
+    assert f"no space left on {state} for the project's SSH key" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    keys = systemd.run(["find", f"{state}/ssh", "-type", "f"], check=False).stdout
+    assert not keys.strip(), f"partial key left: {keys}"
+
+    # 8 MiB free for a 16 MiB volume: up warns, and works.
+    systemd.run(["truncate", "-s", "16m", f"{state}/fill"])
+    result = systemd.holosc("up", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        rf"warning: declared disk and volume sizes \(16.0 MiB: volume data 16.0 MiB\) "
+        rf"exceed the free space on {state} \([\d.]+ MiB\)",
+        result.stderr,
+    ), result.stderr
+    assert systemd.run(["test", "-s", f"{state}/ssh/life/id_ed25519"], check=False).returncode == 0
+
+    # A guest QEMU has paused (as it does on an I/O error) is not "running" in ps.
+    systemd.run([sys.executable, "-c", QMP_STOP, "/run/holos/life/db-0/qmp.sock"])
+    ps = json.loads(systemd.holosc("ps", "--json", cwd=project).stdout)
+    states = {r["instance"]: r["state"] for r in ps}
+    assert states == {"db-0": "active/paused", "web-0": "active/running", "web-1": "active/running"}

@@ -34,6 +34,8 @@ def up(
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
         with project_lock(manager, loaded.project.name, "up", say):
+            if warning := lifecycle.disk_warning(loaded.project, manager):
+                say(f"holosc: warning: {warning}")
             _pull_missing(loaded, manager)
             lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
     except HolosError as exc:
