@@ -7,6 +7,8 @@ directories (installed.json, holos.lock.json) and what runs is asked of systemd.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -79,6 +81,16 @@ def installed_units(manager: Manager, project: str) -> Units:
     return Units(project, tuple(order), gates, others)
 
 
+def installed_elsewhere(manager: Manager, project: str, project_dir: Path) -> list[str]:
+    """Other installed projects whose holos.yaml directory is `project_dir` (a rename)."""
+    found = []
+    for other in install.installed_projects(manager):
+        link = manager.artifacts(other) / "project"
+        if other != project and link.is_symlink() and Path(os.readlink(link)) == project_dir:
+            found.append(other)
+    return found
+
+
 def disk_warning(project: Project, manager: Manager) -> str | None:
     """A warning when the declared root disks and named volumes can outgrow the state
     filesystem (see diskspace.oversubscribed)."""
@@ -103,6 +115,13 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
 def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed."""
     manager.require()
+    for other in installed_elsewhere(manager, project, project_dir):
+        say(
+            f"holosc: warning: project '{other}' was installed from this directory too "
+            f"({project_dir}) and is still installed: renamed? its VMs keep running and "
+            f"its volumes are not '{project}''s; holosc down -p {other} removes it "
+            f"(add --volumes to delete its volumes)"
+        )
     retired = _stop_removed(output, manager, project, say)
     changes = install.install(output, manager, project, project_dir)
     manager.ctl("daemon-reload")
@@ -135,6 +154,26 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def report_interrupted(manager: Manager, project: str, say: Say) -> None:
+    """After Ctrl-C in `up`: what was left running and how to go on."""
+    try:
+        units = installed_units(manager, project)
+        states = manager.show([*units.instance_units(), *units.gates], ["ActiveState"])
+    except RuntimeCommandError:
+        say(f"{project}: interrupted before anything was installed")
+        return
+    word = {"active": "running", "activating": "starting", "failed": "FAILED"}
+    left = [
+        f"{units.label(u)} {word.get(p.get('ActiveState', ''), p.get('ActiveState', '?'))}"
+        for u, p in states.items()
+    ]
+    say(f"{project}: interrupted; {', '.join(left)}")
+    say(
+        "systemd finishes the starts already queued; run holosc up again to continue, "
+        f"or holosc down -p {project} to stop everything"
+    )
 
 
 def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Say) -> None:
@@ -187,7 +226,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
     if alive:
         started = time.monotonic()
         say(f"{project}: stopping removed {' '.join(instances or alive)}")
-        stop_units(manager, alive)
+        stop_units(manager, project, alive, say)
         say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
     if units:
         manager.ctl("reset-failed", "--", *units, check=False)
@@ -208,9 +247,10 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", *names, check=False))
     )
-    worker.start()
-    seen: dict[str, str] = {}
     watched = [*units.instance_units(), *units.gates]
+    # Report changes only: a state left from an earlier run is no news ("FAILED").
+    seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
+    worker.start()
     labels = {u: units.label(u) for u in watched}
     while worker.is_alive():
         _report(manager, watched, labels, seen, say)
@@ -230,6 +270,8 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
             text=True,
             check=False,
         ).stdout
+        for clash in port_clashes(manager, units, failed):
+            say(clash)
         message = (
             f"project {units.project} did not start: "
             f"{', '.join(labels.get(u, u) for u in failed) or result[0].stderr.strip()}"
@@ -240,6 +282,50 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
         f"{units.project}: {len(units.instances)} instance(s) running"
         + (f", {len(units.gates)} health gate(s) passed" if units.gates else "")
     )
+
+
+_HOSTFWD = re.compile(r"host forwarding rule '(tcp|udp):([^:']*):(\d+)-")
+
+
+def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[str]:
+    """One line per published port QEMU could not bind: the port, the service and, when
+    `ss` can tell, the process that holds it."""
+    lines = []
+    for unit in failed:
+        if unit not in units.instance_units():
+            continue
+        log = subprocess.run(
+            [*manager.journal([unit], lines=30), "-o", "cat"],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        ).stdout
+        for proto, addr, port in sorted(set(_HOSTFWD.findall(log))):
+            inst = units.label(unit)
+            lines.append(
+                f"{inst}: host port {port}/{proto} ({addr or '*'}) of service "
+                f"{plan.split_instance(inst)[0]} is already in use"
+                + (f" by {holder}" if (holder := _port_holder(proto, port)) else "")
+            )
+    return lines
+
+
+def _port_holder(proto: str, port: str) -> str | None:
+    """`ss` names the listening process (root sees every process)."""
+    try:
+        out = subprocess.run(
+            ["ss", "-Hlnp", "-t" if proto == "tcp" else "-u", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return f"{found[1]} (pid {found[2]})" if found else ("another process" if out else None)
 
 
 def _report(
@@ -261,9 +347,39 @@ def _report(
                 say(f"{label}: {word[state]}")
 
 
-def stop_units(manager: Manager, names: list[str]) -> None:
-    """Stop exactly these units (dependents are left alone) and wait until they are down."""
+def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
+    """Stop exactly these units (dependents are left alone) and wait until they are down;
+    say which VMs had to be force-quit."""
     manager.ctl("stop", "--job-mode=ignore-dependencies", *names)
+    report_forced(manager, project, names, say)
+
+
+_STOP_OUTCOMES = (
+    ("guest shut down after", None),
+    ("nothing to stop", None),
+    ("sending quit", "did not shut down in its grace period; force-quit (QMP quit)"),
+    ("could not stop", "did not answer QMP; killed by systemd"),
+)
+
+
+def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> None:
+    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log."""
+    for unit in names:
+        if "@" not in unit:
+            continue
+        log = subprocess.run(
+            [*manager.journal([unit], lines=12), "-o", "cat"],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        ).stdout
+        last = max(
+            ((log.rfind(marker), outcome) for marker, outcome in _STOP_OUTCOMES),
+            key=lambda found: found[0],
+        )
+        if last[0] >= 0 and last[1]:
+            say(f"{Units(project, (), (), ()).label(unit)}: {last[1]}")
 
 
 def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
@@ -284,11 +400,17 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     manager.require()
     units = installed_units(manager, project)
     started = time.monotonic()
+    running = [
+        u
+        for u, p in manager.show(units.instance_units(), ["ActiveState"]).items()
+        if p.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
+    ]
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
     manager.ctl("stop", *reversed(units.all()))
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
+    report_forced(manager, project, running, say)
     say(
         f"{project}: stopped {len(units.instances)} instance(s) in "
         f"{time.monotonic() - started:.1f} s"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -246,3 +248,93 @@ def test_full_filesystems_are_clear_errors(systemd: PrivateSystemd, project: Pat
     ps = json.loads(systemd.holosc("ps", "--json", cwd=project).stdout)
     states = {r["instance"]: r["state"] for r in ps}
     assert states == {"db-0": "active/paused", "web-0": "active/running", "web-1": "active/running"}
+
+
+STUBBORN = """\
+  stubborn:
+    <<: *tiny
+    stop_grace_period: 8s
+    vm:
+      memory_mb: 128
+      kernel: ./vmlinuz
+      initrd: ./ignore.cpio.gz
+      cmdline: console=ttyS0 quiet panic=-1
+"""
+LISTENER = (
+    "import socket, time\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 18080)); s.listen(); time.sleep(900)\n"
+)
+
+
+def test_rename_port_exec_force_quit_and_ctrl_c(
+    systemd: PrivateSystemd, project: Path, initramfs: dict[str, Path]
+) -> None:
+    shutil.copy(initramfs["ignore"], project / "ignore.cpio.gz")
+    assert holosc(systemd, project, "install").returncode == 0  # as "life"
+    edit(project, "name: life\n", "name: life2\n")
+    edit(
+        project,
+        '    volumes: ["data:/data"]\n',
+        '    volumes: ["data:/data"]\n    ports: ["18080:80"]\n',
+    )
+    edit(project, "volumes:\n  data", STUBBORN + "volumes:\n  data")
+    listener = f'{sys.executable} -c "{LISTENER}" >/dev/null 2>&1 & echo $! > /run/listener.pid'
+    systemd.run(["sh", "-c", listener])
+    deadline = time.monotonic() + 30
+    while ":18080" not in systemd.run(["ss", "-Hltn"]).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    up = holosc(systemd, project, "up")
+    assert up.returncode == 1, up.stderr
+    assert "warning: project 'life' was installed from this directory too" in up.stderr
+    assert "holosc down -p life" in up.stderr
+    assert re.search(
+        r"db-0: host port 18080/tcp \(127.0.0.1\) of service db is already in use "
+        r"by python[\d.]* \(pid \d+\)",
+        up.stderr,
+    ), up.stderr
+
+    systemd.run(["sh", "-c", "kill $(cat /run/listener.pid)"])
+    up = holosc(systemd, project, "up")
+    assert up.returncode == 0, up.stderr
+    assert "FAILED" not in up.stderr, up.stderr  # db-0 failed in the run before
+
+    assert holosc(systemd, project, "stop", "web").returncode == 0
+    began = time.monotonic()
+    ssh = holosc(systemd, project, "exec", "web-0", "--", "true")
+    print(f"E2E_METRIC exec_stopped_instance_s={time.monotonic() - began:.1f}")
+    assert ssh.returncode == 5, ssh.stderr
+    assert "instance 'web-0' is not running (inactive/dead)" in ssh.stderr, ssh.stderr
+    assert "holosc start web" in ssh.stderr
+
+    stop = holosc(systemd, project, "stop", "stubborn")
+    assert stop.returncode == 0, stop.stderr
+    assert "stubborn-0: did not shut down in its grace period; force-quit" in stop.stderr
+
+    # Ctrl-C while up stops a removed instance (8 s of grace against a guest that ignores
+    # the button): up says what is left and how to go on.
+    assert holosc(systemd, project, "start", "stubborn").returncode == 0
+    text = (project / "holos.yaml").read_text()
+    (project / "holos.yaml").write_text(text.replace(STUBBORN, ""))
+    env = dict(HOLOSC_UNIT_DIR=str(systemd.units), HOLOS_ACCEL="tcg", PYTHONPATH=str(REPO))
+    env["HOLOSC_SSH_KEY"] = str(project.parent / "key")
+    proc = subprocess.Popen(
+        [*systemd.nsenter(), f"--wd={project}", "--", sys.executable, "-m", "holosc", "up"],
+        env=os.environ | env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "stopping removed stubborn-0" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    output = "".join(seen) + rest
+    assert "life2: interrupted; db-0 running" in output, output
+    assert "run holosc up again to continue, or holosc down -p life2" in output

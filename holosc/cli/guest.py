@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle
+from holosc import install, keys, lifecycle, plan, systemd
 from holosc.cli import common, options
 from holosc.errors import HolosError
 
@@ -34,6 +34,20 @@ def _instance(manager: object, project: str, instance: str) -> dict[str, object]
     info = instances[instance]
     assert isinstance(info, dict)
     return info
+
+
+def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
+    """Fail at once for an instance whose unit is not running (instead of waiting --wait
+    seconds for an SSH banner that cannot come)."""
+    unit = plan.instance_unit(project, *plan.split_instance(instance))
+    props = manager.show([unit], ["ActiveState", "SubState"])[unit]
+    if props.get("ActiveState") not in ("active", "activating", "reloading"):
+        service = plan.split_instance(instance)[0]
+        raise lifecycle.error(
+            f"instance '{instance}' is not running "
+            f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
+            f"holosc start {service}",
+        )
 
 
 def _wait_for_ssh(port: int, wait: float) -> bool:
@@ -70,6 +84,7 @@ def exec_(
         manager = options.manager(user_scope, system_scope)
         name = options.project_name(project, file)
         info = _instance(manager, name, instance)
+        _require_running(manager, name, instance)
     except HolosError as exc:
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec

@@ -33,11 +33,16 @@ def up(
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
-        with project_lock(manager, loaded.project.name, "up", say):
+        name = loaded.project.name
+        with project_lock(manager, name, "up", say):
             if warning := lifecycle.disk_warning(loaded.project, manager):
                 say(f"holosc: warning: {warning}")
             _pull_missing(loaded, manager)
-            lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
+            try:
+                lifecycle.up(output, manager, name, loaded.file.parent.resolve(), say)
+            except KeyboardInterrupt:
+                lifecycle.report_interrupted(manager, name, say)
+                raise typer.Exit(130) from None
     except HolosError as exc:
         common.fail(exc)
 
@@ -128,7 +133,7 @@ def _start_or_stop(
             if verb == "start":
                 lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
             else:
-                lifecycle.stop_units(manager, units)
+                lifecycle.stop_units(manager, name, units, say)
         say(f"{verb} done: {' '.join(units)}")
     except HolosError as exc:
         common.fail(exc)
