@@ -265,7 +265,11 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
                 f"({states[unit].get('Result')})"
             )
         tail = subprocess.run(
-            manager.journal(failed[:3] or [units.target], lines=15),
+            # A failed gate is the cause, its dependents' failed start checks the effect.
+            manager.journal(
+                ([u for u in failed if u in units.gates] or failed)[:3] or [units.target],
+                lines=15,
+            ),
             capture_output=True,
             text=True,
             check=False,
