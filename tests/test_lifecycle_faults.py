@@ -40,10 +40,15 @@ def test_removed_instances_stop_gracefully_and_leave_nothing(
     run = Path("/run/holos/life")
     assert (state / "web-1").is_dir()
 
+    db_pid = show(systemd, "holos-life-db@0.service", "MainPID")
     edit(project, "    replicas: 2\n", "    replicas: 1\n")
     began = time.monotonic()
     up = holosc(systemd, project, "up")
     assert up.returncode == 0, up.stderr
+    # Not fixed yet (issue item 2): every seed lists every peer and addresses are given in
+    # instance order, so scaling web restarts db too. Measured here, not asserted.
+    others = int(show(systemd, "holos-life-db@0.service", "MainPID") != db_pid)
+    print(f"E2E_METRIC other_service_instances_restarted_by_scaling={others}")
     print(f"E2E_METRIC removed_replica_up_s={time.monotonic() - began:.1f}")
     assert "stopping removed web-1" in up.stderr, up.stderr
     # The ACPI stop helper ran and the guest saw the power button.
