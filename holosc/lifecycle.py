@@ -208,7 +208,22 @@ def _gave_up(manager: Manager, unit: str) -> bool:
 def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
     """`holosc start`: clear start limits the user overrides by asking, then start."""
     clear_start_limits(manager, units, names, say)
-    manager.ctl("start", *names)
+    result = manager.ctl("start", *names, check=False)
+    if result.returncode != 0:
+        states = manager.show(names, STATE_PROPS)
+        failed = [u for u in names if states[u].get("ActiveState") != "active"]
+        tail = subprocess.run(
+            manager.journal(failed[:3] or names[:1], lines=15),
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        ).stdout
+        message = (
+            f"{', '.join(units.label(u) for u in failed) or result.stderr.strip()} "
+            "did not start" + ("\n" + tail.rstrip() if tail.strip() else "")
+        )
+        raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
 
 
 def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> list[str]:
