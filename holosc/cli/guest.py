@@ -1,4 +1,8 @@
-"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console)."""
+"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console).
+
+exec accepts only the instance's pinned host key (written by holos-seed at its start);
+the console is a Unix socket in the manager's runtime directory, so no key is involved.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle, plan, systemd
+from holosc import install, keys, lifecycle, systemd
+from holosc import plan as P
 from holosc.cli import common, options
 from holosc.errors import HolosError
 
@@ -39,10 +44,10 @@ def _instance(manager: object, project: str, instance: str) -> dict[str, object]
 def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
     """Fail at once for an instance whose unit is not running (instead of waiting --wait
     seconds for an SSH banner that cannot come)."""
-    unit = plan.instance_unit(project, *plan.split_instance(instance))
+    unit = P.instance_unit(project, *P.split_instance(instance))
     props = manager.show([unit], ["ActiveState", "SubState"])[unit]
     if props.get("ActiveState") not in ("active", "activating", "reloading"):
-        service = plan.split_instance(instance)[0]
+        service = P.split_instance(instance)[0]
         raise lifecycle.error(
             f"instance '{instance}' is not running "
             f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
@@ -97,16 +102,21 @@ def exec_(
             file=sys.stderr,
         )
     key = keys.key_path(manager.state_dir, name)
+    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    if not known_hosts.is_file():
+        common.fail(
+            lifecycle.error(
+                f"{instance} has no pinned host key ({known_hosts} is missing)",
+                "the instance writes it when it starts: holosc up, or holosc start",
+            )
+        )
     argv = [
         "ssh",
         "-i",
         str(key),
         "-p",
         str(port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
+        *keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance)),
         "-o",
         "LogLevel=ERROR",
         "-o",
