@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from holosc import hostsecrets, lifecycle, plan, pull, systemd
 from holosc import install as installer
-from holosc import lifecycle, plan, pull, systemd
-from holosc.cli import common, images, options
+from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
 from holosc.project_lock import project_lock
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    common.note(line)
 
 
 def up(
@@ -38,6 +39,7 @@ def up(
             if warning := lifecycle.disk_warning(loaded.project, manager):
                 say(f"holosc: warning: {warning}")
             _pull_missing(loaded, manager)
+            hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
             try:
                 lifecycle.up(output, manager, name, loaded.file.parent.resolve(), say)
             except KeyboardInterrupt:
@@ -71,6 +73,7 @@ def down(
         name = options.project_name(project, file)
         with project_lock(manager, name, "down", say):
             lifecycle.down(manager, name, volumes=volumes, say=say)
+            hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
     except HolosError as exc:
         common.fail(exc)
 
@@ -93,7 +96,10 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
 
 
 def start(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -105,7 +111,10 @@ def start(
 
 
 def stop(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
