@@ -21,7 +21,7 @@ import typer
 from holosc import install, keys, lifecycle, systemd
 from holosc import plan as P
 from holosc.cli import common, complete, options
-from holosc.errors import HolosError
+from holosc.errors import HolosError, RuntimeCommandError
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
@@ -46,7 +46,10 @@ def _require_running(manager: systemd.Manager, project: str, instance: str) -> N
     """Fail at once for an instance whose unit is not running (instead of waiting --wait
     seconds for an SSH banner that cannot come)."""
     unit = P.instance_unit(project, *P.split_instance(instance))
-    props = manager.show([unit], ["ActiveState", "SubState"])[unit]
+    try:
+        props = manager.show([unit], ["ActiveState", "SubState"])[unit]
+    except RuntimeCommandError:
+        return  # no manager to ask (a guest started by hand): the SSH wait decides
     if props.get("ActiveState") not in ("active", "activating", "reloading"):
         service = P.split_instance(instance)[0]
         raise lifecycle.error(
