@@ -14,13 +14,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from holosc import diskspace
+from holosc import diskspace, names
 from holosc.emit import write_atomic
 from holosc.errors import Diagnostic, HolosError
 
 
 def key_path(state_root: Path, project: str) -> Path:
-    return state_root / "ssh" / project / "id_ed25519"
+    return state_root / "ssh" / names.check("project", project) / "id_ed25519"
 
 
 def ensure_key(path: Path, project: str) -> str:

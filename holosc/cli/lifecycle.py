@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import hostsecrets, lifecycle, plan, pull, systemd
+from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
 from holosc import install as installer
 from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
@@ -135,8 +135,10 @@ def _start_or_stop(
 ) -> None:
     try:
         manager = options.manager(user, system)
-        manager.require()
         name = options.project_name(project, file)
+        for service in services or []:
+            names.check("service", service, "the command line")
+        manager.require()
         with project_lock(manager, name, verb, say):
             units = _service_units(manager, name, services or [])
             if verb == "start":
