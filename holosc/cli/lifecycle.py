@@ -17,7 +17,11 @@ from holosc.project_lock import project_lock
 
 
 def say(line: str) -> None:
-    common.note(line)
+    # Warnings and lock waits explain something the user must know: -q keeps them.
+    if line.startswith("holosc: warning:") or ": waiting for " in line:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        common.note(line)
 
 
 def up(
