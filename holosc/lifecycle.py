@@ -191,16 +191,21 @@ def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Sa
         manager.ctl("reset-failed", "--", *failed, check=False)
 
 
-def _gave_up(manager: Manager, unit: str) -> bool:
-    """systemd 252 keeps Result=signal when an automatic restart hits the start limit; only
-    its journal says so."""
-    tail = subprocess.run(
-        [*manager.journal([unit], lines=3), "-o", "cat"],
+def journal_tail(manager: Manager, unit: str, lines: int) -> str:
+    """The last `lines` messages of `unit`, without decoration ('' when unreadable)."""
+    return subprocess.run(
+        [*manager.journal([unit], lines=lines), "-o", "cat"],
         capture_output=True,
         text=True,
         check=False,
         stdin=subprocess.DEVNULL,
     ).stdout
+
+
+def _gave_up(manager: Manager, unit: str) -> bool:
+    """systemd 252 keeps Result=signal when an automatic restart hits the start limit; only
+    its journal says so."""
+    tail = journal_tail(manager, unit, 3)
     return "Start request repeated too quickly" in tail
 
 
@@ -312,13 +317,7 @@ def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[
     for unit in failed:
         if unit not in units.instance_units():
             continue
-        log = subprocess.run(
-            [*manager.journal([unit], lines=30), "-o", "cat"],
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        ).stdout
+        log = journal_tail(manager, unit, 30)
         for proto, addr, port in sorted(set(_HOSTFWD.findall(log))):
             inst = units.label(unit)
             lines.append(
@@ -385,13 +384,7 @@ def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say
     for unit in names:
         if "@" not in unit:
             continue
-        log = subprocess.run(
-            [*manager.journal([unit], lines=12), "-o", "cat"],
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        ).stdout
+        log = journal_tail(manager, unit, 12)
         last = max(
             ((log.rfind(marker), outcome) for marker, outcome in _STOP_OUTCOMES),
             key=lambda found: found[0],
