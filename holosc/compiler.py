@@ -4,7 +4,8 @@ Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
     holos-<p>-volumes.service                      → the scope's unit directory
-    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
+    <p>/volumes.sh, <p>/hosts (peer names: render/hosts.py),
+    <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
                                                    → %E/holos/<p>/ (installed by holosc)
 
 The output is a pure function of the project: no key, path, user or time of the building
@@ -25,9 +26,11 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, units
+from holosc.render import cloudinit, hosts, qemu, units
 
 LOCK_FILE = "holos.lock.json"
+PROJECT_FILES = ("volumes.sh", hosts.FILE)  # <p>/NAME
+INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,9 +44,15 @@ class Output:
     files: Mapping[PurePosixPath, File]
 
 
-def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
-    """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
-    plan = P.build_plan(project)
+def compile_project(
+    project: Project,
+    sources: Mapping[str, str] | None = None,
+    previous: Mapping[str, object] | None = None,
+) -> Output:
+    """Every file of the compiled project; `sources` maps input names to SHA-256 digests;
+    `previous` is the lock of the build this one replaces (its instances keep their
+    addresses and ports, see plan.build_plan)."""
+    plan = P.build_plan(project, allocations(previous or {}))
     name = project.name
     files: dict[PurePosixPath, File] = {}
 
@@ -55,6 +64,7 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
     if project.used_volumes:
         add(P.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
+    add(f"{name}/{hosts.FILE}", hosts.peers(plan))
     for service in project.services:
         add(P.template_name(name, service.name), units.render_template(plan, service))
         if service.healthcheck is not None:
@@ -93,3 +103,26 @@ def _lock(
         "files": {str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},
     }
     return json.dumps(lock, indent=2, sort_keys=True) + "\n"
+
+
+def allocations(lock: Mapping[str, object]) -> dict[str, P.Allocation]:
+    """What a decoded lock gave each instance. A lock is a file people commit and edit:
+    entries of the wrong shape are left out (build_plan checks the values)."""
+    instances = lock.get("instances")
+    found: dict[str, P.Allocation] = {}
+    for name, info in instances.items() if isinstance(instances, dict) else ():
+        if not isinstance(info, dict):
+            continue
+        ip, ssh, ports = info.get("ip"), info.get("ssh_port"), info.get("ports")
+        if not (isinstance(ip, str) and type(ssh) is int and isinstance(ports, list)):
+            continue
+        forwards = [_forward(p) for p in ports]
+        found[str(name)] = P.Allocation(ip, ssh, tuple(f for f in forwards if f))
+    return found
+
+
+def _forward(text: object) -> P.Forward | None:
+    host, _, guest = text.partition(":") if isinstance(text, str) else ("", "", "")
+    if not (host.isdigit() and guest.isdigit() and len(host) <= 5 and len(guest) <= 5):
+        return None
+    return P.Forward(int(host), int(guest))

@@ -34,10 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from holosc import names, tree
-from holosc.compiler import LOCK_FILE, Output
+from holosc.compiler import INSTANCE_FILES, LOCK_FILE, PROJECT_FILES, Output
 from holosc.errors import Diagnostic, EmitError
 
-INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target)\Z")
 
 
@@ -90,12 +89,30 @@ def _read_old(output: Output, root: Path) -> _Old:
         os.close(fd)
 
 
+def previous_lock(root: Path) -> dict[str, object]:
+    """The lock of the build in `root` (decoded, unchecked), or {}: read without following
+    a symlink, like everything holosc reads from an output directory."""
+    try:
+        fd = tree.open_dir(str(root))
+    except OSError:
+        return {}
+    try:
+        return _read_lock(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_lock(root_fd: int) -> dict[str, object]:
+    try:
+        lock = json.loads(tree.read_file(LOCK_FILE, root_fd))
+    except (OSError, ValueError):
+        return {}
+    return lock if isinstance(lock, dict) else {}
+
+
 def _lock_digests(root_fd: int) -> dict[str, str]:
     """{path: sha256} of the previous build's lock; {} when it is absent or not one."""
-    try:
-        files = json.loads(tree.read_file(LOCK_FILE, root_fd)).get("files")
-    except (OSError, ValueError, AttributeError):
-        return {}
+    files = _read_lock(root_fd).get("files")
     if not isinstance(files, dict):
         return {}
     return {p: d for p, d in files.items() if isinstance(d, str) and _compiled_shape(p)}
@@ -109,7 +126,7 @@ def _compiled_shape(rel: str) -> bool:
     if not names.is_label(parts[0]):
         return False
     if len(parts) == 2:
-        return parts[1] == "volumes.sh"
+        return parts[1] in PROJECT_FILES
     return len(parts) == 3 and names.is_label(parts[1]) and parts[2] in INSTANCE_FILES
 
 

@@ -16,12 +16,11 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from holosc import diskspace, names, plan
-from holosc.compiler import LOCK_FILE, Output
+from holosc.compiler import INSTANCE_FILES, LOCK_FILE, PROJECT_FILES, Output
 from holosc.emit import write_atomic
 from holosc.systemd import BOOT_TARGET, Manager
 
 MANIFEST = "installed.json"
-INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,9 +77,9 @@ def _is_unit_of(unit: str, project: str) -> bool:
 
 
 def _check_artifact(rel: str, source: str) -> None:
-    """An installed file: volumes.sh, the lock, or <instance>/<seed or launch file>."""
+    """An installed file: volumes.sh, hosts, the lock, or <instance>/<seed or launch file>."""
     parts = rel.split("/")
-    if len(parts) == 1 and parts[0] in ("volumes.sh", LOCK_FILE):
+    if len(parts) == 1 and parts[0] in (*PROJECT_FILES, LOCK_FILE):
         return
     if len(parts) == 2 and parts[1] in INSTANCE_FILES:
         names.check_instance(parts[0], source)

@@ -32,7 +32,7 @@ from holosc.errors import HolosError
 from holosc.export import userdata
 from holosc.export.kubevirt import LOCK_FILE, Export, Manifest, Options, export_project
 from holosc.model import MountKind, Project
-from holosc.render import cloudinit, secrets
+from holosc.render import cloudinit, hosts, secrets
 from tests.conftest import EXAMPLES, REPO, example_names, require_tool
 from tests.kubevirt import (
     CASES,
@@ -179,15 +179,11 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
     service = inst.service
     del doc["hostname"]  # from KubeVirt's meta-data (the VMI's name)
     doc["manage_etc_hosts"] = "localhost"  # names through cluster DNS
-    files = [f for f in doc["write_files"] if f["path"] != "/etc/hosts"]
-    if files:
-        doc["write_files"] = files
-    else:
-        del doc["write_files"]
     doc["package_update"] = True
     packages = doc.get("packages", [])
     doc["packages"] = packages + ["qemu-guest-agent"] * ("qemu-guest-agent" not in packages)
     boot = [c for c in doc.get("bootcmd", []) if c != secrets.guest_command(service)]
+    boot = [c for c in boot if c != hosts.boot_command()]  # peers through cluster DNS
     doc.pop("bootcmd", None)
     if boot:
         doc["bootcmd"] = boot

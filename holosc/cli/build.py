@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
-from holosc.emit import diff, emit, plan_changes
+from holosc.emit import diff, emit, plan_changes, previous_lock
 from holosc.errors import ExitCode, HolosError
 
 
@@ -41,8 +41,8 @@ def build(
     try:
         loaded = common.load(file)
         common.exit_on_warnings(loaded.warnings, strict)
-        compiled = common.compile_loaded(loaded)
         root = output or loaded.file.parent / "deploy"
+        compiled = common.compile_loaded(loaded, previous_lock(root))
         if check or show_diff:
             if show_diff:
                 sys.stdout.write(diff(compiled, root))

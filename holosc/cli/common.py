@@ -7,7 +7,7 @@ import enum
 import hashlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -85,9 +85,11 @@ def load(
     return Loaded(path, doc, result.project, (*result.warnings, *host))
 
 
-def compile_loaded(loaded: Loaded) -> Output:
+def compile_loaded(loaded: Loaded, previous: Mapping[str, object] | None = None) -> Output:
+    """Compile; `previous` is the lock of what this build replaces (committed output or
+    the installed project), so its instances keep their addresses and ports."""
     digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
-    return compile_project(loaded.project, {loaded.file.name: digest})
+    return compile_project(loaded.project, {loaded.file.name: digest}, previous)
 
 
 class Color(enum.StrEnum):

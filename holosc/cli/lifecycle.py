@@ -37,9 +37,10 @@ def up(
         manager = options.manager(user, system)
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
         common.print_diagnostics(loaded.warnings)
-        output = common.compile_loaded(loaded)
         name = loaded.project.name
         with project_lock(manager, name, "up", say):
+            # Running instances keep their addresses and ports whatever else changed.
+            output = common.compile_loaded(loaded, installer.read_lock(manager, name))
             if warning := lifecycle.disk_warning(loaded.project, manager):
                 say(f"holosc: warning: {warning}")
             _pull_missing(loaded, manager)
@@ -170,8 +171,8 @@ def install(
     try:
         manager = options.manager(user, system)
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-        output = common.compile_loaded(loaded)
         name = loaded.project.name
+        output = common.compile_loaded(loaded, installer.read_lock(manager, name))
         if dry_run:
             for path in output.files:
                 dest = (

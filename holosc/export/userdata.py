@@ -63,8 +63,6 @@ def user_data(project: Project, service: Service) -> str:
     inst = plan.of(cluster.service(service.name))[0]
     doc: dict[str, Any] = user_data_doc(plan, inst, etc_hosts=False)
     del doc["hostname"]
-    if not doc["write_files"]:
-        del doc["write_files"]  # it only held /etc/hosts
     doc["manage_etc_hosts"] = "localhost"
     packages = list(doc.get("packages", []))
     if AGENT_PACKAGE not in packages:

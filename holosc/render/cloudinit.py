@@ -1,7 +1,8 @@
 """cloud-init NoCloud documents of one instance: user-data, meta-data, network-config.
 
 All three are YAML built as data and written by `escape.yaml_document`. The guest gets
-its host name, the project's /etc/hosts, its login user, the Dockerfile provisioning, the
+its host name, the boot command that writes /etc/hosts from the project's peer list
+(render/hosts.py), its login user, the Dockerfile provisioning, the
 user's cloud_init, and mount lines for volumes and binds. Nothing of the building host:
 the project key and the guest's SSH host key are joined at start by holos-seed as
 vendor-data (see docs/units.md, "Host-specific material").
@@ -16,24 +17,9 @@ from typing import Any
 from holosc import dockerfile
 from holosc import plan as P
 from holosc.model import Mount, MountKind, OsFamily, WriteFile
-from holosc.render import secrets
+from holosc.render import hosts, secrets
 from holosc.render.escape import yaml_document
 from holosc.render.guestenv import environment_files
-
-# No "127.0.1.1 <hostname>" line: the instance's own name is listed below with its private
-# IP, and glibc would answer 127.0.1.1 first (a replica would advertise loopback to peers).
-HOSTS_HEADER = (
-    "127.0.0.1 localhost\n"
-    "::1 localhost ip6-localhost ip6-loopback\n"
-    "ff02::1 ip6-allnodes\n"
-    "ff02::2 ip6-allrouters\n"
-)
-
-
-def hosts_file(plan: P.Plan, inst: P.Instance) -> str:
-    lines = [HOSTS_HEADER, "# holos project " + plan.project.name]
-    lines += [f"{ip} {' '.join(names)}" for ip, names in plan.hosts()]
-    return "\n".join(lines) + "\n"
 
 
 def _file(wf: WriteFile) -> dict[str, Any]:
@@ -80,7 +66,8 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
 
 
 def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> dict[str, Any]:
-    """The user-data of `inst` as data; `etc_hosts=False` leaves /etc/hosts alone (a
+    """The user-data of `inst` as data. Nothing in it names another instance (peers come
+    from the project's hosts file at boot). `etc_hosts=False` leaves /etc/hosts alone (a
     cluster resolves names through its DNS instead, see holosc/export)."""
     service = inst.service
     ci = service.cloud_init
@@ -95,7 +82,7 @@ def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> 
         user["ssh_authorized_keys"] = keys
     doc: dict[str, Any] = {
         "hostname": inst.name,
-        "manage_etc_hosts": False,  # /etc/hosts is written below with every instance
+        "manage_etc_hosts": False,  # the boot command below writes it, every boot
         "ssh_pwauth": False,
     }
     if ci.packages:
@@ -105,15 +92,6 @@ def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> 
     # vendor-data `users:` entry would be shadowed by this one: measured, see units.md.)
     doc["user"] = user
     files = []
-    if etc_hosts:
-        files.append(
-            {
-                "path": "/etc/hosts",
-                "content": hosts_file(plan, inst),
-                "permissions": "0644",
-                "owner": "root:root",
-            }
-        )
     runcmd: list[Any] = []
     if service.provisioning is not None:
         files += [_file(f) for f in service.provisioning.files]
@@ -121,11 +99,14 @@ def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> 
         runcmd.append(["bash", dockerfile.SCRIPT_PATH])
     files += [_file(f) for f in environment_files(service)]
     files += [_file(f) for f in ci.write_files]
-    doc["write_files"] = files
+    if files:
+        doc["write_files"] = files
     bootcmd = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
     install_secrets = secrets.guest_command(service)
     if install_secrets:
         bootcmd.insert(0, install_secrets)
+    if etc_hosts:
+        bootcmd.insert(0, hosts.boot_command())
     if bootcmd:
         doc["bootcmd"] = bootcmd
     binds = service.binds

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from holosc import plan as P
 from holosc.model import MountKind, Secret, Service
-from holosc.render import units
+from holosc.render import hosts, units
 from holosc.render.escape import ShellVar, qemu_value, shell_word
 from holosc.render.secrets import fw_cfg_name
 from holosc.render.templates import render
@@ -205,6 +205,8 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
             args += [["-initrd"], host_path(vm.initrd)]
         if vm.cmdline is not None:
             args += [["-append"], [vm.cmdline]]
+    # The project's peer list (render/hosts.py), read by QEMU at each start.
+    args += [["-fw_cfg"], [f"name={hosts.FW_CFG_NAME},file=", _var("here_q"), f"/../{hosts.FILE}"]]
     for i, use in enumerate(service.secrets):
         path = secret_path(plan.project.secret(use.source), quoted=True)
         args += [["-fw_cfg"], [f"name={fw_cfg_name(i)},file=", *path]]

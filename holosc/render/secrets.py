@@ -9,9 +9,8 @@ from __future__ import annotations
 import posixpath
 
 from holosc.model import Service
+from holosc.render import fwcfg
 from holosc.render.escape import shell_word
-
-FW_CFG_DIR = "/sys/firmware/qemu_fw_cfg/by_name"
 
 
 def fw_cfg_name(index: int) -> str:
@@ -23,12 +22,7 @@ def guest_command(service: Service) -> list[str] | None:
     """A bootcmd (every boot, before services start) that installs the service's secrets."""
     if not service.secrets:
         return None
-    lines = [
-        "modprobe qemu_fw_cfg 2>/dev/null || true",
-        f"d={FW_CFG_DIR}",
-        # The ACPI device may appear a moment after the module loads.
-        'for _ in $(seq 50); do [ -e "$d/opt/holos" ] && break; sleep 0.1; done',
-    ]
+    lines = [f"d={fwcfg.DIR}", *fwcfg.wait_lines('"$d/opt/holos"')]
     for i, use in enumerate(service.secrets):
         source = f'"$d"/{fw_cfg_name(i)}/raw'
         lines.append(f"install -d -m 0755 {shell_word(posixpath.dirname(use.target))}")

@@ -22,6 +22,7 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
 # $run/qmp.sock outgrows it with long project and service names.
 cd -- "$run"
+here_q=${here//,/,,}
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 
@@ -72,4 +73,5 @@ exec qemu-system-x86_64 \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8000-:8000,hostfwd=tcp:127.0.0.1:34336-:22 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:5b:67:00 \
   -netdev socket,id=net1,mcast=239.191.161.206:48340,localaddr=127.0.0.1 \
-  -device virtio-net-pci,netdev=net1,mac=52:54:00:5b:67:00
+  -device virtio-net-pci,netdev=net1,mac=52:54:00:5b:67:00 \
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts

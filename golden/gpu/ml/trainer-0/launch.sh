@@ -25,6 +25,7 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
 # $run/qmp.sock outgrows it with long project and service names.
 cd -- "$run"
+here_q=${here//,/,,}
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 project_q=${project//,/,,}
@@ -101,4 +102,5 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:59:9c:00 \
   -device vfio-pci,host=0000:01:00.0 \
   -device vfio-pci,host=0000:01:00.1,romfile="${project_q}"/roms/gpu.rom \
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
   -device virtio-gpu-pci

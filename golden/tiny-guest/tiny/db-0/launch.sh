@@ -24,6 +24,7 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
 # $run/qmp.sock outgrows it with long project and service names.
 cd -- "$run"
+here_q=${here//,/,,}
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 
@@ -77,4 +78,5 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:fb:59:00 \
   -kernel "${project}"/guest/vmlinuz \
   -initrd "${project}"/guest/initrd.img \
-  -append 'root=/dev/vda rw console=ttyS0'
+  -append 'root=/dev/vda rw console=ttyS0' \
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts

@@ -26,6 +26,7 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
 # $run/qmp.sock outgrows it with long project and service names.
 cd -- "$run"
+here_q=${here//,/,,}
 state_q=${state//,/,,}
 volumes_q=${volumes//,/,,}
 run_q=${run//,/,,}
@@ -119,4 +120,5 @@ exec qemu-system-x86_64 \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
   -chardev socket,id=fs0,path=fs0-9dff09dcfa75.sock \
-  -device vhost-user-fs-pci,chardev=fs0,tag=share0
+  -device vhost-user-fs-pci,chardev=fs0,tag=share0 \
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
