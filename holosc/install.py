@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from holosc import diskspace, names, plan
 from holosc.compiler import INSTANCE_FILES, LOCK_FILE, PROJECT_FILES, Output
 from holosc.emit import write_atomic
+from holosc.render import hosts
 from holosc.systemd import BOOT_TARGET, Manager
 
 MANIFEST = "installed.json"
@@ -31,6 +32,7 @@ class Installed:
     removed_units: frozenset[str]
     changed_instances: frozenset[str]
     removed_instances: frozenset[str]
+    peers_changed: bool = False  # <p>/hosts replaced one that guests may be running with
 
     @property
     def any(self) -> bool:
@@ -228,6 +230,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         frozenset(removed_units),
         frozenset(changed & old_instances),
         frozenset(old_instances - new_instances),
+        hosts.FILE in changed_files and hosts.FILE in old["files"],
     )
 
 

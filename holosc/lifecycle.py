@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import diskspace, install, names, plan
+from holosc import diskspace, install, names, peers, plan
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.model import Project
@@ -126,13 +126,12 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     manager.ctl("daemon-reload")
     _remove_instances(manager, project, retired)
     units = installed_units(manager, project)
-    running = {
+    active = {
         u
-        for u, p in manager.show(
-            units.instance_units(sorted(changes.changed_instances)), ["ActiveState"]
-        ).items()
+        for u, p in manager.show(units.instance_units(), ["ActiveState"]).items()
         if p.get("ActiveState") in ("active", "activating", "reloading")
     }
+    running = active & set(units.instance_units(sorted(changes.changed_instances)))
     for inst in units.instances:  # dependency order
         unit = units.unit(inst)
         if unit in running:
@@ -153,6 +152,10 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+    if changes.peers_changed:
+        # Restarted and new guests read the new list at boot; the others run on.
+        kept = [i for i in units.instances if units.unit(i) in active - running]
+        peers.update(manager, project, kept, say)
 
 
 def report_interrupted(manager: Manager, project: str, say: Say) -> None:

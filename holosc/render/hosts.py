@@ -60,5 +60,13 @@ def boot_command() -> list[str]:
 
 
 def update_command() -> list[str]:
-    """The command `holosc up` runs as root in a running guest, the peer list on stdin."""
-    return ["sh", "-ec", write_script("-")]
+    """What `holosc up` runs in a running guest as its login user, the peer list on stdin:
+    the same script as root (the user itself, sudo or doas: cloud-init gave it one)."""
+    return [
+        "sh",
+        "-ec",
+        f"s={shell_word(write_script('-'))}\n"
+        'if [ "$(id -u)" = 0 ]; then set --; '
+        "elif command -v sudo >/dev/null; then set -- sudo -n; else set -- doas; fi\n"
+        '"$@" sh -ec "$s"',
+    ]

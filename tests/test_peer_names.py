@@ -1,0 +1,62 @@
+"""The guest side of peer names (render/hosts.py), run by a real sh.
+
+Each script runs in a private mount namespace whose /etc is an empty tmpfs, so the
+/etc/hosts it writes is a scratch file, never this machine's. The boot command reads
+QEMU's fw_cfg file from sysfs; here a tmpfs over /sys/firmware stands in for the
+firmware (a real guest reads the real one in tests/e2e/test_stack.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+from holosc.render import hosts
+
+PEERS = "# holos project shop\n10.10.0.2 db db-0\n10.10.0.3 web web-0\n"
+
+
+def in_scratch_etc(script: str, stdin: str = "", firmware: str | None = None) -> str:
+    """Run `script` with sh in a mount namespace with an empty /etc; print /etc/hosts."""
+    setup = ["mount -t tmpfs tmpfs /etc"]
+    if firmware is not None:
+        raw = f"/sys/firmware/qemu_fw_cfg/by_name/{hosts.FW_CFG_NAME}"
+        setup += [
+            "mount -t tmpfs tmpfs /sys/firmware",
+            f"mkdir -p {raw}",
+            f"printf %s {shlex.quote(firmware)} > {raw}/raw",
+        ]
+    inner = "\n".join(
+        [
+            *setup,
+            f"sh -ec {shlex.quote(script)}",
+            "ls -A /etc",
+            "stat -c %a /etc/hosts",
+            "cat /etc/hosts",
+        ]
+    )
+    unshare = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    result = subprocess.run(
+        [*unshare, "sh", "-ec", inner], input=stdin, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_update_writes_the_peer_list_under_the_header() -> None:
+    out = in_scratch_etc(hosts.update_command()[2], stdin=PEERS)
+    assert out == "hosts\n644\n" + hosts.HEADER + PEERS  # no temporary file left behind
+
+
+def test_boot_command_reads_the_list_qemu_handed_over() -> None:
+    argv = hosts.boot_command()
+    assert argv[:2] == ["sh", "-ec"]
+    out = in_scratch_etc(argv[2], firmware=PEERS)
+    assert out == "hosts\n644\n" + hosts.HEADER + PEERS
+
+
+def test_boot_command_without_fw_cfg_keeps_the_old_list() -> None:
+    keep = "printf '10.10.0.9 old\\n' > /etc/hosts\n" + hosts.boot_command()[2]
+    out = in_scratch_etc(keep, firmware=None)
+    assert out == "hosts\n644\n10.10.0.9 old\n"
