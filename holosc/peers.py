@@ -9,8 +9,8 @@ or doas) keeps its old list until its next start, and `up` says so.
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from holosc import guestssh, install
 from holosc.errors import HolosError
