@@ -241,6 +241,10 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert [u for u in units if before[u] != after[u]] == units[2:], (before, after)
     assert _http_get(stack.sd, 8080, time.monotonic() + 300).strip() == "web-0"
 
+    # Scale web up, then down: nobody else restarts, and the guests that kept running
+    # resolve the new replica (sent over SSH by up), then no longer resolve it.
+    _scale_web(stack, units)
+
     # Graceful down: every guest shut down by ACPI within its grace period.
     began = time.monotonic()
     stack.must("down")
@@ -255,6 +259,27 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert stack.exec("db-0", "cat /data/probe") == "kept\n"
     stack.must("down")
     assert stack.qemus() == []
+
+
+def _scale_web(stack: Stack, units: list[str]) -> None:
+    before = {u: stack.show(u, "MainPID") for u in units}
+    text = (stack.project / "holos.yaml").read_text()
+    (stack.project / "holos.yaml").write_text(text.replace("replicas: 2", "replicas: 3"))
+    began = time.monotonic()
+    up = stack.must("up")
+    metric("scale_up_s", time.monotonic() - began)
+    restarted = [u for u in units if stack.show(u, "MainPID") != before[u]]
+    metric("instances_restarted_by_scaling", len(restarted))
+    assert restarted == [], up.stderr
+    assert "db-0: peer names updated" in up.stderr, up.stderr
+    ip = str(stack.lock()["web-2"]["ip"])
+    for inst in ("db-0", "web-1"):
+        assert stack.exec(inst, "getent hosts web-2").split()[0] == ip, inst
+    assert stack.exec("web-2", "getent hosts db").split()[0] == stack.lock()["db-0"]["ip"]
+    (stack.project / "holos.yaml").write_text(text)
+    up = stack.must("up")
+    assert [u for u in units if stack.show(u, "MainPID") != before[u]] == [], up.stderr
+    assert stack.exec("db-0", "getent hosts web-2 || echo gone").strip() == "gone"
 
 
 def _check_environment_and_secrets(stack: Stack) -> None:
