@@ -5,6 +5,8 @@
 set -euo pipefail
 
 die() { echo "holos: web-0: $*" >&2; exit 1; }
+# This instance's compiled files; the project's (peer names) are one level up.
+here=$(dirname -- "$(readlink -f -- "$0")")
 # systemd does not keep StateDirectory= order in $STATE_DIRECTORY: match each by name.
 IFS=: read -r -a dirs <<<"${STATE_DIRECTORY:?run this script from its systemd unit}"
 state="" images=""

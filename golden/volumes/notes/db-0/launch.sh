@@ -5,6 +5,7 @@
 set -euo pipefail
 
 die() { echo "holos: db-0: $*" >&2; exit 1; }
+# This instance's compiled files; the project's (peer names) are one level up.
 here=$(dirname -- "$(readlink -f -- "$0")")
 project=$(readlink -e -- "$here/../project") \
   || die "project directory link $here/../project is missing; run holosc install"
