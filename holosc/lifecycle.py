@@ -92,7 +92,7 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
         if unit in running:
             say(f"{inst}: changed, restarting")
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
     for gate in units.gates:
         service = gate[len(f"holos-{project}-") : -len("-healthy.service")]
         if any(
@@ -101,7 +101,7 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             if plan.split_instance(i)[0] == service
         ):
             say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
     _start_and_watch(manager, units, units.all(), say)
 
 
@@ -113,7 +113,7 @@ def _stop_removed(manager: Manager, project: str, changes: install.Installed, sa
     gone += [u for u in sorted(changes.removed_units) if "@" not in u]
     if gone:
         say(f"stopping removed units: {' '.join(gone)}")
-        manager.ctl("stop", *gone, check=False)
+        manager.ctl("stop", units=gone, check=False)
 
 
 def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say) -> None:
@@ -121,7 +121,7 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     each instance's progress while it runs."""
     result: list[subprocess.CompletedProcess[str]] = []
     worker = threading.Thread(
-        target=lambda: result.append(manager.ctl("start", *names, check=False))
+        target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
     worker.start()
     seen: dict[str, str] = {}
@@ -179,7 +179,7 @@ def _report(
 
 def stop_units(manager: Manager, names: list[str]) -> None:
     """Stop exactly these units (dependents are left alone) and wait until they are down."""
-    manager.ctl("stop", "--job-mode=ignore-dependencies", *names)
+    manager.ctl("stop", "--job-mode=ignore-dependencies", units=names)
 
 
 def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
@@ -201,7 +201,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     units = installed_units(manager, project)
     started = time.monotonic()
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
-    manager.ctl("stop", *reversed(units.all()))
+    manager.ctl("stop", units=list(reversed(units.all())))
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")

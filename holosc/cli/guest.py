@@ -9,13 +9,15 @@ import sys
 import termios
 import time
 import tty
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle
+from holosc import install, keys, lifecycle, validate
 from holosc.cli import common, options
 from holosc.errors import HolosError
+from holosc.render.escape import shell_command
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
@@ -74,33 +76,52 @@ def exec_(
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    port = int(str(info["ssh_port"]))
+    try:
+        port, user = _ssh_target(info, login)
+    except HolosError as exc:
+        common.fail(exc)
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
             f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
             "trying anyway",
             file=sys.stderr,
         )
-    key = keys.key_path(manager.state_dir, name)
-    argv = [
-        "ssh",
-        "-i",
-        str(key),
-        "-p",
-        str(port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=yes",
-        *([] if command else ["-t"]),
-        f"{login or info['user']}@127.0.0.1",
-        *(command or []),
-    ]
+    argv = ssh_argv(keys.key_path(manager.state_dir, name), port, user, command or [])
     os.execvp("ssh", argv)
+
+
+def _ssh_target(info: dict[str, object], login: str | None) -> tuple[int, str]:
+    """The forwarded port and login user, refused unless each is what it must be: the lock
+    file is read from disk and --user from the command line, and both reach ssh's argv."""
+    port = info.get("ssh_port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise lifecycle.error(f"the installed lock file has no valid SSH port ({port!r})")
+    user = login or info.get("user")
+    if not isinstance(user, str) or not validate.USER.fullmatch(user):
+        raise lifecycle.error(f"{user!r} is not a valid user name", "e.g. --user ubuntu")
+    return port, user
+
+
+def ssh_argv(key: Path, port: int, user: str, command: list[str]) -> list[str]:
+    """ssh with the project key to 127.0.0.1:PORT running COMMAND (argv; none: a shell).
+
+    `--` ends ssh's options (ssh parses options after the destination otherwise), and each
+    word of COMMAND is quoted for the remote shell, which ssh joins with spaces: the guest
+    runs exactly this argv.
+    """
+    return [
+        "ssh",
+        "-i", str(key),
+        "-p", str(port),
+        "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR",
+        "-o", "IdentitiesOnly=yes",
+        *([] if command else ["-t"]),
+        "--",
+        f"{user}@127.0.0.1",
+        *([shell_command(command)] if command else []),
+    ]  # fmt: skip
 
 
 def console(

@@ -119,7 +119,7 @@ def _start_or_stop(
         name = options.project_name(project, file)
         units = _service_units(manager, name, services or [])
         if verb == "start":
-            manager.ctl("start", *units)
+            manager.ctl("start", units=units)
         else:
             lifecycle.stop_units(manager, units)
         say(f"{verb} done: {' '.join(units)}")

@@ -4,7 +4,8 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `unit_value`: a systemd unit setting's value (not Exec lines).
 - `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
-- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time.
+- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
+  `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
 - `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
   load back) with multi-line strings as literal blocks.
@@ -80,6 +81,20 @@ def shell_word(parts: str | Iterable[str]) -> str:
         elif part:
             out.append(shlex.quote(part))
     return "".join(out) or "''"
+
+
+def shell_command(argv: Sequence[str]) -> str:
+    """A command line for a shell that must run exactly `argv` (ssh's remote command).
+
+    Each word is a `shell_word`; a first word starting with `-` is quoted as well, since
+    `sh -c -x...` would read an unquoted one as the shell's own option.
+    """
+    if not argv:
+        raise ValueError("empty command line")
+    first = shell_word(argv[0])
+    if first.startswith("-"):
+        first = f"'{first}'"  # shlex.quote leaves such a word bare: it has no metacharacter
+    return " ".join([first, *(shell_word(w) for w in argv[1:])])
 
 
 def qemu_value(value: str) -> str:
