@@ -165,3 +165,29 @@ def test_help_documents_exit_codes() -> None:
     assert "Exit codes" in result.stdout
     for command in ("build", "validate", "config", "schema"):
         assert command in result.stdout
+
+
+def test_no_command_binds_an_option_string_twice() -> None:
+    """`logs -f` once meant both --follow and --file; click silently takes the last one."""
+    import typer.main
+
+    from holosc.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    checked = 0
+    for name, command in group.commands.items():
+        seen: dict[str, str] = {}
+        for param in command.params:
+            for opt in (*param.opts, *param.secondary_opts):
+                if not opt.startswith("-"):
+                    continue
+                assert opt not in seen, f"holosc {name}: {opt} is {seen[opt]} and {param.name}"
+                seen[opt] = str(param.name)
+        checked += 1
+    assert checked >= 15
+
+
+def test_logs_dash_f_follows() -> None:
+    text = holosc("logs", "--help").stdout
+    assert "-f, --follow" in text and "-f, --file" not in text

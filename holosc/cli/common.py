@@ -25,6 +25,11 @@ FileOption = Annotated[
         "--file", "-f", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
     ),
 ]
+# `logs` keeps -f for --follow (as `docker compose logs -f`); its file is --file only.
+LongFileOption = Annotated[
+    Path | None,
+    typer.Option("--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False),
+]
 SshKeyOption = Annotated[
     Path | None,
     typer.Option(
