@@ -24,6 +24,11 @@ from holosc.model import Project
 from holosc.render import cloudinit, qemu, seed, units
 
 LOCK_FILE = "holos.lock.json"
+# Compiled output is bounded in bytes, not only the input in values: seeds are written
+# once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
+# A project of 253 small instances compiles to about 20 MB.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+ISO_OVERHEAD = 72 * 1024  # measured: a seed.iso of small files is 69,632 bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +72,23 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def output_bytes(project: Project) -> dict[str, int]:
+    """About how many bytes each service compiles to, all replicas together: its first
+    instance is rendered (replicas differ only in names and addresses) and its seed.iso
+    counted as the seed files plus the ISO's own overhead."""
+    plan = P.build_plan(project)
+    sizes = {}
+    for service in project.services:
+        inst = plan.of(service)[0]
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
+        launch = len(qemu.render_launch(plan, inst).encode("utf-8"))
+        sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
+    return sizes
 
 
 def _lock(

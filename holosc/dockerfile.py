@@ -150,8 +150,9 @@ def _copy(args: str, workdir: str, context: Path, files: HostFiles) -> WriteFile
     kind = files.kind(real)
     if kind != "file":
         raise ValueError(
-            f"source '{source}' is {'a directory' if kind == 'dir' else 'missing'}"
-            "; COPY takes single files (use a volume for directories)"
+            f"source '{source}' is "
+            + {"dir": "a directory", "other": "not a regular file"}.get(kind, "missing")
+            + "; COPY takes single files (use a volume for directories)"
         )
     if dest.endswith("/"):
         dest += PurePosixPath(source).name

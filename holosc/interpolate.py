@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from holosc.errors import Diagnostic, ValidationError
-from holosc.load import Document, JsonPath, plain_scalar
+from holosc.load import MAX_FILE_BYTES, Document, JsonPath, plain_scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_NESTING = 16  # ${A:-${B:-...}} levels
+# Text that interpolation may produce in one document: like the file's own limit, so a
+# variable repeated many times cannot grow the input (and so the output) without bound.
+MAX_OUTPUT = MAX_FILE_BYTES
 
 
 class InterpolationError(Exception):
@@ -32,6 +36,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     raw = dict(doc.raw)
     warnings: list[Diagnostic] = []
     seen_unset: set[str] = set()
+    budget = _Budget(MAX_OUTPUT)
 
     def walk(value: Any, path: JsonPath) -> Any:
         if isinstance(value, dict):
@@ -41,7 +46,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
         if isinstance(value, str) and "$" in value:
             unset: list[str] = []
             try:
-                result = substitute(value, environ, unset)
+                result = substitute(value, environ, unset, budget)
                 raw[path] = result
                 # Like compose, an unquoted `${MEMORY}` yields a number when it is one.
                 return result if path in doc.quoted else plain_scalar(result)
@@ -68,15 +73,46 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     return dataclasses.replace(doc, data=data, raw=raw, warnings=(*doc.warnings, *warnings))
 
 
-def substitute(text: str, environ: Mapping[str, str], unset: list[str] | None = None) -> str:
+class _Budget:
+    """Characters interpolation may still produce in this document."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def spend(self, text: str) -> str:
+        self.left -= len(text)
+        if self.left < 0:
+            raise InterpolationError(
+                f"interpolated values add up to more than {MAX_OUTPUT} characters"
+            )
+        return text
+
+
+def substitute(
+    text: str,
+    environ: Mapping[str, str],
+    unset: list[str] | None = None,
+    budget: _Budget | None = None,
+) -> str:
     """Expand one string. Raises InterpolationError with a user-facing message."""
-    out, _ = _expand(text, 0, environ, unset if unset is not None else [], top=True)
+    state = _State(environ, unset if unset is not None else [], budget or _Budget(MAX_OUTPUT))
+    out, _ = _expand(text, 0, state, depth=0)
     return out
 
 
-def _expand(
-    text: str, i: int, env: Mapping[str, str], unset: list[str], *, top: bool
-) -> tuple[str, int]:
+@dataclasses.dataclass
+class _State:
+    env: Mapping[str, str]
+    unset: list[str]
+    budget: _Budget
+
+
+def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
+    """Expand from `i` to the end (depth 0) or to the `}` closing a default (depth > 0)."""
+    if depth > MAX_NESTING:
+        raise InterpolationError(f"interpolation nests deeper than {MAX_NESTING} levels")
+    top = depth == 0
+    env, unset = state.env, state.unset
     out: list[str] = []
     while i < len(text):
         c = text[i]
@@ -91,10 +127,10 @@ def _expand(
             out.append("$")
             i += 2
         elif nxt == "{":
-            value, i = _braced(text, i + 2, env, unset)
-            out.append(value)
+            value, i = _braced(text, i + 2, state, depth)
+            out.append(state.budget.spend(value))
         elif m := _NAME.match(text, i + 1):
-            out.append(_lookup(m[0], env, unset))
+            out.append(state.budget.spend(_lookup(m[0], env, unset)))
             i = m.end()
         else:
             raise InterpolationError(
@@ -105,7 +141,8 @@ def _expand(
     return "".join(out), i
 
 
-def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tuple[str, int]:
+def _braced(text: str, i: int, state: _State, depth: int) -> tuple[str, int]:
+    env, unset = state.env, state.unset
     m = _NAME.match(text, i)
     if not m:
         raise InterpolationError(f"invalid variable name in '${{{text[i : i + 10]}'")
@@ -117,7 +154,7 @@ def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tupl
             break
     else:
         raise InterpolationError(f"invalid interpolation '${{{name}{text[i : i + 5]}'")
-    arg, end = _expand(text, i + len(op), env, [], top=False)
+    arg, end = _expand(text, i + len(op), _State(env, [], state.budget), depth=depth + 1)
     value = env.get(name)
     present = value is not None and (value != "" or ":" not in op)
     result: str

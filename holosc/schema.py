@@ -11,12 +11,14 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
 import jsonschema
+import jsonschema.validators
 
-from holosc.errors import Diagnostic
+from holosc.errors import Diagnostic, printable
 from holosc.load import Document, JsonPath
 
 _TYPE_NAMES = {
@@ -35,11 +37,30 @@ def schema_text() -> str:
     return (resources.files("holosc") / "schema" / "holos.schema.json").read_text("utf-8")
 
 
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """`pattern` as ECMA-262 means it: a final `$` matches only at the very end (Python's
+    `$` also matches before a final newline, so "demo\n" would pass as a name)."""
+    if validator.is_type(instance, "string") and not re.search(_python(pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _python(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _pattern}
+)
+
+
+@functools.cache
+def _validator() -> Any:
     schema = json.loads(schema_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    return _Validator(schema)
 
 
 def check(doc: Document) -> list[Diagnostic]:
@@ -113,8 +134,8 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
     elif kind == "pattern":
         message = (
-            f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
-            "'-', starting and ending with a letter or digit"
+            f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
+            "lowercase letters, digits and '-', starting and ending with a letter or digit"
         )
         if "propertyNames" in error.schema_path:
             path, key = (*path, str(value)), True

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc import dockerfile, images, quantities, schema
+from holosc import compiler, dockerfile, images, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath
 from holosc.model import (
@@ -35,9 +35,10 @@ from holosc.model import (
     WriteFile,
 )
 
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
+# \Z, not $: `$` also matches before a final newline, and "demo\n" is no name.
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+PERMISSIONS = re.compile(r"^[0-7]{3,4}\Z")
 MAX_INSTANCES = 253
 FALLBACK_USER = "ubuntu"
 _UNREADABLE = "\0unreadable Dockerfile"
@@ -92,7 +93,7 @@ def build_project(
     services = [
         _service(check, svc_name, raw, volumes, files or HostFiles())
         for svc_name, raw in raw_services.items()
-        if isinstance(raw, dict) and NAME.match(svc_name)
+        if isinstance(raw, dict) and NAME.fullmatch(svc_name)
     ]
     services = _drop_optional_dependencies(check, services)
     ordered = _order(check, services)
@@ -100,7 +101,29 @@ def build_project(
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key)
+    _check_output_size(check, project)
+    if check.errors:
+        raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
+
+
+def _check_output_size(check: _Checker, project: Project) -> None:
+    """The compiled output stays under compiler.MAX_OUTPUT_BYTES."""
+    sizes = compiler.output_bytes(project)
+    total = sum(sizes.values())
+    if total <= compiler.MAX_OUTPUT_BYTES:
+        return
+    name = max(sizes, key=lambda n: sizes[n])
+    service = project.service(name)
+    mib = 1024 * 1024
+    check.error(
+        ("services", name),
+        f"the project would compile to {total / mib:.1f} MiB, over the limit of "
+        f"{compiler.MAX_OUTPUT_BYTES // mib} MiB; this service makes {sizes[name] / mib:.1f} "
+        f"MiB of it ({service.replicas} instance(s), each with its own seed)",
+        "large files belong in a volume or a bind mount, not in cloud_init or COPY",
+        key=True,
+    )
 
 
 def _project_name(check: _Checker, data: dict[str, Any], directory: Path) -> str:
@@ -108,7 +131,7 @@ def _project_name(check: _Checker, data: dict[str, Any], directory: Path) -> str
         return str(data["name"])  # the schema reports a bad explicit name
     # Like compose, derive it from the directory, normalised.
     derived = re.sub(r"[^a-z0-9-]+", "-", directory.name.lower()).strip("-")[:63].strip("-")
-    if not NAME.match(derived):
+    if not NAME.fullmatch(derived):
         check.error(
             ("name",),
             f"cannot derive a project name from directory '{directory.name}'",
@@ -431,7 +454,7 @@ def _cloud_init(check: _Checker, at: JsonPath, raw: Any, image: Image) -> CloudI
     at = (*at, "cloud_init")
     if isinstance(raw.get("user"), str):
         user = raw["user"]
-        if not USER.match(user):
+        if not USER.fullmatch(user):
             check.error(
                 (*at, "user"),
                 f"'{user}' is not a valid user name",
@@ -475,7 +498,7 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
     if "permissions" in item:
         # The raw text keeps what the user wrote: 0755 must not become the integer 755.
         permissions = check.doc.raw.get((*where, "permissions"), str(item["permissions"]))
-        if not PERMISSIONS.match(permissions):
+        if not PERMISSIONS.fullmatch(permissions):
             check.error(
                 (*where, "permissions"),
                 f"'{permissions}' is not an octal mode",

@@ -14,8 +14,8 @@ import typer
 
 from holosc import devices, keys, paths
 from holosc.compiler import Output, compile_project
-from holosc.errors import Diagnostic, ExitCode, HolosError
-from holosc.load import Document, find_compose_file, load_file
+from holosc.errors import Diagnostic, ExitCode, HolosError, LoadError
+from holosc.load import Document, find_compose_file, load_file, read_regular
 from holosc.model import Project
 from holosc.validate import build_project
 
@@ -28,7 +28,9 @@ FileOption = Annotated[
 # `logs` keeps -f for --follow (as `docker compose logs -f`); its file is --file only.
 LongFileOption = Annotated[
     Path | None,
-    typer.Option("--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False),
+    typer.Option(
+        "--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
+    ),
 ]
 SshKeyOption = Annotated[
     Path | None,
@@ -81,7 +83,11 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
-    digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
+    try:
+        digest = hashlib.sha256(read_regular(loaded.file)).hexdigest()
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        raise LoadError(message, [Diagnostic(message, file=loaded.file.name)]) from exc
     return compile_project(loaded.project, {loaded.file.name: digest})
 
 
