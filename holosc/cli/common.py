@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import os
 import sys
@@ -91,9 +92,29 @@ def compile_loaded(loaded: Loaded) -> Output:
     return compile_project(loaded.project, {loaded.file.name: digest})
 
 
+class Color(enum.StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+color = Color.AUTO  # set once by the global --color option
+
+
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
+    """The one-line form first (editors and CI parse it); on a terminal, the source line
+    with a caret under the column below it."""
+    snippets = color is Color.ALWAYS or (color is Color.AUTO and sys.stderr.isatty())
+    ansi = snippets and color is not Color.NEVER and "NO_COLOR" not in os.environ
     for diag in diagnostics:
         print(diag, file=sys.stderr)
+        snippet = diag.snippet() if snippets else None
+        if snippet:
+            if ansi:
+                text, caret = snippet.rsplit("\n", 1)
+                mark = "\033[1;31m" if diag.severity == "error" else "\033[1;33m"
+                snippet = f"{text}\n{caret[:-1]}{mark}^\033[0m"
+            print(snippet, file=sys.stderr)
 
 
 def fail(exc: HolosError) -> NoReturn:
@@ -113,7 +134,3 @@ def exit_on_warnings(warnings: tuple[Diagnostic, ...], strict: bool) -> None:
     if strict and warnings:
         print("holosc: warnings are errors (--strict)", file=sys.stderr)
         raise typer.Exit(int(ExitCode.INVALID))
-
-
-def color_allowed() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
