@@ -7,6 +7,7 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
   `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
+- `fstab_field`: one field of an /etc/fstab line (a space is `\\040`).
 - `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
   load back) with multi-line strings as literal blocks.
 """
@@ -95,6 +96,17 @@ def shell_command(argv: Sequence[str]) -> str:
     if first.startswith("-"):
         first = f"'{first}'"  # shlex.quote leaves such a word bare: it has no metacharacter
     return " ".join([first, *(shell_word(w) for w in argv[1:])])
+
+
+def fstab_field(value: str) -> str:
+    """One field of an fstab line: whitespace, control characters and `\\` as the `\\ooo`
+    octal escapes fstab(5) and libmount read back (a space is `\\040`)."""
+    if not value:
+        raise ValueError("an fstab field cannot be empty")
+    return _FSTAB_SPECIAL.sub(lambda m: "".join(f"\\{b:03o}" for b in m[0].encode()), value)
+
+
+_FSTAB_SPECIAL = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 
 def qemu_value(value: str) -> str:

@@ -136,6 +136,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     for mount in service.mounts:
         if mount.kind is MountKind.VOLUME:
             vol = f"vol-{mount.source}"
+            serial = P.volume_serial(mount.source)
             ro = ",readonly=on" if mount.read_only else ""
             args += [
                 ["-drive"],
@@ -145,7 +146,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
                     f"/{mount.source}.qcow2{ro}",
                 ],
                 ["-device"],
-                [f"virtio-blk-pci,drive={vol},serial={vol}"],
+                [f"virtio-blk-pci,drive={vol},serial={serial}"],
             ]
     if binds:
         # vhost-user needs guest RAM the virtiofsd processes can map.
