@@ -198,6 +198,14 @@ def _service(
 def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: HostFiles) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
+    project_dir = files.realpath(check.doc.directory)
+    if project_dir not in files.realpath(path).parents:
+        check.error(
+            where,
+            f"Dockerfile '{rel}' is outside the project directory",
+            "keep the Dockerfile and its build context beside holos.yaml",
+        )
+        return None, _UNREADABLE
     try:
         text = files.read_bytes(path).decode("utf-8")
     except OSError as exc:
