@@ -45,6 +45,15 @@ _OWNER = re.compile(rf"^{_OWNER_PART}(:{_OWNER_PART})?\Z")
 _COPY_FLAGS = ("--chmod", "--chown", "--from")
 
 
+_KEY_NAME = re.compile(r"^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|p12|pfx))\Z", re.I)
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----")
+
+
+def looks_like_key(name: str, content: str) -> bool:
+    """A private key by its file name (id_rsa, *.pem, *.key) or a PEM/OpenSSH/PGP header."""
+    return bool(_KEY_NAME.match(name) or _PRIVATE_KEY.search(content))
+
+
 class DockerfileError(ValueError):
     """A line that cannot be converted; the message is for the user."""
 
@@ -91,6 +100,8 @@ def convert(text: str, context: Path, files: HostFiles) -> Converted:
         except DockerfileError as exc:
             findings.append(Finding(lineno, f"{keyword} {shown(args)}: {exc}"))
             continue
+        if keyword == "COPY" and _copies_a_key(args, copies[-1]):
+            findings.append(Finding(lineno, _KEY_WARNING.format(shown(args)), "warning"))
         if keyword == "FROM":
             if base is not None:
                 findings.append(
@@ -106,6 +117,16 @@ def convert(text: str, context: Path, files: HostFiles) -> Converted:
 
 
 _CONVERTED = ("RUN", "ENV", "WORKDIR", "COPY")
+_KEY_WARNING = (
+    "COPY {}: the file looks like a private key; it is written in plaintext into "
+    "user-data and seed.iso, which are readable and often committed"
+)
+
+
+def _copies_a_key(args: str, copied: WriteFile) -> bool:
+    source = next(w for w in args.split() if not w.startswith("--"))
+    names = (PurePosixPath(source).name, PurePosixPath(copied.path).name)
+    return any(looks_like_key(name, copied.content) for name in names)
 
 
 def shown(text: str, limit: int = 60) -> str:

@@ -17,6 +17,9 @@ from holosc.errors import Diagnostic, ValidationError
 from holosc.load import MAX_FILE_BYTES, Document, JsonPath, plain_scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables named like these hold secrets, whose values would land in plaintext in the
+# compiled output (user-data, seed.iso, units), which is world-readable and committed.
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
 MAX_NESTING = 16  # ${A:-${B:-...}} levels
 # Text that interpolation may produce in one document: like the file's own limit, so a
 # variable repeated many times cannot grow the input (and so the output) without bound.
@@ -36,6 +39,7 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     raw = dict(doc.raw)
     warnings: list[Diagnostic] = []
     seen_unset: set[str] = set()
+    seen_secret: set[str] = set()
     budget = _Budget(MAX_OUTPUT)
 
     def walk(value: Any, path: JsonPath) -> Any:
@@ -45,8 +49,9 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
             unset: list[str] = []
+            used: list[str] = []
             try:
-                result = substitute(value, environ, unset, budget)
+                result = substitute(value, environ, unset, budget, used)
                 raw[path] = result
                 # Like compose, an unquoted `${MEMORY}` yields a number when it is one.
                 return result if path in doc.quoted else plain_scalar(result)
@@ -54,6 +59,19 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
                 errors.append(doc.diagnostic(path, str(exc)))
                 return value
             finally:
+                for name in used:
+                    if SECRET_NAME.search(name) and name not in seen_secret:
+                        seen_secret.add(name)
+                        warnings.append(
+                            doc.diagnostic(
+                                path,
+                                f"variable {name} looks like a secret; its value is written "
+                                "in plaintext into the compiled output (user-data, seed.iso)",
+                                severity="warning",
+                                hint="the output directory is readable and often committed; "
+                                "pass secrets to the guest another way",
+                            )
+                        )
                 for name in unset:
                     if name not in seen_unset:
                         seen_unset.add(name)
@@ -93,9 +111,16 @@ def substitute(
     environ: Mapping[str, str],
     unset: list[str] | None = None,
     budget: _Budget | None = None,
+    used: list[str] | None = None,
 ) -> str:
-    """Expand one string. Raises InterpolationError with a user-facing message."""
-    state = _State(environ, unset if unset is not None else [], budget or _Budget(MAX_OUTPUT))
+    """Expand one string; `used` collects the variables whose values were substituted.
+    Raises InterpolationError with a user-facing message."""
+    state = _State(
+        environ,
+        unset if unset is not None else [],
+        budget or _Budget(MAX_OUTPUT),
+        used if used is not None else [],
+    )
     out, _ = _expand(text, 0, state, depth=0)
     return out
 
@@ -105,6 +130,7 @@ class _State:
     env: Mapping[str, str]
     unset: list[str]
     budget: _Budget
+    used: list[str]
 
 
 def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
@@ -112,7 +138,6 @@ def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
     if depth > MAX_NESTING:
         raise InterpolationError(f"interpolation nests deeper than {MAX_NESTING} levels")
     top = depth == 0
-    env, unset = state.env, state.unset
     out: list[str] = []
     while i < len(text):
         c = text[i]
@@ -130,7 +155,7 @@ def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
             value, i = _braced(text, i + 2, state, depth)
             out.append(state.budget.spend(value))
         elif m := _NAME.match(text, i + 1):
-            out.append(state.budget.spend(_lookup(m[0], env, unset)))
+            out.append(state.budget.spend(_lookup(m[0], state)))
             i = m.end()
         else:
             raise InterpolationError(
@@ -142,22 +167,26 @@ def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
 
 
 def _braced(text: str, i: int, state: _State, depth: int) -> tuple[str, int]:
-    env, unset = state.env, state.unset
+    env = state.env
     m = _NAME.match(text, i)
     if not m:
         raise InterpolationError(f"invalid variable name in '${{{text[i : i + 10]}'")
     name, i = m[0], m.end()
     if text[i : i + 1] == "}":
-        return _lookup(name, env, unset), i + 1
+        return _lookup(name, state), i + 1
     for op in (":-", ":?", ":+", "-", "?", "+"):
         if text.startswith(op, i):
             break
     else:
         raise InterpolationError(f"invalid interpolation '${{{name}{text[i : i + 5]}'")
-    arg, end = _expand(text, i + len(op), _State(env, [], state.budget), depth=depth + 1)
+    arg, end = _expand(
+        text, i + len(op), _State(env, [], state.budget, state.used), depth=depth + 1
+    )
     value = env.get(name)
     present = value is not None and (value != "" or ":" not in op)
     result: str
+    if present and not op.endswith("+"):  # the value itself lands in the output
+        state.used.append(name)
     if op.endswith("-"):
         result = value if present and value is not None else arg
     elif op.endswith("+"):
@@ -169,8 +198,9 @@ def _braced(text: str, i: int, state: _State, depth: int) -> tuple[str, int]:
     return result, end + 1
 
 
-def _lookup(name: str, env: Mapping[str, str], unset: list[str]) -> str:
-    if name not in env:
-        unset.append(name)
+def _lookup(name: str, state: _State) -> str:
+    if name not in state.env:
+        state.unset.append(name)
         return ""
-    return env[name]
+    state.used.append(name)
+    return state.env[name]

@@ -514,6 +514,12 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
             )
         permissions = permissions.rjust(4, "0")
     content = item["content"] if isinstance(item.get("content"), str) else ""
+    if dockerfile.looks_like_key(posixpath.basename(path), content):
+        check.warn(
+            (*where, "content") if "content" in item else (*where, "path"),
+            "this file looks like a private key; it is written in plaintext into user-data "
+            "and seed.iso, which are readable and often committed",
+        )
     owner = item["owner"] if isinstance(item.get("owner"), str) else "root:root"
     return WriteFile(path, content, permissions, owner)
 
