@@ -81,6 +81,8 @@ def output_bytes(project: Project) -> dict[str, int]:
     plan = P.build_plan(project)
     sizes = {}
     for service in project.services:
+        if not plan.of(service):  # replicas: 0
+            continue
         inst = plan.of(service)[0]
         user_data = cloudinit.user_data(plan, inst)
         network = cloudinit.network_config(inst)
@@ -97,6 +99,7 @@ def _lock(
     lock = {
         "compiler": f"holosc {__version__}",
         "project": project.name,
+        "profiles": list(project.profiles),
         "sources": dict(sorted(sources.items())),
         "instances": {
             i.name: {

@@ -150,6 +150,11 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         hint = _type_hint(types, value, path)
     elif kind == "enum":
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
+    elif kind == "pattern" and path[-2:-1] == ("profiles",):
+        message = (
+            f"'{value}' is not a valid profile name: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
     elif kind == "pattern":
         message = (
             f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "

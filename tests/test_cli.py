@@ -236,3 +236,25 @@ def test_errors_show_the_source_line_with_a_caret_on_a_terminal(project: Path) -
 def test_version() -> None:
     assert holosc("--version").stdout.startswith("holosc 0.")
     assert holosc("version").stdout == holosc("--version").stdout
+
+
+def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "holos.yaml").write_text(
+        "name: prof\nservices:\n  web: {image: debian:12}\n"
+        "  tools: {image: debian:12, profiles: [debug]}\n"
+        "  graphs: {image: 'alpine:3.21', profiles: [monitoring, debug]}\n"
+    )
+    assert holosc("config", "--services", cwd=tmp_path).stdout == "web\n"
+    both = holosc("--profile", "debug", "config", "--services", cwd=tmp_path).stdout
+    assert both == "graphs\ntools\nweb\n"
+    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), HOLOS_PROFILES="monitoring")
+    by_env = subprocess.run(
+        [sys.executable, "-m", "holosc", "config", "--services"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert by_env.stdout == "graphs\nweb\n", by_env.stderr
+    assert holosc("config", "--profiles", cwd=tmp_path).stdout == "debug\nmonitoring\n"
+    images = holosc("--profile", "debug", "config", "--images", cwd=tmp_path).stdout
+    assert images == "alpine:3.21\ndebian:12\n"
+    bad = holosc("--profile", "a b", "config", cwd=tmp_path)
+    assert bad.returncode == 2 and "'a b' is not a profile name" in bad.stderr

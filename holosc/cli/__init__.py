@@ -73,8 +73,17 @@ def _global_options(
             "(NO_COLOR turns colour off).",
         ),
     ] = common.Color.AUTO,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help="Enable services of this profile (repeatable; default: $HOLOS_PROFILES, "
+            "comma-separated).",
+        ),
+    ] = None,
 ) -> None:
     common.color = color
+    common.set_profiles(profile)
 
 
 @app.command("version")

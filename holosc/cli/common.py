@@ -18,7 +18,7 @@ from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError, LoadError
 from holosc.load import Document, find_compose_file, load_file, read_regular
 from holosc.model import Project
-from holosc.validate import build_project
+from holosc.validate import PROFILE, build_project
 
 FileOption = Annotated[
     Path | None,
@@ -69,14 +69,14 @@ def load(
     """
     path = compose_path(file)
     doc = load_file(path)
-    result = build_project(doc)
+    result = build_project(doc, profiles=profiles)
     if with_key:
         root = state_root or paths.state_root()
         private = ssh_key or keys.key_path(root, result.project.name)
         public = keys.ensure_key(private, result.project.name)
         if ssh_key and state_root:
             keys.adopt_key(ssh_key, state_root, result.project.name)
-        result = build_project(doc, ssh_public_key=public)
+        result = build_project(doc, ssh_public_key=public, profiles=profiles)
     # Host checks for PCI passthrough are warnings: the project may run on another host.
     sysfs = Path(os.environ.get("HOLOSC_SYSFS_ROOT") or "/sys")
     host = devices.device_warnings(result.project, sysfs, doc=doc)
@@ -99,6 +99,20 @@ class Color(enum.StrEnum):
 
 
 color = Color.AUTO  # set once by the global --color option
+profiles: tuple[str, ...] = ()  # set once by the global --profile option or HOLOS_PROFILES
+
+
+def set_profiles(given: list[str] | None) -> None:
+    global profiles
+    if given is None:
+        given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
+    for name in given:
+        if not PROFILE.fullmatch(name):
+            raise typer.BadParameter(
+                f"'{name}' is not a profile name (letters, digits, '_', '.', '-')",
+                param_hint="--profile / HOLOS_PROFILES",
+            )
+    profiles = tuple(given)
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
