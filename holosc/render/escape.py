@@ -8,6 +8,7 @@ shell script, QEMU option string or YAML document goes through exactly one of th
   `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
 - `fstab_field`: one field of an /etc/fstab line (a space is `\\040`).
+- `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
 - `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
   load back) with multi-line strings as literal blocks.
 """
@@ -136,6 +137,14 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _str)
+
+
+def sshd_word(value: str) -> str:
+    """One double-quoted word of an sshd_config line: inside quotes OpenSSH's argv_split
+    takes backslash-escaped `"` and `\\` and everything else literally, `#` included."""
+    if re.search(r"[\x00\n\r]", value):
+        raise ValueError(f"{value!r}: sshd_config has no way to write NUL or a line break")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def yaml_document(data: Any) -> str:
