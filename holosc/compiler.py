@@ -1,11 +1,15 @@
 """The pure compiler core: Project → {relative path: file}. No I/O, clock or environment.
 
-Output layout (see docs/output.md):
+Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
     holos-<p>-volumes.service                      → the scope's unit directory
-    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config,
-    seed.iso}                                      → %E/holos/<p>/ (installed by holosc)
+    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
+                                                   → %E/holos/<p>/ (installed by holosc)
+
+The output is a pure function of the project: no key, path, user or time of the building
+host. The NoCloud seed ISO is built at start by holos-seed from the three texts plus
+this host's keys (docs/units.md, "Host-specific material").
     holos.lock.json                                 what was compiled from what
 """
 
@@ -21,10 +25,10 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, seed, units
+from holosc.render import cloudinit, qemu, units
 
 LOCK_FILE = "holos.lock.json"
-# Compiled output is bounded in bytes, not only the input in values: seeds are written
+# What a project writes is bounded in bytes, not only the input in values: seeds are written
 # once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
 # A project of 253 small instances compiles to about 20 MB.
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
@@ -68,16 +72,16 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         seed_files = {"user-data": user_data, "meta-data": meta, "network-config": network}
         for file_name, text in seed_files.items():
             add(f"{base}/{file_name}", text)
-        add(f"{base}/seed.iso", seed.build_seed(seed_files))
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
 
 
 def output_bytes(project: Project) -> dict[str, int]:
-    """About how many bytes each service compiles to, all replicas together: its first
-    instance is rendered (replicas differ only in names and addresses) and its seed.iso
-    counted as the seed files plus the ISO's own overhead."""
+    """About how many bytes each service writes, all replicas together: its compiled
+    files (its first instance is rendered; replicas differ only in names and addresses)
+    and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
+    own overhead)."""
     plan = P.build_plan(project)
     sizes = {}
     for service in project.services:

@@ -82,7 +82,6 @@ class _Checker:
 def build_project(
     doc: Document,
     *,
-    ssh_public_key: str = "",
     files: HostFiles | None = None,
     profiles: Iterable[str] = (),
 ) -> Result:
@@ -111,7 +110,7 @@ def build_project(
     _check_cross_service(check, ordered, volumes, name)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
-    project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key, active)
+    project = Project(name, tuple(ordered), tuple(volumes.values()), active)
     _check_output_size(check, project)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
@@ -129,7 +128,8 @@ def _check_output_size(check: _Checker, project: Project) -> None:
     mib = 1024 * 1024
     check.error(
         ("services", name),
-        f"the project would compile to {total / mib:.1f} MiB, over the limit of "
+        f"the project would write {total / mib:.1f} MiB (compiled files and the seeds "
+        f"built from them at start), over the limit of "
         f"{compiler.MAX_OUTPUT_BYTES // mib} MiB; this service makes {sizes[name] / mib:.1f} "
         f"MiB of it ({service.replicas} instance(s), each with its own seed)",
         "large files belong in a volume or a bind mount, not in cloud_init or COPY",

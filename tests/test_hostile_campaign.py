@@ -33,7 +33,7 @@ from holosc.errors import HolosError
 from holosc.load import load_text
 from holosc.render.escape import yaml_document
 from holosc.validate import build_project
-from tests.conftest import TEST_PUBLIC_KEY, require_tool
+from tests.conftest import require_tool
 from tests.staging import verify_root
 
 settings.register_profile(
@@ -133,10 +133,7 @@ def compiled(data: dict[str, Any]) -> tuple[Output, Any] | None:
     """The output, or None when validation refuses the values (never an internal error)."""
     text_ = yaml_document(literal(data))
     try:
-        result = build_project(
-            load_text(text_, directory=Path("/nonexistent"), environ={}),
-            ssh_public_key=TEST_PUBLIC_KEY,
-        )
+        result = build_project(load_text(text_, directory=Path("/nonexistent"), environ={}))
     except HolosError:
         return None
     return compile_project(result.project), result.project
@@ -234,7 +231,7 @@ def check_user_data(output: Output, project: Any) -> None:
     service = project.services[0]
     ci = service.cloud_init
     doc = yaml.safe_load(output.files[PurePosixPath("camp/web-0/user-data")].data)
-    user = doc["users"][0]
+    user = doc["user"]
     assert user["name"] == ci.user
     assert user.get("ssh_authorized_keys", [])[: len(ci.ssh_authorized_keys)] == list(
         ci.ssh_authorized_keys

@@ -1,4 +1,8 @@
-"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console)."""
+"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console).
+
+exec accepts only the instance's pinned host key (written by holos-seed at its start);
+the console is a Unix socket in the manager's runtime directory, so no key is involved.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Annotated
 import typer
 
 from holosc import install, keys, lifecycle, validate
+from holosc import plan as P
 from holosc.cli import common, options
 from holosc.errors import HolosError
 from holosc.render.escape import shell_command
@@ -86,7 +91,17 @@ def exec_(
             "trying anyway",
             file=sys.stderr,
         )
-    argv = ssh_argv(keys.key_path(manager.state_dir, name), port, user, command or [])
+    key = keys.key_path(manager.state_dir, name)
+    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    if not known_hosts.is_file():
+        common.fail(
+            lifecycle.error(
+                f"{instance} has no pinned host key ({known_hosts} is missing)",
+                "the instance writes it when it starts: holosc up, or holosc start",
+            )
+        )
+    pinned = keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance))
+    argv = ssh_argv(key, port, user, command or [], pinned)
     os.execvp("ssh", argv)
 
 
@@ -102,8 +117,9 @@ def _ssh_target(info: dict[str, object], login: str | None) -> tuple[int, str]:
     return port, user
 
 
-def ssh_argv(key: Path, port: int, user: str, command: list[str]) -> list[str]:
-    """ssh with the project key to 127.0.0.1:PORT running COMMAND (argv; none: a shell).
+def ssh_argv(key: Path, port: int, user: str, command: list[str], pinned: list[str]) -> list[str]:
+    """ssh with the project key to 127.0.0.1:PORT running COMMAND (argv; none: a shell),
+    accepting only the host key that `pinned` (keys.pinned_host_key) names.
 
     `--` ends ssh's options (ssh parses options after the destination otherwise), and each
     word of COMMAND is quoted for the remote shell, which ssh joins with spaces: the guest
@@ -113,8 +129,7 @@ def ssh_argv(key: Path, port: int, user: str, command: list[str]) -> list[str]:
         "ssh",
         "-i", str(key),
         "-p", str(port),
-        "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null",
+        *pinned,
         "-o", "LogLevel=ERROR",
         "-o", "IdentitiesOnly=yes",
         *([] if command else ["-t"]),

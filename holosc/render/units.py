@@ -22,6 +22,7 @@ STOP_MARGIN_S = 15
 MAX_TIMEOUT_S = 10**12  # ~31,700 years; systemd's limit is 2^64 µs (~1.8e13 s)
 QMP_STOP = "holos-qmp-stop"
 HEALTH = "holos-health"
+SEED = "holos-seed"
 
 # compose's restart: as Restart= of a QEMU unit (measured; see docs/units.md). The default
 # on-abnormal restarts after a crash or kill -9, not after a guest poweroff or a bad QEMU
@@ -60,6 +61,15 @@ def state_dirs(project: str, instance: str) -> str:
 
 def key_path(project: str) -> str:
     return f"%S/holos/ssh/{project}/id_ed25519"
+
+
+def instance_state(project: str, instance: str) -> str:
+    """The instance's state directory (disk, host key, known_hosts), as a specifier path."""
+    return f"%S/holos/instances/{project}/{instance}"
+
+
+def known_hosts(project: str, instance: str) -> str:
+    return f"{instance_state(project, instance)}/known_hosts"
 
 
 def render_target(plan: P.Plan) -> str:
@@ -110,6 +120,8 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("PIDFile", Specifier(f"{run}/qemu.pid")),
         ("RuntimeDirectory", Specifier(runtime_dir(p, inst))),
         ("StateDirectory", Specifier(state_dirs(p, inst))),
+        # This host's keys join the compiled texts here, never in the output (units.md).
+        ("ExecStartPre", exec_line(_seed(p, inst))),
         ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/{inst}/launch.sh")])),
         # "-": the helper's exit code tells how the VM stopped; it must not fail the unit.
         ("ExecStop", exec_line(stop, prefix="-")),
@@ -126,6 +138,24 @@ def render_template(plan: P.Plan, service: Service) -> str:
             ("X-Holos", [("Project", p), ("Service", service.name)]),
         ]
     )
+
+
+def _seed(project: str, inst: Specifier) -> list[str]:
+    return [
+        SEED,
+        "--instance",
+        inst,
+        "--seed-dir",
+        Specifier(f"{artifact_dir(project)}/{inst}"),
+        "--state",
+        Specifier(instance_state(project, inst)),
+        "--key",
+        Specifier(key_path(project)),
+        "--alias",
+        Specifier(P.host_key_alias(project, inst)),
+        "--out",
+        Specifier(f"%t/{runtime_dir(project, inst)}/seed.iso"),
+    ]
 
 
 def render_gate(plan: P.Plan, service: Service) -> str:
@@ -155,6 +185,10 @@ def render_gate(plan: P.Plan, service: Service) -> str:
                         service.cloud_init.user,
                         "--key",
                         Specifier(key_path(p)),
+                        "--known-hosts",
+                        Specifier(known_hosts(p, inst.name)),
+                        "--host-key-alias",
+                        P.host_key_alias(p, inst.name),
                         "--interval",
                         format_seconds(hc.interval_ms),
                         "--timeout",

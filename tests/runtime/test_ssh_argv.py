@@ -57,6 +57,11 @@ def _installed(sshd: Any, tmp_path: Path) -> dict[str, str]:
     key.parent.mkdir(parents=True)
     shutil.copy(sshd.key, key)
     key.chmod(0o600)
+    # The host key pin that holos-seed writes when the instance starts.
+    pin = state / "instances" / "inj" / "web-0" / "known_hosts"
+    pin.parent.mkdir(parents=True)
+    kind, blob = (sshd.workdir / "host_key.pub").read_text().split()[:2]
+    pin.write_text(f"web-0.inj.holos {kind} {blob}\n")
     return {"HOLOSC_CONFIG_DIR": str(config), "HOLOSC_STATE_DIR": str(state)}
 
 
