@@ -38,7 +38,7 @@ app = typer.Typer(
     help="docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU.",
     epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -81,8 +81,12 @@ def _global_options(
             "comma-separated).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summaries; errors still show.")
+    ] = False,
 ) -> None:
     common.color = color
+    common.quiet = quiet
     common.set_profiles(profile)
 
 

@@ -58,8 +58,7 @@ def build(
         changes = emit(compiled, root)
     except HolosError as exc:
         common.fail(exc)
-    print(
+    common.note(
         f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
-        f"{changes.unchanged} unchanged",
-        file=sys.stderr,
+        f"{changes.unchanged} unchanged"
     )
