@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc import compiler, dockerfile, images, quantities, schema
+from holosc import compiler, dockerfile, images, names, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath, parse_dotenv
 from holosc.model import (
@@ -39,8 +39,8 @@ from holosc.model import (
     WriteFile,
 )
 
+NAME = names.LABEL
 # \Z, not $: `$` also matches before a final newline, and "demo\n" is no name.
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -561,6 +561,7 @@ def _depends_on(check: _Checker, at: JsonPath, raw: Any) -> Iterable[Dependency]
                     name,
                     Condition(condition) if condition else None,
                     spec.get("required", True) is True,
+                    spec.get("restart", False) is True,
                 )
 
 

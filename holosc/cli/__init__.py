@@ -19,6 +19,7 @@ from holosc.cli import (
     config,
     devices,
     doctor,
+    export,
     guest,
     images,
     importer,
@@ -119,6 +120,7 @@ app.command(epilog=EPILOG)(doctor.doctor)
 app.command(epilog=EPILOG)(images.pull)
 app.command(epilog=EPILOG)(images.images)
 app.command(epilog=EPILOG)(images.verify)
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:

@@ -58,6 +58,11 @@ def build(
         changes = emit(compiled, root)
     except HolosError as exc:
         common.fail(exc)
+    for rel in changes.kept:
+        print(
+            f"holosc: kept {rel}: no longer compiled, but edited since holosc wrote it",
+            file=sys.stderr,
+        )
     common.note(
         f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
         f"{changes.unchanged} unchanged"
