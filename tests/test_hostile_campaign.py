@@ -190,6 +190,7 @@ def host(path: str) -> str:
 
 HOST_CPU = '[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM'
 SHARES_START = 'die "virtiofsd did not create $1"\n}\n'
+CONSOLE_LOG = "\n# QEMU's -daemonize sets umask"
 
 
 def _between(script: str, start: str, end: str) -> str:
@@ -222,9 +223,11 @@ def check_launch(output: Output, project: Any, bash: str) -> None:
         assert bash_words(bash, "image=" + image + "\nprintf '%s\\0' \"$image\"") == [
             host(service.image.path)
         ]
-        shares = _between(script, SHARES_START, "\nexec qemu-system-x86_64")
+        shares = _between(script, SHARES_START, CONSOLE_LOG)
         words = bash_words(bash, "share() { printf '%s\\0' \"$@\"; }\n" + shares)
-        assert words == ["fs0.sock", host(service.binds[0].source)]  # relative to $run
+        # socket (relative to $run, unique on the host), source, read-only mode
+        assert re.fullmatch(r"fs0-[0-9a-f]{12}\.sock", words[0]), words
+        assert words[1:] == [host(service.binds[0].source), "ro"]
 
 
 def check_user_data(output: Output, project: Any) -> None:
