@@ -114,8 +114,22 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
             ),
             "interval": "1s",
         },
+        # Values reach sshd_config and a profile.d script; sshd cannot carry line breaks.
+        "environment": draw(
+            st.dictionaries(
+                st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+                text.map(lambda t: t.replace("\n", " ").replace("\r", " ")),
+                max_size=3,
+            )
+        ),
+        "secrets": [{"source": "s", "target": "/" + draw(text).strip("/") + "/s"}],
     }
-    return {"name": "camp", "services": {"web": service}, "volumes": {"data": {}}}
+    return {
+        "name": "camp",
+        "services": {"web": service},
+        "volumes": {"data": {}},
+        "secrets": {"s": {"file": _rel_path(draw(path_text))}},
+    }
 
 
 def literal(value: Any) -> Any:
@@ -191,6 +205,7 @@ def host(path: str) -> str:
 HOST_CPU = '[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM'
 SHARES_START = 'die "virtiofsd did not create $1"\n}\n'
 CONSOLE_LOG = "\n# QEMU's -daemonize sets umask"
+SECRETS = "\n# Secrets reach the guest as fw_cfg files"
 
 
 def _between(script: str, start: str, end: str) -> str:
@@ -223,14 +238,14 @@ def check_launch(output: Output, project: Any, bash: str) -> None:
         assert bash_words(bash, "image=" + image + "\nprintf '%s\\0' \"$image\"") == [
             host(service.image.path)
         ]
-        shares = _between(script, SHARES_START, CONSOLE_LOG)
+        shares = _between(script, SHARES_START, SECRETS if SECRETS in script else CONSOLE_LOG)
         words = bash_words(bash, "share() { printf '%s\\0' \"$@\"; }\n" + shares)
         # socket (relative to $run, unique on the host), source, read-only mode
         assert re.fullmatch(r"fs0-[0-9a-f]{12}\.sock", words[0]), words
         assert words[1:] == [host(service.binds[0].source), "ro"]
 
 
-def check_user_data(output: Output, project: Any) -> None:
+def check_user_data(output: Output, project: Any, bash: str) -> None:
     service = project.services[0]
     ci = service.cloud_init
     doc = yaml.safe_load(output.files[PurePosixPath("camp/web-0/user-data")].data)
@@ -246,7 +261,37 @@ def check_user_data(output: Output, project: Any) -> None:
     }  # fmt: skip
     want_run = [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     assert doc["runcmd"][len(service.mounts) :] == want_run
-    assert doc.get("bootcmd", []) == [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    assert doc["bootcmd"][1:] == [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    files = {f["path"]: f["content"] for f in doc["write_files"][:-1]}
+    if service.environment:
+        profile = files["/etc/profile.d/holos-environment.sh"]
+        names = " ".join(f'"${k}"' for k, _ in service.environment)
+        got = bash_words(bash, profile + f"\nprintf '%s\\0' {names}")
+        assert got == [v for _, v in service.environment]
+
+
+def check_secrets(output: Output, project: Any, sh: str, bash: str) -> None:
+    """The guest's install command gets the target as one word; QEMU the host file."""
+    service = project.services[0]
+    doc = yaml.safe_load(output.files[PurePosixPath("camp/web-0/user-data")].data)
+    argv = doc["bootcmd"][0]
+    assert argv[:2] == ["sh", "-ec"]
+    shims = "modprobe() { :; }\nsleep() { :; }\ninstall() { printf '%s\\0' \"$@\"; }\n"
+    result = subprocess.run([sh, "-ec", shims + argv[2]], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.decode().split("\0")[:-1]
+    target = service.secrets[0].target
+    assert words[-1] == target and words[3] == posixpath.dirname(target), words
+    script = output.files[PurePosixPath("camp/web-0/launch.sh")].data.decode()
+    command = script[script.index("exec qemu-system-x86_64") :]
+    qemu = bash_words(bash, "printf '%s\\0' " + command.removeprefix("exec "))
+    fw_cfg = qemu[qemu.index("-fw_cfg") + 1]
+    secret = project.secret("s")
+    assert qemu_opts(fw_cfg) == ["name=opt/holos/s0", f"file={host(secret.file)}"]
+    # The launch script's own check names the same file (absent here: die prints it).
+    check = _between(script, SECRETS, CONSOLE_LOG).split("\n", 1)[1]
+    said = bash_words(bash, "die() { printf '%s\\0' \"$@\"; }\n" + check)
+    assert said[-1] == host(secret.file), said
 
 
 def check_fstab(output: Output, project: Any, sh: str, findmnt: str, tmp: Path) -> None:
@@ -310,7 +355,8 @@ def test_hostile_values_compile_to_safe_output(tmp_path_factory: pytest.TempPath
         tmp = tmp_path_factory.mktemp("camp")
         check_units(output)
         check_launch(output, project, bash)
-        check_user_data(output, project)
+        check_user_data(output, project, bash)
+        check_secrets(output, project, sh, bash)
         check_fstab(output, project, sh, findmnt, tmp)
         if len(sample) < SAMPLE:
             sample.append((data, output))

@@ -166,3 +166,31 @@ def test_longest_durations_compile_to_units_systemd_accepts(tmp_path: Path) -> N
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit
+
+
+def test_includes_cannot_amplify(tmp_path: Path) -> None:
+    """Eight levels of eight includes each were 8^8 file loads (a hang): includes stop
+    at a bound, with one error."""
+    for level in range(8):
+        nxt = f"l{level + 1}.yaml"
+        (tmp_path / f"l{level}.yaml").write_text(
+            "include:\n" + f"  - {nxt}\n" * 8 if level < 7 else "services: {}\n"
+        )
+    project(tmp_path, "name: bomb\ninclude: [l0.yaml]\nservices: {}\n")
+    result = holosc("validate", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "files included" in result.stderr, result.stderr
+    assert result.stderr.count("error:") == 1, result.stderr
+
+
+def test_extends_parses_a_file_once(tmp_path: Path) -> None:
+    """200 services extending one 2000-service file parsed it 200 times (about 0.7 s each
+    here, so over the timeout); it is parsed once."""
+    base = "services:\n" + "".join(f"  s{i}:\n    image: debian:12\n" for i in range(2000))
+    (tmp_path / "base.yaml").write_text(base)
+    services = "".join(
+        f"  x{i}:\n    extends: {{file: base.yaml, service: s{i}}}\n" for i in range(200)
+    )
+    project(tmp_path, "name: ext\nservices:\n" + services)
+    result = holosc("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
