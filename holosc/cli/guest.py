@@ -88,12 +88,12 @@ def exec_(
     wait: Annotated[float, typer.Option("--wait", "-w", help="Seconds to wait for sshd.")] = 60,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
-    system_scope: options.SystemOption = False,
+    system: options.SystemOption = False,
     user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
 ) -> None:
     """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
     try:
-        manager = options.manager(user_scope, system_scope)
+        manager = options.manager(user_scope, system)
         name = options.project_name(project, file)
         info = _instance(manager, name, instance)
         _require_running(manager, name, instance)
@@ -122,7 +122,7 @@ def exec_(
         )
     pinned = keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance))
     argv = ssh_argv(key, port, user, command or [], pinned)
-    os.execvp("ssh", argv)
+    common.replace_process(argv, "openssh-client")
 
 
 def _ssh_target(info: dict[str, object], login: str | None) -> tuple[int, str]:
