@@ -49,7 +49,14 @@ def _installed(sshd: Any, tmp_path: Path) -> dict[str, str]:
     """An installed project `inj` whose instance web-0 is the test sshd."""
     config, state = tmp_path / "config", tmp_path / "state"
     if config.exists():
-        return {"HOLOSC_CONFIG_DIR": str(config), "HOLOSC_STATE_DIR": str(state)}
+        return {
+            "HOLOSC_CONFIG_DIR": str(config),
+            "HOLOSC_STATE_DIR": str(state),
+            "HOLOSC_UNIT_DIR": str(tmp_path / "units"),
+            # No manager to ask whether web-0 runs (the sshd stands in for the guest), whether
+            # or not this machine runs a systemd of its own: the SSH wait decides.
+            "HOLOSC_SYSTEMCTL": "false",
+        }
     (config / "inj").mkdir(parents=True)
     lock = {"instances": {"web-0": {"ssh_port": sshd.port, "user": sshd.user}}}
     (config / "inj" / "holos.lock.json").write_text(json.dumps(lock))
@@ -62,7 +69,14 @@ def _installed(sshd: Any, tmp_path: Path) -> dict[str, str]:
     pin.parent.mkdir(parents=True)
     kind, blob = (sshd.workdir / "host_key.pub").read_text().split()[:2]
     pin.write_text(f"web-0.inj.holos {kind} {blob}\n")
-    return {"HOLOSC_CONFIG_DIR": str(config), "HOLOSC_STATE_DIR": str(state)}
+    return {
+        "HOLOSC_CONFIG_DIR": str(config),
+        "HOLOSC_STATE_DIR": str(state),
+        "HOLOSC_UNIT_DIR": str(tmp_path / "units"),
+        # No manager to ask whether web-0 runs (the sshd stands in for the guest), whether
+        # or not this machine runs a systemd of its own: the SSH wait decides.
+        "HOLOSC_SYSTEMCTL": "false",
+    }
 
 
 def exec_(sshd: Any, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
