@@ -21,7 +21,6 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, seed, units
 
 LOCK_FILE = "holos.lock.json"
 
@@ -39,6 +38,10 @@ class Output:
 
 def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
     """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
+    # The renderers (jinja2, PyYAML, pycdlib) load here, not when commands that only read
+    # the lock file or the Output type import this module.
+    from holosc.render import cloudinit, qemu, seed, units
+
     plan = P.build_plan(project)
     name = project.name
     files: dict[PurePosixPath, File] = {}

@@ -3,72 +3,217 @@
 Exit codes: 0 ok; 1 `build --check` found drift, or a lifecycle command failed;
 2 usage error; 3 invalid holos.yaml; 4 output directory not writable; 5 runtime error
 (systemd, ssh, QEMU); 70 internal error (a bug: please report it).
+
+Each command's module is imported only when that command runs (or its own --help is
+asked for): `holosc --help` lists the commands from the table below without importing
+the compiler, the schema validator or the seed builder.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
+from collections.abc import Iterator, MutableMapping
+from typing import Any, NamedTuple
 
 import typer
+import typer.core
+import typer.main
+import typer.models
 
-from holosc.cli import (
-    build,
-    config,
-    devices,
-    doctor,
-    guest,
-    images,
-    importer,
-    lifecycle,
-    status,
-    validate,
-)
 from holosc.errors import ExitCode
 
 EPILOG = (
     "Exit codes: 0 ok; 1 build --check found drift or a command failed; 2 usage; "
     "3 invalid holos.yaml; 4 output not writable; 5 runtime error; 70 internal error."
 )
+HELP = "docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU."
 
-app = typer.Typer(
-    name="holosc",
-    help="docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.command(epilog=EPILOG)(build.build)
-app.command(epilog=EPILOG)(validate.validate)
-app.command(epilog=EPILOG)(config.config)
-app.command("schema")(config.schema_command)
-for command in (
-    lifecycle.up,
-    lifecycle.down,
-    lifecycle.start,
-    lifecycle.stop,
-    status.ps,
-    status.logs,
-    guest.console,
-    lifecycle.install,
-    lifecycle.uninstall,
-):
-    app.command(epilog=EPILOG)(command)
-app.command("exec", epilog=EPILOG, context_settings={"allow_interspersed_args": False})(guest.exec_)
-app.command(epilog=EPILOG)(devices.devices)
-app.command("import", epilog=EPILOG)(importer.import_)
-app.command(epilog=EPILOG)(doctor.doctor)
-app.command(epilog=EPILOG)(images.pull)
-app.command(epilog=EPILOG)(images.images)
-app.command(epilog=EPILOG)(images.verify)
+
+class Command(NamedTuple):
+    module: str  # holosc.cli.<module>
+    function: str
+    summary: str  # the docstring's first sentence (checked by tests/test_cli_imports.py)
+    epilog: str | None = EPILOG
+    context_settings: dict[str, Any] | None = None
+
+
+COMMANDS = {
+    "build": Command(
+        "build",
+        "build",
+        "Compile holos.yaml into systemd units, launch scripts and cloud-init seeds.",
+    ),
+    "validate": Command(
+        "validate",
+        "validate",
+        "Validate holos.yaml: every error at once, as FILE:LINE:COL: error: PATH: message.",
+    ),
+    "config": Command(
+        "config",
+        "config",
+        "Print the resolved project (interpolated, defaults filled), like `docker compose config`.",
+    ),
+    "schema": Command(
+        "config",
+        "schema_command",
+        "Print the JSON Schema of holos.yaml (for editors: yaml-language-server).",
+        epilog=None,
+    ),
+    "up": Command(
+        "lifecycle",
+        "up",
+        "Build, install the units, and start the project; returns once every instance runs "
+        "and every health gate has passed.",
+    ),
+    "down": Command(
+        "lifecycle",
+        "down",
+        "Stop the project gracefully (reverse dependency order), remove its units and "
+        "instance disks.",
+    ),
+    "start": Command(
+        "lifecycle", "start", "Start the named services (and what they depend on), as installed."
+    ),
+    "stop": Command(
+        "lifecycle", "stop", "Stop the named services gracefully; other services are never touched."
+    ),
+    "ps": Command(
+        "status",
+        "ps",
+        "Projects and instances with state, PID, uptime, health and ports, read from systemd.",
+    ),
+    "logs": Command(
+        "status",
+        "logs",
+        "The journal of a service's or instance's units (QEMU, stop helper, health probes).",
+    ),
+    "console": Command(
+        "guest",
+        "console",
+        "Attach to an instance's serial console; Ctrl-] detaches.",
+    ),
+    "install": Command(
+        "lifecycle",
+        "install",
+        "Install the compiled units without starting them; --enable for reboot survival.",
+    ),
+    "uninstall": Command(
+        "lifecycle",
+        "uninstall",
+        "Remove the installed units and boot link (disks and volumes stay).",
+    ),
+    "exec": Command(
+        "guest",
+        "exec_",
+        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`).",
+        context_settings={"allow_interspersed_args": False},
+    ),
+    "devices": Command(
+        "devices",
+        "devices",
+        "List PCI devices for passthrough: ids and names, driver, IOMMU group and its members.",
+    ),
+    "import": Command(
+        "importer",
+        "import_",
+        "Convert libvirt domains into a holos.yaml (vcpu, memory, machine, cpu, UEFI, disk, "
+        "PCI passthrough); everything else is reported as `warning: SERVICE: ...` on stderr.",
+    ),
+    "doctor": Command(
+        "doctor",
+        "doctor",
+        "Check the host: KVM (or the TCG fallback), QEMU, qemu-img, ssh, OVMF, virtiofsd, "
+        "systemd, the runtime helpers in systemd's search path, the state directory and IOMMU.",
+    ),
+    "pull": Command(
+        "images",
+        "pull",
+        "Download a registry image into the cache, verified against the upstream checksum.",
+    ),
+    "images": Command("images", "images", "List the registry images and which of them are cached."),
+    "verify": Command(
+        "images",
+        "verify",
+        "Re-hash cached images against the checksums recorded when they were pulled (offline).",
+    ),
+}
+
+
+def load_command(name: str) -> typer.core.TyperCommand:
+    """Import one command's module and build its click command."""
+    spec = COMMANDS[name]
+    module = importlib.import_module(f"holosc.cli.{spec.module}")
+    info = typer.models.CommandInfo(
+        name=name,
+        callback=getattr(module, spec.function),
+        epilog=spec.epilog,
+        context_settings=spec.context_settings,
+    )
+    command = typer.main.get_command_from_info(
+        info, pretty_exceptions_short=True, rich_markup_mode=None
+    )
+    assert isinstance(command, typer.core.TyperCommand)
+    return command
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The commands by name; each is built from COMMANDS on first access."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self.built[name] = load_command(name)
+        return self.built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("commands cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The top-level group: commands are imported on first use, help lists summaries."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from typer._click.utils import make_default_short_help
+
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [(n, make_default_short_help(c.summary, limit)) for n, c in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def group() -> LazyGroup:
+    return LazyGroup(
+        name="holosc",
+        commands=LazyCommands(),  # type: ignore[arg-type]
+        help=HELP,
+        epilog=EPILOG,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
 
 def main() -> None:
     try:
-        app()
+        group()()
     except SystemExit:
         raise
     except KeyboardInterrupt:

@@ -8,16 +8,19 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, paths
-from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
-from holosc.load import Document, find_compose_file, load_file
-from holosc.model import Project
-from holosc.validate import build_project
+
+if TYPE_CHECKING:
+    from holosc.compiler import Output
+    from holosc.load import Document
+    from holosc.model import Project
+
+# The loader, validator and compiler are imported by the functions that use them, so
+# commands that never read holos.yaml (ps, --help) start without them.
 
 FileOption = Annotated[
     Path | None,
@@ -45,6 +48,8 @@ class Loaded:
 
 
 def compose_path(file: Path | None) -> Path:
+    from holosc.load import find_compose_file
+
     return file if file is not None else find_compose_file(Path.cwd())
 
 
@@ -59,6 +64,10 @@ def load(
 
     :raises HolosError: on any invalid input.
     """
+    from holosc import devices, keys, paths
+    from holosc.load import load_file
+    from holosc.validate import build_project
+
     path = compose_path(file)
     doc = load_file(path)
     result = build_project(doc)
@@ -76,6 +85,8 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
+    from holosc.compiler import compile_project
+
     digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
     return compile_project(loaded.project, {loaded.file.name: digest})
 
