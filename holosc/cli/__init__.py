@@ -14,14 +14,15 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from collections.abc import Iterator, MutableMapping
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Annotated, Any, NamedTuple
 
 import typer
 import typer.core
 import typer.main
 import typer.models
 
+from holosc.cli import common
 from holosc.errors import ExitCode
 
 EPILOG = (
@@ -159,10 +160,12 @@ def load_command(name: str) -> typer.core.TyperCommand:
 
 
 class LazyCommands(MutableMapping[str, Any]):
-    """The commands by name; each is built from COMMANDS on first access."""
+    """The commands by name: those defined here first, then COMMANDS, each built on first
+    access."""
 
-    def __init__(self) -> None:
-        self.built: dict[str, Any] = {}
+    def __init__(self, eager: Mapping[str, Any]) -> None:
+        self.built: dict[str, Any] = dict(eager)
+        self.eager = tuple(eager)
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.built:
@@ -178,42 +181,102 @@ class LazyCommands(MutableMapping[str, Any]):
         raise TypeError("commands cannot be removed")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(COMMANDS)
+        yield from self.eager
+        yield from (n for n in COMMANDS if n not in self.eager)
 
     def __len__(self) -> int:
-        return len(COMMANDS)
+        return len(self.eager) + len(COMMANDS)
 
 
 class LazyGroup(typer.core.TyperGroup):
     """The top-level group: commands are imported on first use, help lists summaries."""
 
+    def __init__(self, *, commands: Any = None, **attrs: Any) -> None:
+        super().__init__(commands=LazyCommands(commands or {}), **attrs)  # type: ignore[arg-type]
+
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
+        return list(self.commands)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         from typer._click.utils import make_default_short_help
 
-        limit = formatter.width - 6 - max(map(len, COMMANDS))
-        rows = [(n, make_default_short_help(c.summary, limit)) for n, c in COMMANDS.items()]
+        limit = formatter.width - 6 - max(map(len, self.commands))
+        rows = [
+            (
+                name,
+                make_default_short_help(COMMANDS[name].summary, limit)
+                if name in COMMANDS
+                else self.commands[name].get_short_help_str(limit),
+            )
+            for name in self.commands
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
-def group() -> LazyGroup:
-    return LazyGroup(
-        name="holosc",
-        commands=LazyCommands(),  # type: ignore[arg-type]
-        help=HELP,
-        epilog=EPILOG,
-        no_args_is_help=True,
-        rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
+app = typer.Typer(
+    name="holosc",
+    cls=LazyGroup,
+    help=HELP,
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"holosc {version_text()}")
+        raise typer.Exit()
+
+
+def version_text() -> str:
+    from importlib.metadata import version
+
+    return version("holosc")
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    color: Annotated[
+        common.Color,
+        typer.Option(
+            "--color",
+            help="Show source lines under errors: auto (on a terminal), always, never "
+            "(NO_COLOR turns colour off).",
+        ),
+    ] = common.Color.AUTO,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help="Enable services of this profile (repeatable; default: $HOLOS_PROFILES, "
+            "comma-separated).",
+        ),
+    ] = None,
+) -> None:
+    common.color = color
+    common.set_profiles(profile)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version (as `holosc --version`)."""
+    print(f"holosc {version_text()}")
 
 
 def main() -> None:
     try:
-        group()()
+        app()
     except SystemExit:
         raise
     except KeyboardInterrupt:
