@@ -48,6 +48,10 @@ class Units:
         gate = plan.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
+    def watched(self) -> list[str]:
+        """The units whose state `ps` and `up` report: instances, then health gates."""
+        return [*self.instance_units(), *self.gates]
+
     def all(self) -> list[str]:
         return [*self.others, *self.instance_units(), *self.gates, self.target]
 
@@ -74,11 +78,17 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
 
 
 def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
-    """Install, reload, restart what changed, start everything; raise if anything failed."""
+    """Install, reload, restart what changed, start everything; raise if anything failed.
+    A running project whose output did not change is left alone (no reload, no start)."""
     manager.require()
     changes = install.install(output, manager, project, project_dir)
-    manager.ctl("daemon-reload")
     units = installed_units(manager, project)
+    shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
+    if not changes.any and all(p["ActiveState"] == "active" for p in shown.values()):
+        say(_running(units) + "; nothing changed")
+        return
+    if changes.any or _stale(shown):
+        manager.ctl("daemon-reload")
     _stop_removed(manager, project, changes, say)
     running = {
         u
@@ -103,6 +113,17 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             say(f"{service}: re-checking health")
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def _stale(shown: dict[str, dict[str, str]]) -> bool:
+    """Whether systemd's copy of a loaded unit differs from its file (a reload was missed;
+    units not loaded are read afresh when started). One `systemctl show` for all units:
+    an unchanged re-run of `up` costs no daemon-reload."""
+    return any(
+        p["LoadState"] != "not-loaded"
+        and (p.get("LoadState") != "loaded" or p.get("NeedDaemonReload") != "no")
+        for p in shown.values()
+    )
 
 
 def _stop_removed(manager: Manager, project: str, changes: install.Installed, say: Say) -> None:
@@ -152,9 +173,12 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
             + ("\n" + tail.rstrip() if tail.strip() else "")
         )
         raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
-    say(
-        f"{units.project}: {len(units.instances)} instance(s) running"
-        + (f", {len(units.gates)} health gate(s) passed" if units.gates else "")
+    say(_running(units))
+
+
+def _running(units: Units) -> str:
+    return f"{units.project}: {len(units.instances)} instance(s) running" + (
+        f", {len(units.gates)} health gate(s) passed" if units.gates else ""
     )
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 from holosc import install, plan
-from holosc.lifecycle import installed_units
+from holosc.lifecycle import Units, installed_units
 from holosc.systemd import Manager
 
 
@@ -24,26 +24,35 @@ class InstanceStatus:
     ssh_port: int
 
 
-def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
-    units = installed_units(manager, project)
-    lock = install.read_lock(manager, project)
-    instances = lock.get("instances", {})
-    assert isinstance(instances, dict)
-    shown = manager.show(
-        [*units.instance_units(), *units.gates],
-        ["ActiveState", "SubState", "MainPID", "ActiveEnterTimestamp", "NRestarts"],
-    )
+PROPS = ("ActiveState", "SubState", "MainPID", "ActiveEnterTimestamp", "NRestarts")
+
+
+def all_status(manager: Manager, project: str | None = None) -> list[InstanceStatus]:
+    """Every instance of `project` (default: of every installed project), from one
+    `systemctl show` of all their units."""
+    projects = [project] if project else install.installed_projects(manager)
+    installed = [installed_units(manager, p) for p in projects]
+    shown = manager.show_loaded([u for units in installed for u in units.watched()], PROPS)
     now = time.time()
+    return [row for units in installed for row in _rows(manager, units, shown, now)]
+
+
+def _rows(
+    manager: Manager, units: Units, shown: dict[str, dict[str, str]], now: float
+) -> list[InstanceStatus]:
+    instances = install.read_lock(manager, units.project).get("instances", {})
+    assert isinstance(instances, dict)
+    words = {"active": "healthy", "activating": "starting", "failed": "unhealthy"}
+    health = {  # service: the state of its gate
+        gate[len(f"holos-{units.project}-") : -len("-healthy.service")]: words.get(
+            shown[gate].get("ActiveState", ""), "unknown"
+        )
+        for gate in units.gates
+    }
     result = []
     for inst in units.instances:
         props = shown[units.unit(inst)]
         service, _ = plan.split_instance(inst)
-        _, gates = units.of_service(service)
-        health = "-"
-        if gates:
-            health = {"active": "healthy", "activating": "starting", "failed": "unhealthy"}.get(
-                shown[gates[0]].get("ActiveState", ""), "unknown"
-            )
         pid = int(props.get("MainPID") or 0) or None
         since = props.get("ActiveEnterTimestamp", "").lstrip("@")
         active = props.get("ActiveState") == "active"
@@ -51,24 +60,19 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
         info = instances[inst]
         result.append(
             InstanceStatus(
-                project,
+                units.project,
                 inst,
                 service,
                 f"{props.get('ActiveState', '?')}/{props.get('SubState', '?')}",
                 pid if active else None,
                 uptime,
-                health,
+                health.get(service, "-"),
                 int(props.get("NRestarts") or 0),
                 tuple(info.get("ports", [])),
                 int(info.get("ssh_port", 0)),
             )
         )
     return result
-
-
-def all_status(manager: Manager, project: str | None = None) -> list[InstanceStatus]:
-    projects = [project] if project else install.installed_projects(manager)
-    return [s for p in projects for s in project_status(manager, p)]
 
 
 def format_uptime(seconds: int | None) -> str:
