@@ -30,8 +30,7 @@ def main() -> None:
         startup.report(startup.interleaved(startup.cases(startup.stub_systemctl(Path(tmp))), runs))
     print("\n== 2. compile")
     compile_bench.growth()
-    for label, seconds in compile_bench.whole_build(compile_bench.holosc_argv()).items():
-        print(f"{label:<24} {seconds:6.2f} s whole process (target < 0.5 s)")
+    compile_bench.report_build(compile_bench.whole_build(compile_bench.holosc_argv()))
     print("\n== 4. lifecycle")
     if os.geteuid() == 0:
         sys.argv[1:] = [str(max(3, runs // 2))]

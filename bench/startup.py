@@ -13,6 +13,7 @@ measures it against a real (private) systemd too.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,23 +34,32 @@ def holosc_argv() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "holosc"]
 
 
-def interleaved(cases: Sequence[Case], runs: int) -> dict[str, float]:
-    """Median wall time of each case, the cases taking turns in every round."""
-    samples: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+def interleaved(cases: Sequence[Case], runs: int) -> dict[str, tuple[float, float]]:
+    """Median wall time and median CPU time (user + system) of each case, the cases taking
+    turns in every round. On a busy machine wall time is mostly waiting for a core: the
+    CPU time says what the command itself costs."""
+    wall: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _ in cases}
     for _ in range(runs):
         for label, argv, env in cases:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(argv, env={**os.environ, **env}, capture_output=True, check=False)
-            samples[label].append(time.perf_counter() - start)
-    return {label: statistics.median(times) for label, times in samples.items()}
+            wall[label].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[label].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in wall}
 
 
-def report(medians: Mapping[str, float], floor: str = "python -c pass") -> None:
-    base = medians[floor]
-    print(f"{'case':34} {'median ms':>10} {'x python':>9}  target")
-    for label, seconds in medians.items():
+def report(medians: Mapping[str, tuple[float, float]], floor: str = "python -c pass") -> None:
+    base, base_cpu = medians[floor]
+    print(f"{'case':34} {'wall ms':>8} {'x python':>9} {'cpu ms':>8} {'x python':>9}  target")
+    for label, (seconds, cpu) in medians.items():
         limit = next((f"< {v}x" for k, v in LIMITS.items() if label.startswith(k)), "")
-        print(f"{label:34} {seconds * 1000:10.1f} {seconds / base:9.1f}  {limit}")
+        print(
+            f"{label:34} {seconds * 1000:8.1f} {seconds / base:9.1f} {cpu * 1000:8.1f} "
+            f"{cpu / base_cpu:9.1f}  {limit}"
+        )
 
 
 def stub_systemctl(directory: Path) -> dict[str, str]:
