@@ -134,7 +134,7 @@ def measure(bench: Bench, tmp: Path, runs: int) -> None:
     bench.holosc(life, "down")
     base = statistics.median(samples["python -c pass"])
     print(f"lifecycle against a private systemd, median of {runs} runs (through nsenter)")
-    print(f"{'case':32} {'median ms':>10} {'x python':>9}  systemctl calls")
+    print(f"{'case':32} {'median ms':>10} {'x python':>9}  systemctl calls (incl. directory probe)")
     for label, times in samples.items():
         median = statistics.median(times)
         used = " ".join(calls.get(label, [])) or "-"

@@ -10,9 +10,10 @@ from tests.test_lifecycle import project, systemd  # noqa: F401  (fixtures)
 
 
 def run(sd: PrivateSystemd, where: Path, tmp: Path, *args: str) -> tuple[str, list[str]]:
+    """holosc's output and the systemctl command lines it ran, one string each."""
     log = tmp / "systemctl.log"
     wrapper = tmp / "systemctl"
-    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec systemctl "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec systemctl "$@"\n')
     wrapper.chmod(0o755)
     log.write_text("")
     result = sd.holosc(
@@ -22,7 +23,17 @@ def run(sd: PrivateSystemd, where: Path, tmp: Path, *args: str) -> tuple[str, li
         HOLOSC_SYSTEMCTL=str(wrapper),
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout + result.stderr, log.read_text().split()
+    return result.stdout + result.stderr, log.read_text().splitlines()
+
+
+def about_units(calls: list[str]) -> list[str]:
+    """The verbs of the calls that name the project's units (holosc also asks the manager
+    where its directories are, which names no unit of the project)."""
+    return [c.split()[0] for c in calls if "holos-life-" in c]
+
+
+def verbs(calls: list[str]) -> list[str]:
+    return [c.split()[0] for c in calls]
 
 
 def test_ps_of_stopped_units_and_unchanged_up(
@@ -33,15 +44,16 @@ def test_ps_of_stopped_units_and_unchanged_up(
     run(systemd, project, tmp_path, "install")
     out, calls = run(systemd, project, tmp_path, "ps")
     # One query for every unit, none loaded by it (by name, systemd loads each first).
-    assert calls == ["is-system-running", "show"], calls
+    assert about_units(calls) == ["show"], calls
     assert out.count("inactive/dead") == 3, out
     loaded = systemd.systemctl("list-units", "--all", "--plain", "--no-legend", "holos-life-*@*")
     assert not loaded.stdout.strip(), loaded.stdout
     _, calls = run(systemd, project, tmp_path, "up")
-    assert "start" in calls  # install reloaded already: nothing changed since
+    assert "start" in verbs(calls)  # install reloaded already: nothing changed since
     again, calls = run(systemd, project, tmp_path, "up")
     assert "nothing changed" in again, again
-    assert "daemon-reload" not in calls and "start" not in calls, calls
+    assert about_units(calls) == ["show"], calls
+    assert "daemon-reload" not in verbs(calls) and "start" not in verbs(calls), calls
     out, calls = run(systemd, project, tmp_path, "ps")
-    assert calls == ["is-system-running", "show"] and out.count("active/running") == 3, out
+    assert about_units(calls) == ["show"] and out.count("active/running") == 3, out
     run(systemd, project, tmp_path, "down")
