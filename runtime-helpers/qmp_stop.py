@@ -117,6 +117,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def reachable(socket: str) -> str:
+    """A path to `socket` that fits a Unix socket address (107 bytes): relative to its own
+    directory, which becomes this process's working directory when the path is long."""
+    if len(os.fsencode(socket)) <= 100:
+        return socket
+    os.chdir(os.path.dirname(socket))
+    return os.path.basename(socket)
+
+
 class Stopper:
     """One stop attempt: owns the QMP client, the PID and the log prefix."""
 
@@ -271,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # qemu.qmp logs every reader EOF as an error; those are expected here and reported by us.
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
-    stopper = Stopper(args.qmp, args.pid, args.grace, name)
+    stopper = Stopper(reachable(args.qmp), args.pid, args.grace, name)
     try:
         return asyncio.run(stopper.run())
     except NothingToStop as exc:

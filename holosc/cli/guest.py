@@ -13,13 +13,14 @@ import sys
 import termios
 import time
 import tty
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from holosc import install, keys, lifecycle
 from holosc import plan as P
-from holosc.cli import common, options
+from holosc.cli import common, complete, options
 from holosc.errors import HolosError
 
 ESCAPE = b"\x1d"  # Ctrl-]
@@ -60,7 +61,9 @@ def _wait_for_ssh(port: int, wait: float) -> bool:
 
 
 def exec_(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
     *,
     login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
@@ -114,7 +117,9 @@ def exec_(
 
 
 def console(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -128,15 +133,29 @@ def console(
         name = options.project_name(project, file)
         _instance(manager, name, instance)
         path = manager.runtime_dir / name / instance / "serial.sock"
-        sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.connect(str(path))
+            sock = connect_unix(path)
         except OSError as exc:
             raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     except HolosError as exc:
         common.fail(exc)
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
+
+
+def connect_unix(path: Path) -> socket.socket:
+    """Connect to a Unix socket whose path may be longer than an address holds (107
+    bytes): through /proc/self/fd of its directory, which keeps the address short."""
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(directory)
+    return sock
 
 
 def _pump(sock: socket.socket) -> None:

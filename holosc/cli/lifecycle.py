@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from holosc import hostsecrets, lifecycle, plan, pull, systemd
 from holosc import install as installer
-from holosc import lifecycle, plan, pull, systemd
-from holosc.cli import common, images, options
+from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
 
 
@@ -33,6 +34,7 @@ def up(
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
         _pull_missing(loaded, manager)
+        hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
         lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
     except HolosError as exc:
         common.fail(exc)
@@ -59,7 +61,9 @@ def down(
     disks. Named volumes and the SSH key are kept unless --volumes."""
     try:
         manager = options.manager(user, system)
-        lifecycle.down(manager, options.project_name(project, file), volumes=volumes, say=say)
+        name = options.project_name(project, file)
+        lifecycle.down(manager, name, volumes=volumes, say=say)
+        hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
     except HolosError as exc:
         common.fail(exc)
 
@@ -82,7 +86,10 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
 
 
 def start(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -94,7 +101,10 @@ def start(
 
 
 def stop(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from holosc import lifecycle, status
-from holosc.cli import common, options
+from holosc.cli import common, complete, options
 from holosc.errors import HolosError
 
 
@@ -48,7 +48,13 @@ def ps(
 
 
 def logs(
-    target: Annotated[str, typer.Argument(help="A service (all its replicas) or an instance.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A service (all its replicas) or an instance.",
+            autocompletion=complete.services_and_instances,
+        ),
+    ],
     *,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 50,

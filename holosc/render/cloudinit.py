@@ -16,6 +16,7 @@ from typing import Any
 from holosc import dockerfile
 from holosc import plan as P
 from holosc.model import Mount, MountKind, OsFamily, WriteFile
+from holosc.render import secrets
 from holosc.render.escape import yaml_document
 from holosc.render.guestenv import environment_files
 
@@ -120,8 +121,12 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     files += [_file(f) for f in environment_files(service)]
     files += [_file(f) for f in ci.write_files]
     doc["write_files"] = files
-    if ci.bootcmd:
-        doc["bootcmd"] = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    bootcmd = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    install_secrets = secrets.guest_command(service)
+    if install_secrets:
+        bootcmd.insert(0, install_secrets)
+    if bootcmd:
+        doc["bootcmd"] = bootcmd
     binds = service.binds
     # Mounts first, so the user's runcmd finds its data in place.
     runcmd[:0] = [mount_command(m, binds.index(m) if m in binds else None) for m in service.mounts]

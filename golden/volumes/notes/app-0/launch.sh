@@ -22,6 +22,9 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
 # ExecStartPre (holos-seed) in the runtime directory.
 [ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
+# Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
+# $run/qmp.sock outgrows it with long project and service names.
+cd -- "$run"
 state_q=${state//,/,,}
 volumes_q=${volumes//,/,,}
 run_q=${run//,/,,}
@@ -66,7 +69,7 @@ share() {  # share SOCKET DIRECTORY
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share "${run}"/fs0.sock "${project}"
+share fs0.sock "${project}"
 
 exec qemu-system-x86_64 \
   -name app-0 \
@@ -79,9 +82,9 @@ exec qemu-system-x86_64 \
   -display none \
   -daemonize \
   -pidfile "${run}"/qemu.pid \
-  -chardev socket,id=console0,path="${run_q}"/serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
+  -chardev socket,id=console0,path=serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
   -serial chardev:console0 \
-  -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
+  -chardev socket,id=qmp,path=qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
@@ -96,5 +99,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-uploads,serial=vol-uploads \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path="${run_q}"/fs0.sock \
+  -chardev socket,id=fs0,path=fs0.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0
