@@ -13,14 +13,17 @@ Usage: python bench/lifecycle.py [RUNS]
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,19 +84,31 @@ class Bench:
         self.env = {"HOLOSC_SYSTEMCTL": str(wrapper), "HOLOSC_SSH_KEY": str(tmp / "key")}
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "key")])
 
-    def holosc(self, project: Path, *args: str) -> tuple[float, list[str]]:
+    def holosc(self, project: Path, *args: str) -> tuple[tuple[float, float], list[str]]:
+        """(wall, CPU) seconds of one holosc run, and the systemctl verbs it used."""
         self.log.write_text("")
-        start = time.perf_counter()
-        result = self.sd.holosc(*args, cwd=project, **self.env)
-        seconds = time.perf_counter() - start
+        with timer() as took:
+            result = self.sd.holosc(*args, cwd=project, **self.env)
         if result.returncode != 0:
             raise SystemExit(f"holosc {' '.join(args)} failed:\n{result.stderr}")
-        return seconds, self.log.read_text().split()
+        return took[0], self.log.read_text().split()
 
-    def python(self) -> float:
-        start = time.perf_counter()
-        self.sd.run([sys.executable, "-c", "pass"])
-        return time.perf_counter() - start
+    def python(self) -> tuple[float, float]:
+        with timer() as took:
+            self.sd.run([sys.executable, "-c", "pass"])
+        return took[0]
+
+
+@contextlib.contextmanager
+def timer() -> Iterator[list[tuple[float, float]]]:
+    """Wall and CPU (user + system of waited-for children: nsenter and what it runs)."""
+    took: list[tuple[float, float]] = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    yield took
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    took.append((time.perf_counter() - start, cpu))
 
 
 def main() -> None:
@@ -116,7 +131,10 @@ def measure(bench: Bench, tmp: Path, runs: int) -> None:
     life = tiny_project(tmp / "life")
     empty = tmp / "empty"
     empty.mkdir()
-    samples: dict[str, list[float]] = {"python -c pass": [], "ps (nothing installed)": []}
+    samples: dict[str, list[tuple[float, float]]] = {
+        "python -c pass": [],
+        "ps (nothing installed)": [],
+    }
     for _ in range(runs):
         samples["python -c pass"].append(bench.python())
         samples["ps (nothing installed)"].append(bench.holosc(empty, "ps")[0])
@@ -132,13 +150,19 @@ def measure(bench: Bench, tmp: Path, runs: int) -> None:
             seconds, calls[label] = bench.holosc(project, *args)
             samples[label].append(seconds)
     bench.holosc(life, "down")
-    base = statistics.median(samples["python -c pass"])
+    base = statistics.median(t[0] for t in samples["python -c pass"])
+    base_cpu = statistics.median(t[1] for t in samples["python -c pass"])
     print(f"lifecycle against a private systemd, median of {runs} runs (through nsenter)")
-    print(f"{'case':32} {'median ms':>10} {'x python':>9}  systemctl calls (incl. directory probe)")
+    print(f"{'case':30} {'wall ms':>8} {'x py':>5} {'cpu ms':>7} {'x py':>5}  systemctl calls")
     for label, times in samples.items():
-        median = statistics.median(times)
+        wall = statistics.median(t[0] for t in times)
+        cpu = statistics.median(t[1] for t in times)
         used = " ".join(calls.get(label, [])) or "-"
-        print(f"{label:32} {median * 1000:10.1f} {median / base:9.1f}  {used}")
+        print(
+            f"{label:30} {wall * 1000:8.1f} {wall / base:5.1f} {cpu * 1000:7.1f} "
+            f"{cpu / base_cpu:5.1f}  {used}"
+        )
+    print("(the calls include holosc asking the manager where its directories are)")
 
 
 if __name__ == "__main__":
