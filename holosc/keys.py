@@ -10,11 +10,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from holosc import names
 from holosc.errors import Diagnostic, HolosError
 
 
 def key_path(state_root: Path, project: str) -> Path:
-    return state_root / "ssh" / project / "id_ed25519"
+    return state_root / "ssh" / names.check("project", project) / "id_ed25519"
 
 
 def ensure_key(path: Path, project: str) -> str:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import install, plan
+from holosc import install, names, plan
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.systemd import Manager
@@ -65,9 +65,8 @@ def installed_units(manager: Manager, project: str) -> Units:
             f"project '{project}' is not installed",
             "run holosc up (or holosc install) in its directory first",
         )
-    instances = lock.get("instances", {})
-    assert isinstance(instances, dict)
-    order = sorted(instances, key=lambda i: tuple(map(int, instances[i]["ip"].split("."))))
+    instances = install.lock_instances(manager, project, lock)
+    order = sorted(instances, key=lambda i: tuple(map(int, str(instances[i]["ip"]).split("."))))
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
     others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
     return Units(project, tuple(order), gates, others)
@@ -224,8 +223,9 @@ def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> lis
 
 
 def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
-    manager.require()
+    names.check("project", project)
     units = installed_units(manager, project)
+    manager.require()
     started = time.monotonic()
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
     manager.ctl("stop", *reversed(units.all()))

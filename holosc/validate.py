@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc import dockerfile, images, quantities, schema
+from holosc import dockerfile, images, names, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath, parse_dotenv
 from holosc.model import (
@@ -39,7 +39,7 @@ from holosc.model import (
     WriteFile,
 )
 
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME = names.LABEL
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")

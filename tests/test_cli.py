@@ -277,3 +277,12 @@ def test_completion_offers_names_from_holos_yaml(
         [str(script)], cwd=project, env=environ, capture_output=True, text=True, timeout=60
     )
     assert expected in done.stdout, (done.stdout, done.stderr)
+
+
+def test_quiet_silences_summaries_not_errors(project: Path) -> None:
+    built = holosc("-q", "build", cwd=project)
+    assert built.returncode == 0 and built.stderr == ""
+    assert "written" in holosc("build", cwd=project).stderr
+    (project / "holos.yaml").write_text("services: {web: {replicas: many}}\n")
+    failed = holosc("-q", "validate", cwd=project)
+    assert failed.returncode == 3 and "must be an integer" in failed.stderr

@@ -263,8 +263,12 @@ def _global_options(
             "comma-separated).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summaries; errors still show.")
+    ] = False,
 ) -> None:
     common.color = color
+    common.quiet = quiet
     common.set_profiles(profile)
 
 

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle
+from holosc import install, keys, lifecycle, names, systemd
 from holosc import plan as P
 from holosc.cli import common, complete, options
 from holosc.errors import HolosError
@@ -26,10 +26,10 @@ from holosc.errors import HolosError
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-def _instance(manager: object, project: str, instance: str) -> dict[str, object]:
-    lock = install.read_lock(manager, project)  # type: ignore[arg-type]
-    instances = lock.get("instances") or {}
-    assert isinstance(instances, dict)
+def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str, object]:
+    names.check_instance(instance, "the command line")
+    lock = install.read_lock(manager, project)
+    instances = install.lock_instances(manager, project, lock)
     if not lock:
         raise lifecycle.error(f"project '{project}' is not installed")
     if instance not in instances:

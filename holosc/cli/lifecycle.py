@@ -9,14 +9,14 @@ from typing import Annotated
 
 import typer
 
-from holosc import hostsecrets, lifecycle, plan, pull, systemd
+from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
 from holosc import install as installer
 from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    common.note(line)
 
 
 def up(
@@ -125,9 +125,11 @@ def _start_or_stop(
 ) -> None:
     try:
         manager = options.manager(user, system)
-        manager.require()
         name = options.project_name(project, file)
+        for service in services or []:
+            names.check("service", service, "the command line")
         units = _service_units(manager, name, services or [])
+        manager.require()
         if verb == "start":
             manager.ctl("start", *units)
         else:

@@ -254,7 +254,11 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         image_format=image.format,
         disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
         uefi=service.vm.uefi,
-        shares=[f"share fs{i}.sock {shell_word(host_path(m.source))}" for i, m in enumerate(binds)],
+        shares=[
+            f"share fs{i}.sock {shell_word(host_path(m.source))}"
+            + (" ro" if m.read_only else " rw")
+            for i, m in enumerate(binds)
+        ],
         secret_checks=_secret_checks(plan, service),
         args=lines,
     )

@@ -187,7 +187,7 @@ def test_three_tier_stack(stack: Stack) -> None:
         pinned = (
             stack.sd.state / "var-lib-holos" / "instances" / "shop" / inst / "known_hosts"
         ).read_text()
-        guest = stack.exec(inst, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        guest = stack.exec(inst, "sudo cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
         assert pinned == f"{inst}.shop.holos {' '.join(guest)}\n"
     seeds = re.findall(r"seed ready in ([\d.]+) s", stack.journal("holos-shop-web@1.service"))
     assert seeds, stack.journal("holos-shop-web@1.service")

@@ -70,6 +70,9 @@ fi
 [ -e "$state/OVMF_VARS.fd" ] || cp -- "$ovmf_vars" "$state/OVMF_VARS.fd"
 ovmf_code_q=${ovmf_code//,/,,}
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name trainer-0 \
   -machine q35,accel="${accel}",kernel-irqchip=on \

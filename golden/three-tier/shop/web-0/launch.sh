@@ -46,6 +46,9 @@ if [ ! -e "$state/root.qcow2" ]; then
   mv -- "$state/root.qcow2.tmp" "$state/root.qcow2"
 fi
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name web-0 \
   -machine q35,accel="${accel}" \

@@ -59,19 +59,37 @@ for candidate in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd /usr/lib/virtiof
   [ -x "$candidate" ] && virtiofsd=$candidate
 done
 [ -n "$virtiofsd" ] || die "virtiofsd not found: install virtiofsd (or qemu-system-common)"
-share() {  # share SOCKET DIRECTORY
+share() {  # share SOCKET DIRECTORY ro|rw
   [ -d "$2" ] || die "bind mount source $2 is not a directory"
   rm -f -- "$1"
-  if "$virtiofsd" --help 2>&1 | grep -q -- --shared-dir; then
-    "$virtiofsd" --socket-path="$1" --shared-dir="$2" --cache=auto --sandbox=none &
+  local help ro_bind="" args
+  help=$("$virtiofsd" --help 2>&1 || true)
+  if grep -q -- --shared-dir <<<"$help"; then  # the Rust virtiofsd
+    args=(--socket-path="$1" --shared-dir="$2" --cache=auto --sandbox=none)
+    if [ "$3" = ro ]; then
+      if grep -q -- --readonly <<<"$help"; then args+=(--readonly); else ro_bind=1; fi
+    fi
+  else  # QEMU's C virtiofsd (Debian 12) has no read-only mode
+    args=(--socket-path="$1" -o source="${2//,/\\,}" -o cache=auto)
+    if [ "$3" = ro ]; then ro_bind=1; fi
+  fi
+  if [ -n "$ro_bind" ]; then
+    # Read-only on the host side, whatever the guest mounts: this virtiofsd serves a
+    # read-only bind mount of the directory, in a mount namespace of its own.
+    # shellcheck disable=SC2016  # $1 and $@ are the inner shell's
+    unshare --mount --propagation private -- /bin/sh -c \
+      'mount --bind -o ro -- "$1" "$1" && shift && exec "$@"' sh "$2" "$virtiofsd" "${args[@]}" &
   else
-    "$virtiofsd" --socket-path="$1" -o source="${2//,/\\,}" -o cache=auto &
+    "$virtiofsd" "${args[@]}" &
   fi
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share fs0.sock "${project}"/config
+share fs0.sock "${project}"/config ro
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name db-0 \
   -machine q35,accel="${accel}" \
