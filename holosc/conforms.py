@@ -136,6 +136,10 @@ def _min_properties(arg: Any, value: Any, schema: Any, root: Any) -> bool:
     return not isinstance(value, dict) or len(value) >= arg
 
 
+def _max_properties(arg: Any, value: Any, schema: Any, root: Any) -> bool:
+    return not isinstance(value, dict) or len(value) <= arg
+
+
 def _items(arg: Any, value: Any, schema: Any, root: Any) -> bool:
     if "prefixItems" in schema:
         return _unsure()
@@ -184,6 +188,7 @@ _KEYWORDS: dict[str, Callable[[Any, Any, Any, Any], bool]] = {
     "propertyNames": _property_names,
     "required": _required,
     "minProperties": _min_properties,
+    "maxProperties": _max_properties,
     "items": _items,
     "minItems": _min_items,
     "minLength": _min_length,
