@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from holosc import names, plan
+from holosc import diskspace, names, plan
 from holosc.compiler import LOCK_FILE, Output
 from holosc.emit import write_atomic
 from holosc.systemd import BOOT_TARGET, Manager
@@ -143,8 +143,45 @@ def _instance_of(rel: str) -> str | None:
     return head[0] if len(head) == 2 else None
 
 
+def removals(output: Output, manager: Manager, project: str) -> tuple[list[str], list[str]]:
+    """(instances, non-template units) that installing `output` would remove, in order.
+
+    Asked before `install`: a removed unit must be stopped while its file still exists,
+    or systemd forgets its ExecStop= and kills the VM instead of shutting it down.
+    """
+    units, files = _split(output, project)
+    old = read_manifest(manager, project)
+    old_instances = {i for r in old["files"] if (i := _instance_of(r))}
+    new_instances = {i for r in files if (i := _instance_of(r))}
+    gone_units = [u for u in sorted(set(old["units"]) - set(units)) if "@" not in u]
+    return sorted(old_instances - new_instances), gone_units
+
+
 def install(output: Output, manager: Manager, project: str, project_dir: Path) -> Installed:
-    """Write units and artifacts for `project`; remove what a previous install left over."""
+    """Write units and artifacts for `project`; remove what a previous install left over.
+
+    :raises RuntimeCommandError: when a filesystem is full (the manifest is written last,
+        so the next install rewrites whatever this one could not).
+    """
+    try:
+        return _install(output, manager, project, project_dir)
+    except OSError as exc:
+        if not diskspace.is_full(exc):
+            raise
+        where = Path(exc.filename) if exc.filename else manager.artifacts(project)
+        needed = sum(len(f.data) for f in output.files.values())
+        raise diskspace.full_error(where, f"project {project}'s units and seeds", needed) from exc
+
+
+def _write(target: Path, data: bytes, mode: int = 0o644) -> None:
+    """write_atomic, with the target named in the error (a failed write() names no file)."""
+    try:
+        write_atomic(target, data, mode)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
+
+
+def _install(output: Output, manager: Manager, project: str, project_dir: Path) -> Installed:
     units, files = _split(output, project)
     old = read_manifest(manager, project)
     artifacts = manager.artifacts(project)
@@ -159,10 +196,10 @@ def install(output: Output, manager: Manager, project: str, project_dir: Path) -
         if old["files"].get(r) != _digest(d) or not (artifacts / r).is_file()
     }
     for name in sorted(written_units):
-        write_atomic(manager.unit_dir / name, units[name])
+        _write(manager.unit_dir / name, units[name])
     for rel in sorted(changed_files):
         data, mode = files[rel]
-        write_atomic(artifacts / rel, data, mode)
+        _write(artifacts / rel, data, mode)
     removed_units = set(old["units"]) - set(units)
     for name in removed_units:
         (manager.unit_dir / name).unlink(missing_ok=True)
@@ -180,7 +217,7 @@ def install(output: Output, manager: Manager, project: str, project_dir: Path) -
         "units": {n: _digest(d) for n, d in sorted(units.items())},
         "files": {r: _digest(d) for r, (d, _) in sorted(files.items())},
     }
-    write_atomic(artifacts / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    _write(artifacts / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     changed = {i for r in changed_files if (i := _instance_of(r))}
     # A changed template changes every replica of its service.
     for name in written_units:

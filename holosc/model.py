@@ -93,11 +93,13 @@ class Device:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dependency:
-    """`condition` None is the short form: healthy if the dependency has a healthcheck."""
+    """`condition` None is the short form: healthy if the dependency has a healthcheck.
+    `restart`: compose's `restart: true`, restart the dependent when the dependency restarts."""
 
     service: str
     condition: Condition | None = None
     required: bool = True
+    restart: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -529,6 +529,7 @@ def _depends_on(check: _Checker, at: JsonPath, raw: Any) -> Iterable[Dependency]
                     name,
                     Condition(condition) if condition else None,
                     spec.get("required", True) is True,
+                    spec.get("restart", False) is True,
                 )
 
 

@@ -54,6 +54,15 @@ def test_help_imports_no_heavy_module() -> None:
     assert "yaml" not in modules
 
 
+@pytest.mark.parametrize("command", ["version", *cli.COMMANDS])
+def test_each_commands_help_imports_no_heavy_module(command: str) -> None:
+    """Every command, new ones included, is registered lazily: its own --help (and
+    `version`) loads no validator, template engine, ISO writer or QMP client."""
+    code, modules, out = imported(command, *([] if command == "version" else ["--help"]))
+    assert code == 0 and out
+    assert not modules & set(HEAVY), (command, modules & set(HEAVY))
+
+
 def test_ps_imports_no_compiler(tmp_path: Path) -> None:
     """ps with nothing installed, against a systemctl stub that says the manager runs."""
     stub = tmp_path / "systemctl"

@@ -30,6 +30,18 @@ def snapshot(root: Path) -> dict[str, object]:
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             rel = str(path.relative_to(root))
+            if name.startswith(".") and name.endswith(".lock"):
+                continue  # a project's flock file (project_lock.py): taken before checks
+            if name == "systemctl.log":
+                # Read-only queries (is the manager up?) may come first; nothing that acts.
+                calls = path.read_text().splitlines()
+                acting = [
+                    c for c in calls if c.split()[:1] not in (["is-system-running"], ["show"])
+                ]
+                if acting:
+                    result[rel] = ("calls", acting)
+                continue
+
             if path.is_symlink():
                 result[rel] = ("link", os.readlink(path))
             elif path.is_file():

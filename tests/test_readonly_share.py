@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ import pytest
 from tests.conftest import require_tool
 from tests.guestkernel import _read_module, cache_dir, newc, run
 from tests.systemd_harness import PrivateSystemd
+from tests.test_lifecycle import systemd  # noqa: F401 (the private systemd fixture)
 
 # (path under lib/modules/*/kernel/, in load order)
 MODULES = (
@@ -138,16 +138,10 @@ def project(tmp_path: Path, virtiofs_kernel: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def systemd(tmp_path: Path) -> Iterator[PrivateSystemd]:
-    sd = PrivateSystemd(tmp_path / "systemd").start()
-    try:
-        yield sd
-    finally:
-        sd.stop()
-
-
-def test_guest_cannot_write_to_a_read_only_share(systemd: PrivateSystemd, project: Path) -> None:
+def test_guest_cannot_write_to_a_read_only_share(
+    systemd: PrivateSystemd,  # noqa: F811 (the fixture imported above)
+    project: Path,
+) -> None:
     up = systemd.holosc("up", cwd=project, HOLOSC_SSH_KEY=str(project.parent / "key"))
     assert up.returncode == 0, up.stderr
     log = systemd.state / "var-lib-holos" / "instances" / "share" / "guest-0" / "console.log"

@@ -38,6 +38,7 @@ class Command(NamedTuple):
     summary: str  # the docstring's first sentence (checked by tests/test_cli_imports.py)
     epilog: str | None = EPILOG
     context_settings: dict[str, Any] | None = None
+    group: bool = False  # `function` names a typer.Typer of subcommands
 
 
 COMMANDS = {
@@ -139,13 +140,23 @@ COMMANDS = {
         "verify",
         "Re-hash cached images against the checksums recorded when they were pulled (offline).",
     ),
+    "export": Command(
+        "export",
+        "app",
+        "Write the project for another engine (kubevirt: Kubernetes manifests).",
+        group=True,
+    ),
 }
 
 
-def load_command(name: str) -> typer.core.TyperCommand:
+def load_command(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
     """Import one command's module and build its click command."""
     spec = COMMANDS[name]
     module = importlib.import_module(f"holosc.cli.{spec.module}")
+    if spec.group:
+        group = typer.main.get_group(getattr(module, spec.function))
+        assert isinstance(group, typer.core.TyperGroup)
+        return group
     info = typer.models.CommandInfo(
         name=name,
         callback=getattr(module, spec.function),

@@ -21,7 +21,7 @@ import typer
 from holosc import install, keys, lifecycle, names, systemd
 from holosc import plan as P
 from holosc.cli import common, complete, options
-from holosc.errors import HolosError
+from holosc.errors import HolosError, RuntimeCommandError
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
@@ -40,6 +40,23 @@ def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str
     info = instances[instance]
     assert isinstance(info, dict)
     return info
+
+
+def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
+    """Fail at once for an instance whose unit is not running (instead of waiting --wait
+    seconds for an SSH banner that cannot come)."""
+    unit = P.instance_unit(project, *P.split_instance(instance))
+    try:
+        props = manager.show([unit], ["ActiveState", "SubState"])[unit]
+    except RuntimeCommandError:
+        return  # no manager to ask (a guest started by hand): the SSH wait decides
+    if props.get("ActiveState") not in ("active", "activating", "reloading"):
+        service = P.split_instance(instance)[0]
+        raise lifecycle.error(
+            f"instance '{instance}' is not running "
+            f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
+            f"holosc start {service}",
+        )
 
 
 def _wait_for_ssh(port: int, wait: float) -> bool:
@@ -78,6 +95,7 @@ def exec_(
         manager = options.manager(user_scope, system_scope)
         name = options.project_name(project, file)
         info = _instance(manager, name, instance)
+        _require_running(manager, name, instance)
     except HolosError as exc:
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec

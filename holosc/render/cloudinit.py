@@ -83,6 +83,12 @@ def mount_command(mount: Mount, share_index: int | None) -> str:
 
 
 def user_data(plan: P.Plan, inst: P.Instance) -> str:
+    return "#cloud-config\n" + yaml_document(user_data_doc(plan, inst))
+
+
+def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> dict[str, Any]:
+    """The user-data of `inst` as data; `etc_hosts=False` leaves /etc/hosts alone (a
+    cluster resolves names through its DNS instead, see holosc/export)."""
     service = inst.service
     ci = service.cloud_init
     keys = [*ci.ssh_authorized_keys]
@@ -105,14 +111,16 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     # holos-seed adds as vendor-data `ssh_authorized_keys` is installed for it. (A
     # vendor-data `users:` entry would be shadowed by this one: measured, see units.md.)
     doc["user"] = user
-    files = [
-        {
-            "path": "/etc/hosts",
-            "content": hosts_file(plan),
-            "permissions": "0644",
-            "owner": "root:root",
-        }
-    ]
+    files = []
+    if etc_hosts:
+        files.append(
+            {
+                "path": "/etc/hosts",
+                "content": hosts_file(plan),
+                "permissions": "0644",
+                "owner": "root:root",
+            }
+        )
     runcmd: list[Any] = []
     if service.provisioning is not None:
         files += [_file(f) for f in service.provisioning.files]
@@ -133,7 +141,7 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     runcmd += [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     if runcmd:
         doc["runcmd"] = runcmd
-    return "#cloud-config\n" + yaml_document(doc)
+    return doc
 
 
 def network_config(inst: P.Instance) -> str:

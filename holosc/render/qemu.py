@@ -7,6 +7,7 @@ shell variable whose commas the script doubles (at run time, for host paths).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Sequence
 
@@ -79,6 +80,15 @@ def _uses_project(service: Service, plan: P.Plan) -> bool:
         *(plan.project.secret(u.source).file for u in service.secrets),
     ]
     return any(p is not None and not p.startswith("/") for p in paths)
+
+
+def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
+    """The virtiofs socket of bind mount `index`, relative to the runtime directory.
+
+    Unique on the host, not only in the directory: QEMU 7.2's virtiofsd locks a file
+    named after the socket path it is given, so two instances' `fs0.sock` collided."""
+    digest = hashlib.sha256(f"{plan.project.name}/{inst.name}".encode()).hexdigest()[:12]
+    return f"fs{index}-{digest}.sock"
 
 
 def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
@@ -182,7 +192,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         for i, _ in enumerate(binds):
             args += [
                 ["-chardev"],
-                [f"socket,id=fs{i},path=fs{i}.sock"],
+                [f"socket,id=fs{i},path={share_socket(plan, inst, i)}"],
                 ["-device"],
                 [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
             ]
@@ -255,7 +265,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
         uefi=service.vm.uefi,
         shares=[
-            f"share fs{i}.sock {shell_word(host_path(m.source))}"
+            f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
             + (" ro" if m.read_only else " rw")
             for i, m in enumerate(binds)
         ],

@@ -24,6 +24,20 @@ QMP_STOP = "holos-qmp-stop"
 # the directories systemd creates are 0700 and every file the unit creates 0600.
 PRIVATE = (("UMask", "0077"), ("StateDirectoryMode", "0700"))
 HEALTH = "holos-health"
+# Crash loops: systemd restarts a VM killed by a signal after RESTART_SEC, at most
+# START_LIMIT_BURST times in START_LIMIT_INTERVAL_S, then leaves it failed (start-limit-hit).
+# `holosc up` and `start` reset the counter of what the user asks to start, so manual
+# starts never hit it (a tight burst blocked a manual restart: shared/testing/README.md).
+RESTART_SEC = 2
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_S = 300
+# ExecStartPre= of a dependent: every required dependency unit must be active (a failed
+# or stopped one fails the start). `systemctl is-active` of several units succeeds when
+# any is, hence the loop; $MANAGERPID is set only under a user manager.
+REQUIRE_ACTIVE = (
+    'for unit; do systemctl ${MANAGERPID:+--user} is-active --quiet -- "$unit" || '
+    '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
+)
 SEED = "holos-seed"
 
 # compose's restart: as Restart= of a QEMU unit (measured; see docs/units.md). The default
@@ -106,8 +120,14 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("Description", Specifier(unit_value(f"holos {p}: {service.name}-") + "%i")),
         ("PartOf", P.target_name(p)),
     ]
-    for dep in _after(plan.project, service):
-        unit_section += [("Requires", dep), ("After", dep)]
+    needed: list[str] = []
+    for dep, kind, checked in _after(plan.project, service):
+        unit_section += [(kind, dep), ("After", dep)]
+        needed += [dep] if checked else []
+    unit_section += [
+        ("StartLimitIntervalSec", str(START_LIMIT_INTERVAL_S)),
+        ("StartLimitBurst", str(START_LIMIT_BURST)),
+    ]
     stop = [
         QMP_STOP,
         "--qmp",
@@ -123,6 +143,11 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("RuntimeDirectory", Specifier(runtime_dir(p, inst))),
         ("RuntimeDirectoryMode", "0700"),
         ("StateDirectory", Specifier(state_dirs(p, inst))),
+        *(
+            [("ExecStartPre", exec_line(["sh", "-c", REQUIRE_ACTIVE, "holos-depends", *needed]))]
+            if needed
+            else []
+        ),
         *PRIVATE,
         # This host's keys join the compiled texts here, never in the output (units.md).
         ("ExecStartPre", exec_line(_seed(p, inst))),
@@ -132,6 +157,7 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("TimeoutStopSec", str(-(-service.stop_grace_ms // 1000) + STOP_MARGIN_S)),
         ("KillMode", "mixed"),
         ("Restart", RESTART[service.restart]),
+        ("RestartSec", str(RESTART_SEC)),
     ]
     if service.devices:
         service_section.append(("LimitMEMLOCK", "infinity"))  # VFIO pins guest RAM
@@ -254,13 +280,23 @@ def render_volumes(plan: P.Plan) -> str:
     )
 
 
-def _after(project: Project, service: Service) -> list[str]:
-    """Units this service's instances need started first."""
-    units = [P.volumes_unit(project.name)] if service.named_volumes else []
+def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
+    """(unit, Requires|Wants, checked at start) for what this service's instances need
+    started first.
+
+    Compose semantics (docs/units.md): a dependent keeps running while its dependency
+    restarts, so only `restart: true` uses Requires= (which carries the dependency's
+    restarts over to the dependent); the other forms use Wants=, and ExecStartPre=
+    refuses to start while a required dependency is not active (with Wants= alone a
+    failed gate would not hold its dependents). `required: false` starts it anyway.
+    """
+    units = [(P.volumes_unit(project.name), "Requires", False)] if service.named_volumes else []
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
-            units.append(P.gate_unit(project.name, target.name))
+            names = [P.gate_unit(project.name, target.name)]
         else:
-            units += [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
+            names = [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
+        kind = "Requires" if dep.restart else "Wants"
+        units += [(n, kind, dep.required and not dep.restart) for n in names]
     return units

@@ -84,7 +84,7 @@ share() {  # share SOCKET DIRECTORY ro|rw
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share fs0.sock "${project}" rw
+share fs0-66e60566e949.sock "${project}" rw
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"
@@ -117,5 +117,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-uploads,serial=vol-uploads \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path=fs0.sock \
+  -chardev socket,id=fs0,path=fs0-66e60566e949.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0

@@ -85,7 +85,7 @@ share() {  # share SOCKET DIRECTORY ro|rw
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share fs0.sock "${project}"/config ro
+share fs0-9dff09dcfa75.sock "${project}"/config ro
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"
@@ -118,5 +118,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-pgdata,serial=vol-pgdata \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path=fs0.sock \
+  -chardev socket,id=fs0,path=fs0-9dff09dcfa75.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0
