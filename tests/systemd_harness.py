@@ -33,6 +33,7 @@ def die_with_parent(sig: signal.Signals) -> None:
     a killed test run leaves nothing running. For a subprocess's preexec_fn."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
+
 STUB_UNITS = (
     "exit.target", "systemd-exit.service", "shutdown.target", "final.target", "umount.target",
     "sockets.target", "timers.target", "paths.target", "slices.target", "network.target",
