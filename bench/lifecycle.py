@@ -144,7 +144,7 @@ def measure(bench: Bench, tmp: Path, runs: int) -> None:
     calls: dict[str, list[str]] = {}
     for _ in range(runs):
         for label, project, args in (
-            ("ps big (253 inst, installed)", big, ("ps", "big")),
+            ("ps big (253 inst, installed)", big, ("ps", "-p", "big")),
             ("up life (running, unchanged)", life, ("up",)),
         ):
             seconds, calls[label] = bench.holosc(project, *args)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc.errors import Diagnostic, ExitCode, HolosError
+from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 
 if TYPE_CHECKING:
     from holosc.compiler import Output
@@ -158,6 +158,20 @@ def fail(exc: HolosError) -> NoReturn:
     else:
         print(f"holosc: error: {exc.message}", file=sys.stderr)
     raise typer.Exit(int(exc.exit_code))
+
+
+def replace_process(argv: list[str], package: str) -> NoReturn:
+    """Become `argv` (ssh, journalctl): their exit code is the command's; a missing or
+    unrunnable program is a runtime error (exit 5), never a traceback."""
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        message = f"cannot run {argv[0]}: {exc.strerror}"
+        fail(
+            RuntimeCommandError(
+                message, [Diagnostic(message, file="holosc", hint=f"install {package}")]
+            )
+        )
 
 
 def exit_on_warnings(warnings: tuple[Diagnostic, ...], strict: bool) -> None:
