@@ -25,7 +25,6 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, units
 
 LOCK_FILE = "holos.lock.json"
 # What a project writes is bounded in bytes, not only the input in values: seeds are written
@@ -48,6 +47,10 @@ class Output:
 
 def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
     """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
+    # The renderers (jinja2, PyYAML) load here, not when commands that only read
+    # the lock file or the Output type import this module.
+    from holosc.render import cloudinit, qemu, units
+
     plan = P.build_plan(project)
     name = project.name
     files: dict[PurePosixPath, File] = {}
@@ -82,6 +85,8 @@ def output_bytes(project: Project) -> dict[str, int]:
     files (its first instance is rendered; replicas differ only in names and addresses)
     and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
     own overhead)."""
+    from holosc.render import cloudinit, qemu
+
     plan = P.build_plan(project)
     sizes = {}
     for service in project.services:

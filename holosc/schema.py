@@ -11,15 +11,15 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import jsonschema.validators
-
+from holosc.conforms import conforms, regex
 from holosc.errors import Diagnostic, printable
 from holosc.load import Document, JsonPath
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -37,34 +37,34 @@ def schema_text() -> str:
     return (resources.files("holosc") / "schema" / "holos.schema.json").read_text("utf-8")
 
 
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
-    """`pattern` as ECMA-262 means it: a final `$` matches only at the very end (Python's
-    `$` also matches before a final newline, so "demo\n" would pass as a name)."""
-    if validator.is_type(instance, "string") and not re.search(_python(pattern), instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
 @functools.cache
-def _python(pattern: str) -> re.Pattern[str]:
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
-
-
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator, {"pattern": _pattern}
-)
+def schema_data() -> dict[str, Any]:
+    data = json.loads(schema_text())
+    assert isinstance(data, dict)
+    return data
 
 
 @functools.cache
 def _validator() -> Any:
-    schema = json.loads(schema_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return _Validator(schema)
+    import jsonschema  # only for documents that need explaining: its import is slow
+    import jsonschema.validators
+
+    def pattern(validator: Any, arg: str, instance: Any, schema: Any) -> Any:
+        # As conforms reads it (ECMA-262): "demo\n" does not match `^...$`.
+        if validator.is_type(instance, "string") and not regex(arg).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {arg!r}")
+
+    jsonschema.Draft202012Validator.check_schema(schema_data())
+    extended = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": pattern}
+    )
+    return extended(schema_data())
 
 
 def check(doc: Document) -> list[Diagnostic]:
     """Every schema violation of `doc`, one diagnostic each."""
+    if conforms(schema_data(), doc.data):
+        return []
     return [_diagnostic(doc, error) for error in _leaf_errors(_validator().iter_errors(doc.data))]
 
 
