@@ -84,7 +84,7 @@ def output_bytes(project: Project) -> dict[str, int]:
     """About how many bytes each service writes, all replicas together: its compiled
     files (its first instance is rendered; replicas differ only in names and addresses)
     and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
-    own overhead)."""
+    own overhead). Loads no template engine: `holosc validate` calls it."""
     from holosc.render import cloudinit, qemu
 
     plan = P.build_plan(project)
@@ -97,7 +97,7 @@ def output_bytes(project: Project) -> dict[str, int]:
         network = cloudinit.network_config(inst)
         meta = cloudinit.meta_data(plan, inst, user_data, network)
         seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
-        launch = len(qemu.render_launch(plan, inst).encode("utf-8"))
+        launch = qemu.launch_bytes(plan, inst)
         sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
     return sizes
 

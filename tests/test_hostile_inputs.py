@@ -132,7 +132,7 @@ def test_output_is_bounded_in_bytes(tmp_path: Path) -> None:
     result = holosc("build", "-o", "out", cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith(
-        "holos.yaml:3:3: error: services.web: the project would write 41.5 MiB "
+        "holos.yaml:3:3: error: services.web: the project would write 41.6 MiB "
         "(compiled files and the seeds built from them at start), over the limit of 32 MiB"
     ), result.stderr
     assert not (tmp_path / "out").exists()
