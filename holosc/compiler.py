@@ -26,11 +26,15 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, hosts, qemu, units
 
 LOCK_FILE = "holos.lock.json"
-PROJECT_FILES = ("volumes.sh", hosts.FILE)  # <p>/NAME
+PROJECT_FILES = ("volumes.sh", P.PEERS_FILE)  # <p>/NAME
 INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
+# What a project writes is bounded in bytes, not only the input in values: seeds are written
+# once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
+# A project of 253 small instances compiles to about 20 MB.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+ISO_OVERHEAD = 72 * 1024  # measured: a seed.iso of small files is 69,632 bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +56,10 @@ def compile_project(
     """Every file of the compiled project; `sources` maps input names to SHA-256 digests;
     `previous` is the lock of the build this one replaces (its instances keep their
     addresses and ports, see plan.build_plan)."""
+    # The renderers (jinja2, PyYAML) load here, not when commands that only read
+    # the lock file or the Output type import this module.
+    from holosc.render import cloudinit, hosts, qemu, units
+
     plan = P.build_plan(project, allocations(previous or {}))
     name = project.name
     files: dict[PurePosixPath, File] = {}
@@ -64,7 +72,7 @@ def compile_project(
     if project.used_volumes:
         add(P.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
-    add(f"{name}/{hosts.FILE}", hosts.peers(plan))
+    add(f"{name}/{P.PEERS_FILE}", hosts.peers(plan))
     for service in project.services:
         add(P.template_name(name, service.name), units.render_template(plan, service))
         if service.healthcheck is not None:
@@ -80,6 +88,28 @@ def compile_project(
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def output_bytes(project: Project) -> dict[str, int]:
+    """About how many bytes each service writes, all replicas together: its compiled
+    files (its first instance is rendered; replicas differ only in names and addresses)
+    and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
+    own overhead). Loads no template engine: `holosc validate` calls it."""
+    from holosc.render import cloudinit, qemu
+
+    plan = P.build_plan(project)
+    sizes = {}
+    for service in project.services:
+        if not plan.of(service):  # replicas: 0
+            continue
+        inst = plan.of(service)[0]
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
+        launch = qemu.launch_bytes(plan, inst)
+        sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
+    return sizes
 
 
 def _lock(

@@ -1,5 +1,6 @@
 """SSH from this host into a running instance: the one way `holosc exec` and `holosc up`
-reach a guest (the health helper, which never imports holosc, builds the same options).
+(peer names) reach a guest. The health helper, which never imports holosc, builds the
+same options (runtime-helpers/health.py).
 
 The guest answers on its forwarded port of 127.0.0.1; ssh accepts only the host key that
 holos-seed pinned for it when it started, and logs in with the project key.
@@ -7,12 +8,12 @@ holos-seed pinned for it when it started, and logs in with the project key.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
-from holosc import keys
+from holosc import keys, validate
 from holosc import plan as P
 from holosc.errors import Diagnostic, RuntimeCommandError
+from holosc.render.escape import shell_command
 from holosc.systemd import Manager
 
 
@@ -20,16 +21,30 @@ def known_hosts(manager: Manager, project: str, instance: str) -> Path:
     return manager.state_dir / "instances" / project / instance / "known_hosts"
 
 
+def target(info: dict[str, object], login: str | None = None) -> tuple[int, str]:
+    """The forwarded port and login user, refused unless each is what it must be: the lock
+    file is read from disk and --user from the command line, and both reach ssh's argv.
+
+    :raises RuntimeCommandError: for a port or user name that is not one.
+    """
+    port = info.get("ssh_port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise _error(f"the installed lock file has no valid SSH port ({port!r})")
+    user = login or info.get("user")
+    if not isinstance(user, str) or not validate.USER.fullmatch(user):
+        raise _error(f"{user!r} is not a valid user name", "e.g. --user ubuntu")
+    return port, user
+
+
 def ssh_argv(
     manager: Manager,
     project: str,
     instance: str,
-    port: int,
-    user: str,
+    address: tuple[int, str],
     command: list[str],
     options: tuple[str, ...] = (),
 ) -> list[str]:
-    """ssh to `instance` running COMMAND (argv; none: an interactive shell).
+    """ssh to `instance` at `address` (target()) running COMMAND (argv; none: a shell).
 
     `--` ends ssh's options (ssh parses options after the destination otherwise), and each
     word of COMMAND is quoted for the remote shell, which ssh joins with spaces: the guest
@@ -39,9 +54,11 @@ def ssh_argv(
     """
     pins = known_hosts(manager, project, instance)
     if not pins.is_file():
-        message = f"{instance} has no pinned host key ({pins} is missing)"
-        hint = "the instance writes it when it starts: holosc up, or holosc start"
-        raise RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
+        raise _error(
+            f"{instance} has no pinned host key ({pins} is missing)",
+            "the instance writes it when it starts: holosc up, or holosc start",
+        )
+    port, user = address
     return [
         "ssh",
         "-i", str(keys.key_path(manager.state_dir, project)),
@@ -53,5 +70,9 @@ def ssh_argv(
         *([] if command else ["-t"]),
         "--",
         f"{user}@127.0.0.1",
-        *([shlex.join(command)] if command else []),
+        *([shell_command(command)] if command else []),
     ]  # fmt: skip
+
+
+def _error(message: str, hint: str | None = None) -> RuntimeCommandError:
+    return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])

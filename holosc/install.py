@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 from holosc import diskspace, names, plan
 from holosc.compiler import INSTANCE_FILES, LOCK_FILE, PROJECT_FILES, Output
 from holosc.emit import write_atomic
-from holosc.render import hosts
 from holosc.systemd import BOOT_TARGET, Manager
 
 MANIFEST = "installed.json"
@@ -230,7 +229,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         frozenset(removed_units),
         frozenset(changed & old_instances),
         frozenset(old_instances - new_instances),
-        hosts.FILE in changed_files and hosts.FILE in old["files"],
+        plan.PEERS_FILE in changed_files and plan.PEERS_FILE in old["files"],
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from holosc import guestssh, install
+from holosc import plan as P
 from holosc.errors import HolosError
 from holosc.render import hosts
 from holosc.systemd import Manager
@@ -26,15 +27,15 @@ def update(
     """Send the installed peer list to each of `instances` (running guests)."""
     if not instances:
         return
-    peers = (manager.artifacts(project) / hosts.FILE).read_bytes()
+    peers = (manager.artifacts(project) / P.PEERS_FILE).read_bytes()
     lock = install.lock_instances(manager, project, install.read_lock(manager, project))
 
     def send(instance: str) -> str:
-        info = lock.get(instance, {})
-        port, user = info.get("ssh_port"), info.get("user")
-        if not isinstance(port, int) or not isinstance(user, str):
-            return "not in the installed lock"
-        return _send(manager, project, instance, port, user, peers)
+        try:
+            address = guestssh.target(lock.get(instance, {}))
+        except HolosError as exc:
+            return exc.message
+        return _send(manager, project, instance, address, peers)
 
     # At once: an unreachable guest costs its connect timeout, not the sum of them.
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -48,12 +49,14 @@ def update(
                 say(f"{instance}: peer names updated")
 
 
-def _send(manager: Manager, project: str, instance: str, port: int, user: str, peers: bytes) -> str:
+def _send(
+    manager: Manager, project: str, instance: str, address: tuple[int, str], peers: bytes
+) -> str:
     """ "" when the guest wrote its new /etc/hosts, else why not."""
     options = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
     try:
         argv = guestssh.ssh_argv(
-            manager, project, instance, port, user, hosts.update_command(), options
+            manager, project, instance, address, hosts.update_command(), options
         )
         result = subprocess.run(
             argv, input=peers, capture_output=True, timeout=TIMEOUT, check=False

@@ -22,6 +22,7 @@ from holosc.model import Condition, Project, Service
 SUBNET = "10.10.0.0/24"
 FIRST_HOST = 2
 LAST_HOST = 254
+PEERS_FILE = "hosts"  # <p>/hosts: every instance's address and names (render/hosts.py)
 PORT_BLOCK_START = 20000
 PORT_BLOCK_SIZE = 512
 PORT_BLOCKS = 80  # 20000..60959
@@ -112,6 +113,26 @@ def gate_unit(project: str, service: str) -> str:
 
 def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
+
+
+# virtio-blk hands the guest at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES); udev names
+# the disk /dev/disk/by-id/virtio-<serial> from what the guest reads.
+SERIAL_BYTES = 20
+
+
+def volume_serial(volume: str) -> str:
+    """The virtio serial of a named volume's disk: `vol-<name>` when that fits in 20
+    bytes, else `vol-` + the name's first 7 characters + `-` + 8 hex digits of its digest
+    (stable, distinct per name, and whole in the guest)."""
+    serial = f"vol-{volume}"
+    if len(serial) <= SERIAL_BYTES:
+        return serial
+    return f"vol-{volume[:7].rstrip('-')}-{_digest(volume).hex()[:8]}"
+
+
+def volume_device(volume: str) -> str:
+    """The guest's path of a named volume's disk."""
+    return f"/dev/disk/by-id/virtio-{volume_serial(volume)}"
 
 
 def multicast(project: str) -> tuple[str, int]:

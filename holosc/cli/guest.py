@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle, names, systemd
+from holosc import guestssh, install, lifecycle, names, systemd
 from holosc import plan as P
 from holosc.cli import common, complete, options
 from holosc.errors import HolosError, RuntimeCommandError
@@ -100,37 +100,17 @@ def exec_(
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    port = int(str(info["ssh_port"]))
-    if wait > 0 and not _wait_for_ssh(port, wait):
-        print(
-            f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
-            "trying anyway",
-            file=sys.stderr,
-        )
-    key = keys.key_path(manager.state_dir, name)
-    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
-    if not known_hosts.is_file():
-        common.fail(
-            lifecycle.error(
-                f"{instance} has no pinned host key ({known_hosts} is missing)",
-                "the instance writes it when it starts: holosc up, or holosc start",
+    try:
+        address = guestssh.target(info, login)
+        if wait > 0 and not _wait_for_ssh(address[0], wait):
+            print(
+                f"holosc: {instance}: no SSH banner on 127.0.0.1:{address[0]} after "
+                f"{wait:g} s; trying anyway",
+                file=sys.stderr,
             )
-        )
-    argv = [
-        "ssh",
-        "-i",
-        str(key),
-        "-p",
-        str(port),
-        *keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance)),
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=yes",
-        *([] if command else ["-t"]),
-        f"{login or info['user']}@127.0.0.1",
-        *(command or []),
-    ]
+        argv = guestssh.ssh_argv(manager, name, instance, address, command or [])
+    except HolosError as exc:
+        common.fail(exc)
     common.replace_process(argv, "openssh-client")
 
 

@@ -1,11 +1,11 @@
 """Peer names: how every guest resolves `db`, `web-1`, ... of its project.
 
-The project's list of names and addresses is one compiled file, `<p>/hosts`, never part
-of an instance's own files: scaling or adding a service changes that file alone, so no
-other instance is restarted (compose semantics). QEMU hands it to each guest as the
-fw_cfg file `opt/holos/hosts` when the guest starts, and a boot command writes
-/etc/hosts from it on every boot. Guests that keep running while the list changes get it
-over SSH from `holosc up` (holosc/peers.py), through the same script.
+The project's list of names and addresses is one compiled file, `<p>/hosts`
+(plan.PEERS_FILE), never part of an instance's own files: scaling or adding a service
+changes that file alone, so no other instance is restarted (compose semantics). QEMU
+hands it to each guest as the fw_cfg file `opt/holos/hosts` when the guest starts, and a
+boot command writes /etc/hosts from it on every boot. Guests that keep running while the
+list changes get it over SSH from `holosc up` (holosc/peers.py), through the same script.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from holosc import plan as P
 from holosc.render import fwcfg
 from holosc.render.escape import shell_word
 
-FILE = "hosts"  # <p>/hosts in the compiled output
 FW_CFG_NAME = "opt/holos/hosts"
 
 # No "127.0.1.1 <hostname>" line: the instance's own name is listed with its private IP,
