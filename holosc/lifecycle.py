@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import diskspace, install, names, peers, plan
+from holosc import diskspace, install, names, plan
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.model import Project
@@ -163,6 +163,8 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
     if changes.peers_changed:
+        from holosc import peers  # its guest script loads the YAML escaper: ps must not
+
         # Restarted and new guests read the new list at boot; the others run on.
         kept = [i for i in units.instances if units.unit(i) in active - running]
         peers.update(manager, project, kept, say)

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from holosc.compiler import Output, compile_project
 from holosc.errors import HolosError
 from holosc.load import load_text
+from holosc.render import hosts
 from holosc.render.escape import yaml_document
 from holosc.validate import build_project
 from tests.conftest import require_tool
@@ -266,7 +267,9 @@ def check_user_data(output: Output, project: Any, bash: str) -> None:
     }  # fmt: skip
     want_run = [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     assert doc["runcmd"][len(service.mounts) :] == want_run
-    assert doc["bootcmd"][1:] == [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    # The peer list's and the secrets' boot commands first, then the user's.
+    assert doc["bootcmd"][0] == hosts.boot_command()
+    assert doc["bootcmd"][2:] == [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
     files = {f["path"]: f["content"] for f in doc["write_files"][:-1]}
     if service.environment:
         profile = files["/etc/profile.d/holos-environment.sh"]
@@ -279,7 +282,7 @@ def check_secrets(output: Output, project: Any, sh: str, bash: str) -> None:
     """The guest's install command gets the target as one word; QEMU the host file."""
     service = project.services[0]
     doc = yaml.safe_load(output.files[PurePosixPath("camp/web-0/user-data")].data)
-    argv = doc["bootcmd"][0]
+    argv = doc["bootcmd"][1]  # after the peer list's
     assert argv[:2] == ["sh", "-ec"]
     shims = "modprobe() { :; }\nsleep() { :; }\ninstall() { printf '%s\\0' \"$@\"; }\n"
     result = subprocess.run([sh, "-ec", shims + argv[2]], capture_output=True, timeout=30)
@@ -290,7 +293,7 @@ def check_secrets(output: Output, project: Any, sh: str, bash: str) -> None:
     script = output.files[PurePosixPath("camp/web-0/launch.sh")].data.decode()
     command = script[script.index("exec qemu-system-x86_64") :]
     qemu = bash_words(bash, "printf '%s\\0' " + command.removeprefix("exec "))
-    fw_cfg = qemu[qemu.index("-fw_cfg") + 1]
+    fw_cfg = [qemu[i + 1] for i, word in enumerate(qemu) if word == "-fw_cfg"][1]  # after peers
     secret = project.secret("s")
     assert qemu_opts(fw_cfg) == ["name=opt/holos/s0", f"file={host(secret.file)}"]
     # The launch script's own check names the same file (absent here: die prints it).
