@@ -6,8 +6,9 @@
 4. lifecycle: `ps` of 253 installed instances and an unchanged `up`, against a private
    systemd (bench/lifecycle.py; root only, skipped otherwise).
 
-Usage: python bench/run_all.py [RUNS]   (this machine is shared: runs are interleaved and
-reported as medians)
+Usage: python bench/run_all.py [RUNS] [BEFORE]   (this machine is shared: runs are
+interleaved and reported as medians). BEFORE: a checkout of an earlier commit with its own
+.venv, measured in the same rounds ("(before)" rows).
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ from bench import lifecycle, startup
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 11
+    before = Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else None
     print(f"== 1. startup (median of {runs} interleaved runs)")
     with tempfile.TemporaryDirectory() as tmp:
-        startup.report(startup.interleaved(startup.cases(startup.stub_systemctl(Path(tmp))), runs))
+        stub = startup.stub_systemctl(Path(tmp))
+        startup.report(startup.interleaved(startup.cases(stub, before=before), runs))
     print("\n== 2. compile")
     compile_bench.growth()
-    compile_bench.report_build(compile_bench.whole_build(compile_bench.holosc_argv()))
+    if before is not None:
+        compile_bench.growth_before(before)
+    old = [str(before / ".venv" / "bin" / "holosc")] if before else None
+    compile_bench.report_build(compile_bench.whole_build(compile_bench.holosc_argv(), before=old))
     print("\n== 4. lifecycle")
     if os.geteuid() == 0:
-        sys.argv[1:] = [str(max(3, runs // 2))]
+        sys.argv[1:] = [str(max(3, runs // 2)), *([str(before)] if before else [])]
         lifecycle.main()
     else:
         print("skipped: needs root for a private systemd")
