@@ -30,7 +30,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes unit
+    others: tuple[str, ...]  # volumes and image units
 
     @property
     def target(self) -> str:
@@ -65,8 +65,18 @@ def installed_units(manager: Manager, project: str) -> Units:
     assert isinstance(instances, dict)
     order = sorted(instances, key=lambda i: tuple(map(int, instances[i]["ip"].split("."))))
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
-    others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
+    others = tuple(
+        n for n in manifest["units"] if n == plan.volumes_unit(project) or _is_image(project, n)
+    )
     return Units(project, tuple(order), gates, others)
+
+
+def _is_image(project: str, unit: str) -> bool:
+    return (
+        unit.startswith(f"holos-{project}-image-")
+        and "@" not in unit
+        and not unit.endswith("-healthy.service")
+    )
 
 
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:

@@ -92,6 +92,18 @@ def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
 
 
+def image_unit(project: str, ref: str) -> str:
+    """The oneshot that fetches registry image `name:tag` (Quadlet's `.image` unit)."""
+    name, _, tag = ref.partition(":")
+    return f"holos-{project}-image-{name}-{tag}.service"
+
+
+def registry_images(project: Project) -> tuple[str, ...]:
+    """`name:tag` of every registry image the services use, first use first."""
+    refs = (f"{s.image.name}:{s.image.tag}" for s in project.services if s.image.is_registry)
+    return tuple(dict.fromkeys(refs))
+
+
 def multicast(project: str) -> tuple[str, int]:
     """Per-project L2 segment: group 239.a.b.c and a port in 10000..64999."""
     h = _digest(project)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from holosc.compiler import Output
@@ -29,8 +30,9 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
     os.symlink("/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system")
     bin_dir = root / "usr" / "local" / "bin"
     bin_dir.mkdir(parents=True)
-    for helper in ("holos-qmp-stop", "holos-health"):
-        found = shutil.which(helper)
+    for helper in ("holos-qmp-stop", "holos-health", "holos-image"):
+        # The checkout's own helpers first (the venv running the tests), then PATH's.
+        found = shutil.which(helper, path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         assert found, f"{helper} is not installed: pip install ."
         shutil.copy2(found, bin_dir / helper)  # absolute links would resolve inside root
     for path, file in output.files.items():

@@ -39,12 +39,17 @@ mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
 # Units name the runtime helpers by bare command name (systemd finds them in
-# /usr/local/bin); inside this namespace they are the ones of the checkout under test.
-for helper in holos-qmp-stop holos-health; do
-  if [ -e "/usr/local/bin/$helper" ] && [ -x "$HELPERS_BIN/$helper" ]; then
-    mount --bind "$HELPERS_BIN/$helper" "/usr/local/bin/$helper"
-  fi
+# /usr/local/bin); inside this namespace they are the ones of the checkout under test,
+# whether or not the host has them: a copy of /usr/local/bin's links plus the helpers.
+mkdir -p "$STATE/bin" "$STATE/host-bin"
+mount --bind /usr/local/bin "$STATE/host-bin"
+for entry in "$STATE"/host-bin/*; do
+  [ -e "$entry" ] && ln -sfn "$entry" "$STATE/bin/${entry##*/}"
 done
+for helper in holos-qmp-stop holos-health holos-image; do
+  ln -sfn "$HELPERS_BIN/$helper" "$STATE/bin/$helper"
+done
+mount --bind "$STATE/bin" /usr/local/bin
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"

@@ -60,7 +60,7 @@ def test_json_is_a_list_of_checks(report: list[dict[str, Any]]) -> None:
         "virtiofsd",
     ]
     assert names[7].startswith("systemd (")
-    assert names[8:] == ["holos-qmp-stop", "holos-health", "state dir", "iommu"]
+    assert names[8:] == ["holos-qmp-stop", "holos-health", "holos-image", "state dir", "iommu"]
     for check in report:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in ("ok", "warn", "fail") and check["detail"]

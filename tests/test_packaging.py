@@ -50,6 +50,9 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holosc/schema/holos.schema.json",
         "holos_runtime/qmp_stop.py",
         "holos_runtime/health.py",
+        "holos_runtime/image.py",
+        "holos_runtime/fetch.py",
+        "holos_runtime/imagecache.py",
         "holosc/cli/__init__.py",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
@@ -59,5 +62,6 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holosc = holosc.cli:main",
         "holos-qmp-stop = holos_runtime.qmp_stop:main",
         "holos-health = holos_runtime.health:main",
+        "holos-image = holos_runtime.image:main",
     ):
         assert script in text

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from holos_runtime.fetch import FetchError
 
 from holosc import images, pull
-from holosc.errors import ImageError, UnknownImageError
+from holosc.errors import UnknownImageError
 from holosc.load import load_text
 from holosc.validate import build_project
 from tests.conftest import EXAMPLES, TEST_PUBLIC_KEY, require_tool
@@ -171,8 +172,21 @@ def holosc(
 
 
 def cache_listing(state: Path) -> list[str]:
+    """Every file of the cache but the download locks, as paths relative to it."""
     cache = state / "images"
-    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+    if not cache.exists():
+        return []
+    return sorted(
+        str(p.relative_to(cache))
+        for p in cache.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.parent.name != "locks"
+    )
+
+
+def blob_files(entry: images.RegistryImage, data: bytes) -> list[str]:
+    """The cache files of one pulled image: blob, its record, the tag."""
+    blob = f"blobs/{entry.algorithm}/{digest(entry, data)}"
+    return [blob, f"{blob}.json", f"tags/{entry.name}/{entry.tag}"]
 
 
 # -- checksum files ----------------------------------------------------------------------
@@ -213,7 +227,7 @@ def test_mirror_replaces_scheme_host_and_prefixes_path() -> None:
         "http://m.lan:8080/holos/x/y.img?z=1"
     )
     assert pull.mirrored("https://a.example/x", "") == "https://a.example/x"
-    with pytest.raises(ImageError, match="HOLOSC_IMAGE_MIRROR"):
+    with pytest.raises(FetchError, match="HOLOSC_IMAGE_MIRROR"):
         pull.mirrored("https://a.example/x", "mirror.lan")
 
 
@@ -243,17 +257,27 @@ def test_pull_caches_verified_image(
     result = holosc(tmp_path, site, "pull", ref)
 
     assert result.returncode == 0, result.stderr
-    path = tmp_path / "images" / entry.cache_file
+    path = tmp_path / "images" / "blobs" / entry.algorithm / digest(entry, qcow2)
     assert result.stdout == f"image: {path}\nformat: qcow2\n"
     assert path.read_bytes() == qcow2
-    assert cache_listing(tmp_path) == [entry.cache_file, f"{entry.cache_file}.json"]
+    assert cache_listing(tmp_path) == blob_files(entry, qcow2)
     record = pull.load_record(entry, tmp_path / "images")
-    assert record == pull.Record(entry.algorithm, digest(entry, qcow2), len(qcow2), entry.url)
+    assert record is not None
+    assert (record.algorithm, record.hash, record.size, record.url, record.format) == (
+        entry.algorithm,
+        digest(entry, qcow2),
+        len(qcow2),
+        entry.url,
+        "qcow2",
+    )
 
     listing = holosc(tmp_path, site, "images").stdout.splitlines()
-    assert listing[0].split() == ["NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER", "CACHED"]
-    row = next(line.split() for line in listing if line.split()[:2] == [entry.name, entry.tag])
-    assert row[-2:] == [f"{len(qcow2) / 2**20:.1f}", "MiB"]
+    assert listing[0].split() == ["IMAGE", "DIGEST", "SIZE", "PULLED", "USED", "BY"]
+    row = listing[1].split()
+    assert row[:4] == [entry.ref, record.short, f"{len(qcow2) / 2**20:.1f}", "MiB"]
+    assert row[-1] == "-"
+    catalogue = holosc(tmp_path, site, "images", "--available").stdout.splitlines()
+    assert catalogue[0].split() == ["NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER"]
 
     verified = holosc(tmp_path, site, "verify", ref)
     assert verified.returncode == 0, verified.stderr
@@ -273,16 +297,24 @@ def test_cached_image_is_reused_without_downloading(
     assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
 
 
-def test_upstream_change_replaces_cached_image(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+def test_upstream_change_moves_the_tag_and_keeps_the_old_file(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    old = tmp_path / "images" / "blobs" / "sha256" / digest(UBUNTU, qcow2)
+    inode = old.stat().st_ino
     newer = qcow2 + b"\0" * 512
     publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
 
     result = holosc(tmp_path, site, "pull", "ubuntu:noble")
 
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == newer
+    assert old.read_bytes() == qcow2 and old.stat().st_ino == inode, "never rewritten"
+    assert pull.image_path(UBUNTU, tmp_path / "images").read_bytes() == newer
+    assert cache_listing(tmp_path) == sorted(
+        [*blob_files(UBUNTU, qcow2)[:2], *blob_files(UBUNTU, newer)]
+    )
     assert holosc(tmp_path, site, "verify", "ubuntu:noble").returncode == 0
 
 
@@ -295,7 +327,7 @@ def test_redirects_are_followed(tmp_path: Path, site: Site, qcow2: bytes) -> Non
     result = holosc(tmp_path, site, "pull", "fedora")
 
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "images" / FEDORA.cache_file).read_bytes() == qcow2
+    assert pull.image_path(FEDORA, tmp_path / "images").read_bytes() == qcow2
 
 
 def test_checksum_mismatch_caches_nothing(tmp_path: Path, site: Site, qcow2: bytes) -> None:
@@ -343,9 +375,7 @@ def test_missing_checksum_file_is_an_error(tmp_path: Path, site: Site, qcow2: by
     assert site.hits[urllib.parse.urlsplit(FEDORA.url).path] == 0
 
 
-def test_concurrent_pulls_both_succeed_with_one_good_file(
-    tmp_path: Path, site: Site, qcow2: bytes
-) -> None:
+def test_concurrent_pulls_download_once(tmp_path: Path, site: Site, qcow2: bytes) -> None:
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     site.serve(UBUNTU.url, Route(qcow2, chunk_delay=0.005))  # ~0.3 s each: they overlap
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
@@ -356,9 +386,9 @@ def test_concurrent_pulls_both_succeed_with_one_good_file(
     results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
 
     assert [code for code, _ in results] == [0, 0], results
-    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 2
-    assert cache_listing(tmp_path) == [UBUNTU.cache_file, f"{UBUNTU.cache_file}.json"]
-    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == qcow2
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+    assert cache_listing(tmp_path) == blob_files(UBUNTU, qcow2)
+    assert pull.image_path(UBUNTU, tmp_path / "images").read_bytes() == qcow2
     assert holosc(tmp_path, site, "verify", "--all").returncode == 0
 
 
@@ -371,7 +401,7 @@ def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qco
         [sys.executable, "-m", "holosc", "pull", "alpine"], env=env, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 20
-    while not any(".part." in name for name in cache_listing(tmp_path)):
+    while not any("/.part." in name for name in cache_listing(tmp_path)):
         assert time.monotonic() < deadline, "the download never started"
         time.sleep(0.05)
 
@@ -384,7 +414,7 @@ def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qco
 def test_verify_detects_corruption_after_pull(tmp_path: Path, site: Site, qcow2: bytes) -> None:
     publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
     assert holosc(tmp_path, site, "pull", "alpine:3.21").returncode == 0
-    image = tmp_path / "images" / ALPINE.cache_file
+    image = pull.image_path(ALPINE, tmp_path / "images")
     with image.open("r+b") as stream:
         stream.seek(len(qcow2) // 2)
         stream.write(b"\xff" * 16)
@@ -440,8 +470,9 @@ def test_ensure_images_pulls_only_missing(
     assert sorted(entry.ref for entry in missing) == ["ubuntu:24.04", "ubuntu:noble"]
     paths = pull.ensure_images(project, cache, events.append, mirror=site.url)
 
-    assert sorted(p.name for p in paths) == ["ubuntu-24.04.qcow2", "ubuntu-noble.qcow2"]
+    assert [p.name for p in paths] == [digest(UBUNTU, qcow2)] * 2  # one blob, two tags
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
     assert pull.missing_images(project, cache) == []
     assert pull.ensure_images(project, cache, mirror=site.url) == []
-    assert {e.stage for e in events} == set(pull.Stage) - {pull.Stage.REUSED}
+    assert {e.stage for e in events} == set(pull.Stage)  # ubuntu:24.04 reuses noble's blob
     assert all(pull.verify(entry, cache).ok for entry in missing)

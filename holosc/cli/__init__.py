@@ -62,7 +62,7 @@ app.command(epilog=EPILOG)(devices.devices)
 app.command("import", epilog=EPILOG)(importer.import_)
 app.command(epilog=EPILOG)(doctor.doctor)
 app.command(epilog=EPILOG)(images.pull)
-app.command(epilog=EPILOG)(images.images)
+app.add_typer(images.images_app, name="images")
 app.command(epilog=EPILOG)(images.verify)
 
 

@@ -24,6 +24,14 @@ def up(
     user: options.UserOption = False,
     system: options.SystemOption = False,
     ssh_key: common.SshKeyOption = None,
+    pull_: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="Pull every registry image first, moving tags to the current upstream "
+            "(new instances use it; existing disks keep the image they were created on).",
+        ),
+    ] = False,
 ) -> None:
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
@@ -32,16 +40,21 @@ def up(
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
-        _pull_missing(loaded, manager)
+        _pull_images(loaded, manager, refresh=pull_)
         lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
     except HolosError as exc:
         common.fail(exc)
 
 
-def _pull_missing(loaded: common.Loaded, manager: systemd.Manager) -> None:
-    """Download and verify registry images the project uses and the cache lacks."""
+def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bool) -> None:
+    """Download and verify registry images the project uses and the cache lacks (all of
+    them with `refresh`) here, with progress on the terminal; the image units then find
+    them cached. The download is the image units' own code (holos_runtime.fetch)."""
     pull.ensure_images(
-        loaded.project, manager.state_dir / "images", images.ProgressReport(sys.stderr)
+        loaded.project,
+        manager.state_dir / "images",
+        images.ProgressReport(sys.stderr),
+        refresh=refresh,
     )
 
 

@@ -38,11 +38,23 @@ def host_path_q(path: str) -> list[str]:
     ]
 
 
-def image_parts(service: Service) -> list[str]:
+def overlay_command(service: Service) -> list[Word]:
+    """`holos-image overlay`: the instance's disk, created once on the image's digest (a
+    registry image) or file (a local image, which must not change afterwards)."""
     image = service.image
+    argv: list[Word] = [
+        [units.IMAGE],
+        ["overlay"],
+        ["--disk"],
+        [_var("state"), "/root.qcow2"],
+        ["--format"],
+        [image.format],
+    ]
+    if service.vm.disk_size:
+        argv += [["--size"], [str(service.vm.disk_size)]]
     if image.path is not None:
-        return host_path(image.path)
-    return [_var("images"), f"/{image.name}-{image.tag}.{image.format}"]
+        return [*argv, ["--file"], host_path(image.path)]
+    return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
 
 
 def _uses_project(service: Service) -> bool:
@@ -192,23 +204,15 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         else:
             lines.append(word)
     uses_project = _uses_project(service)
+    overlay = overlay_command(service)
     parts: list[Word] = [
         *qemu_args(plan, inst),
-        image_parts(service),
+        *overlay,
         *(host_path(m.source) for m in service.binds),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
     binds = service.binds
-    image = service.image
-    missing = (
-        (
-            f"image {image.name}:{image.tag} is not in the cache ($image): "
-            f"run holosc pull {image.name}:{image.tag}"
-        )
-        if image.is_registry
-        else "image $image does not exist"
-    )
     return render(
         "launch.sh.j2",
         instance=inst.name,
@@ -221,10 +225,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         ),
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",
-        image_path=shell_word(image_parts(service)),
-        image_missing=missing,
-        image_format=image.format,
-        disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
+        overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         shares=[
             f"share {shell_word([_var('run'), f'/fs{i}.sock'])} {shell_word(host_path(m.source))}"
