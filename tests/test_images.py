@@ -144,8 +144,10 @@ def cache_files(sd: PrivateSystemd) -> list[str]:
 
 
 def qemu_io_read(disk: Path, *checks: str) -> str:
+    """Read-only, shared with a running QEMU (-U); each check is `PATTERN OFFSET LENGTH`."""
+    commands = [a for check in checks for a in ("-c", f"read -P {check}")]
     result = subprocess.run(
-        [require_tool("qemu-io"), "-r", "-U", *(a for c in checks for a in ("-c", f"read -P {c}")), disk],
+        [require_tool("qemu-io"), "-r", "-U", *commands, disk],
         capture_output=True,
         text=True,
         check=True,
