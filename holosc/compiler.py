@@ -78,6 +78,7 @@ def _lock(
     lock = {
         "compiler": f"holosc {__version__}",
         "project": project.name,
+        "profiles": list(project.profiles),
         "sources": dict(sorted(sources.items())),
         "instances": {
             i.name: {

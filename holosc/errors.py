@@ -42,6 +42,7 @@ class Diagnostic:
     path: str = ""
     hint: str | None = None
     severity: str = "error"
+    source: str | None = None  # the text of `line`, for the caret display (not in __str__)
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file, self.line or 0, self.col or 0, self.path, self.message)
@@ -59,6 +60,16 @@ class Diagnostic:
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
+
+    def snippet(self) -> str | None:
+        """The source line with a caret under the column, as rustc and Elm show it."""
+        if self.source is None or self.line is None:
+            return None
+        gutter = f"{self.line} | "
+        col = max(1, self.col or 1)
+        # Keep the caret aligned: tabs before the column stay tabs in the indent.
+        indent = "".join(c if c == "\t" else " " for c in self.source[: col - 1])
+        return f"{gutter}{self.source}\n{' ' * (len(gutter) - 2)}| {indent}^"
 
 
 class HolosError(Exception):

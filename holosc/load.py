@@ -58,6 +58,7 @@ class Document:
     directory: Path
     warnings: tuple[Diagnostic, ...] = ()
     quoted: frozenset[JsonPath] = frozenset()
+    lines: tuple[str, ...] = ()  # the source text, for diagnostics that show their line
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
         """The closest known position for `path`, walking up to a parent when needed."""
@@ -85,7 +86,12 @@ class Document:
             path=format_path(path),
             hint=hint,
             severity=severity,
+            source=source_line(self.lines, mark.line) if mark else None,
         )
+
+
+def source_line(lines: tuple[str, ...], line: int) -> str | None:
+    return lines[line - 1] if 0 < line <= len(lines) else None
 
 
 def format_path(path: JsonPath) -> str:
@@ -174,6 +180,7 @@ def load_text(
         builder.raw,
         directory,
         quoted=frozenset(builder.quoted),
+        lines=tuple(text.splitlines()),
     )
     from holosc.interpolate import interpolate_document
 
@@ -211,8 +218,17 @@ def _yaml_error(
         line=mark.line + 1 if mark else None,
         col=mark.column + 1 if mark else None,
         hint=hint,
+        source=_mark_line(mark),
     )
     return LoadError("invalid YAML", [diag])
+
+
+def _mark_line(mark: Any) -> str | None:
+    """The source line of a PyYAML mark (its buffer is the text we parsed, NUL-terminated)."""
+    buffer = getattr(mark, "buffer", None)
+    if not isinstance(buffer, str):
+        return None
+    return source_line(tuple(buffer.rstrip("\0").splitlines()), mark.line + 1)
 
 
 class _Builder:
@@ -232,7 +248,12 @@ class _Builder:
             message,
             [
                 Diagnostic(
-                    message, file=self.file, line=mark.line + 1, col=mark.column + 1, hint=hint
+                    message,
+                    file=self.file,
+                    line=mark.line + 1,
+                    col=mark.column + 1,
+                    hint=hint,
+                    source=_mark_line(mark),
                 )
             ],
         )

@@ -19,6 +19,15 @@ class Condition(enum.StrEnum):
     COMPLETED = "service_completed_successfully"
 
 
+class Restart(enum.StrEnum):
+    """compose's `restart:`; None (not given) is holosc's default, systemd's on-abnormal."""
+
+    NO = "no"
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"
+    UNLESS_STOPPED = "unless-stopped"
+
+
 class OsFamily(enum.StrEnum):
     SYSTEMD = "systemd"
     OPENRC = "openrc"
@@ -142,6 +151,7 @@ class Service:
     stop_grace_ms: int = 30_000
     healthcheck: Healthcheck | None = None
     provisioning: Provisioning | None = None
+    restart: Restart | None = None
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -167,6 +177,7 @@ class Project:
     services: tuple[Service, ...]
     volumes: tuple[Volume, ...] = ()
     ssh_public_key: str = ""
+    profiles: tuple[str, ...] = ()  # the active profiles the services were selected by
 
     @property
     def used_volumes(self) -> frozenset[str]:

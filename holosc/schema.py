@@ -65,18 +65,37 @@ def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
 
 
 def _describe(value: Any) -> str:
+    """The offending value itself where it is short enough to quote, else its type."""
     if isinstance(value, bool):
-        return "a boolean"
-    for name, py in (
-        ("string", str),
-        ("integer", int),
-        ("number", float),
-        ("array", list),
-        ("object", dict),
-    ):
-        if isinstance(value, py):
-            return _TYPE_NAMES[name]
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        text = json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
+        return f"the string {text}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return _TYPE_NAMES["array"]
+    if isinstance(value, dict):
+        return _TYPE_NAMES["object"]
     return "empty" if value is None else type(value).__name__
+
+
+def _type_hint(types: list[str], value: Any, path: JsonPath) -> str | None:
+    """What to write instead, for the common slips of a compose file."""
+    if "string" in types and isinstance(value, int | float) and not isinstance(value, bool):
+        return "quote the value"
+    if {"integer", "number"} & set(types) and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return "drop the quotes"
+    if "array" in types and isinstance(value, str | int) and not isinstance(value, bool):
+        key = path[-1] if path and isinstance(path[-1], str) else "value"
+        return f"{key}: [{json.dumps(value, ensure_ascii=False)}]"
+    return None
 
 
 def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
@@ -107,10 +126,14 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         types = [arg] if isinstance(arg, str) else list(arg)
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         message = f"must be {wanted}, not {_describe(value)}"
-        if "string" in types and isinstance(value, int | float):
-            hint = "quote the value"
+        hint = _type_hint(types, value, path)
     elif kind == "enum":
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
+    elif kind == "pattern" and path[-2:-1] == ("profiles",):
+        message = (
+            f"'{value}' is not a valid profile name: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
     elif kind == "pattern":
         message = (
             f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "

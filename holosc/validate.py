@@ -9,6 +9,7 @@ carries all of them, sorted by position.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import posixpath
 import re
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from holosc.model import (
     MountKind,
     Port,
     Project,
+    Restart,
     Service,
     Vm,
     Volume,
@@ -37,6 +39,7 @@ from holosc.model import (
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
 MAX_INSTANCES = 253
 FALLBACK_USER = "ubuntu"
@@ -75,9 +78,14 @@ class _Checker:
 
 
 def build_project(
-    doc: Document, *, ssh_public_key: str = "", files: HostFiles | None = None
+    doc: Document,
+    *,
+    ssh_public_key: str = "",
+    files: HostFiles | None = None,
+    profiles: Iterable[str] = (),
 ) -> Result:
-    """Validate `doc` and build the frozen Project.
+    """Validate `doc` and build the frozen Project of the services that run with the
+    active `profiles` (services without profiles always run; replicas: 0 never does).
 
     :raises ValidationError: with every error found.
     """
@@ -94,12 +102,14 @@ def build_project(
         for svc_name, raw in raw_services.items()
         if isinstance(raw, dict) and NAME.match(svc_name)
     ]
-    services = _drop_optional_dependencies(check, services)
+    active = tuple(sorted(set(profiles)))
+    services, absent = _select(services, raw_services, active)
+    services = _drop_optional_dependencies(check, services, absent)
     ordered = _order(check, services)
     _check_cross_service(check, ordered, volumes, name)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
-    project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key)
+    project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key, active)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
 
 
@@ -169,6 +179,7 @@ def _service(
         stop_grace_ms=grace,
         healthcheck=_healthcheck(check, at, raw.get("healthcheck")),
         provisioning=provisioning,
+        restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
     )
 
 
@@ -487,7 +498,29 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
     return WriteFile(path, content, permissions, owner)
 
 
-def _drop_optional_dependencies(check: _Checker, services: list[Service]) -> list[Service]:
+def _select(
+    services: list[Service], raw: dict[str, Any], active: tuple[str, ...]
+) -> tuple[list[Service], dict[str, tuple[str, ...]]]:
+    """The services that run, and the others with the profiles that would enable them
+    (none for a service scaled to zero: dependents go on without it, as in compose)."""
+    kept, absent = [], {}
+    for service in services:
+        listed = raw[service.name].get("profiles")
+        names = tuple(
+            p for p in (listed if isinstance(listed, list) else ()) if PROFILE.fullmatch(str(p))
+        )
+        if names and not set(names) & set(active):
+            absent[service.name] = names
+        elif service.replicas == 0:
+            absent[service.name] = ()
+        else:
+            kept.append(service)
+    return kept, absent
+
+
+def _drop_optional_dependencies(
+    check: _Checker, services: list[Service], absent: dict[str, tuple[str, ...]]
+) -> list[Service]:
     names = {s.name for s in services}
     result = []
     for service in services:
@@ -496,10 +529,20 @@ def _drop_optional_dependencies(check: _Checker, services: list[Service]) -> lis
             where = ("services", service.name, "depends_on")
             if dep.service in names:
                 kept.append(dep)
+            elif dep.service in absent:
+                if absent[dep.service] and dep.required:
+                    wanted = " or ".join(absent[dep.service])
+                    check.error(
+                        where,
+                        f"'{service.name}' depends on '{dep.service}', which runs only with "
+                        f"profile {wanted}",
+                        f"holosc --profile {absent[dep.service][0]} ..., or "
+                        f"depends_on: {{{dep.service}: {{required: false}}}}",
+                    )
             elif not dep.required:
                 check.warn(where, f"optional dependency '{dep.service}' is not defined; ignored")
             else:
-                close = [n for n in names if n.startswith(dep.service[:2])]
+                close = difflib.get_close_matches(dep.service, sorted(names | set(absent)), n=1)
                 check.error(
                     where,
                     f"unknown service '{dep.service}'",

@@ -11,19 +11,26 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 packages=(python3 python3-venv python3-pip qemu-system-x86 qemu-utils openssh-client ovmf
           iproute2 procps)
 if [ "${1:-}" = --test ]; then
-  # shellcheck, cloud-init (schema checks), genisoimage (isoinfo), sshd, busybox and
+  # Test tools: shellcheck, cloud-init (schema checks), genisoimage (isoinfo), sshd, busybox and
   # mmdebstrap (test guests), dpkg-dev (apt-get download of a kernel).
   packages+=(shellcheck cloud-init genisoimage openssh-server busybox-static mmdebstrap
              dpkg-dev systemd util-linux e2fsprogs)
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+[ -d .venv ] || mkdir .venv
+log=.venv/setup.log
+if ! { $SUDO apt-get update -qq &&
+       $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup.sh: apt-get failed (log above)" >&2; exit 1
+fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""; [ "${1:-}" = --test ] && extras="[test]"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".$extras"
+# Tool output goes to a log: the first screen says one thing, that holosc is ready.
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e ".$extras"; } >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup.sh: pip install failed (log above)" >&2; exit 1
+fi
 
 # systemd resolves bare command names in ExecStart=/ExecStop= through a fixed path that
 # includes /usr/local/bin (systemd.service(5)); the compiled units call the helpers so.

@@ -10,6 +10,7 @@ Success cases (`<feature>.yaml`), verbs (a leading `!` negates):
   assert-qemu-netdev INSTANCE TEXT           the user-mode -netdev value contains TEXT
   assert-qemu-last INSTANCE ARG...           the QEMU command line ends with these words
   assert-warning MESSAGE
+  use-profile NAME                           compile with profile NAME active
 Error cases (`<name>.error.yaml`): `assert-error MESSAGE` lines list every error exactly;
 A success case with no assert-warning
 must compile without warnings.
@@ -38,7 +39,7 @@ def _assertions(text: str) -> list[list[str]]:
         if not line.startswith("#"):
             break
         words = shlex.split(line[1:])
-        if words and words[0].lstrip("!").startswith("assert-"):
+        if words and words[0].lstrip("!").startswith(("assert-", "use-")):
             result.append(words)
     return result
 
@@ -97,10 +98,12 @@ def _check(verb: str, args: list[str], output: Output, project: str, warnings: l
 def test_feature_case(case: str) -> None:
     text = (CASES / case).read_text()
     doc = load_text(text, directory=CASES, environ=ENV)
-    result = build_project(doc, ssh_public_key=TEST_PUBLIC_KEY)
+    assertions = _assertions(text)
+    profiles = [a[1] for a in assertions if a[0] == "use-profile"]
+    assertions = [a for a in assertions if a[0] != "use-profile"]
+    result = build_project(doc, ssh_public_key=TEST_PUBLIC_KEY, profiles=profiles)
     output = compile_project(result.project)
     warnings = [str(w) for w in result.warnings]
-    assertions = _assertions(text)
     assert assertions, f"{case} has no assertions"
     if not any(a[0] == "assert-warning" for a in assertions):
         assert not warnings, warnings

@@ -3,6 +3,7 @@ schema; atomic and minimal writes; errors with positions and documented exit cod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,7 +81,7 @@ def test_failed_build_leaves_previous_output_untouched(project: Path) -> None:
     result = holosc("build", cwd=project)
     assert result.returncode == 3
     assert (
-        "holos.yaml:41:15: error: services.web.replicas: must be an integer, not a string"
+        'holos.yaml:41:15: error: services.web.replicas: must be an integer, not the string "many"'
         in result.stderr
     )
     assert "Traceback" not in result.stderr
@@ -165,3 +166,95 @@ def test_help_documents_exit_codes() -> None:
     assert "Exit codes" in result.stdout
     for command in ("build", "validate", "config", "schema"):
         assert command in result.stdout
+
+
+def test_no_command_binds_an_option_string_twice() -> None:
+    """`logs -f` once meant both --follow and --file; click silently takes the last one."""
+    import typer.main
+
+    from holosc.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    checked = 0
+    for name, command in group.commands.items():
+        seen: dict[str, str] = {}
+        for param in command.params:
+            for opt in (*param.opts, *param.secondary_opts):
+                if not opt.startswith("-"):
+                    continue
+                assert opt not in seen, f"holosc {name}: {opt} is {seen[opt]} and {param.name}"
+                seen[opt] = str(param.name)
+        checked += 1
+    assert checked >= 15
+
+
+def test_logs_dash_f_follows() -> None:
+    text = holosc("logs", "--help").stdout
+    assert "-f, --follow" in text and "-f, --file" not in text
+
+
+def _stderr_on_a_terminal(project: Path, *args: str, **env: str) -> str:
+    """Run holosc with stderr on a real pseudo-terminal and return what it printed there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    inherited = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    environ = inherited | {"HOLOSC_SSH_KEY": str(KEY), **env}
+    proc = subprocess.run(
+        [sys.executable, "-m", "holosc", *args],
+        cwd=project, env=environ, stdout=subprocess.DEVNULL, stderr=follower, timeout=120,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the terminal is drained
+        while data := os.read(leader, 65536):
+            chunks.append(data)
+    os.close(leader)
+    assert proc.returncode == 3
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_errors_show_the_source_line_with_a_caret_on_a_terminal(project: Path) -> None:
+    text = (project / "holos.yaml").read_text().replace("replicas: 2", 'replicas: "2"')
+    (project / "holos.yaml").write_text(text)
+    shown = _stderr_on_a_terminal(project, "validate")
+    first = (
+        'holos.yaml:41:15: error: services.web.replicas: must be an integer, not the string "2"'
+        " (hint: drop the quotes)\n"
+    )
+    assert shown.startswith(first), shown
+    assert '41 |     replicas: "2"\n   |               \x1b[1;31m^\x1b[0m\n' in shown
+    plain = _stderr_on_a_terminal(project, "validate", NO_COLOR="1")
+    assert '41 |     replicas: "2"\n   |               ^\n' in plain and "\x1b" not in plain
+    piped = holosc("validate", cwd=project).stderr
+    assert piped.startswith(first) and "41 |" not in piped
+    forced = holosc("--color", "always", "validate", cwd=project).stderr
+    assert '41 |     replicas: "2"\n' in forced
+
+
+def test_version() -> None:
+    assert holosc("--version").stdout.startswith("holosc 0.")
+    assert holosc("version").stdout == holosc("--version").stdout
+
+
+def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "holos.yaml").write_text(
+        "name: prof\nservices:\n  web: {image: debian:12}\n"
+        "  tools: {image: debian:12, profiles: [debug]}\n"
+        "  graphs: {image: 'alpine:3.21', profiles: [monitoring, debug]}\n"
+    )
+    assert holosc("config", "--services", cwd=tmp_path).stdout == "web\n"
+    both = holosc("--profile", "debug", "config", "--services", cwd=tmp_path).stdout
+    assert both == "graphs\ntools\nweb\n"
+    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), HOLOS_PROFILES="monitoring")
+    by_env = subprocess.run(
+        [sys.executable, "-m", "holosc", "config", "--services"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert by_env.stdout == "graphs\nweb\n", by_env.stderr
+    assert holosc("config", "--profiles", cwd=tmp_path).stdout == "debug\nmonitoring\n"
+    images = holosc("--profile", "debug", "config", "--images", cwd=tmp_path).stdout
+    assert images == "alpine:3.21\ndebian:12\n"
+    bad = holosc("--profile", "a b", "config", cwd=tmp_path)
+    assert bad.returncode == 2 and "'a b' is not a profile name" in bad.stderr

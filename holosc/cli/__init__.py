@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Annotated
 
 import typer
 
 from holosc.cli import (
     build,
+    common,
     config,
     devices,
     doctor,
@@ -41,6 +43,55 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"holosc {version_text()}")
+        raise typer.Exit()
+
+
+def version_text() -> str:
+    from importlib.metadata import version
+
+    return version("holosc")
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    color: Annotated[
+        common.Color,
+        typer.Option(
+            "--color",
+            help="Show source lines under errors: auto (on a terminal), always, never "
+            "(NO_COLOR turns colour off).",
+        ),
+    ] = common.Color.AUTO,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help="Enable services of this profile (repeatable; default: $HOLOS_PROFILES, "
+            "comma-separated).",
+        ),
+    ] = None,
+) -> None:
+    common.color = color
+    common.set_profiles(profile)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version (as `holosc --version`)."""
+    print(f"holosc {version_text()}")
+
+
 app.command(epilog=EPILOG)(build.build)
 app.command(epilog=EPILOG)(validate.validate)
 app.command(epilog=EPILOG)(config.config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import os
 import sys
@@ -17,12 +18,19 @@ from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
 from holosc.load import Document, find_compose_file, load_file
 from holosc.model import Project
-from holosc.validate import build_project
+from holosc.validate import PROFILE, build_project
 
 FileOption = Annotated[
     Path | None,
     typer.Option(
         "--file", "-f", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
+    ),
+]
+# `logs` keeps -f for --follow (as `docker compose logs -f`); its file is --file only.
+LongFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file", help="Compose file (default: holos.yaml or holos.yml here).", dir_okay=False
     ),
 ]
 SshKeyOption = Annotated[
@@ -61,14 +69,14 @@ def load(
     """
     path = compose_path(file)
     doc = load_file(path)
-    result = build_project(doc)
+    result = build_project(doc, profiles=profiles)
     if with_key:
         root = state_root or paths.state_root()
         private = ssh_key or keys.key_path(root, result.project.name)
         public = keys.ensure_key(private, result.project.name)
         if ssh_key and state_root:
             keys.adopt_key(ssh_key, state_root, result.project.name)
-        result = build_project(doc, ssh_public_key=public)
+        result = build_project(doc, ssh_public_key=public, profiles=profiles)
     # Host checks for PCI passthrough are warnings: the project may run on another host.
     sysfs = Path(os.environ.get("HOLOSC_SYSFS_ROOT") or "/sys")
     host = devices.device_warnings(result.project, sysfs, doc=doc)
@@ -80,9 +88,43 @@ def compile_loaded(loaded: Loaded) -> Output:
     return compile_project(loaded.project, {loaded.file.name: digest})
 
 
+class Color(enum.StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+color = Color.AUTO  # set once by the global --color option
+profiles: tuple[str, ...] = ()  # set once by the global --profile option or HOLOS_PROFILES
+
+
+def set_profiles(given: list[str] | None) -> None:
+    global profiles
+    if given is None:
+        given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
+    for name in given:
+        if not PROFILE.fullmatch(name):
+            raise typer.BadParameter(
+                f"'{name}' is not a profile name (letters, digits, '_', '.', '-')",
+                param_hint="--profile / HOLOS_PROFILES",
+            )
+    profiles = tuple(given)
+
+
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
+    """The one-line form first (editors and CI parse it); on a terminal, the source line
+    with a caret under the column below it."""
+    snippets = color is Color.ALWAYS or (color is Color.AUTO and sys.stderr.isatty())
+    ansi = snippets and color is not Color.NEVER and "NO_COLOR" not in os.environ
     for diag in diagnostics:
         print(diag, file=sys.stderr)
+        snippet = diag.snippet() if snippets else None
+        if snippet:
+            if ansi:
+                text, caret = snippet.rsplit("\n", 1)
+                mark = "\033[1;31m" if diag.severity == "error" else "\033[1;33m"
+                snippet = f"{text}\n{caret[:-1]}{mark}^\033[0m"
+            print(snippet, file=sys.stderr)
 
 
 def fail(exc: HolosError) -> NoReturn:
@@ -102,7 +144,3 @@ def exit_on_warnings(warnings: tuple[Diagnostic, ...], strict: bool) -> None:
     if strict and warnings:
         print("holosc: warnings are errors (--strict)", file=sys.stderr)
         raise typer.Exit(int(ExitCode.INVALID))
-
-
-def color_allowed() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ

@@ -26,6 +26,10 @@ def config(
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.YAML,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only validate.")] = False,
     services: Annotated[bool, typer.Option("--services", help="Print service names.")] = False,
+    profiles: Annotated[
+        bool, typer.Option("--profiles", help="Print the profile names holos.yaml uses.")
+    ] = False,
+    images: Annotated[bool, typer.Option("--images", help="Print the images used.")] = False,
 ) -> None:
     """Print the resolved project (interpolated, defaults filled), like `docker compose config`."""
     try:
@@ -35,9 +39,9 @@ def config(
     common.print_diagnostics(loaded.warnings)
     if quiet:
         return
-    if services:
-        for service in loaded.project.services:
-            print(service.name)
+    if services or profiles or images:
+        for line in _listing(loaded, services=services, profiles=profiles):
+            print(line)
         return
     data = model.to_dict(loaded.project)
     data.pop("ssh_public_key", None)
@@ -45,6 +49,27 @@ def config(
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write(yaml_document(data))
+
+
+def _listing(loaded: common.Loaded, *, services: bool, profiles: bool) -> list[str]:
+    """One name a line, as `docker compose config --services/--profiles/--images`."""
+    if services:
+        return [s.name for s in loaded.project.services]
+    if profiles:  # every profile named in the file, active or not
+        raw = loaded.doc.data.get("services", {})
+        named = {
+            p
+            for svc in raw.values()
+            if isinstance(svc, dict) and isinstance(svc.get("profiles"), list)
+            for p in svc["profiles"]
+            if isinstance(p, str)
+        }
+        return sorted(named)
+    return sorted({_image_name(s.image) for s in loaded.project.services})
+
+
+def _image_name(image: model.Image) -> str:
+    return f"{image.name}:{image.tag}" if image.is_registry else str(image.path)
 
 
 def schema_command() -> None:

@@ -55,7 +55,7 @@ def logs(
     console: Annotated[
         bool, typer.Option("--console", help="Show the serial console log instead of the journal.")
     ] = False,
-    file: common.FileOption = None,
+    file: common.LongFileOption = None,
     project: options.ProjectOption = None,
     user: options.UserOption = False,
     system: options.SystemOption = False,

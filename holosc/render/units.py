@@ -7,11 +7,11 @@ Compiled artifacts are installed under %E/holos/<project>/ (see holosc.paths).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from holosc import images
 from holosc import plan as P
-from holosc.model import Project, Service
+from holosc.model import Project, Restart, Service
 from holosc.quantities import format_seconds
 from holosc.render.escape import Specifier, exec_line, unit_value
 
@@ -23,6 +23,17 @@ STOP_MARGIN_S = 15
 QMP_STOP = "holos-qmp-stop"
 HEALTH = "holos-health"
 IMAGE = "holos-image"
+
+# compose's restart: as Restart= of a QEMU unit (measured; see docs/units.md). The default
+# on-abnormal restarts after a crash or kill -9, not after a guest poweroff or a bad QEMU
+# argument. unless-stopped is always: systemd never restarts a unit someone stopped.
+RESTART: Mapping[Restart | None, str] = {
+    None: "on-abnormal",
+    Restart.NO: "no",
+    Restart.ALWAYS: "always",
+    Restart.ON_FAILURE: "on-failure",
+    Restart.UNLESS_STOPPED: "always",
+}
 
 
 def serialize(unit: Unit) -> str:
@@ -105,9 +116,7 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("ExecStop", exec_line(stop, prefix="-")),
         ("TimeoutStopSec", str(-(-service.stop_grace_ms // 1000) + STOP_MARGIN_S)),
         ("KillMode", "mixed"),
-        # on-abnormal: restart after a crash or kill -9, not after a guest poweroff or a
-        # bad QEMU argument (measured; see docs/units.md).
-        ("Restart", "on-abnormal"),
+        ("Restart", RESTART[service.restart]),
     ]
     if service.devices:
         service_section.append(("LimitMEMLOCK", "infinity"))  # VFIO pins guest RAM

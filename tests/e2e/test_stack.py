@@ -22,6 +22,8 @@ import pytest
 
 from tests.systemd_harness import PrivateSystemd
 
+pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` leaves out the booted-guest tests
+
 GUEST = """\
 x-guest: &guest
   image: ./guest/base.raw
