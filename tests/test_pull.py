@@ -10,7 +10,9 @@ import collections
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from holos_runtime.fetch import FetchError
+from holos_runtime.imagecache import Cache, backing_file
 
 from holosc import images, pull
 from holosc.errors import UnknownImageError
@@ -476,3 +479,153 @@ def test_ensure_images_pulls_only_missing(
     assert pull.ensure_images(project, cache, mirror=site.url) == []
     assert {e.stage for e in events} == set(pull.Stage)  # ubuntu:24.04 reuses noble's blob
     assert all(pull.verify(entry, cache).ok for entry in missing)
+
+
+# -- the cache under concurrent use, migration, local images ----------------------------
+
+HELPER = str(Path(sys.executable).parent / "holos-image")
+
+
+def overlay(state: Path, instance: str, *source: str) -> subprocess.CompletedProcess[str]:
+    """`holos-image overlay` as launch.sh runs it, for instance p/<instance>."""
+    disk = state / "instances" / "p" / instance / "root.qcow2"
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    argv = [HELPER, "overlay", "--disk", str(disk), "--format", "qcow2", *source]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_pull_while_overlays_are_created_and_prune_waits_for_them(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    qemu_img = require_tool("qemu-img")
+    cache = tmp_path / "images"
+    by_ref = ("--ref", "ubuntu:noble", "--images", str(cache))
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    raw = tmp_path / "newer.raw"
+    raw.write_bytes(os.urandom(4 << 20))
+    subprocess.run(
+        [qemu_img, "convert", "-f", "raw", "-O", "qcow2", raw, raw.with_suffix(".qcow2")],
+        check=True,
+    )
+    newer = raw.with_suffix(".qcow2").read_bytes()
+    publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
+    site.serve(UBUNTU.url, Route(newer, chunk_delay=0.03))  # ~2 s
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env |= {"HOLOSC_STATE_DIR": str(tmp_path), pull.MIRROR_ENV: site.url}
+    puller = subprocess.Popen(
+        [sys.executable, "-m", "holosc", "pull", "ubuntu:noble"], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while not any("/.part." in name for name in cache_listing(tmp_path)):
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.02)
+
+    during = overlay(tmp_path, "a", *by_ref)  # does not wait for the download
+
+    assert during.returncode == 0, during.stderr
+    assert puller.poll() is None, "the overlay was created while the pull ran"
+    assert puller.wait(timeout=60) == 0
+    after = overlay(tmp_path, "b", *by_ref)
+    assert after.returncode == 0, after.stderr
+    disks = {i: tmp_path / "instances" / "p" / i / "root.qcow2" for i in "ab"}
+    blobs = {
+        "a": cache / "blobs" / "sha256" / digest(UBUNTU, qcow2),
+        "b": cache / "blobs" / "sha256" / digest(UBUNTU, newer),
+    }
+    for i in "ab":
+        assert backing_file(disks[i]) == f"../../../images/{blobs[i].relative_to(cache)}"
+    compare = [qemu_img, "compare", "-F", "qcow2", str(disks["a"]), str(blobs["a"])]
+    assert subprocess.run(compare, capture_output=True, check=False).returncode == 0
+    assert blobs["a"].read_bytes() == qcow2 and blobs["b"].read_bytes() == newer
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 2
+
+    # A prune waits while an overlay is being created (the shared lock), then keeps both.
+    with Cache(cache).locked(shared=True):
+        pruner = subprocess.Popen(
+            [sys.executable, "-m", "holosc", "images", "prune", "--all"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        assert pruner.poll() is None, "prune did not wait for the lock"
+    out, _ = pruner.communicate(timeout=60)
+    assert pruner.returncode == 0
+    assert f"kept sha256:{digest(UBUNTU, qcow2)[:12]}: used by p/a" in out, out
+    assert f"kept sha256:{digest(UBUNTU, newer)[:12]}: used by p/b" in out, out
+    assert all(blob.exists() for blob in blobs.values())
+
+
+def test_old_layout_is_converted_once_without_downloading(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    qemu_io = require_tool("qemu-io")
+    cache = tmp_path / "images"
+    cache.mkdir()
+    old = cache / "ubuntu-noble.qcow2"  # what the previous holosc pulled, with its sidecar
+    old.write_bytes(qcow2)
+    record = {"algorithm": "sha256", "hash": digest(UBUNTU, qcow2), "size": len(qcow2)}
+    (cache / "ubuntu-noble.qcow2.json").write_text(json.dumps(record | {"url": UBUNTU.url}))
+    (cache / "debian-12.qcow2").write_bytes(qcow2)  # placed by hand: no sidecar
+    inode = old.stat().st_ino
+    disk = tmp_path / "instances" / "p" / "old" / "root.qcow2"
+    disk.parent.mkdir(parents=True)
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", old, disk],
+        check=True,
+    )
+    subprocess.run([qemu_io, "-c", "write -P 0x5a 0 64k", disk], check=True, capture_output=True)
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    publish(site, DEBIAN, qcow2, gnu(DEBIAN, qcow2))
+
+    listing = holosc(tmp_path, site, "images")
+
+    assert listing.returncode == 0, listing.stderr
+    blob = cache / "blobs" / "sha256" / digest(UBUNTU, qcow2)
+    assert old.is_symlink() and old.resolve() == blob and blob.stat().st_ino == inode
+    rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [
+        ("debian:12", f"sha512:{digest(DEBIAN, qcow2)[:12]}", "-"),
+        ("ubuntu:noble", f"sha256:{digest(UBUNTU, qcow2)[:12]}", "p/old"),
+    ]
+    read = subprocess.run(
+        [qemu_io, "-r", "-c", "read -P 0x5a 0 64k", disk], capture_output=True, text=True
+    )
+    assert "Pattern verification failed" not in read.stdout and read.returncode == 0
+    again = holosc(tmp_path, site, "pull", "ubuntu:noble")
+    assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
+    ensured = subprocess.run(
+        [HELPER, "ensure", "--ref", "debian:12", "--algorithm", "sha512", "--url", DEBIAN.url,
+         "--checksum-url", DEBIAN.checksum_url, "--cache", str(cache)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ensured.returncode == 0, ensured.stderr
+    assert site.hits.total() == 1, site.hits  # the checksum file of the explicit pull only
+    refused = holosc(tmp_path, site, "images", "rm", "ubuntu:noble")
+    assert refused.returncode == 5 and "ubuntu:noble is used by p/old" in refused.stderr
+
+
+def test_local_image_that_changed_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "disk.qcow2"
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", str(image), "64M"], check=True
+    )
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0  # unchanged: starts
+
+    os.utime(image, ns=(time.time_ns(), time.time_ns() + 10**9))  # written to
+    touched = overlay(tmp_path, "a", "--file", str(image))
+    assert touched.returncode == 1
+    (line,) = touched.stderr.splitlines()
+    assert line.startswith(f"holos-image: image {image} changed since ") and "mtime_ns" in line
+
+    copy = tmp_path / "copy.qcow2"
+    shutil.copy2(image, copy)
+    stamp = tmp_path / "instances" / "p" / "a" / "root.qcow2.base"
+    stamp.unlink()  # trust the current file again (as for an overlay made before stamps)
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0
+    os.replace(copy, image)  # replaced by a file with the same bytes and times
+    replaced = overlay(tmp_path, "a", "--file", str(image))
+    assert replaced.returncode == 1 and "inode" in replaced.stderr
+    assert "mtime_ns" not in replaced.stderr and "size" not in replaced.stderr.split("(")[1]
