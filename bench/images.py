@@ -28,11 +28,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from holos_runtime.imagecache import Cache  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.systemd_harness import PrivateSystemd
 
 HELPER = str(Path(sys.executable).parent / "holos-image")
 GIB = 1 << 30
@@ -189,8 +193,8 @@ def bench_bare_start(root: Path, size_mib: int) -> None:
         sd.stop()
 
 
-def show(sd: object, unit: str) -> str:
-    return sd.systemctl("show", "-p", "ActiveState", "--value", unit).stdout.strip()  # type: ignore[attr-defined,no-any-return]
+def show(sd: PrivateSystemd, unit: str) -> str:
+    return sd.systemctl("show", "-p", "ActiveState", "--value", unit).stdout.strip()
 
 
 def main() -> None:
