@@ -58,7 +58,10 @@ class Document:
     directory: Path
     warnings: tuple[Diagnostic, ...] = ()
     quoted: frozenset[JsonPath] = frozenset()
-    lines: tuple[str, ...] = ()  # the source text, for diagnostics that show their line
+    # Values assembled from other files (include:, extends:) name their file by path
+    # prefix; `sources` holds each file's lines, for diagnostics that show their line.
+    origins: Mapping[JsonPath, str] = dataclasses.field(default_factory=dict)
+    sources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
         """The closest known position for `path`, walking up to a parent when needed."""
@@ -78,16 +81,24 @@ class Document:
         severity: str = "error",
     ) -> Diagnostic:
         mark = self.mark(path, key=key)
+        file = self.origin(path)
         return Diagnostic(
             message=message,
-            file=self.file,
+            file=file,
             line=mark.line if mark else None,
             col=mark.col if mark else None,
             path=format_path(path),
             hint=hint,
             severity=severity,
-            source=source_line(self.lines, mark.line) if mark else None,
+            source=source_line(self.sources.get(file, ()), mark.line) if mark else None,
         )
+
+    def origin(self, path: JsonPath) -> str:
+        """The file `path`'s value came from."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origins:
+                return self.origins[path[:n]]
+        return self.file
 
 
 def source_line(lines: tuple[str, ...], line: int) -> str | None:
@@ -133,13 +144,15 @@ def find_compose_file(directory: Path) -> Path:
     )
 
 
-def load_file(path: Path, environ: Mapping[str, str] | None = None) -> Document:
-    """Read, parse and interpolate a compose file.
+def load_file(
+    path: Path, environ: Mapping[str, str] | None = None, *, display: str | None = None
+) -> Document:
+    """Read, parse and interpolate a compose file (named `display` in diagnostics).
 
     :raises LoadError: on I/O or YAML errors.
     :raises ValidationError: on interpolation errors (``${VAR:?message}``).
     """
-    display = path.name
+    display = display or path.name
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -180,7 +193,7 @@ def load_text(
         builder.raw,
         directory,
         quoted=frozenset(builder.quoted),
-        lines=tuple(text.splitlines()),
+        sources={file: tuple(text.splitlines())},
     )
     from holosc.interpolate import interpolate_document
 

@@ -14,9 +14,10 @@ from typing import Annotated, NoReturn
 import typer
 
 from holosc import devices, keys, paths
+from holosc.assemble import load_project
 from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
-from holosc.load import Document, find_compose_file, load_file
+from holosc.load import Document, find_compose_file
 from holosc.model import Project
 from holosc.validate import PROFILE, build_project
 
@@ -68,7 +69,7 @@ def load(
     :raises HolosError: on any invalid input.
     """
     path = compose_path(file)
-    doc = load_file(path)
+    doc = load_project(path)
     result = build_project(doc, profiles=profiles)
     if with_key:
         root = state_root or paths.state_root()
