@@ -135,9 +135,12 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     )
     worker.start()
     seen: dict[str, str] = {}
-    watched = [*units.instance_units(), *units.gates]
+    images = [u for u in units.others if _is_image(units.project, u)]
+    watched = [*images, *units.instance_units(), *units.gates]
     labels = {units.unit(i): i for i in units.instances}
-    labels |= {g: g[len(f"holos-{units.project}-") : -len(".service")] for g in units.gates}
+    labels |= {
+        u: u[len(f"holos-{units.project}-") : -len(".service")] for u in [*images, *units.gates]
+    }
     while worker.is_alive():
         _report(manager, watched, labels, seen, say)
         worker.join(timeout=1.0)
@@ -183,6 +186,8 @@ def _report(
                     "active": "healthy",
                     "failed": "UNHEALTHY",
                 }
+            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+                word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")
 
