@@ -152,6 +152,7 @@ class Service:
     healthcheck: Healthcheck | None = None
     provisioning: Provisioning | None = None
     restart: Restart | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # for SSH sessions and login shells
 
     @property
     def binds(self) -> tuple[Mount, ...]:

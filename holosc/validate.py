@@ -18,7 +18,7 @@ from typing import Any
 
 from holosc import dockerfile, images, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
-from holosc.load import Document, HostFiles, JsonPath
+from holosc.load import Document, HostFiles, JsonPath, parse_dotenv
 from holosc.model import (
     CloudInit,
     Condition,
@@ -39,6 +39,7 @@ from holosc.model import (
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
 MAX_INSTANCES = 253
@@ -180,7 +181,71 @@ def _service(
         healthcheck=_healthcheck(check, at, raw.get("healthcheck")),
         provisioning=provisioning,
         restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
+        environment=_environment(check, at, raw, files),
     )
+
+
+def _environment(
+    check: _Checker, at: JsonPath, raw: dict[str, Any], files: HostFiles
+) -> tuple[tuple[str, str], ...]:
+    """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
+    result: dict[str, str] = {}
+    listed = raw.get("env_file")
+    for i, rel in enumerate([listed] if isinstance(listed, str) else listed or []):
+        where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
+        if isinstance(rel, str):
+            result |= _env_file(check, where, rel, files)
+    given = raw.get("environment")
+    pairs: list[tuple[JsonPath, str, Any]] = []
+    if isinstance(given, dict):
+        pairs = [((*at, "environment", k), k, v) for k, v in given.items()]
+    elif isinstance(given, list):
+        for i, item in enumerate(given):
+            key, sep, value = str(item).partition("=")
+            pairs.append(((*at, "environment", i), key, value if sep else None))
+    for where, key, value in pairs:
+        if value is None:
+            check.error(
+                where,
+                f"'{key}' has no value",
+                f"write {key}: ${{{key}}} to take it from the environment of holosc",
+            )
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if _env_ok(check, where, key, text):
+            result[key] = text
+    return tuple(result.items())
+
+
+def _env_file(check: _Checker, where: JsonPath, rel: str, files: HostFiles) -> dict[str, str]:
+    path = check.doc.directory / rel
+    try:
+        text = files.read_bytes(path).decode("utf-8")
+    except OSError as exc:
+        check.error(where, f"cannot read env_file {rel}: {exc.strerror or exc}")
+        return {}
+    except UnicodeDecodeError:
+        check.error(where, f"env_file {rel} is not UTF-8 text")
+        return {}
+    values = parse_dotenv(text)
+    return {k: v for k, v in values.items() if _env_ok(check, where, k, v)}
+
+
+def _env_ok(check: _Checker, where: JsonPath, key: str, value: str) -> bool:
+    if not ENV_NAME.fullmatch(key):
+        check.error(
+            where,
+            f"'{key}' is not a variable name",
+            "letters, digits and _, not starting with a digit",
+        )
+        return False
+    if re.search(r"[\x00\n\r]", value):
+        check.error(
+            where,
+            f"the value of {key} has a line break or NUL, which sshd_config cannot carry",
+        )
+        return False
+    return True
 
 
 def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: HostFiles) -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ from holosc import dockerfile
 from holosc import plan as P
 from holosc.model import Mount, MountKind, OsFamily, WriteFile
 from holosc.render.escape import yaml_document
+from holosc.render.guestenv import environment_files
 
 # No "127.0.1.1 <hostname>" line: the instance's own name is listed below with its private
 # IP, and glibc would answer 127.0.1.1 first (a replica would advertise loopback to peers).
@@ -106,6 +107,7 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
         files += [_file(f) for f in service.provisioning.files]
         files.append(_file(WriteFile(dockerfile.SCRIPT_PATH, service.provisioning.script, "0755")))
         runcmd.append(["bash", dockerfile.SCRIPT_PATH])
+    files += [_file(f) for f in environment_files(service)]
     files += [_file(f) for f in ci.write_files]
     doc["write_files"] = files
     if ci.bootcmd:
