@@ -16,7 +16,6 @@ from holosc.load import load_file, load_text
 from holosc.validate import build_project
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = (REPO / "tests" / "data" / "golden_key.pub").read_text().strip()
 
 
 def timed(fn: Callable[[], object], runs: int = 5) -> float:
@@ -30,7 +29,7 @@ def timed(fn: Callable[[], object], runs: int = 5) -> float:
 
 def compile_file(path: Path) -> int:
     doc = load_file(path, environ={})
-    return len(compile_project(build_project(doc, ssh_public_key=KEY).project).files)
+    return len(compile_project(build_project(doc).project).files)
 
 
 def large_project(services: int, replicas: int) -> str:
@@ -62,9 +61,7 @@ def main() -> None:
         print(f"compile {example.parent.name:<12} {seconds * 1000:8.1f} ms  ({files} files)")
     text = large_project(50, 5)
     seconds = timed(
-        lambda: compile_project(
-            build_project(load_text(text, environ={}), ssh_public_key=KEY).project
-        ),
+        lambda: compile_project(build_project(load_text(text, environ={})).project),
         runs=3,
     )
     print(f"compile 50 services x 5 replicas (250 VMs) {seconds:6.2f} s")

@@ -1,12 +1,16 @@
 """The pure compiler core: Project → {relative path: file}. No I/O, clock or environment.
 
-Output layout (see docs/output.md):
+Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
     holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service
-                                                    → the scope's unit directory
-    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config,
-    seed.iso}                                      → %E/holos/<p>/ (installed by holosc)
+                                                   → the scope's unit directory
+    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
+                                                   → %E/holos/<p>/ (installed by holosc)
+
+The output is a pure function of the project: no key, path, user or time of the building
+host. The NoCloud seed ISO is built at start by holos-seed from the three texts plus
+this host's keys (docs/units.md, "Host-specific material").
     holos.lock.json                                 what was compiled from what
 """
 
@@ -22,7 +26,7 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, seed, units
+from holosc.render import cloudinit, qemu, units
 
 LOCK_FILE = "holos.lock.json"
 
@@ -66,7 +70,6 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         seed_files = {"user-data": user_data, "meta-data": meta, "network-config": network}
         for file_name, text in seed_files.items():
             add(f"{base}/{file_name}", text)
-        add(f"{base}/seed.iso", seed.build_seed(seed_files))
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))

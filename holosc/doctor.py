@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import errno
+import grp
 import os
 import re
 import shutil
@@ -22,13 +23,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from holosc import paths, systemd
+from holosc import systemd
 from holosc.errors import HolosError
 
 PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HELPERS = ("holos-qmp-stop", "holos-health", "holos-image")
+HELPERS = ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image")
 OVMF_PAIRS = (  # templates/launch.sh.j2 tries these in order
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
     ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
@@ -72,6 +73,8 @@ class KvmFacts:
     device_error: str | None
     cpu_flag: str | None  # "vmx" or "svm"
     pvm: bool
+    device_exists: bool = True
+    device_group: str | None = None  # the group owning /dev/kvm when we are not in it
 
     @property
     def usable(self) -> bool:
@@ -89,19 +92,42 @@ def read_kvm_facts(
         os.close(os.open(device, os.O_RDWR | os.O_CLOEXEC))
     except OSError as exc:
         error = os.strerror(exc.errno or errno.EIO)
+    exists = os.path.exists(device)
+    group = _foreign_group(device) if error and exists else None
     try:
         flags = set(re.findall(r"\b(vmx|svm)\b", cpuinfo.read_text()))
     except OSError:
         flags = set()
     flag = "vmx" if "vmx" in flags else "svm" if "svm" in flags else None
-    return KvmFacts(error is None, error, flag, (modules / "kvm_pvm").exists())
+    return KvmFacts(error is None, error, flag, (modules / "kvm_pvm").exists(), exists, group)
+
+
+def _foreign_group(device: Path) -> str | None:
+    """The group of `device` when this process is not a member (e.g. "kvm")."""
+    try:
+        gid = device.stat().st_gid
+    except OSError:
+        return None
+    if gid == os.getegid() or gid in os.getgroups():
+        return None
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def check_kvm(facts: KvmFacts) -> Check:
     if facts.usable:
         return Check("kvm", Status.OK, f"/dev/kvm usable, CPU has {facts.cpu_flag}")
     reasons = []
-    if not facts.device_usable:
+    hints = []
+    if not facts.device_exists:
+        reasons.append("there is no /dev/kvm")
+        hints.append("load kvm_intel/kvm_amd (in a container: pass /dev/kvm in)")
+    elif facts.device_group:
+        reasons.append(f"you are not in the {facts.device_group} group, which owns /dev/kvm")
+        hints.append(f"sudo usermod -aG {facts.device_group} $USER, then log in again")
+    elif not facts.device_usable:
         reasons.append(f"/dev/kvm cannot be opened read-write ({facts.device_error})")
     if facts.cpu_flag is None:
         reasons.append("no vmx/svm in /proc/cpuinfo")
@@ -110,9 +136,11 @@ def check_kvm(facts: KvmFacts) -> Check:
     return Check(
         "kvm",
         Status.WARN,
-        "VMs will run under TCG, slowly: " + "; ".join(reasons),
-        "enable VT-x/AMD-V (or nested virtualisation) and load kvm_intel/kvm_amd; "
-        "HOLOS_ACCEL=kvm|tcg overrides the choice",
+        "TCG will be used (slow): " + "; ".join(reasons),
+        "; ".join(
+            hints or ["enable VT-x/AMD-V (or nested virtualisation) and load kvm_intel/kvm_amd"]
+        )
+        + "; HOLOS_ACCEL=kvm|tcg overrides the choice",
     )
 
 
@@ -241,6 +269,50 @@ def check_helpers() -> list[Check]:
     return checks
 
 
+# What %S/holos holds; systemd before 254 resolved a user manager's %S to %E.
+STATE_ENTRIES = ("images", "instances", "volumes", "ssh")
+
+
+def check_roots(manager: systemd.Manager) -> list[Check]:
+    """The directories the manager resolves, and state left where an older %S pointed."""
+    name = f"roots ({manager.scope})"
+    try:
+        dirs = {
+            "units": manager.unit_dir,
+            "%S/holos": manager.state_dir,
+            "%E/holos": manager.config_dir,
+            "%t/holos": manager.runtime_dir,
+        }
+    except HolosError as exc:
+        hint = exc.diagnostics[0].hint if exc.diagnostics else None
+        return [Check(name, Status.FAIL, exc.message, hint)]
+    overridden = [v for v in (*systemd.OVERRIDES.values(), "HOLOSC_UNIT_DIR") if manager.env.get(v)]
+    detail = ", ".join(f"{k} {v}" for k, v in dirs.items())
+    if overridden:
+        detail += f" ({', '.join(sorted(overridden))} set)"
+    checks = [Check(name, Status.OK, detail)]
+    old = manager.config_dir
+    if old != manager.state_dir:
+        left = [
+            old / e
+            for e in STATE_ENTRIES
+            if (old / e).is_dir() and not (old / e / "installed.json").exists()
+        ]
+        if left:
+            checks.append(
+                Check(
+                    "old state",
+                    Status.WARN,
+                    f"{', '.join(map(str, left))} left where an older systemd's %S pointed; "
+                    f"units now use {manager.state_dir}",
+                    "stop the projects (holosc stop), then: "
+                    f"mkdir -p {manager.state_dir} && mv -n {' '.join(map(str, left))} "
+                    f"{manager.state_dir}/ (docs/units.md)",
+                )
+            )
+    return checks
+
+
 def check_state_dir(root: Path) -> Check:
     """Create the state root (0700) if needed and write a file in it."""
     try:
@@ -290,9 +362,17 @@ def run_checks(
         check_virtiofsd(env),
         check_systemd(manager, env),
         *check_helpers(),
-        check_state_dir(paths.state_root(manager.scope)),
+        *check_roots(manager),
+        _check_state_dir(manager),
         check_iommu(),
     ]
+
+
+def _check_state_dir(manager: systemd.Manager) -> Check:
+    try:
+        return check_state_dir(manager.state_dir)
+    except HolosError as exc:
+        return Check("state dir", Status.FAIL, f"unknown: {exc.message}")
 
 
 def verdict(checks: Sequence[Check]) -> str:

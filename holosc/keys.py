@@ -1,7 +1,8 @@
-"""The project's SSH key pair: generated once in the state directory, never in the output.
+"""The project's SSH key pair (generated once in the state directory, never in the output)
+and the ssh options that pin a guest's host key.
 
-Only the public key is compiled into cloud-init; the private key stays 0600 beside it
-for the health probe and `holosc exec`.
+Nothing of the key is compiled: holos-seed hands the public key to each guest when it
+starts (as vendor-data); the private key stays 0600 for the health probe and `holosc exec`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,29 @@ def ensure_key(path: Path, project: str) -> str:
             f"cannot read public key {pub}: {exc}",
             "the public key must sit beside the private key as KEY.pub",
         ) from exc
+
+
+def pinned_host_key(known_hosts: Path, alias: str) -> list[str]:
+    """ssh options that accept only the host key pinned for `alias` in `known_hosts`.
+
+    The same options as holos_runtime.health.pinned_host_key (the helpers never import
+    the compiler). ssh splits UserKnownHostsFile at whitespace and expands `%` tokens in
+    it, so the path is quoted and its `%` doubled.
+    """
+    text = str(known_hosts)
+    if '"' in text:
+        raise _error(f"known_hosts path must not contain a double quote: {text!r}")
+    quoted = '"' + text.replace("%", "%%") + '"'
+    return [
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={quoted}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        f"HostKeyAlias={alias}",
+    ]
 
 
 def _error(message: str, hint: str | None = None) -> HolosError:

@@ -133,10 +133,13 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", *names, check=False))
     )
-    worker.start()
-    seen: dict[str, str] = {}
     images = [u for u in units.others if _is_image(units.project, u)]
     watched = [*images, *units.instance_units(), *units.gates]
+    # A unit left failed by an earlier up is not news: without this, the first poll (before
+    # the new start job begins) would report it FAILED although this start succeeds.
+    before = manager.show(watched, ["ActiveState"])
+    seen = {u: "failed" for u, p in before.items() if p.get("ActiveState") == "failed"}
+    worker.start()
     labels = {units.unit(i): i for i in units.instances}
     labels |= {
         u: u[len(f"holos-{units.project}-") : -len(".service")] for u in [*images, *units.gates]

@@ -177,7 +177,6 @@ class Project:
     name: str
     services: tuple[Service, ...]
     volumes: tuple[Volume, ...] = ()
-    ssh_public_key: str = ""
     profiles: tuple[str, ...] = ()  # the active profiles the services were selected by
 
     @property

@@ -72,6 +72,12 @@ def split_instance(name: str) -> tuple[str, int]:
     return service, int(index)
 
 
+def host_key_alias(project: str, instance: str) -> str:
+    """The name an instance's pinned SSH host key is known by (ssh's HostKeyAlias): every
+    guest answers on 127.0.0.1, so the port-less alias tells them apart."""
+    return f"{instance}.{project}.holos"
+
+
 def target_name(project: str) -> str:
     return f"holos-{project}.target"
 

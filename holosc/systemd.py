@@ -1,7 +1,21 @@
 """Reaching a systemd manager: where its units and holosc's files live, and systemctl.
 
-The scope is "system" (root's default) or "user". Everything here can be pointed at
-another manager without code changes, the way `systemctl --root`/`-M` can:
+The scope is "system" (root's default) or "user". The roots holosc shares with the units
+are asked of the manager itself, never derived from a version: what `%S` means for a user
+manager changed (systemd 252: $XDG_CONFIG_HOME; 254 and later: $XDG_STATE_HOME).
+
+- The unit directory is the first persistent entry of the manager's UnitPath (not under
+  /run, not a `.control` directory): /etc/systemd/system, ~/.config/systemd/user, or the
+  only directory a private test manager loads.
+- `%S`, `%E` and `%t` are read back from a probe unit holosc keeps there,
+  `holos-roots.service`, which is never started: its `Environment=` names the three
+  specifiers and `systemctl show` prints what the manager expanded them to (the manager
+  loads it on demand, the same way it loads a project's units). Only systemctl is used:
+  no D-Bus session bus is needed (`systemd-run --user` fails without dbus-user-session).
+
+The answers live as long as one command; nothing is cached on disk. Everything can be
+pointed at another manager without code changes, the way `systemctl --root`/`-M` can
+(these skip the corresponding question):
 
     HOLOSC_UNIT_DIR     directory the manager loads units from
     HOLOSC_CONFIG_DIR   host path of the manager's %E/holos (compiled scripts, seeds)
@@ -14,6 +28,7 @@ another manager without code changes, the way `systemctl --root`/`-M` can:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shlex
 import subprocess
@@ -21,24 +36,136 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from holosc import paths
+from holosc.emit import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
 
 BOOT_TARGET = {"system": "multi-user.target", "user": "default.target"}
+PROBE_UNIT = "holos-roots.service"
+PROBE_TEXT = (
+    "# Written by holosc and never started: `systemctl show -p Environment` of this unit\n"
+    "# tells holosc what this manager resolves %S, %E and %t to.\n"
+    "[Unit]\nDescription=holosc probe of the manager's directories (never started)\n"
+    "RefuseManualStart=yes\n\n"
+    '[Service]\nType=oneshot\nEnvironment="S=%S" "E=%E" "T=%t"\nExecStart=/bin/true\n'
+)
+OVERRIDES = {
+    "state": "HOLOSC_STATE_DIR",
+    "config": "HOLOSC_CONFIG_DIR",
+    "runtime": "HOLOSC_RUNTIME_DIR",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Roots:
+    """Host paths of the manager's specifiers, and the unit directory holosc installs to."""
+
+    unit_dir: Path
+    state: Path  # %S
+    config: Path  # %E
+    runtime: Path  # %t
 
 
 @dataclasses.dataclass(frozen=True)
 class Manager:
     scope: str
-    unit_dir: Path
-    config_dir: Path
-    state_dir: Path
-    runtime_dir: Path
     systemctl: tuple[str, ...]
     journalctl: tuple[str, ...]
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @functools.cached_property
+    def unit_dir(self) -> Path:
+        if self.env.get("HOLOSC_UNIT_DIR"):
+            return Path(self.env["HOLOSC_UNIT_DIR"])
+        return unit_dir_from(self.unit_path(), self.scope)
+
+    @functools.cached_property
+    def specifiers(self) -> dict[str, Path]:
+        """{"state": %S, "config": %E, "runtime": %t} as this manager resolves them."""
+        return self.ask_specifiers()
+
+    @property
+    def roots(self) -> Roots:
+        spec = self.specifiers
+        return Roots(self.unit_dir, spec["state"], spec["config"], spec["runtime"])
+
+    def _root(self, kind: str) -> Path:
+        override = self.env.get(OVERRIDES[kind])
+        return Path(override) if override else self.specifiers[kind] / "holos"
+
+    @property
+    def state_dir(self) -> Path:
+        """`%S/holos`: disks, volumes, the project keys, the image cache."""
+        return self._root("state")
+
+    @property
+    def config_dir(self) -> Path:
+        """`%E/holos`: the installed scripts and seeds."""
+        return self._root("config")
+
+    @property
+    def runtime_dir(self) -> Path:
+        """`%t/holos`: sockets and pidfiles."""
+        return self._root("runtime")
 
     def artifacts(self, project: str) -> Path:
         """Where %E/holos/<project> points: the installed scripts and seeds."""
         return self.config_dir / project
+
+    def unit_path(self) -> list[Path]:
+        """The manager's UnitPath, in search order."""
+        out = self._ask(["show", "-p", "UnitPath", "--value"]).stdout
+        return [Path(p) for p in out.split()]
+
+    def ask_specifiers(self) -> dict[str, Path]:
+        """Install (when missing or different) and read the probe unit.
+
+        :raises RuntimeCommandError: when the manager cannot be asked.
+        """
+        probe = self.unit_dir / PROBE_UNIT
+        try:
+            if not probe.is_file() or probe.read_text("utf-8") != PROBE_TEXT:
+                write_atomic(probe, PROBE_TEXT.encode())
+        except OSError as exc:
+            raise self._cannot_ask(f"cannot write {probe}: {exc.strerror}") from exc
+        props = self._read_probe()
+        if props.get("NeedDaemonReload") == "yes":  # an older probe text is loaded
+            self._ask(["daemon-reload"])
+            props = self._read_probe()
+        if props.get("LoadState") != "loaded":
+            raise self._cannot_ask(f"{PROBE_UNIT} is {props.get('LoadState') or 'not loaded'}")
+        values = dict(v.split("=", 1) for v in shlex.split(props.get("Environment", "")))
+        try:
+            return {
+                "state": Path(values["S"]),
+                "config": Path(values["E"]),
+                "runtime": Path(values["T"]),
+            }
+        except KeyError as exc:
+            raise self._cannot_ask(f"{PROBE_UNIT} has Environment={values}") from exc
+
+    def _read_probe(self) -> dict[str, str]:
+        out = self._ask(
+            ["show", "-p", "LoadState,NeedDaemonReload,Environment", "--", PROBE_UNIT]
+        ).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def _ask(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return self.ctl(*args, timeout=30)
+        except RuntimeCommandError as exc:
+            raise self._cannot_ask(exc.message) from exc
+
+    def _cannot_ask(self, reason: str) -> RuntimeCommandError:
+        return _error(
+            f"cannot ask the {self.scope} manager where its directories are: {reason}",
+            (
+                "log in, or enable lingering (loginctl enable-linger); "
+                if self.scope == "user"
+                else ""
+            )
+            + "or set HOLOSC_UNIT_DIR, HOLOSC_STATE_DIR, HOLOSC_CONFIG_DIR and "
+            "HOLOSC_RUNTIME_DIR",
+        )
 
     def ctl(
         self, *args: str, check: bool = True, timeout: float | None = None
@@ -83,17 +210,27 @@ class Manager:
         return argv + (["-f"] if follow else [])
 
 
+def unit_dir_from(unit_path: Sequence[Path], scope: str) -> Path:
+    """The first persistent, administrator's entry of UnitPath.
+
+    :raises RuntimeCommandError: when there is none.
+    """
+    for entry in unit_path:
+        volatile = entry.parts[1:2] == ("run",) or entry.name.endswith(".control")
+        if not volatile and not entry.is_relative_to("/usr"):
+            return entry
+    raise _error(
+        f"the {scope} manager's UnitPath has no persistent unit directory: "
+        f"{' '.join(map(str, unit_path)) or '(empty)'}",
+        "set HOLOSC_UNIT_DIR",
+    )
+
+
 def manager(scope: str | None = None, env: Mapping[str, str] | None = None) -> Manager:
     """The manager for `scope` (default: system for root, user otherwise)."""
-    env = os.environ if env is None else env
+    env = dict(os.environ if env is None else env)
     scope = scope or paths.default_scope()
     flag = ["--user"] if scope == "user" else []
-    if scope == "system":
-        unit_dir, config, runtime = Path("/etc/systemd/system"), Path("/etc"), Path("/run")
-    else:
-        config = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-        unit_dir = config / "systemd" / "user"
-        runtime = Path(env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}")
     systemctl = (
         shlex.split(env["HOLOSC_SYSTEMCTL"])
         if env.get("HOLOSC_SYSTEMCTL")
@@ -104,15 +241,7 @@ def manager(scope: str | None = None, env: Mapping[str, str] | None = None) -> M
         if env.get("HOLOSC_JOURNALCTL")
         else ["journalctl", *flag]
     )
-    return Manager(
-        scope=scope,
-        unit_dir=Path(env.get("HOLOSC_UNIT_DIR") or unit_dir),
-        config_dir=Path(env.get("HOLOSC_CONFIG_DIR") or config / "holos"),
-        state_dir=paths.state_root(scope),
-        runtime_dir=Path(env.get("HOLOSC_RUNTIME_DIR") or runtime / "holos"),
-        systemctl=tuple(systemctl),
-        journalctl=tuple(journalctl),
-    )
+    return Manager(scope=scope, systemctl=tuple(systemctl), journalctl=tuple(journalctl), env=env)
 
 
 def _run(

@@ -81,7 +81,6 @@ class _Checker:
 def build_project(
     doc: Document,
     *,
-    ssh_public_key: str = "",
     files: HostFiles | None = None,
     profiles: Iterable[str] = (),
 ) -> Result:
@@ -110,7 +109,7 @@ def build_project(
     _check_cross_service(check, ordered, volumes, name)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
-    project = Project(name, tuple(ordered), tuple(volumes.values()), ssh_public_key, active)
+    project = Project(name, tuple(ordered), tuple(volumes.values()), active)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
 
 

@@ -2,9 +2,10 @@
 
 Usage::
 
-    holos-health --port PORT --key KEYFILE --user USER [--host 127.0.0.1]
-                 [--instance NAME] [--interval S] [--timeout S] [--retries N]
-                 [--start-period S] -- TEST ARGV...
+    holos-health --port PORT --key KEYFILE --user USER --known-hosts FILE
+                 --host-key-alias ALIAS [--host 127.0.0.1] [--instance NAME]
+                 [--interval S] [--timeout S] [--retries N] [--start-period S]
+                 -- TEST ARGV...
 
 TEST ARGV is the exec form of the compose ``test`` (the compiler turns the string form
 into ``sh -c "..."``).  It is shell-quoted with ``shlex.join`` and sent as the remote
@@ -29,9 +30,11 @@ probe; the unit's ``TimeoutStartSec=`` should allow that.
 
 ``HOLOS_HEALTH_BYPASS`` set to any non-empty value succeeds at once without ssh.
 
-Host-key checking is off on purpose (see docs/runtime-helpers.md): the forward binds
-127.0.0.1 only, fresh VMs regenerate their host keys, and the trust anchor is the
-project key the host injected into the guest.
+The guest's host key is pinned: ssh runs with ``StrictHostKeyChecking=yes`` against
+``--known-hosts`` (written by holos-seed when the instance started, the key it gave the
+guest) under ``HostKeyAlias=--host-key-alias``, and no other known_hosts file.  A process
+that took the forwarded port first cannot pass for the guest (see
+docs/runtime-helpers.md).
 
 Exit codes:
 
@@ -108,10 +111,30 @@ def run(argv: Sequence[str], *, timeout: float) -> ProbeResult:
     elif proc.returncode == 255 and "connection refused" in stderr.lower():
         # ssh itself exits 255 on its own errors; a refused forward means no guest sshd yet.
         reason = "connection refused"
+    elif proc.returncode == 255 and "host key verification failed" in stderr.lower():
+        reason = "not the pinned host key of this instance (impostor on the port?)"
     else:
         reason = f"exit status {proc.returncode}"
     log.debug("failed: %s", shlex.join(argv))
     return ProbeResult(False, f"{reason}: {stderr}" if stderr else reason)
+
+
+def pinned_host_key(known_hosts: str, alias: str) -> list[str]:
+    """ssh options that accept only the key pinned for `alias` in `known_hosts`.
+
+    `holosc exec` passes the same (holosc.keys.pinned_host_key). ssh splits
+    UserKnownHostsFile at whitespace and expands `%` tokens in it, so the path is quoted
+    and its `%` doubled.
+    """
+    if '"' in known_hosts:
+        raise ValueError(f"known_hosts path must not contain a double quote: {known_hosts!r}")
+    quoted = '"' + known_hosts.replace("%", "%%") + '"'
+    return [
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={quoted}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", f"HostKeyAlias={alias}",
+    ]  # fmt: skip
 
 
 def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
@@ -122,8 +145,7 @@ def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
         "-i", args.key,
         "-p", str(args.port),
         "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null",
+        *pinned_host_key(args.known_hosts, args.host_key_alias),
         "-o", "LogLevel=ERROR",
         "-o", f"ConnectTimeout={connect_timeout}",
         "-o", "IdentitiesOnly=yes",
@@ -141,6 +163,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="forwarded SSH port")
     parser.add_argument("--key", required=True, help="private key file")
     parser.add_argument("--user", required=True, help="guest user")
+    parser.add_argument(
+        "--known-hosts", required=True, help="known_hosts file with the pinned host key"
+    )
+    parser.add_argument("--host-key-alias", required=True, help="the pin's name in that file")
     parser.add_argument("--host", default="127.0.0.1", help="SSH host (127.0.0.1)")
     parser.add_argument("--instance", help="name used in log lines")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds (30)")

@@ -18,7 +18,6 @@ from holosc.validate import Result, build_project
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 GOLDEN = REPO / "golden"
-TEST_PUBLIC_KEY = (REPO / "tests" / "data" / "golden_key.pub").read_text().strip()
 
 PACKAGES = {
     "qemu-system-x86_64": "qemu-system-x86",
@@ -46,7 +45,7 @@ def example_names() -> list[str]:
 
 def build_example(name: str) -> Result:
     doc = load_file(EXAMPLES / name / "holos.yaml", environ={})
-    return build_project(doc, ssh_public_key=TEST_PUBLIC_KEY)
+    return build_project(doc)
 
 
 def compile_example(name: str) -> Output:
@@ -55,7 +54,7 @@ def compile_example(name: str) -> Output:
 
 def compile_text(text: str, directory: Path | None = None, **env: str) -> Output:
     doc = load_text(text, directory=directory or EXAMPLES, environ=env)
-    return compile_project(build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project)
+    return compile_project(build_project(doc).project)
 
 
 # Fixtures shared by every test module (imported here so pytest registers them).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +23,16 @@ def write_output(output: Output, directory: Path) -> None:
         target.chmod(file.mode)
 
 
+def run_seed(seed_dir: Path, state: Path, key: Path, alias: str, out: Path) -> str:
+    """Run holos-seed (of this checkout) as the unit's ExecStartPre does; its log."""
+    helper = Path(sys.executable).with_name("holos-seed")
+    argv = [str(helper), "--instance", seed_dir.name, "--seed-dir", str(seed_dir)]
+    argv += ["--state", str(state), "--key", str(key), "--alias", alias, "--out", str(out)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
 def verify_root(output: Output, root: Path, project: str) -> Path:
     """A --root tree for `systemd-analyze verify`: our units, the host's, our helpers."""
     units = root / "etc" / "systemd" / "system"
@@ -30,9 +41,10 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
     os.symlink("/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system")
     bin_dir = root / "usr" / "local" / "bin"
     bin_dir.mkdir(parents=True)
-    for helper in ("holos-qmp-stop", "holos-health", "holos-image"):
-        # The checkout's own helpers first (the venv running the tests), then PATH's.
-        found = shutil.which(helper, path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    for helper in ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image"):
+        # The helpers of the checkout under test first (beside the interpreter running it).
+        beside = Path(sys.executable).with_name(helper)
+        found = str(beside) if beside.exists() else shutil.which(helper)
         assert found, f"{helper} is not installed: pip install ."
         shutil.copy2(found, bin_dir / helper)  # absolute links would resolve inside root
     for path, file in output.files.items():

@@ -8,8 +8,8 @@ Adapted from shared/testing/throwaway-systemd.sh, with its safety rules:
   test's directory, so compiled projects never touch the host's copies;
 - with net=True it gets a private network namespace (loopback only), so QEMU's
   multicast and port forwards stay inside.
-holosc runs inside the same namespaces through `nsenter`, as it would on a host whose
-PID 1 is systemd; only HOLOSC_UNIT_DIR points it at the private unit directory.
+holosc runs inside the same namespaces through `nsenter` and asks this systemd for its unit
+directory and roots, as it would ask the PID 1 of a host.
 """
 
 from __future__ import annotations
@@ -39,17 +39,11 @@ mkdir -p /run/systemd/journald.conf.d
 printf "[Journal]\nStorage=volatile\n" > /run/systemd/journald.conf.d/volatile.conf
 ip link set lo up 2>/dev/null || true
 # Units name the runtime helpers by bare command name (systemd finds them in
-# /usr/local/bin); inside this namespace they are the ones of the checkout under test,
-# whether or not the host has them: a copy of /usr/local/bin's links plus the helpers.
-mkdir -p "$STATE/bin" "$STATE/host-bin"
-mount --bind /usr/local/bin "$STATE/host-bin"
-for entry in "$STATE"/host-bin/*; do
-  [ -e "$entry" ] && ln -sfn "$entry" "$STATE/bin/${entry##*/}"
-done
-for helper in holos-qmp-stop holos-health holos-image; do
-  ln -sfn "$HELPERS_BIN/$helper" "$STATE/bin/$helper"
-done
-mount --bind "$STATE/bin" /usr/local/bin
+# /usr/local/bin); inside this namespace /usr/local/bin holds only the helpers of the
+# checkout under test (also those the host has not linked yet).
+mkdir -p "$STATE/local-bin"
+for helper in "$HELPERS_BIN"/holos-*; do ln -s "$helper" "$STATE/local-bin/"; done
+mount --bind "$STATE/local-bin" /usr/local/bin
 hostname holosc-test
 export container=holosc-test
 export SYSTEMD_UNIT_PATH="$UNITDIR"
@@ -197,7 +191,6 @@ class PrivateSystemd:
     ) -> subprocess.CompletedProcess[str]:
         environ = dict(
             os.environ,
-            HOLOSC_UNIT_DIR=str(self.units),
             HOLOS_ACCEL="tcg",
             PYTHONPATH=str(REPO),
             **env,

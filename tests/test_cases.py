@@ -27,7 +27,6 @@ from holosc.compiler import Output, compile_project
 from holosc.errors import HolosError
 from holosc.load import load_text
 from holosc.validate import build_project
-from tests.conftest import TEST_PUBLIC_KEY
 
 CASES = Path(__file__).parent / "cases"
 ENV = {"GREETING": "hello from holosc"}
@@ -101,7 +100,7 @@ def test_feature_case(case: str) -> None:
     assertions = _assertions(text)
     profiles = [a[1] for a in assertions if a[0] == "use-profile"]
     assertions = [a for a in assertions if a[0] != "use-profile"]
-    result = build_project(doc, ssh_public_key=TEST_PUBLIC_KEY, profiles=profiles)
+    result = build_project(doc, profiles=profiles)
     output = compile_project(result.project)
     warnings = [str(w) for w in result.warnings]
     assert assertions, f"{case} has no assertions"
@@ -120,6 +119,6 @@ def test_error_case(case: str) -> None:
     expected = [a[1] for a in _assertions(text) if a[0] == "assert-error"]
     assert expected, f"{case} lists no assert-error"
     with pytest.raises(HolosError) as info:
-        build_project(load_text(text, directory=CASES, environ={}), ssh_public_key="")
+        build_project(load_text(text, directory=CASES, environ={}))
     errors = [str(d) for d in info.value.diagnostics if d.severity == "error"]
     assert sorted(errors) == sorted(expected)

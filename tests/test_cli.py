@@ -15,14 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, REPO
-
-# Only golden_key.pub exists: a build needs nothing but the public half.
-KEY = REPO / "tests" / "data" / "golden_key"
+from tests.conftest import EXAMPLES
 
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), COLUMNS="100")
+    env = dict(os.environ, COLUMNS="100")
     return subprocess.run(
         [sys.executable, "-m", "holosc", *args],
         cwd=cwd,
@@ -200,7 +197,7 @@ def _stderr_on_a_terminal(project: Path, *args: str, **env: str) -> str:
 
     leader, follower = pty.openpty()
     inherited = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    environ = inherited | {"HOLOSC_SSH_KEY": str(KEY), **env}
+    environ = inherited | env
     proc = subprocess.run(
         [sys.executable, "-m", "holosc", *args],
         cwd=project, env=environ, stdout=subprocess.DEVNULL, stderr=follower, timeout=120,
@@ -247,7 +244,7 @@ def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
     assert holosc("config", "--services", cwd=tmp_path).stdout == "web\n"
     both = holosc("--profile", "debug", "config", "--services", cwd=tmp_path).stdout
     assert both == "graphs\ntools\nweb\n"
-    env = dict(os.environ, HOLOSC_SSH_KEY=str(KEY), HOLOS_PROFILES="monitoring")
+    env = dict(os.environ, HOLOS_PROFILES="monitoring")
     by_env = subprocess.run(
         [sys.executable, "-m", "holosc", "config", "--services"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

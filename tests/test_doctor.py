@@ -15,6 +15,7 @@ import pytest
 
 from holosc import doctor as D
 from holosc import systemd
+from holosc.errors import HolosError
 from tests.conftest import REPO
 
 
@@ -60,7 +61,14 @@ def test_json_is_a_list_of_checks(report: list[dict[str, Any]]) -> None:
         "virtiofsd",
     ]
     assert names[7].startswith("systemd (")
-    assert names[8:] == ["holos-qmp-stop", "holos-health", "holos-image", "state dir", "iommu"]
+    assert names[8:13] == [
+        "holos-qmp-stop",
+        "holos-health",
+        "holos-seed",
+        "holos-image",
+        names[7].replace("systemd", "roots"),
+    ]
+    assert [n for n in names[13:] if n != "old state"] == ["state dir", "iommu"]
     for check in report:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in ("ok", "warn", "fail") and check["detail"]
@@ -72,7 +80,7 @@ def test_kvm_verdict_matches_the_host(report: list[dict[str, Any]]) -> None:
         assert kvm["status"] == "ok"
     else:  # these CI machines: /dev/kvm is PVM, no vmx/svm
         assert kvm["status"] == "warn"
-        assert kvm["detail"].startswith("VMs will run under TCG, slowly")
+        assert kvm["detail"].startswith("TCG will be used (slow): ")
     if Path("/sys/module/kvm_pvm").exists():
         assert "PVM" in kvm["detail"]
 
@@ -118,7 +126,7 @@ def test_kvm_facts_from_files(tmp_path: Path) -> None:
     pvm = D.check_kvm(D.read_kvm_facts(device, cpuinfo, modules))
     assert pvm.status is D.Status.WARN and "PVM" in pvm.detail
     missing = D.check_kvm(D.read_kvm_facts(tmp_path / "nope", tmp_path / "nope", modules))
-    assert "cannot be opened read-write" in missing.detail and "no vmx/svm" in missing.detail
+    assert "there is no /dev/kvm" in missing.detail and "no vmx/svm" in missing.detail
 
 
 def test_ovmf_overrides_must_be_complete_and_readable(tmp_path: Path) -> None:
@@ -180,3 +188,79 @@ def test_firmware_and_virtiofsd_candidates_match_the_launch_script() -> None:
     assert tuple(pairs) == D.OVMF_PAIRS
     loop = re.search(r"for candidate in ([^;]+);", template)
     assert loop is not None and tuple(loop[1].split()) == D.VIRTIOFSD
+
+
+# UnitPath of systemd 257's managers, as measured in a booted Debian 13 container.
+USER_UNIT_PATH_257 = (
+    "/home/holos/.config/systemd/user.control /run/user/1500/systemd/user.control "
+    "/run/user/1500/systemd/transient /run/user/1500/systemd/generator.early "
+    "/home/holos/.config/systemd/user /etc/systemd/user /run/user/1500/systemd/user "
+    "/run/systemd/user /home/holos/.local/share/systemd/user /usr/lib/systemd/user"
+)
+SYSTEM_UNIT_PATH = (
+    "/etc/systemd/system.control /run/systemd/system.control /run/systemd/transient "
+    "/run/systemd/generator.early /etc/systemd/system /etc/systemd/system.attached "
+    "/run/systemd/system /run/systemd/generator /usr/lib/systemd/system"
+)
+
+
+def test_unit_dir_is_the_first_persistent_entry_of_unit_path() -> None:
+    def first(text: str, scope: str) -> Path:
+        return systemd.unit_dir_from([Path(p) for p in text.split()], scope)
+
+    assert first(USER_UNIT_PATH_257, "user") == Path("/home/holos/.config/systemd/user")
+    assert first(SYSTEM_UNIT_PATH, "system") == Path("/etc/systemd/system")
+    with pytest.raises(HolosError, match="no persistent unit directory"):
+        first("/run/systemd/transient /usr/lib/systemd/system", "system")
+
+
+def test_unreachable_manager_is_a_failed_roots_check(tmp_path: Path) -> None:
+    env = {"HOLOSC_SYSTEMCTL": "false"}
+    checks = D.check_roots(systemd.manager("user", env))
+    assert [c.status for c in checks] == [D.Status.FAIL]
+    assert checks[0].detail.startswith("cannot ask the user manager where its directories are")
+    assert "HOLOSC_STATE_DIR" in (checks[0].hint or "")
+
+
+def test_state_left_where_the_old_percent_s_pointed_is_a_warning(tmp_path: Path) -> None:
+    env = {
+        "HOLOSC_SYSTEMCTL": "false",  # nothing is asked: every root is given
+        "HOLOSC_UNIT_DIR": str(tmp_path / "units"),
+        "HOLOSC_CONFIG_DIR": str(tmp_path / "config" / "holos"),
+        "HOLOSC_STATE_DIR": str(tmp_path / "state" / "holos"),
+        "HOLOSC_RUNTIME_DIR": str(tmp_path / "run" / "holos"),
+    }
+    config = tmp_path / "config" / "holos"
+    (config / "ssh").mkdir(parents=True)  # a project named "ssh": not state
+    (config / "ssh" / "installed.json").write_text("{}")
+    checks = D.check_roots(systemd.manager("user", env))
+    assert [c.status for c in checks] == [D.Status.OK]
+    assert checks[0].detail.endswith(
+        "(HOLOSC_CONFIG_DIR, HOLOSC_RUNTIME_DIR, HOLOSC_STATE_DIR, HOLOSC_UNIT_DIR set)"
+    )
+    (config / "images").mkdir()
+    (config / "instances").mkdir()
+    old = D.check_roots(systemd.manager("user", env))[1]
+    assert old.status is D.Status.WARN and old.name == "old state"
+    assert old.detail == (
+        f"{config / 'images'}, {config / 'instances'} left where an older systemd's %S "
+        f"pointed; units now use {tmp_path / 'state' / 'holos'}"
+    )
+    assert f"mv -n {config / 'images'} {config / 'instances'} {tmp_path / 'state' / 'holos'}/" in (
+        old.hint or ""
+    )
+
+
+def test_kvm_tells_a_user_what_they_lack(tmp_path: Path) -> None:
+    no_device = D.check_kvm(D.KvmFacts(False, "No such file or directory", "vmx", False, False))
+    assert no_device.status is D.Status.WARN
+    assert no_device.detail == "TCG will be used (slow): there is no /dev/kvm"
+    not_member = D.check_kvm(D.KvmFacts(False, "Permission denied", "vmx", False, True, "kvm"))
+    assert "you are not in the kvm group, which owns /dev/kvm" in not_member.detail
+    assert (not_member.hint or "").startswith("sudo usermod -aG kvm $USER")
+    device = tmp_path / "kvm"
+    device.write_text("")
+    os.chown(device, -1, 54321)  # a group this process is not in
+    assert D._foreign_group(device) == "54321"
+    os.chown(device, -1, os.getegid())
+    assert D._foreign_group(device) is None

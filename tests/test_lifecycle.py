@@ -198,6 +198,37 @@ def test_failing_healthcheck_fails_up_and_holds_dependents(
     assert show(systemd, "holos-life-web@0.service", "ActiveState") != "active"
 
 
+def test_up_after_a_failed_up_reports_no_stale_failure(
+    systemd: PrivateSystemd, project: Path
+) -> None:
+    """A unit left failed by the previous up is not reported FAILED by the next one."""
+    good = (project / "holos.yaml").read_text()
+    (project / "holos.yaml").write_text(
+        good.replace("memory_mb: 128", "memory_mb: 128\n    cpu_model: no-such-cpu")
+    )
+    failed = holosc(systemd, project, "up")
+    assert failed.returncode == 1 and "db-0: FAILED" in failed.stderr, failed.stderr
+    assert show(systemd, "holos-life-db@0.service", "ActiveState") == "failed"
+    (project / "holos.yaml").write_text(good)
+    again = holosc(systemd, project, "up")
+    assert again.returncode == 0, again.stderr
+    assert "FAILED" not in again.stderr, again.stderr
+    assert "db-0: running" in again.stderr
+
+
+def test_roots_are_asked_of_the_manager(systemd: PrivateSystemd, project: Path) -> None:
+    """No HOLOSC_UNIT_DIR or HOLOSC_*_DIR: the private systemd's UnitPath is its test
+    directory, and its %S/%E/%t are the system ones; doctor prints what it was told."""
+    doctor = holosc(systemd, project, "doctor", "--json")
+    roots = next(c for c in json.loads(doctor.stdout) if c["name"] == "roots (system)")
+    assert roots["status"] == "ok", roots
+    assert roots["detail"] == (
+        f"units {systemd.units}, %S/holos /var/lib/holos, %E/holos /etc/holos, %t/holos /run/holos"
+    )
+    assert (systemd.units / "holos-roots.service").is_file()
+    assert show(systemd, "holos-roots.service", "ActiveState") == "inactive"  # never started
+
+
 def test_install_enable_and_uninstall(systemd: PrivateSystemd, project: Path) -> None:
     result = holosc(systemd, project, "install", "--enable")
     assert result.returncode == 0, result.stderr

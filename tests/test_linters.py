@@ -1,4 +1,4 @@
-"""The code base stays clean: ruff (lint and format) and mypy --strict."""
+"""The code base stays clean: ruff (lint and format), mypy --strict and shellcheck."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 
 PY_DIRS = ["holosc", "runtime-helpers", "tests", "bench"]
 
@@ -46,5 +46,18 @@ def test_mypy_strict_runtime_helpers(tmp_path: Path) -> None:
     env = dict(os.environ, MYPYPATH=str(tmp_path))
     result = _run(
         "mypy", "--config-file", str(REPO / "pyproject.toml"), "-p", "holos_runtime", env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_of_the_setup_and_build_scripts() -> None:
+    """The scripts people and CI run by hand (templates are checked in test_real_tools)."""
+    shellcheck = require_tool("shellcheck")
+    scripts = [
+        REPO / "scripts" / "setup.sh",
+        REPO / "tests" / "distro" / "build-root.sh",
+    ]
+    result = subprocess.run(
+        [shellcheck, *map(str, scripts)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr

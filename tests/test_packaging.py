@@ -53,6 +53,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos_runtime/image.py",
         "holos_runtime/fetch.py",
         "holos_runtime/imagecache.py",
+        "holos_runtime/seed.py",
         "holosc/cli/__init__.py",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
@@ -63,5 +64,6 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos-qmp-stop = holos_runtime.qmp_stop:main",
         "holos-health = holos_runtime.health:main",
         "holos-image = holos_runtime.image:main",
+        "holos-seed = holos_runtime.seed:main",
     ):
         assert script in text

@@ -30,7 +30,7 @@ from holosc import images, pull
 from holosc.errors import UnknownImageError
 from holosc.load import load_text
 from holosc.validate import build_project
-from tests.conftest import EXAMPLES, TEST_PUBLIC_KEY, require_tool
+from tests.conftest import EXAMPLES, require_tool
 
 ALPINE = pull.entry_for("alpine:3.21")
 DEBIAN = pull.entry_for("debian:12")
@@ -464,7 +464,7 @@ def test_ensure_images_pulls_only_missing(
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
     doc = load_text(PROJECT, directory=EXAMPLES, environ={})
-    project = build_project(doc, ssh_public_key=TEST_PUBLIC_KEY).project
+    project = build_project(doc).project
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     cache = tmp_path / "images"
     events: list[pull.Progress] = []

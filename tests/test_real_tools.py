@@ -23,7 +23,7 @@ from holosc.compiler import Output
 from holosc.model import MountKind
 from holosc.plan import build_plan
 from tests.conftest import build_example, compile_example, example_names, require_tool
-from tests.staging import verify_root, write_output
+from tests.staging import run_seed, verify_root, write_output
 
 NAMES = example_names()
 
@@ -100,18 +100,32 @@ def test_cloud_init_schema(compiled: tuple[str, Output, Path], tmp_path: Path) -
         assert "Address=10.10.0." in rendered and "DHCP=ipv4" in rendered, rendered
 
 
-def test_seed_iso_reads_back(compiled: tuple[str, Output, Path]) -> None:
-    _, _, out = compiled
-    tool = require_tool("isoinfo")
-    seeds = sorted(out.rglob("seed.iso"))
-    assert seeds
-    for seed in seeds:
+def test_seed_built_at_start_reads_back(compiled: tuple[str, Output, Path], tmp_path: Path) -> None:
+    """holos-seed joins each instance's compiled texts with this host's keys: isoinfo reads
+    the three texts back byte for byte (Rock Ridge and Joliet), and cloud-init accepts the
+    vendor-data."""
+    name, _, out = compiled
+    tool, cloud_init = require_tool("isoinfo"), require_tool("cloud-init")
+    project = build_example(name).project.name
+    instances = sorted(p.parent for p in out.rglob("user-data"))
+    assert instances and not list(out.rglob("seed.iso"))
+    for inst in instances:
+        state = tmp_path / "state" / inst.name
+        state.mkdir(parents=True)
+        seed = tmp_path / f"{inst.name}.iso"
+        key = tmp_path / "ssh" / project / "id_ed25519"
+        run_seed(inst, state, key, f"{inst.name}.{project}.holos", seed)
         info = run([tool, "-d", "-i", str(seed)]).stdout
         assert "Volume id: cidata" in info
-        for name in ("user-data", "meta-data", "network-config"):
+        for file in ("user-data", "meta-data", "network-config"):
             for flag in ("-R", "-J"):
-                data = run([tool, "-i", str(seed), flag, "-x", f"/{name}"]).stdout
-                assert data == (seed.parent / name).read_text(), (seed, name, flag)
+                data = run([tool, "-i", str(seed), flag, "-x", f"/{file}"]).stdout
+                assert data == (inst / file).read_text(), (seed, file, flag)
+        vendor = tmp_path / "vendor-data"
+        vendor.write_text(run([tool, "-i", str(seed), "-R", "-x", "/vendor-data"]).stdout)
+        assert (key.with_name("id_ed25519.pub").read_text().strip()) in vendor.read_text()
+        result = run([cloud_init, "schema", "-c", str(vendor)])
+        assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stderr
 
 
 def _qmp(path: Path, *commands: str) -> list[dict[str, object]]:
@@ -190,6 +204,9 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
         run_dir = base / "run" / inst.name
         state.mkdir(parents=True)
         run_dir.mkdir(parents=True)
+        key = base / "holos" / "ssh" / project.name / "id_ed25519"
+        alias = f"{inst.name}.{project.name}.holos"
+        run_seed(artifacts / inst.name, state, key, alias, run_dir / "seed.iso")
         env = dict(
             os.environ,
             HOLOS_ACCEL="tcg",

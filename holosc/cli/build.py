@@ -36,11 +36,10 @@ def build(
         typer.Option("--diff", help="Write nothing; print a unified diff of what would change."),
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
-    ssh_key: common.SshKeyOption = None,
 ) -> None:
     """Compile holos.yaml into systemd units, launch scripts and cloud-init seeds."""
     try:
-        loaded = common.load(file, ssh_key=ssh_key, with_key=True)
+        loaded = common.load(file)
         common.exit_on_warnings(loaded.warnings, strict)
         compiled = common.compile_loaded(loaded)
         root = output or loaded.file.parent / "deploy"

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, paths
+from holosc import devices, keys, systemd
 from holosc.assemble import load_project
 from holosc.compiler import Output, compile_project
 from holosc.errors import Diagnostic, ExitCode, HolosError
@@ -39,8 +39,8 @@ SshKeyOption = Annotated[
     typer.Option(
         "--ssh-key",
         envvar="HOLOSC_SSH_KEY",
-        help="Project private key to use (its KEY.pub is compiled in); default: "
-        "generated once in the state directory.",
+        help="Project private key to use on this host (copied with its KEY.pub into the "
+        "state directory); default: generated once there. Never compiled in.",
     ),
 ]
 
@@ -64,7 +64,8 @@ def load(
     with_key: bool = False,
     state_root: Path | None = None,
 ) -> Loaded:
-    """Load and validate; with `with_key`, compile in the project's public key.
+    """Load and validate; with `with_key`, make sure this host has the project key pair
+    (the units pass it to the guests at start; nothing of it is compiled).
 
     :raises HolosError: on any invalid input.
     """
@@ -72,12 +73,12 @@ def load(
     doc = load_project(path)
     result = build_project(doc, profiles=profiles)
     if with_key:
-        root = state_root or paths.state_root()
+        root = state_root or systemd.manager().state_dir
+        # %S/holos of the default scope's manager unless the caller knows the manager.
         private = ssh_key or keys.key_path(root, result.project.name)
-        public = keys.ensure_key(private, result.project.name)
-        if ssh_key and state_root:
-            keys.adopt_key(ssh_key, state_root, result.project.name)
-        result = build_project(doc, ssh_public_key=public, profiles=profiles)
+        keys.ensure_key(private, result.project.name)
+        if ssh_key:
+            keys.adopt_key(ssh_key, root, result.project.name)
     # Host checks for PCI passthrough are warnings: the project may run on another host.
     sysfs = Path(os.environ.get("HOLOSC_SYSFS_ROOT") or "/sys")
     host = devices.device_warnings(result.project, sysfs, doc=doc)

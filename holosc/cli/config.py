@@ -44,7 +44,6 @@ def config(
             print(line)
         return
     data = model.to_dict(loaded.project)
-    data.pop("ssh_public_key", None)
     if fmt is Format.JSON:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:

@@ -1,4 +1,8 @@
-"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console)."""
+"""`holosc exec` (SSH with the project key) and `holosc console` (the serial console).
+
+exec accepts only the instance's pinned host key (written by holos-seed at its start);
+the console is a Unix socket in the manager's runtime directory, so no key is involved.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Annotated
 import typer
 
 from holosc import install, keys, lifecycle
+from holosc import plan as P
 from holosc.cli import common, options
 from holosc.errors import HolosError
 
@@ -82,16 +87,21 @@ def exec_(
             file=sys.stderr,
         )
     key = keys.key_path(manager.state_dir, name)
+    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    if not known_hosts.is_file():
+        common.fail(
+            lifecycle.error(
+                f"{instance} has no pinned host key ({known_hosts} is missing)",
+                "the instance writes it when it starts: holosc up, or holosc start",
+            )
+        )
     argv = [
         "ssh",
         "-i",
         str(key),
         "-p",
         str(port),
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
+        *keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance)),
         "-o",
         "LogLevel=ERROR",
         "-o",

@@ -1,8 +1,10 @@
 """cloud-init NoCloud documents of one instance: user-data, meta-data, network-config.
 
 All three are YAML built as data and written by `escape.yaml_document`. The guest gets
-its host name, the project's /etc/hosts, its login user with the project key, the
-Dockerfile provisioning, the user's cloud_init, and mount lines for volumes and binds.
+its host name, the project's /etc/hosts, its login user, the Dockerfile provisioning, the
+user's cloud_init, and mount lines for volumes and binds. Nothing of the building host:
+the project key and the guest's SSH host key are joined at start by holos-seed as
+vendor-data (see docs/units.md, "Host-specific material").
 """
 
 from __future__ import annotations
@@ -76,8 +78,6 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     service = inst.service
     ci = service.cloud_init
     keys = [*ci.ssh_authorized_keys]
-    if plan.project.ssh_public_key:
-        keys.append(plan.project.ssh_public_key)
     user: dict[str, Any] = {"name": ci.user}
     if service.image.os is OsFamily.SYSTEMD:
         user |= {"groups": ["adm"], "shell": "/bin/bash", "sudo": "ALL=(ALL) NOPASSWD:ALL"}
@@ -93,7 +93,10 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     }
     if ci.packages:
         doc |= {"package_update": True, "packages": list(ci.packages)}
-    doc["users"] = [user]
+    # `user:` makes the login user cloud-init's default user: the project key that
+    # holos-seed adds as vendor-data `ssh_authorized_keys` is installed for it. (A
+    # vendor-data `users:` entry would be shadowed by this one: measured, see units.md.)
+    doc["user"] = user
     files = [
         {
             "path": "/etc/hosts",

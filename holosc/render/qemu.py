@@ -129,7 +129,8 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         ["-device"],
         ["virtio-blk-pci,drive=root"],
         ["-drive"],
-        ["id=seed,if=none,format=raw,readonly=on,file=", _var("here_q"), "/seed.iso"],
+        # Built by holos-seed (ExecStartPre) from the compiled texts and this host's keys.
+        ["id=seed,if=none,format=raw,readonly=on,file=", _var("run_q"), "/seed.iso"],
         ["-device"],
         ["virtio-blk-pci,drive=seed"],
     ]

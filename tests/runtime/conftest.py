@@ -42,6 +42,9 @@ def free_port() -> int:
 # --- sshd ----------------------------------------------------------------------------
 
 
+ALIAS = "db-0.test.holos"
+
+
 @dataclass(frozen=True)
 class Sshd:
     port: int
@@ -49,8 +52,14 @@ class Sshd:
     user: str
     workdir: Path
 
-    def health_args(self) -> list[str]:
-        return ["--port", str(self.port), "--key", str(self.key), "--user", self.user]
+    @property
+    def known_hosts(self) -> Path:
+        """This sshd's host key pinned under ALIAS, as holos-seed writes it."""
+        return self.workdir / "known_hosts"
+
+    def health_args(self, known_hosts: Path | None = None) -> list[str]:
+        pin = ["--known-hosts", str(known_hosts or self.known_hosts), "--host-key-alias", ALIAS]
+        return ["--port", str(self.port), "--key", str(self.key), "--user", self.user, *pin]
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +72,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
     run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    kind, blob = (d / "host_key.pub").read_text().split()[:2]
+    (d / "known_hosts").write_text(f"{ALIAS} {kind} {blob}\n")
     port = free_port()
     (d / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n"

@@ -57,13 +57,14 @@ def test_always_failing_stops_after_retries(sshd: Any) -> None:
 
 
 def test_start_period_failures_do_not_count(sshd: Any) -> None:
-    args = ["--interval", "0.5", "--timeout", "10", "--retries", "2", "--start-period", "2"]
+    # 6 s: room for two probes when a loaded 2-core machine needs ~2 s per ssh handshake.
+    args = ["--interval", "0.5", "--timeout", "10", "--retries", "2", "--start-period", "6"]
     rc, err, elapsed = health(sshd, *args, "--", "false")
     assert rc == 1, err
     not_counted = err.count("(start period, not counted)")
     assert not_counted >= 2, err
     assert len(attempts(err)) == not_counted + 2
-    assert elapsed >= 2
+    assert elapsed >= 6
 
 
 def test_hanging_probe_is_killed_at_timeout(sshd: Any) -> None:
@@ -79,7 +80,7 @@ def test_refused_port_reports_connection_refused(sshd: Any) -> None:
     with socket.socket() as s:  # bound but never listening: connections are refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = ["--port", str(port), "--key", str(sshd.key), "--user", sshd.user]
+    args = [*sshd.health_args(), "--port", str(port)]  # the last --port wins
     proc = subprocess.run(
         [sys.executable, "-m", "holos_runtime.health", *args, *FAST, "--retries", "1", "--",
          "true"],
@@ -121,3 +122,43 @@ def test_usage_errors_exit_2(sshd: Any) -> None:
     assert rc == 2, err
     rc, err, _ = health(sshd)  # no TEST
     assert rc == 2, err
+
+
+def test_other_host_key_on_the_port_is_refused(sshd: Any, tmp_path: Any) -> None:
+    """A process that took the forwarded port (here: an sshd with another host key than
+    the one pinned for the instance) cannot pass the probe, even though it would accept
+    the project key and run the command."""
+    impostor = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor)], check=True)
+    kind, blob = (tmp_path / "other_host_key.pub").read_text().split()[:2]
+    pinned = tmp_path / "known_hosts"
+    pinned.write_text(f"db-0.test.holos {kind} {blob}\n")
+    marker = tmp_path / "ran"
+    proc = subprocess.run(
+        [sys.executable, "-m", "holos_runtime.health", *sshd.health_args(pinned), *FAST,
+         "--retries", "1", "--", "touch", str(marker)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "not the pinned host key" in proc.stderr, proc.stderr
+    assert not marker.exists(), "the command ran on a host whose key is not pinned"
+
+
+def test_missing_pin_is_refused(sshd: Any, tmp_path: Any) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "holos_runtime.health", *sshd.health_args(tmp_path / "none"),
+         *FAST, "--retries", "1", "--", "true"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "not the pinned host key" in proc.stderr, proc.stderr
+
+
+def test_pin_is_required(sshd: Any) -> None:
+    args = ["--port", str(sshd.port), "--key", str(sshd.key), "--user", sshd.user]
+    proc = subprocess.run(
+        [sys.executable, "-m", "holos_runtime.health", *args, "--", "true"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--known-hosts" in proc.stderr

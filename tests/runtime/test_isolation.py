@@ -22,7 +22,24 @@ print(code, ",".join(bad))
         ("qmp_stop", ["--help"]),
         ("qmp_stop", ["--qmp", "/nonexistent/qmp.sock"]),
         ("health", ["--help"]),
-        ("health", ["--port", "1", "--key", "k", "--user", "u", "--", "true"]),
+        (
+            "health",
+            [
+                "--port",
+                "1",
+                "--key",
+                "k",
+                "--user",
+                "u",
+                "--known-hosts",
+                "h",
+                "--host-key-alias",
+                "a",
+                "--",
+                "true",
+            ],
+        ),
+        ("seed", ["--help"]),
     ],
 )
 def test_helper_imports_neither_compiler_nor_qmp_on_fast_paths(
@@ -40,7 +57,7 @@ def test_helper_imports_neither_compiler_nor_qmp_on_fast_paths(
 
 
 def test_importtime_shows_no_holosc() -> None:
-    for module in ("qmp_stop", "health"):
+    for module in ("qmp_stop", "health", "seed"):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", f"holos_runtime.{module}", "--help"],
             capture_output=True, text=True, timeout=30,

@@ -5,7 +5,6 @@
 set -euo pipefail
 
 die() { echo "holos: db-0: $*" >&2; exit 1; }
-here=$(dirname -- "$(readlink -f -- "$0")")
 # systemd does not keep StateDirectory= order in $STATE_DIRECTORY: match each by name.
 IFS=: read -r -a dirs <<<"${STATE_DIRECTORY:?run this script from its systemd unit}"
 state="" images=""
@@ -17,7 +16,9 @@ for dir in "${dirs[@]}"; do
 done
 [ -n "$state" ] || die "no state directory for db-0 in STATE_DIRECTORY"
 run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
-here_q=${here//,/,,}
+# The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
+# ExecStartPre (holos-seed) in the runtime directory.
+[ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 
@@ -57,7 +58,7 @@ exec qemu-system-x86_64 \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
   -device virtio-blk-pci,drive=root \
-  -drive id=seed,if=none,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -drive id=seed,if=none,format=raw,readonly=on,file="${run_q}"/seed.iso \
   -device virtio-blk-pci,drive=seed \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:44576-:22 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:ad:9c:00 \

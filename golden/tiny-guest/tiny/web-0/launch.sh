@@ -18,7 +18,9 @@ for dir in "${dirs[@]}"; do
 done
 [ -n "$state" ] || die "no state directory for web-0 in STATE_DIRECTORY"
 run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
-here_q=${here//,/,,}
+# The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
+# ExecStartPre (holos-seed) in the runtime directory.
+[ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 
@@ -58,7 +60,7 @@ exec qemu-system-x86_64 \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
   -device virtio-blk-pci,drive=root \
-  -drive id=seed,if=none,format=raw,readonly=on,file="${here_q}"/seed.iso \
+  -drive id=seed,if=none,format=raw,readonly=on,file="${run_q}"/seed.iso \
   -device virtio-blk-pci,drive=seed \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:23585-:22 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:25:fc:00 \
