@@ -7,24 +7,56 @@ starts (as vendor-data); the private key stays 0600 for the health probe and `ho
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
+from holosc import diskspace, names
+from holosc.emit import write_atomic
 from holosc.errors import Diagnostic, HolosError
 
 
 def key_path(state_root: Path, project: str) -> Path:
-    return state_root / "ssh" / project / "id_ed25519"
+    return state_root / "ssh" / names.check("project", project) / "id_ed25519"
 
 
 def ensure_key(path: Path, project: str) -> str:
     """The public key for private key `path`, generating the pair when both are missing.
 
+    The pair is generated in a temporary directory beside `path` and renamed into place,
+    so a failure (a full disk) never leaves a partial key behind; an empty private key
+    with no public key (left by an older holosc on a full disk) is generated again.
+
     :raises HolosError: when ssh-keygen is missing or fails, or the key is unreadable.
+    :raises RuntimeCommandError: when the filesystem is full.
     """
     pub = path.with_name(path.name + ".pub")
-    if not pub.exists() and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not pub.exists() and (not path.exists() or path.stat().st_size == 0):
+        try:
+            _generate(path, project)
+        except OSError as exc:
+            if diskspace.is_full(exc):
+                raise diskspace.full_error(path.parent, "the project's SSH key", KEY_BYTES) from exc
+            raise _error(f"cannot write the SSH key {path}: {exc.strerror}") from exc
+    try:
+        return pub.read_text("utf-8").strip()
+    except OSError as exc:
+        raise _error(
+            f"cannot read public key {pub}: {exc}",
+            "the public key must sit beside the private key as KEY.pub",
+        ) from exc
+
+
+KEY_BYTES = 4096  # an ed25519 pair with its directory, rounded up to a block
+
+
+def _generate(path: Path, project: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
         argv = [
             "ssh-keygen",
             "-q",
@@ -35,7 +67,7 @@ def ensure_key(path: Path, project: str) -> str:
             "-C",
             f"holos-{project}",
             "-f",
-            str(path),
+            str(tmp / "key"),
         ]
         try:
             subprocess.run(
@@ -44,15 +76,16 @@ def ensure_key(path: Path, project: str) -> str:
         except FileNotFoundError as exc:
             raise _error("ssh-keygen not found; install openssh-client") from exc
         except subprocess.CalledProcessError as exc:
-            raise _error(f"ssh-keygen failed: {exc.stderr.decode(errors='replace')}") from exc
-        path.chmod(0o600)
-    try:
-        return pub.read_text("utf-8").strip()
-    except OSError as exc:
-        raise _error(
-            f"cannot read public key {pub}: {exc}",
-            "the public key must sit beside the private key as KEY.pub",
-        ) from exc
+            stderr = exc.stderr.decode(errors="replace")
+            if "No space left" in stderr or "quota" in stderr.lower():
+                raise OSError(errno.ENOSPC, stderr.strip()) from exc
+            raise _error(f"ssh-keygen failed: {stderr}") from exc
+        (tmp / "key").chmod(0o600)
+        # The public key last: its presence means the pair is complete.
+        os.replace(tmp / "key", path)
+        os.replace(tmp / "key.pub", path.with_name(path.name + ".pub"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pinned_host_key(known_hosts: Path, alias: str) -> list[str]:
@@ -88,9 +121,13 @@ def adopt_key(private: Path, state_root: Path, project: str) -> None:
     if private.resolve() == dest.resolve() or not private.exists():
         return
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for src, target, mode in (
-        (private, dest, 0o600),
-        (private.with_name(private.name + ".pub"), dest.with_name(dest.name + ".pub"), 0o644),
-    ):
-        target.write_bytes(src.read_bytes())
-        target.chmod(mode)
+    try:
+        for src, target, mode in (
+            (private, dest, 0o600),
+            (private.with_name(private.name + ".pub"), dest.with_name(dest.name + ".pub"), 0o644),
+        ):
+            write_atomic(target, src.read_bytes(), mode)
+    except OSError as exc:
+        if diskspace.is_full(exc):
+            raise diskspace.full_error(dest.parent, "the project's SSH key", KEY_BYTES) from exc
+        raise

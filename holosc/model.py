@@ -93,11 +93,13 @@ class Device:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dependency:
-    """`condition` None is the short form: healthy if the dependency has a healthcheck."""
+    """`condition` None is the short form: healthy if the dependency has a healthcheck.
+    `restart`: compose's `restart: true`, restart the dependent when the dependency restarts."""
 
     service: str
     condition: Condition | None = None
     required: bool = True
+    restart: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,6 +118,26 @@ class CloudInit:
     write_files: tuple[WriteFile, ...] = ()
     runcmd: tuple[str | tuple[str, ...], ...] = ()
     bootcmd: tuple[str | tuple[str, ...], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Secret:
+    """A top-level secret: a host file (as written) or a variable read by `holosc up`."""
+
+    name: str
+    file: str | None = None
+    environment: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecretUse:
+    """A service's use of a secret: where it appears in the guest, and as whom."""
+
+    source: str
+    target: str  # absolute path in the guest
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -153,6 +175,7 @@ class Service:
     provisioning: Provisioning | None = None
     restart: Restart | None = None
     environment: tuple[tuple[str, str], ...] = ()  # for SSH sessions and login shells
+    secrets: tuple[SecretUse, ...] = ()
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -178,6 +201,10 @@ class Project:
     services: tuple[Service, ...]
     volumes: tuple[Volume, ...] = ()
     profiles: tuple[str, ...] = ()  # the active profiles the services were selected by
+    secrets: tuple[Secret, ...] = ()
+
+    def secret(self, name: str) -> Secret:
+        return next(s for s in self.secrets if s.name == name)
 
     @property
     def used_volumes(self) -> frozenset[str]:

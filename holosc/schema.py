@@ -129,6 +129,12 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         hint = _type_hint(types, value, path)
     elif kind == "enum":
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
+    elif kind == "pattern" and path[:1] == ("secrets",):
+        message = (
+            f"'{value}' is not a valid secret name: use up to 63 letters, digits, '_', '.' "
+            "and '-', starting with a letter or digit"
+        )
+        path, key = (*path, str(value)), True
     elif kind == "pattern" and path[-2:-1] == ("profiles",):
         message = (
             f"'{value}' is not a valid profile name: use letters, digits, '_', '.' and '-', "
@@ -145,6 +151,9 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         message = f"must be at least {arg}, not {value}"
     elif kind == "maximum":
         message = f"must be at most {arg}, not {value}"
+    elif kind in ("minProperties", "maxProperties") and len(path) == 2 and path[0] == "secrets":
+        message = "needs exactly one of file: or environment:"
+        hint = "file: ./secret.txt reads a host file at start; environment: VAR takes $VAR at up"
     elif kind == "minProperties":
         message = (
             "at least one service is required"

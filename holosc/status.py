@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import socket
 import time
+from pathlib import Path
 
 from holosc import install, plan
 from holosc.lifecycle import installed_units
@@ -49,12 +52,19 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
         active = props.get("ActiveState") == "active"
         uptime = int(now - int(since)) if active and since.isdigit() else None
         info = instances[inst]
+        state = f"{props.get('ActiveState', '?')}/{props.get('SubState', '?')}"
+        if state == "active/running":
+            # systemd sees QEMU running; QMP tells whether the guest runs (a full disk
+            # pauses it with io-error).
+            guest = guest_status(manager.runtime_dir / project / inst / "qmp.sock")
+            if guest not in (None, "running"):
+                state = f"active/{guest}"
         result.append(
             InstanceStatus(
                 project,
                 inst,
                 service,
-                f"{props.get('ActiveState', '?')}/{props.get('SubState', '?')}",
+                state,
                 pid if active else None,
                 uptime,
                 health,
@@ -64,6 +74,27 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
             )
         )
     return result
+
+
+def guest_status(socket_path: Path, timeout: float = 2.0) -> str | None:
+    """QMP `query-status` ("running", "paused", "io-error", ...), or None when QEMU does not
+    answer in time (a stop in progress holds the one QMP connection)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            reader = sock.makefile("rb")
+            reader.readline()  # greeting
+            for command in ("qmp_capabilities", "query-status"):
+                sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
+                while True:  # skip asynchronous events
+                    reply = json.loads(reader.readline() or b"{}")
+                    if "return" in reply or "error" in reply or not reply:
+                        break
+            status = reply.get("return", {}).get("status")
+            return status if isinstance(status, str) else None
+    except (OSError, ValueError):
+        return None
 
 
 def all_status(manager: Manager, project: str | None = None) -> list[InstanceStatus]:

@@ -35,7 +35,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from holosc import paths
+from holosc import names, paths
 from holosc.emit import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
 
@@ -109,7 +109,7 @@ class Manager:
 
     def artifacts(self, project: str) -> Path:
         """Where %E/holos/<project> points: the installed scripts and seeds."""
-        return self.config_dir / project
+        return self.config_dir / names.check("project", project)
 
     def unit_path(self) -> list[Path]:
         """The manager's UnitPath, in search order."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc import dockerfile, images, quantities, schema
+from holosc import dockerfile, images, names, quantities, schema
 from holosc.errors import Diagnostic, ValidationError
 from holosc.load import Document, HostFiles, JsonPath, parse_dotenv
 from holosc.model import (
@@ -31,13 +31,15 @@ from holosc.model import (
     Port,
     Project,
     Restart,
+    Secret,
+    SecretUse,
     Service,
     Vm,
     Volume,
     WriteFile,
 )
 
-NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME = names.LABEL
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -94,11 +96,12 @@ def build_project(
     data = doc.data if isinstance(doc.data, dict) else {}
     name = _project_name(check, data, doc.directory)
     volumes = _volumes(check, data.get("volumes"))
+    secrets = _secrets(data.get("secrets"))
     raw_services: dict[str, Any] = (
         data["services"] if isinstance(data.get("services"), dict) else {}
     )
     services = [
-        _service(check, svc_name, raw, volumes, files or HostFiles())
+        _service(check, svc_name, raw, volumes, files or HostFiles(), secrets)
         for svc_name, raw in raw_services.items()
         if isinstance(raw, dict) and NAME.match(svc_name)
     ]
@@ -109,7 +112,14 @@ def build_project(
     _check_cross_service(check, ordered, volumes, name)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
-    project = Project(name, tuple(ordered), tuple(volumes.values()), active)
+    used = {u.source for s in ordered for u in s.secrets}
+    project = Project(
+        name,
+        tuple(ordered),
+        tuple(volumes.values()),
+        active,
+        tuple(s for n, s in sorted(secrets.items()) if n in used),
+    )
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
 
 
@@ -146,6 +156,7 @@ def _service(
     raw: dict[str, Any],
     volumes: dict[str, Volume],
     files: HostFiles,
+    secrets: dict[str, Secret],
 ) -> Service:
     at: JsonPath = ("services", name)
     replicas = raw.get("replicas", 1) if isinstance(raw.get("replicas"), int) else 1
@@ -181,7 +192,75 @@ def _service(
         provisioning=provisioning,
         restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
         environment=_environment(check, at, raw, files),
+        secrets=tuple(_secret_uses(check, (*at, "secrets"), raw.get("secrets"), secrets)),
     )
+
+
+def _secrets(raw: Any) -> dict[str, Secret]:
+    """Top-level secrets; the schema has checked their shape."""
+    result = {}
+    for name, spec in (raw if isinstance(raw, dict) else {}).items():
+        if isinstance(spec, dict) and len(spec) == 1:
+            file, env = spec.get("file"), spec.get("environment")
+            if isinstance(file, str) or isinstance(env, str):
+                result[name] = Secret(name, file if isinstance(file, str) else None, env)
+    return result
+
+
+def _secret_uses(
+    check: _Checker, at: JsonPath, raw: Any, secrets: dict[str, Secret]
+) -> Iterable[SecretUse]:
+    targets: set[str] = set()
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        spec = {"source": item} if isinstance(item, str) else item
+        if not isinstance(spec, dict) or not isinstance(spec.get("source"), str):
+            continue  # the schema reports it
+        where, source = (*at, i), spec["source"]
+        if source not in secrets:
+            close = difflib.get_close_matches(source, sorted(secrets), n=1)
+            check.error(
+                where,
+                f"unknown secret '{source}'",
+                f"did you mean '{close[0]}'?"
+                if close
+                else "declare it under the top-level secrets:",
+            )
+            continue
+        target = str(spec.get("target", source))
+        target = target if target.startswith("/") else f"/run/secrets/{target}"
+        if posixpath.normpath(target) != target or "\n" in target or target == "/":
+            check.error(where, f"target {target!r} is not a plain absolute path")
+            continue
+        if target in targets:
+            check.error(where, f"two secrets go to {target}")
+            continue
+        targets.add(target)
+        numbers = [_octal_mode(check, (*where, "mode"), spec.get("mode", "0400"))]
+        numbers += [_id(check, (*where, k), spec.get(k, 0)) for k in ("uid", "gid")]
+        if None not in numbers:
+            mode, uid, gid = (n for n in numbers if n is not None)
+            yield SecretUse(source, target, mode, uid, gid)
+
+
+def _octal_mode(check: _Checker, where: JsonPath, value: Any) -> int | None:
+    """`0440` written as a YAML integer (decimal 440 in YAML 1.2) means octal, as in compose."""
+    text = check.doc.raw.get(where, str(value)) if isinstance(value, int) else str(value)
+    text = text.removeprefix("0o")
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        check.error(where, f"mode {text!r} is not an octal file mode", 'for example "0440"')
+        return None
+    return int(text, 8)
+
+
+def _id(check: _Checker, where: JsonPath, value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) < 2**31:
+        return int(value)
+    check.error(
+        where, f"{value!r} is not a numeric id", "the guest's users may not exist yet at boot"
+    )
+    return None
 
 
 def _environment(
@@ -450,6 +529,7 @@ def _depends_on(check: _Checker, at: JsonPath, raw: Any) -> Iterable[Dependency]
                     name,
                     Condition(condition) if condition else None,
                     spec.get("required", True) is True,
+                    spec.get("restart", False) is True,
                 )
 
 
@@ -687,17 +767,6 @@ def _check_cross_service(
                 users.setdefault(mount.source, []).extend(
                     (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas)
                 )
-        socket = len(
-            f"/run/user/4294967295/holos/{project}/{service.name}-{service.replicas - 1}/qmp.sock"
-        )
-        if socket > 107:
-            check.error(
-                at,
-                f"the QMP socket path would be {socket} bytes, over the 107-byte "
-                "limit of Unix sockets",
-                "shorten the project or service name",
-                key=True,
-            )
     # QEMU locks disk images: a writer excludes every other user, readers may share.
     for name, attached in sorted(users.items()):
         writers = [inst for inst, rw in attached if rw]

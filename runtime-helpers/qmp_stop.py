@@ -18,7 +18,8 @@ Steps, one log line each on stderr (the journal):
    ``cont`` it: a VM someone paused (snapshot, debugging, I/O error) should not run
    guest code again just because it is being stopped;
 4. ``system_powerdown``;
-5. wait up to ``--grace`` seconds for QEMU to exit (PID gone or EOF on the socket);
+5. wait up to ``--grace`` seconds for QEMU to exit (PID gone or EOF on the socket),
+   pressing the button again after 2, 4, then every 5 seconds (a booting guest misses a press);
 6. ``quit`` and wait a few seconds for the PID to vanish.
 
 Every QMP await has a timeout, so a hung QEMU ends in exit code 4 within about
@@ -62,6 +63,8 @@ CONNECT_TIMEOUT = 3.0
 CONNECT_RETRY_WINDOW = 2.0
 COMMAND_TIMEOUT = 3.0
 QUIT_WAIT = 5.0
+RESEND_FIRST = 2.0
+RESEND_MAX = 5.0
 POLL = 0.1
 
 
@@ -115,6 +118,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.pid is not None and args.pid <= 0:
         parser.error("--pid must be positive")
     return args
+
+
+def reachable(socket: str) -> str:
+    """A path to `socket` that fits a Unix socket address (107 bytes): relative to its own
+    directory, which becomes this process's working directory when the path is long."""
+    if len(os.fsencode(socket)) <= 100:
+        return socket
+    os.chdir(os.path.dirname(socket))
+    return os.path.basename(socket)
 
 
 class Stopper:
@@ -197,6 +209,23 @@ class Stopper:
                     return False
                 await asyncio.sleep(POLL)
 
+    async def wait_powerdown(self, sent: float) -> bool:
+        """Wait up to the grace period for QEMU to exit, pressing the button again after
+        RESEND_FIRST s, twice that, then every RESEND_MAX s: a guest still booting misses
+        a press (its ACPI button driver is not listening yet) and would sit out the grace."""
+        deadline = sent + self.grace
+        interval = RESEND_FIRST
+        while True:
+            step = min(interval, deadline - time.monotonic())
+            if await self.wait_gone(max(step, 0.0)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            if not self.shutdown_seen:
+                await self.execute("system_powerdown")
+                log.info("%s: powerdown sent again (%.1f s)", self.name, time.monotonic() - sent)
+            interval = min(interval * 2, RESEND_MAX)
+
     async def hard_stop(self, start: float) -> int:
         self.quit_sent = True
         await self.execute("quit")
@@ -223,7 +252,7 @@ class Stopper:
         await self.execute("system_powerdown")
         sent = time.monotonic()
         log.info("%s: powerdown sent", self.name)
-        if await self.wait_gone(self.grace):
+        if await self.wait_powerdown(sent):
             log.info("%s: guest shut down after %.1f s", self.name, time.monotonic() - sent)
             return EXIT_GRACEFUL
         log.warning("%s: no shutdown after %.1f s, sending quit", self.name, self.grace)
@@ -271,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # qemu.qmp logs every reader EOF as an error; those are expected here and reported by us.
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
-    stopper = Stopper(args.qmp, args.pid, args.grace, name)
+    stopper = Stopper(reachable(args.qmp), args.pid, args.grace, name)
     try:
         return asyncio.run(stopper.run())
     except NothingToStop as exc:

@@ -7,6 +7,7 @@ package to install rather than skipping it.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,18 @@ def require_tool(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is required: apt-get install {PACKAGES.get(name, name)}")
     return found
+
+
+def cloud_config_verdict(path: Path) -> str:
+    """Empty when cloud-init's own schema check accepts the cloud-config at `path`, else what
+    it printed. cloud-init 22.4 (Debian 12) says "Valid cloud-config", 25.1 (Debian 13)
+    "Valid schema"; both exit 0 only for a valid document."""
+    result = subprocess.run(
+        [require_tool("cloud-init"), "schema", "-c", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    valid = result.stdout.startswith(("Valid cloud-config", "Valid schema "))
+    return "" if result.returncode == 0 and valid else f"{path}: {result.stdout}{result.stderr}"
 
 
 def example_names() -> list[str]:

@@ -15,13 +15,17 @@ directory and roots, as it would ask the PID 1 of a host.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.conftest import REPO, require_tool
+
+PR_SET_PDEATHSIG = 1
 
 STUB_UNITS = (
     "exit.target", "systemd-exit.service", "shutdown.target", "final.target", "umount.target",
@@ -88,6 +92,7 @@ class PrivateSystemd:
             "unshare",
             "--pid",
             "--fork",
+            "--kill-child",
             "--mount",
             "--mount-proc",
             "--uts",
@@ -150,6 +155,9 @@ class PrivateSystemd:
         for path in self.cgroups:
             with contextlib.suppress(OSError):
                 (path / "cgroup.procs").write_text(str(os.getpid()))
+        # If pytest dies (a timeout, Ctrl-C twice), unshare dies with it, and --kill-child
+        # takes the private systemd and every guest with it: nothing is left running.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def console(self) -> str:
         return (self.state / "console.log").read_text(errors="replace")[-2000:]

@@ -255,3 +255,34 @@ def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
     assert images == "alpine:3.21\ndebian:12\n"
     bad = holosc("--profile", "a b", "config", cwd=tmp_path)
     assert bad.returncode == 2 and "'a b' is not a profile name" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("shell", "env", "expected"),
+    [
+        ("bash", {"COMP_WORDS": "holosc logs w", "COMP_CWORD": "2"}, "web\nweb-0\nweb-1"),
+        ("bash", {"COMP_WORDS": "holosc exec a", "COMP_CWORD": "2"}, "api-0"),
+        ("fish", {"_TYPER_COMPLETE_ARGS": "holosc console d"}, "db-0"),
+        ("zsh", {"_TYPER_COMPLETE_ARGS": "holosc stop "}, '"db"\n"api"\n"web"'),
+    ],
+)
+def test_completion_offers_names_from_holos_yaml(
+    project: Path, shell: str, env: dict[str, str], expected: str
+) -> None:
+    script = Path(sys.executable).with_name("holosc")  # completion keys on the program name
+    environ = dict(os.environ, _HOLOSC_COMPLETE=f"complete_{shell}", **env)
+    if shell == "fish":
+        environ["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
+    done = subprocess.run(
+        [str(script)], cwd=project, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert expected in done.stdout, (done.stdout, done.stderr)
+
+
+def test_quiet_silences_summaries_not_errors(project: Path) -> None:
+    built = holosc("-q", "build", cwd=project)
+    assert built.returncode == 0 and built.stderr == ""
+    assert "written" in holosc("build", cwd=project).stderr
+    (project / "holos.yaml").write_text("services: {web: {replicas: many}}\n")
+    failed = holosc("-q", "validate", cwd=project)
+    assert failed.returncode == 3 and "must be an integer" in failed.stderr

@@ -142,8 +142,6 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
 def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, project: Path) -> None:
     assert holosc(systemd, project, "up").returncode == 0
     unit = "holos-life-db@0.service"
-    # Requires= carries db's restart to web (systemd semantics, docs/units.md): let the web
-    # guests reach the point where they honour the power button, so they stop gracefully.
     wait_ready(systemd, "db-0", "web-0", "web-1")
     pid = int(show(systemd, unit, "MainPID"))
     killed = time.monotonic()

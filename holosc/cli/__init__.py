@@ -19,6 +19,7 @@ from holosc.cli import (
     config,
     devices,
     doctor,
+    export,
     guest,
     images,
     importer,
@@ -38,7 +39,7 @@ app = typer.Typer(
     help="docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU.",
     epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -81,8 +82,12 @@ def _global_options(
             "comma-separated).",
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summaries; errors still show.")
+    ] = False,
 ) -> None:
     common.color = color
+    common.quiet = quiet
     common.set_profiles(profile)
 
 
@@ -115,6 +120,7 @@ app.command(epilog=EPILOG)(doctor.doctor)
 app.command(epilog=EPILOG)(images.pull)
 app.add_typer(images.images_app, name="images")
 app.command(epilog=EPILOG)(images.verify)
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:

@@ -58,8 +58,12 @@ def build(
         changes = emit(compiled, root)
     except HolosError as exc:
         common.fail(exc)
-    print(
+    for rel in changes.kept:
+        print(
+            f"holosc: kept {rel}: no longer compiled, but edited since holosc wrote it",
+            file=sys.stderr,
+        )
+    common.note(
         f"{root}: {len(changes.written)} written, {len(changes.removed)} removed, "
-        f"{changes.unchanged} unchanged",
-        file=sys.stderr,
+        f"{changes.unchanged} unchanged"
     )

@@ -98,6 +98,13 @@ class Color(enum.StrEnum):
 
 color = Color.AUTO  # set once by the global --color option
 profiles: tuple[str, ...] = ()  # set once by the global --profile option or HOLOS_PROFILES
+quiet = False  # set once by the global -q/--quiet option
+
+
+def note(line: str) -> None:
+    """Progress and summaries on stderr; -q silences them (never warnings or errors)."""
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)
 
 
 def set_profiles(given: list[str] | None) -> None:

@@ -13,22 +13,23 @@ import sys
 import termios
 import time
 import tty
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle
+from holosc import install, keys, lifecycle, names, systemd
 from holosc import plan as P
-from holosc.cli import common, options
-from holosc.errors import HolosError
+from holosc.cli import common, complete, options
+from holosc.errors import HolosError, RuntimeCommandError
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-def _instance(manager: object, project: str, instance: str) -> dict[str, object]:
-    lock = install.read_lock(manager, project)  # type: ignore[arg-type]
-    instances = lock.get("instances") or {}
-    assert isinstance(instances, dict)
+def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str, object]:
+    names.check_instance(instance, "the command line")
+    lock = install.read_lock(manager, project)
+    instances = install.lock_instances(manager, project, lock)
     if not lock:
         raise lifecycle.error(f"project '{project}' is not installed")
     if instance not in instances:
@@ -39,6 +40,23 @@ def _instance(manager: object, project: str, instance: str) -> dict[str, object]
     info = instances[instance]
     assert isinstance(info, dict)
     return info
+
+
+def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
+    """Fail at once for an instance whose unit is not running (instead of waiting --wait
+    seconds for an SSH banner that cannot come)."""
+    unit = P.instance_unit(project, *P.split_instance(instance))
+    try:
+        props = manager.show([unit], ["ActiveState", "SubState"])[unit]
+    except RuntimeCommandError:
+        return  # no manager to ask (a guest started by hand): the SSH wait decides
+    if props.get("ActiveState") not in ("active", "activating", "reloading"):
+        service = P.split_instance(instance)[0]
+        raise lifecycle.error(
+            f"instance '{instance}' is not running "
+            f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
+            f"holosc start {service}",
+        )
 
 
 def _wait_for_ssh(port: int, wait: float) -> bool:
@@ -60,7 +78,9 @@ def _wait_for_ssh(port: int, wait: float) -> bool:
 
 
 def exec_(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
     *,
     login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
@@ -75,6 +95,7 @@ def exec_(
         manager = options.manager(user_scope, system_scope)
         name = options.project_name(project, file)
         info = _instance(manager, name, instance)
+        _require_running(manager, name, instance)
     except HolosError as exc:
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec
@@ -114,7 +135,9 @@ def exec_(
 
 
 def console(
-    instance: Annotated[str, typer.Argument(help="Instance, e.g. web-0.")],
+    instance: Annotated[
+        str, typer.Argument(help="Instance, e.g. web-0.", autocompletion=complete.instances)
+    ],
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -128,15 +151,29 @@ def console(
         name = options.project_name(project, file)
         _instance(manager, name, instance)
         path = manager.runtime_dir / name / instance / "serial.sock"
-        sock = socket.socket(socket.AF_UNIX)
         try:
-            sock.connect(str(path))
+            sock = connect_unix(path)
         except OSError as exc:
             raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     except HolosError as exc:
         common.fail(exc)
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
+
+
+def connect_unix(path: Path) -> socket.socket:
+    """Connect to a Unix socket whose path may be longer than an address holds (107
+    bytes): through /proc/self/fd of its directory, which keeps the address short."""
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(directory)
+    return sock
 
 
 def _pump(sock: socket.socket) -> None:

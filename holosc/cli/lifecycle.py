@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
 from holosc import install as installer
-from holosc import lifecycle, plan, pull, systemd
-from holosc.cli import common, images, options
+from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
+from holosc.project_lock import project_lock
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    # Warnings and lock waits explain something the user must know: -q keeps them.
+    if line.startswith("holosc: warning:") or ": waiting for " in line:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        common.note(line)
 
 
 def up(
@@ -40,8 +46,17 @@ def up(
         loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
         common.print_diagnostics(loaded.warnings)
         output = common.compile_loaded(loaded)
-        _pull_images(loaded, manager, refresh=pull_)
-        lifecycle.up(output, manager, loaded.project.name, loaded.file.parent.resolve(), say)
+        name = loaded.project.name
+        with project_lock(manager, name, "up", say):
+            if warning := lifecycle.disk_warning(loaded.project, manager):
+                say(f"holosc: warning: {warning}")
+            _pull_images(loaded, manager, refresh=pull_)
+            hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
+            try:
+                lifecycle.up(output, manager, name, loaded.file.parent.resolve(), say)
+            except KeyboardInterrupt:
+                lifecycle.report_interrupted(manager, name, say)
+                raise typer.Exit(130) from None
     except HolosError as exc:
         common.fail(exc)
 
@@ -72,7 +87,10 @@ def down(
     disks. Named volumes and the SSH key are kept unless --volumes."""
     try:
         manager = options.manager(user, system)
-        lifecycle.down(manager, options.project_name(project, file), volumes=volumes, say=say)
+        name = options.project_name(project, file)
+        with project_lock(manager, name, "down", say):
+            lifecycle.down(manager, name, volumes=volumes, say=say)
+            hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
     except HolosError as exc:
         common.fail(exc)
 
@@ -95,7 +113,10 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
 
 
 def start(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -107,7 +128,10 @@ def start(
 
 
 def stop(
-    services: Annotated[list[str] | None, typer.Argument(help="Services (default: all).")] = None,
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+    ] = None,
     *,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
@@ -128,13 +152,16 @@ def _start_or_stop(
 ) -> None:
     try:
         manager = options.manager(user, system)
-        manager.require()
         name = options.project_name(project, file)
-        units = _service_units(manager, name, services or [])
-        if verb == "start":
-            manager.ctl("start", *units)
-        else:
-            lifecycle.stop_units(manager, units)
+        for service in services or []:
+            names.check("service", service, "the command line")
+        manager.require()
+        with project_lock(manager, name, verb, say):
+            units = _service_units(manager, name, services or [])
+            if verb == "start":
+                lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
+            else:
+                lifecycle.stop_units(manager, name, units, say)
         say(f"{verb} done: {' '.join(units)}")
     except HolosError as exc:
         common.fail(exc)
@@ -169,10 +196,11 @@ def install(
             if enable:
                 print(f"would link {installer.wants_link(manager, name)}")
             return
-        installer.install(output, manager, name, loaded.file.parent.resolve())
-        if enable:
-            say(f"enabled: {installer.enable(manager, name)}")
-        manager.ctl("daemon-reload", check=False)
+        with project_lock(manager, name, "install", say):
+            installer.install(output, manager, name, loaded.file.parent.resolve())
+            if enable:
+                say(f"enabled: {installer.enable(manager, name)}")
+            manager.ctl("daemon-reload", check=False)
         say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
     except HolosError as exc:
         common.fail(exc)
@@ -189,8 +217,9 @@ def uninstall(
     try:
         manager = options.manager(user, system)
         name = options.project_name(project, file)
-        removed = installer.uninstall(manager, name)
-        manager.ctl("daemon-reload", check=False)
+        with project_lock(manager, name, "uninstall", say):
+            removed = installer.uninstall(manager, name)
+            manager.ctl("daemon-reload", check=False)
         say(f"uninstalled {name}: removed {len(removed)} path(s)")
     except HolosError as exc:
         common.fail(exc)

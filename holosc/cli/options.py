@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import systemd
+from holosc import names, systemd
 from holosc.cli import common
 from holosc.errors import HolosError
 
@@ -29,9 +29,9 @@ def manager(user: bool, system: bool) -> systemd.Manager:
 
 def project_name(project: str | None, file: Path | None) -> str:
     """The project named on the command line, or the one holos.yaml describes."""
-    if project:
-        return project
     try:
-        return common.load(file).project.name
+        if project is not None:
+            return names.check("project", project, "--project")
+        return names.check("project", common.load(file).project.name)
     except HolosError as exc:
         common.fail(exc)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from holosc import lifecycle, status
-from holosc.cli import common, options
+from holosc import lifecycle, names, status
+from holosc.cli import common, complete, options
 from holosc.errors import HolosError
 
 
@@ -25,6 +25,8 @@ def ps(
     """Projects and instances with state, PID, uptime, health and ports, read from systemd."""
     try:
         manager = options.manager(user, system)
+        if project is not None:
+            names.check("project", project, "the command line")
         manager.require()
         rows = status.all_status(manager, project)
     except HolosError as exc:
@@ -48,7 +50,13 @@ def ps(
 
 
 def logs(
-    target: Annotated[str, typer.Argument(help="A service (all its replicas) or an instance.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A service (all its replicas) or an instance.",
+            autocompletion=complete.services_and_instances,
+        ),
+    ],
     *,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show.")] = 50,
@@ -64,6 +72,7 @@ def logs(
     try:
         manager = options.manager(user, system)
         name = options.project_name(project, file)
+        names.check("service or instance", target, "the command line")
         units = lifecycle.installed_units(manager, name)
         if target in units.instances:
             instances, unit_names = [target], [units.unit(target)]

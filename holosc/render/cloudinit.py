@@ -16,6 +16,7 @@ from typing import Any
 from holosc import dockerfile
 from holosc import plan as P
 from holosc.model import Mount, MountKind, OsFamily, WriteFile
+from holosc.render import secrets
 from holosc.render.escape import yaml_document
 from holosc.render.guestenv import environment_files
 
@@ -75,6 +76,12 @@ def mount_command(mount: Mount, share_index: int | None) -> str:
 
 
 def user_data(plan: P.Plan, inst: P.Instance) -> str:
+    return "#cloud-config\n" + yaml_document(user_data_doc(plan, inst))
+
+
+def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> dict[str, Any]:
+    """The user-data of `inst` as data; `etc_hosts=False` leaves /etc/hosts alone (a
+    cluster resolves names through its DNS instead, see holosc/export)."""
     service = inst.service
     ci = service.cloud_init
     keys = [*ci.ssh_authorized_keys]
@@ -97,14 +104,16 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     # holos-seed adds as vendor-data `ssh_authorized_keys` is installed for it. (A
     # vendor-data `users:` entry would be shadowed by this one: measured, see units.md.)
     doc["user"] = user
-    files = [
-        {
-            "path": "/etc/hosts",
-            "content": hosts_file(plan, inst),
-            "permissions": "0644",
-            "owner": "root:root",
-        }
-    ]
+    files = []
+    if etc_hosts:
+        files.append(
+            {
+                "path": "/etc/hosts",
+                "content": hosts_file(plan, inst),
+                "permissions": "0644",
+                "owner": "root:root",
+            }
+        )
     runcmd: list[Any] = []
     if service.provisioning is not None:
         files += [_file(f) for f in service.provisioning.files]
@@ -113,15 +122,19 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     files += [_file(f) for f in environment_files(service)]
     files += [_file(f) for f in ci.write_files]
     doc["write_files"] = files
-    if ci.bootcmd:
-        doc["bootcmd"] = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    bootcmd = [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
+    install_secrets = secrets.guest_command(service)
+    if install_secrets:
+        bootcmd.insert(0, install_secrets)
+    if bootcmd:
+        doc["bootcmd"] = bootcmd
     binds = service.binds
     # Mounts first, so the user's runcmd finds its data in place.
     runcmd[:0] = [mount_command(m, binds.index(m) if m in binds else None) for m in service.mounts]
     runcmd += [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     if runcmd:
         doc["runcmd"] = runcmd
-    return "#cloud-config\n" + yaml_document(doc)
+    return doc
 
 
 def network_config(inst: P.Instance) -> str:

@@ -6,6 +6,8 @@ shell script, QEMU option string or YAML document goes through exactly one of th
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
 - `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
+- `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
+  line breaks included, are shown escaped, so text never leaves the comment).
 - `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
 - `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
   load back) with multi-line strings as literal blocks.
@@ -131,3 +133,12 @@ def yaml_document(data: Any) -> str:
         width=1_000_000,
         indent=2,
     )
+
+
+_COMMENT_UNSAFE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def yaml_comment(text: str) -> str:
+    """One YAML comment line for `text`."""
+    escaped = _COMMENT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return f"# {escaped}".rstrip()

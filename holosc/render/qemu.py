@@ -7,13 +7,15 @@ shell variable whose commas the script doubles (at run time, for host paths).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Sequence
 
 from holosc import plan as P
-from holosc.model import MountKind, Service
+from holosc.model import MountKind, Secret, Service
 from holosc.render import units
 from holosc.render.escape import ShellVar, qemu_value, shell_word
+from holosc.render.secrets import fw_cfg_name
 from holosc.render.templates import render
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
@@ -57,15 +59,48 @@ def overlay_command(service: Service) -> list[Word]:
     return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
 
 
-def _uses_project(service: Service) -> bool:
+def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:
+    """Where QEMU reads a secret: the user's file, or what `holosc up` wrote for a
+    variable into the project's runtime directory (tmpfs, mode 0700)."""
+    if secret.file is not None:
+        return host_path_q(secret.file) if quoted else host_path(secret.file)
+    return [_var("run_q" if quoted else "run"), f"/../secrets/{secret.name}"]
+
+
+def _secret_checks(plan: P.Plan, service: Service) -> list[str]:
+    """A clear message instead of QEMU's when a secret's host file is not there."""
+    lines = []
+    for use in service.secrets:
+        secret = plan.project.secret(use.source)
+        path = shell_word(secret_path(secret))
+        why = (
+            f"cannot read {path}"
+            if secret.file is not None
+            else f"it comes from the variable {secret.environment} at holosc up: run holosc up"
+        )
+        lines.append(f"[ -r {path} ] || die {shell_word(f'secret {secret.name}:')} {why}")
+    return lines
+
+
+def _uses_project(service: Service, plan: P.Plan) -> bool:
     paths = [
         service.image.path,
         service.vm.kernel,
         service.vm.initrd,
         *(d.rom_file for d in service.devices),
         *(m.source for m in service.binds),
+        *(plan.project.secret(u.source).file for u in service.secrets),
     ]
     return any(p is not None and not p.startswith("/") for p in paths)
+
+
+def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
+    """The virtiofs socket of bind mount `index`, relative to the runtime directory.
+
+    Unique on the host, not only in the directory: QEMU 7.2's virtiofsd locks a file
+    named after the socket path it is given, so two instances' `fs0.sock` collided."""
+    digest = hashlib.sha256(f"{plan.project.name}/{inst.name}".encode()).hexdigest()[:12]
+    return f"fs{index}-{digest}.sock"
 
 
 def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
@@ -95,16 +130,14 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         [_var("run"), "/qemu.pid"],
         ["-chardev"],
         [
-            "socket,id=console0,path=",
-            _var("run_q"),
-            "/serial.sock,server=on,wait=off,logfile=",
+            "socket,id=console0,path=serial.sock,server=on,wait=off,logfile=",
             _var("state_q"),
             "/console.log,logappend=on",
         ],
         ["-serial"],
         ["chardev:console0"],
         ["-chardev"],
-        ["socket,id=qmp,path=", _var("run_q"), "/qmp.sock,server=on,wait=off"],
+        ["socket,id=qmp,path=qmp.sock,server=on,wait=off"],
         ["-mon"],
         ["chardev=qmp,mode=control"],
         ["-device"],
@@ -171,7 +204,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         for i, _ in enumerate(binds):
             args += [
                 ["-chardev"],
-                [f"socket,id=fs{i},path=", _var("run_q"), f"/fs{i}.sock"],
+                [f"socket,id=fs{i},path={share_socket(plan, inst, i)}"],
                 ["-device"],
                 [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
             ]
@@ -184,6 +217,9 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
             args += [["-initrd"], host_path(vm.initrd)]
         if vm.cmdline is not None:
             args += [["-append"], [vm.cmdline]]
+    for i, use in enumerate(service.secrets):
+        path = secret_path(plan.project.secret(use.source), quoted=True)
+        args += [["-fw_cfg"], [f"name={fw_cfg_name(i)},file=", *path]]
     args += [[a] for a in vm.extra_args]
     return args
 
@@ -204,12 +240,13 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
             lines[-1] += " " + word
         else:
             lines.append(word)
-    uses_project = _uses_project(service)
+    uses_project = _uses_project(service, plan)
     overlay = overlay_command(service)
     parts: list[Word] = [
         *qemu_args(plan, inst),
         *overlay,
         *(host_path(m.source) for m in service.binds),
+        *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
@@ -229,9 +266,11 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         shares=[
-            f"share {shell_word([_var('run'), f'/fs{i}.sock'])} {shell_word(host_path(m.source))}"
+            f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
+            + (" ro" if m.read_only else " rw")
             for i, m in enumerate(binds)
         ],
+        secret_checks=_secret_checks(plan, service),
         args=lines,
     )
 

@@ -152,8 +152,12 @@ class Container:
             try:
                 self.nspawn.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.nspawn.pid, signal.SIGKILL)
+                # The container's PID 1 has a session of its own: killing it ends every
+                # process of its PID namespace.
+                for pid, kill in ((self.leader, os.kill), (self.nspawn.pid, os.killpg)):
+                    with contextlib.suppress(ProcessLookupError):
+                        if pid:
+                            kill(pid, signal.SIGKILL)
                 self.nspawn.wait(timeout=30)
         if self.cgroup.exists():
             for sub in sorted(self.cgroup.rglob("*"), reverse=True):

@@ -54,6 +54,10 @@ services:
     <<: *guest
     depends_on: [db]
     cloud_init: {{user: holos}}
+    environment: {{GREETING: "hello, 'guest' #1"}}
+    secrets:
+      - db_password
+      - {{source: api_token, target: /run/api/token, mode: 0440, gid: 0}}
   web:
     <<: *guest
     replicas: 2
@@ -67,9 +71,14 @@ services:
         - systemd-run --unit=www --working-directory=/srv/www python3 -m http.server 80
 volumes:
   data: {{size: 64M}}
+secrets:
+  db_password: {{file: ./db_password.txt}}
+  api_token: {{environment: API_TOKEN}}
 """
 )
 SHARED = "hello from the host\n"
+DB_PASSWORD = "pw-from-a-file-5c1d0f\n"
+API_TOKEN = "token-from-the-environment-9e7a2b"
 
 
 def metric(name: str, value: float) -> None:
@@ -82,7 +91,7 @@ class Stack:
         self.project = project
 
     def holosc(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.sd.holosc(*args, cwd=self.project, timeout=1200)
+        return self.sd.holosc(*args, cwd=self.project, timeout=1200, API_TOKEN=API_TOKEN)
 
     def must(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = self.holosc(*args)
@@ -132,6 +141,7 @@ def make_project(root: Path, text: str, guest_image: Path) -> Path:
     (project / "share").mkdir(parents=True)
     (project / "share" / "hello.txt").write_text(SHARED)
     (project / "holos.yaml").write_text(text)
+    (project / "db_password.txt").write_text(DB_PASSWORD)
     (project / "guest").symlink_to(guest_image)
     return project
 
@@ -177,7 +187,7 @@ def test_three_tier_stack(stack: Stack) -> None:
         pinned = (
             stack.sd.state / "var-lib-holos" / "instances" / "shop" / inst / "known_hosts"
         ).read_text()
-        guest = stack.exec(inst, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        guest = stack.exec(inst, "sudo cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
         assert pinned == f"{inst}.shop.holos {' '.join(guest)}\n"
     seeds = re.findall(r"seed ready in ([\d.]+) s", stack.journal("holos-shop-web@1.service"))
     assert seeds, stack.journal("holos-shop-web@1.service")
@@ -196,6 +206,7 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert stack.exec("web-1", "hostname").strip() == "web-1"
     assert stack.exec("web-0", "cat /srv/share/hello.txt") == SHARED
     assert "Read-only" in stack.holosc("exec", "web-0", "--", "sudo touch /srv/share/x").stderr
+    _check_environment_and_secrets(stack)
 
     # Per-instance boot times (boot-finished records the guest's uptime when cloud-init
     # finished), and the stack against their sum: systemd starts independent units in
@@ -244,6 +255,21 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert stack.exec("db-0", "cat /data/probe") == "kept\n"
     stack.must("down")
     assert stack.qemus() == []
+
+
+def _check_environment_and_secrets(stack: Stack) -> None:
+    """environment: reaches SSH sessions; secrets reach the guest with their modes, and
+    their bytes are nowhere in the compiled output or the state directory."""
+    assert stack.exec("api-0", "printenv GREETING") == "hello, 'guest' #1\n"
+    assert stack.exec("api-0", "sudo cat /run/secrets/db_password") == DB_PASSWORD
+    assert stack.exec("api-0", "sudo stat -c '%a %u' /run/secrets/db_password") == "400 0\n"
+    assert stack.exec("api-0", "sudo cat /run/api/token") == API_TOKEN
+    assert stack.exec("api-0", "sudo stat -c '%a' /run/api/token") == "440\n"
+    for root in (stack.sd.state / "etc-holos", stack.sd.state / "var-lib-holos"):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                assert DB_PASSWORD.encode() not in data and API_TOKEN.encode() not in data, path
 
 
 FAULTS = (
@@ -332,7 +358,9 @@ def test_unhealthy_dependency_fails_up(tmp_path: Path, guest_image: Path) -> Non
         assert result.returncode == 1, result.stderr
         assert "db-healthy: UNHEALTHY" in result.stderr
         assert "exit status 1" in result.stderr  # the gate's journal tail
-        assert stack.show("holos-never-web@0.service", "ActiveState") == "inactive"
+        # web never ran: its start-time dependency check failed (Wants= semantics, so a
+        # dependency's restart does not take web down; docs/units.md).
+        assert stack.show("holos-never-web@0.service", "ActiveState") in ("inactive", "failed")
         assert stack.show("holos-never-web@0.service", "MainPID") == "0"
         stack.must("down")
     finally:

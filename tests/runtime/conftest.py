@@ -19,9 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,19 @@ def free_port() -> int:
 
 
 # --- sshd ----------------------------------------------------------------------------
+
+
+def wait_listening(proc: subprocess.Popen[Any], port: int, log: Callable[[], str]) -> None:
+    """Wait until `proc` accepts connections on 127.0.0.1:`port`, or fail with its log."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{proc.args!r} did not start listening: {log()}")
+            time.sleep(0.05)
 
 
 ALIAS = "db-0.test.holos"
@@ -90,15 +104,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-                time.sleep(0.05)
+        wait_listening(proc, port, lambda: (d / "sshd.log").read_text())
         import getpass
 
         yield Sshd(port, d / "client_key", getpass.getuser(), d)

@@ -36,6 +36,10 @@ def install(tmp_path: Path, sshd: Any, pinned_host_pub: Path) -> dict[str, str]:
         HOLOSC_CONFIG_DIR=str(config),
         HOLOSC_STATE_DIR=str(state),
         HOLOSC_UNIT_DIR=str(tmp_path / "units"),
+        # No service manager to ask whether web-0's unit runs (the sshd stands in for the
+        # guest): exec then lets the SSH wait decide, whether or not this machine runs a
+        # systemd of its own.
+        HOLOSC_SYSTEMCTL="false",
         PYTHONPATH=str(REPO),
     )
 

@@ -8,19 +8,16 @@ programs reading them are the same OpenSSH and bash as in the Debian guest.
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
-import time
 from pathlib import Path, PurePosixPath
 
-import pytest
 import yaml
 
 from holosc.compiler import compile_project
 from holosc.render.guestenv import PROFILE, SSHD_DROPIN
 from holosc.validate import build_project
 from tests.conftest import require_tool
-from tests.runtime.conftest import Sshd, free_port, run
+from tests.runtime.conftest import Sshd, free_port, run, wait_listening
 
 HOSTILE = [
     "plain",
@@ -77,15 +74,7 @@ def _session_env(sshd: Sshd, dropin: Path) -> dict[str, str]:
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not start: {proc.stdout.read() if proc.stdout else ''}")
-                time.sleep(0.05)
+        wait_listening(proc, port, lambda: proc.stdout.read() if proc.stdout else "")
         out = run(
             [
                 require_tool("ssh"), "-i", str(sshd.key), "-p", str(port),

@@ -22,6 +22,9 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
 # ExecStartPre (holos-seed) in the runtime directory.
 [ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
+# Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
+# $run/qmp.sock outgrows it with long project and service names.
+cd -- "$run"
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 project_q=${project//,/,,}
@@ -64,6 +67,9 @@ fi
 [ -e "$state/OVMF_VARS.fd" ] || cp -- "$ovmf_vars" "$state/OVMF_VARS.fd"
 ovmf_code_q=${ovmf_code//,/,,}
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name trainer-0 \
   -machine q35,accel="${accel}",kernel-irqchip=on \
@@ -75,9 +81,9 @@ exec qemu-system-x86_64 \
   -display none \
   -daemonize \
   -pidfile "${run}"/qemu.pid \
-  -chardev socket,id=console0,path="${run_q}"/serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
+  -chardev socket,id=console0,path=serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
   -serial chardev:console0 \
-  -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
+  -chardev socket,id=qmp,path=qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
   -drive if=pflash,format=raw,readonly=on,file="${ovmf_code_q}" \

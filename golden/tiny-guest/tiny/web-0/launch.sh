@@ -21,6 +21,9 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
 # ExecStartPre (holos-seed) in the runtime directory.
 [ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
+# Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
+# $run/qmp.sock outgrows it with long project and service names.
+cd -- "$run"
 state_q=${state//,/,,}
 run_q=${run//,/,,}
 
@@ -42,6 +45,9 @@ cpu=host
 # local image that changed since is refused (docs/images.md).
 holos-image overlay --disk "${state}"/root.qcow2 --format raw --file "${project}"/guest/base.raw
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name web-0 \
   -machine q35,accel="${accel}" \
@@ -53,9 +59,9 @@ exec qemu-system-x86_64 \
   -display none \
   -daemonize \
   -pidfile "${run}"/qemu.pid \
-  -chardev socket,id=console0,path="${run_q}"/serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
+  -chardev socket,id=console0,path=serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
   -serial chardev:console0 \
-  -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
+  -chardev socket,id=qmp,path=qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \

@@ -22,6 +22,9 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # The NoCloud seed: the compiled texts plus this host's keys, built by the unit's
 # ExecStartPre (holos-seed) in the runtime directory.
 [ -f "$run/seed.iso" ] || die "no seed in $run: holos-seed (ExecStartPre) builds it"
+# Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
+# $run/qmp.sock outgrows it with long project and service names.
+cd -- "$run"
 state_q=${state//,/,,}
 volumes_q=${volumes//,/,,}
 run_q=${run//,/,,}
@@ -52,19 +55,37 @@ for candidate in /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd /usr/lib/virtiof
   [ -x "$candidate" ] && virtiofsd=$candidate
 done
 [ -n "$virtiofsd" ] || die "virtiofsd not found: install virtiofsd (or qemu-system-common)"
-share() {  # share SOCKET DIRECTORY
+share() {  # share SOCKET DIRECTORY ro|rw
   [ -d "$2" ] || die "bind mount source $2 is not a directory"
   rm -f -- "$1"
-  if "$virtiofsd" --help 2>&1 | grep -q -- --shared-dir; then
-    "$virtiofsd" --socket-path="$1" --shared-dir="$2" --cache=auto --sandbox=none &
+  local help ro_bind="" args
+  help=$("$virtiofsd" --help 2>&1 || true)
+  if grep -q -- --shared-dir <<<"$help"; then  # the Rust virtiofsd
+    args=(--socket-path="$1" --shared-dir="$2" --cache=auto --sandbox=none)
+    if [ "$3" = ro ]; then
+      if grep -q -- --readonly <<<"$help"; then args+=(--readonly); else ro_bind=1; fi
+    fi
+  else  # QEMU's C virtiofsd (Debian 12) has no read-only mode
+    args=(--socket-path="$1" -o source="${2//,/\\,}" -o cache=auto)
+    if [ "$3" = ro ]; then ro_bind=1; fi
+  fi
+  if [ -n "$ro_bind" ]; then
+    # Read-only on the host side, whatever the guest mounts: this virtiofsd serves a
+    # read-only bind mount of the directory, in a mount namespace of its own.
+    # shellcheck disable=SC2016  # $1 and $@ are the inner shell's
+    unshare --mount --propagation private -- /bin/sh -c \
+      'mount --bind -o ro -- "$1" "$1" && shift && exec "$@"' sh "$2" "$virtiofsd" "${args[@]}" &
   else
-    "$virtiofsd" --socket-path="$1" -o source="${2//,/\\,}" -o cache=auto &
+    "$virtiofsd" "${args[@]}" &
   fi
   for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done
   die "virtiofsd did not create $1"
 }
-share "${run}"/fs0.sock "${project}"
+share fs0-66e60566e949.sock "${project}" rw
 
+# QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+: >>"$state/console.log"
+chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name app-0 \
   -machine q35,accel="${accel}" \
@@ -76,9 +97,9 @@ exec qemu-system-x86_64 \
   -display none \
   -daemonize \
   -pidfile "${run}"/qemu.pid \
-  -chardev socket,id=console0,path="${run_q}"/serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
+  -chardev socket,id=console0,path=serial.sock,server=on,wait=off,logfile="${state_q}"/console.log,logappend=on \
   -serial chardev:console0 \
-  -chardev socket,id=qmp,path="${run_q}"/qmp.sock,server=on,wait=off \
+  -chardev socket,id=qmp,path=qmp.sock,server=on,wait=off \
   -mon chardev=qmp,mode=control \
   -device virtio-rng-pci \
   -drive id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file="${state_q}"/root.qcow2 \
@@ -93,5 +114,5 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=vol-uploads,serial=vol-uploads \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
   -numa node,memdev=mem \
-  -chardev socket,id=fs0,path="${run_q}"/fs0.sock \
+  -chardev socket,id=fs0,path=fs0-66e60566e949.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0
