@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import diskspace, install, names, plan
+from holosc import diskspace, install, names, plan, recreate
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.model import Project
+from holosc.recreate import StaleDisk
 from holosc.systemd import Manager
 
 Say = Callable[[str], None]
@@ -121,8 +122,18 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
     return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
 
 
-def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
-    """Install, reload, restart what changed, start everything; raise if anything failed."""
+def up(
+    output: Output,
+    manager: Manager,
+    project: str,
+    project_dir: Path,
+    say: Say,
+    *,
+    recreate: Sequence[StaleDisk] = (),
+) -> None:
+    """Install, reload, restart what changed, start everything; raise if anything failed.
+    The `recreate` disks are removed first (their instances stopped if running), so that
+    their instances start on the image as it is now."""
     manager.require()
     for other in installed_elsewhere(manager, project, project_dir):
         say(
@@ -136,6 +147,7 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     manager.ctl("daemon-reload")
     _remove_instances(manager, project, retired)
     units = installed_units(manager, project)
+    _recreate_disks(manager, units, recreate, say)
     running = {
         u
         for u, p in manager.show(
@@ -163,6 +175,16 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
+    """Stop each instance (only it: its dependents keep running), remove its root disk;
+    the start that follows creates a new one on the image's current digest."""
+    for disk in stale:
+        unit = units.unit(disk.instance)
+        say(f"{disk.instance}: recreating its disk: {disk.reason}")
+        manager.ctl("stop", "--job-mode=ignore-dependencies", unit)
+        recreate.remove(disk)
 
 
 def report_interrupted(manager: Manager, project: str, say: Say) -> None:

@@ -181,19 +181,28 @@ def write_stamp(image: Path, stamp: Path) -> None:
     os.replace(tmp, stamp)
 
 
-def check_stamp(image: Path, stamp: Path, disk: Path) -> None:
+def stamp_changes(image: Path, stamp: Path) -> list[str] | None:
+    """What changed in `image` since `stamp` was written ("mtime_ns 1 -> 2"), or None
+    when there is no readable stamp."""
     now = identity(image)
     try:
         recorded = dict(pair.split("=", 1) for pair in stamp.read_text().split())
     except (OSError, ValueError):
+        return None
+    return [f"{k} {recorded.get(k)} -> {v}" for k, v in now.items() if recorded.get(k) != str(v)]
+
+
+def check_stamp(image: Path, stamp: Path, disk: Path) -> None:
+    changed = stamp_changes(image, stamp)
+    if changed is None:
         write_stamp(image, stamp)  # an overlay made before stamps existed: trust it once
         return
-    changed = [f"{k} {recorded.get(k)} -> {v}" for k, v in now.items() if recorded.get(k) != str(v)]
     if changed:
         raise Failure(
             f"image {image} changed since {disk} was created on it ({', '.join(changed)}); "
-            "booting would corrupt the disk: put the original image back, or remove the "
-            "instance's disk (holosc down) to start afresh on the new image"
+            "booting would corrupt the disk: put the original image back, or start afresh "
+            "on the new image with holosc up --recreate (the instance's root disk is "
+            "recreated; named volumes stay)"
         )
 
 

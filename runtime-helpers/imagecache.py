@@ -284,13 +284,14 @@ class Cache:
         found: dict[str, list[str]] = {}
         instances = self.root.parent / "instances"
         for overlay in sorted(instances.glob("*/*/*.qcow2")) if instances.is_dir() else []:
-            digest = self._digest_of(overlay)
+            digest = self.digest_of(overlay)
             if digest is not None:
                 user = f"{overlay.parent.parent.name}/{overlay.parent.name}"
                 found.setdefault(digest, []).append(user)
         return found
 
-    def _digest_of(self, overlay: Path) -> str | None:
+    def digest_of(self, overlay: Path) -> str | None:
+        """The digest an overlay is based on (its qcow2 backing file), or None."""
         backing = backing_file(overlay)
         if backing is None:
             return None

@@ -255,3 +255,41 @@ def test_offline_image_unit_fails_with_one_clear_line(
     assert up.returncode == 5
     assert f"cannot fetch {sums}" in up.stderr, up.stderr
     assert cache_files(systemd) == []
+
+
+def test_up_recreate_moves_an_instance_to_the_new_digest(
+    systemd: PrivateSystemd, project: Path, tmp_path: Path
+) -> None:
+    www = tmp_path / "www"
+    v1 = publish(www, 0x11)
+    serve(systemd, www)
+    up = holosc(systemd, project, "up")
+    assert up.returncode == 0, up.stderr
+    disk = systemd.state / "var-lib-holos" / "instances" / "img" / "web-0" / "root.qcow2"
+    assert backing_file(disk) == f"../../../images/blobs/sha256/{v1}"
+    wait_ready(systemd, "web-0")
+
+    # --pull moves the tag; the running instance keeps its disk and digest.
+    v2 = publish(www, 0x22)
+    pulled = holosc(systemd, project, "up", "--pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "recreating" not in pulled.stderr
+    assert backing_file(disk) == f"../../../images/blobs/sha256/{v1}"
+    assert show(systemd, "holos-img-web@0.service", "NRestarts") == "0"
+
+    # --recreate: stopped, a new disk on the new digest, started again.
+    recreated = holosc(systemd, project, "up", "--recreate")
+    assert recreated.returncode == 0, recreated.stderr
+    assert (
+        f"web-0: recreating its disk: ubuntu:noble moved from sha256:{v1[:12]} "
+        f"to sha256:{v2[:12]}" in recreated.stderr
+    ), recreated.stderr
+    assert show(systemd, "holos-img-web@0.service", "ActiveState") == "active"
+    assert backing_file(disk) == f"../../../images/blobs/sha256/{v2}"
+    wait_ready(systemd, "web-0", boots=2)
+    again = holosc(systemd, project, "up", "--recreate")
+    assert again.returncode == 0 and "recreating" not in again.stderr, again.stderr
+
+    pruned = holosc(systemd, project, "images", "prune")
+    assert f"removed sha256:{v1[:12]}" in pruned.stdout, pruned.stdout
+    assert holosc(systemd, project, "down").returncode == 0

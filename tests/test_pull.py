@@ -26,7 +26,7 @@ import pytest
 from holos_runtime.fetch import FetchError
 from holos_runtime.imagecache import Cache, backing_file
 
-from holosc import images, pull
+from holosc import images, pull, recreate
 from holosc.errors import UnknownImageError
 from holosc.load import load_text
 from holosc.validate import build_project
@@ -629,3 +629,39 @@ def test_local_image_that_changed_is_refused(tmp_path: Path) -> None:
     replaced = overlay(tmp_path, "a", "--file", str(image))
     assert replaced.returncode == 1 and "inode" in replaced.stderr
     assert "mtime_ns" not in replaced.stderr and "size" not in replaced.stderr.split("(")[1]
+
+
+def test_recreate_finds_disks_whose_image_moved_on(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    """`up --recreate` picks the overlays on a tag's old digest and on a changed local
+    image, and nothing else; after removal the next overlay is on the new base."""
+    local = tmp_path / "disk.qcow2"
+    local.write_bytes(qcow2)
+    text = "name: p\nservices:\n  a:\n    image: ubuntu:noble\n  b:\n    image: ./disk.qcow2\n"
+    project = build_project(load_text(text, directory=tmp_path, environ={})).project
+    cache = tmp_path / "images"
+    by_ref = ("--ref", "ubuntu:noble", "--images", str(cache))
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    assert overlay(tmp_path, "a-0", *by_ref).returncode == 0
+    assert overlay(tmp_path, "b-0", "--file", str(local)).returncode == 0
+    assert recreate.stale_disks(project, tmp_path, tmp_path) == []
+
+    newer = qcow2 + b"\0" * 4096
+    publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    os.utime(local, ns=(time.time_ns(), time.time_ns() + 10**9))
+    stale = recreate.stale_disks(project, tmp_path, tmp_path)
+
+    old, new = digest(UBUNTU, qcow2)[:12], digest(UBUNTU, newer)[:12]
+    assert [s.instance for s in stale] == ["a-0", "b-0"]
+    assert stale[0].reason == f"ubuntu:noble moved from sha256:{old} to sha256:{new}"
+    assert stale[1].reason.startswith(f"{local} changed (mtime_ns ")
+    for disk in stale:
+        recreate.remove(disk)
+    assert overlay(tmp_path, "a-0", *by_ref).returncode == 0
+    assert overlay(tmp_path, "b-0", "--file", str(local)).returncode == 0
+    a0 = tmp_path / "instances" / "p" / "a-0" / "root.qcow2"
+    assert Cache(cache).digest_of(a0) == f"sha256:{digest(UBUNTU, newer)}"
+    assert recreate.stale_disks(project, tmp_path, tmp_path) == []

@@ -11,6 +11,7 @@ import typer
 
 from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
 from holosc import install as installer
+from holosc import recreate as recreating
 from holosc.cli import common, complete, images, options
 from holosc.errors import HolosError
 from holosc.project_lock import project_lock
@@ -38,6 +39,16 @@ def up(
             "(new instances use it; existing disks keep the image they were created on).",
         ),
     ] = False,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="Recreate the root disks of instances whose image moved on (a tag that "
+            "names another digest, a local image file that changed): they start afresh on "
+            "the image as it is now; what was written to their root disk is lost, named "
+            "volumes stay.",
+        ),
+    ] = False,
 ) -> None:
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
@@ -51,9 +62,15 @@ def up(
             if warning := lifecycle.disk_warning(loaded.project, manager):
                 say(f"holosc: warning: {warning}")
             _pull_images(loaded, manager, refresh=pull_)
+            project_dir = loaded.file.parent.resolve()
+            stale = (
+                recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+                if recreate
+                else []
+            )
             hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
             try:
-                lifecycle.up(output, manager, name, loaded.file.parent.resolve(), say)
+                lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
             except KeyboardInterrupt:
                 lifecycle.report_interrupted(manager, name, say)
                 raise typer.Exit(130) from None
