@@ -20,15 +20,30 @@ from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes of every holosc command (documented in `holosc --help`)."""
+    """Exit codes of every holosc command: the one table, shown by `holosc --help` and
+    copied into the README (tests/test_cli.py compares both with this enum)."""
 
-    OK = 0
-    DRIFT = 1  # build --check found differences; also "command failed" for lifecycle commands
-    USAGE = 2
-    INVALID = 3
-    OUTPUT = 4
-    RUNTIME = 5
-    INTERNAL = 70
+    OK = 0, "ok"
+    DRIFT = 1, "`build --check` found drift, or a lifecycle command failed"
+    USAGE = 2, "usage error (bad option or argument, unknown image)"
+    INVALID = 3, "invalid input (holos.yaml, or the domain XML of `import`)"
+    OUTPUT = 4, "output directory not writable"
+    RUNTIME = 5, "runtime error (systemd, ssh, ssh-keygen, QEMU, virsh, a download)"
+    INTERNAL = 70, "internal error (a bug: please report it)"
+    INTERRUPTED = 130, "interrupted (Ctrl-C)"
+
+    description: str
+
+    def __new__(cls, value: int, description: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    @classmethod
+    def table(cls) -> str:
+        """One line for all codes: `0 ok · 1 ... · 130 interrupted (Ctrl-C)`."""
+        return " · ".join(f"{code.value} {code.description}" for code in cls)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from holosc import diskspace, names
 from holosc.emit import write_atomic
-from holosc.errors import Diagnostic, HolosError
+from holosc.errors import Diagnostic, RuntimeCommandError
 
 
 def key_path(state_root: Path, project: str) -> Path:
@@ -30,7 +30,7 @@ def ensure_key(path: Path, project: str) -> str:
     so a failure (a full disk) never leaves a partial key behind; an empty private key
     with no public key (left by an older holosc on a full disk) is generated again.
 
-    :raises HolosError: when ssh-keygen is missing or fails, or the key is unreadable.
+    :raises RuntimeCommandError: when ssh-keygen is missing or fails, or the key is unreadable.
     :raises RuntimeCommandError: when the filesystem is full.
     """
     pub = path.with_name(path.name + ".pub")
@@ -111,8 +111,9 @@ def pinned_host_key(known_hosts: Path, alias: str) -> list[str]:
     ]
 
 
-def _error(message: str, hint: str | None = None) -> HolosError:
-    return HolosError(message, [Diagnostic(message, file="ssh key", hint=hint)])
+def _error(message: str, hint: str | None = None) -> RuntimeCommandError:
+    # A host problem (ssh-keygen, the state directory), not an invalid holos.yaml.
+    return RuntimeCommandError(message, [Diagnostic(message, file="ssh key", hint=hint)])
 
 
 def adopt_key(private: Path, state_root: Path, project: str) -> None:

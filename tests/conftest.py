@@ -41,7 +41,7 @@ def require_tool(name: str) -> str:
 
 
 def cloud_config_verdict(path: Path) -> str:
-    """Empty when cloud-init's own schema check accepts the cloud-config at `path`, else what
+    """ "" when cloud-init's own schema check accepts the cloud-config at `path`, else what
     it printed. cloud-init 22.4 (Debian 12) says "Valid cloud-config", 25.1 (Debian 13)
     "Valid schema"; both exit 0 only for a valid document."""
     result = subprocess.run(

@@ -27,6 +27,13 @@ from tests.conftest import REPO, require_tool
 
 PR_SET_PDEATHSIG = 1
 
+
+def die_with_parent(sig: signal.Signals) -> None:
+    """Ask the kernel to send `sig` to the calling process when its parent (pytest) dies:
+    a killed test run leaves nothing running. For a subprocess's preexec_fn."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+
 STUB_UNITS = (
     "exit.target", "systemd-exit.service", "shutdown.target", "final.target", "umount.target",
     "sockets.target", "timers.target", "paths.target", "slices.target", "network.target",
@@ -157,7 +164,7 @@ class PrivateSystemd:
                 (path / "cgroup.procs").write_text(str(os.getpid()))
         # If pytest dies (a timeout, Ctrl-C twice), unshare dies with it, and --kill-child
         # takes the private systemd and every guest with it: nothing is left running.
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent(signal.SIGKILL)
 
     def console(self) -> str:
         return (self.state / "console.log").read_text(errors="replace")[-2000:]

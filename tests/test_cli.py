@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES
+from holosc.errors import ExitCode, RuntimeCommandError
+from tests.conftest import EXAMPLES, REPO
 
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -165,25 +167,111 @@ def test_help_documents_exit_codes() -> None:
         assert command in result.stdout
 
 
-def test_no_command_binds_an_option_string_twice() -> None:
-    """`logs -f` once meant both --follow and --file; click silently takes the last one."""
+def _commands() -> list[tuple[str, Any]]:
+    """Every command of `holosc`, subcommands of groups (export kubevirt) included."""
     import typer.main
 
     from holosc.cli import app
 
-    group = typer.main.get_command(app)
-    assert isinstance(group, typer.core.TyperGroup)
+    found: list[tuple[str, Any]] = []
+
+    def walk(command: Any, name: str) -> None:
+        found.append((name, command))
+        for sub, child in sorted(getattr(command, "commands", {}).items()):
+            walk(child, f"{name} {sub}")
+
+    walk(typer.main.get_command(app), "holosc")
+    return found
+
+
+def test_no_command_binds_an_option_string_twice() -> None:
+    """`logs -f` once meant both --follow and --file; click silently takes the last one."""
     checked = 0
-    for name, command in group.commands.items():
+    for name, command in _commands():
         seen: dict[str, str] = {}
         for param in command.params:
             for opt in (*param.opts, *param.secondary_opts):
                 if not opt.startswith("-"):
                     continue
-                assert opt not in seen, f"holosc {name}: {opt} is {seen[opt]} and {param.name}"
+                assert opt not in seen, f"{name}: {opt} is {seen[opt]} and {param.name}"
                 seen[opt] = str(param.name)
         checked += 1
-    assert checked >= 15
+    assert checked >= 20
+
+
+# Where compose (or kubectl, for export kubevirt) gives an option string another meaning,
+# holosc follows it.
+CONVENTIONS = {
+    ("holosc logs", "-f"): "follow",
+    ("holosc exec", "--user"): "login",
+    ("holosc export kubevirt", "-n"): "namespace",
+}
+
+
+def test_shared_options_mean_one_thing_in_every_command() -> None:
+    """--file/-f, --project/-p, --user, --system ... bind one parameter everywhere, and the
+    scope and file options are the ones defined once (same help), except the conventions
+    above."""
+    shared = {"--file", "-f", "--project", "-p", "--user", "--system", "--output", "-o"}
+    shared |= {"--strict", "--json", "--quiet", "-q", "--ssh-key", "--dry-run"}
+    same_help = {"--file", "--user", "--system", "--ssh-key"}
+    meaning: dict[str, tuple[str, str, str | None]] = {}
+    uses = 0
+    for name, command in _commands():
+        for param in command.params:
+            for opt in {*param.opts, *param.secondary_opts} & shared:
+                if (name, opt) in CONVENTIONS:
+                    assert CONVENTIONS[name, opt] == param.name
+                    continue
+                help_text = getattr(param, "help", None)
+                first = meaning.setdefault(opt, (name, str(param.name), help_text))
+                assert first[1] == param.name, f"{opt}: {first[:2]} but {name}: {param.name}"
+                if opt in same_help:
+                    assert first[2] == help_text, f"{opt}: help of {first[0]} differs in {name}"
+                uses += 1
+    assert uses > 40
+
+
+def test_exit_codes_have_one_table() -> None:
+    """The enum is the source; `--help` and the README show exactly its table."""
+    help_text = " ".join(holosc("--help").stdout.split())
+    assert f"Exit codes: {ExitCode.table()}." in help_text
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    assert " ".join(section.split()) == ExitCode.table()
+
+
+def test_a_bug_exits_70_and_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process: no command can be made to crash or be interrupted on purpose, so the
+    app is replaced by one that does; what is tested is main()'s mapping."""
+    import holosc.cli as cli
+
+    for raised, code in ((RuntimeError("bug"), ExitCode.INTERNAL), (KeyboardInterrupt(), 130)):
+
+        def app(exc: BaseException = raised) -> None:
+            raise exc
+
+        monkeypatch.setattr(cli, "app", app)
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        assert exited.value.code == code
+
+
+def test_missing_ssh_keygen_or_journalctl_is_a_runtime_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from holosc import keys
+    from holosc.cli import common
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither ssh-keygen nor journalctl there
+    with pytest.raises(RuntimeCommandError) as raised:
+        keys.ensure_key(tmp_path / "key", "demo")
+    assert raised.value.exit_code == ExitCode.RUNTIME == 5
+    with pytest.raises(typer.Exit) as exited:
+        common.replace_process(["journalctl", "-n", "1"], "systemd")
+    assert exited.value.exit_code == ExitCode.RUNTIME
 
 
 def test_logs_dash_f_follows() -> None:

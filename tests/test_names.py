@@ -125,7 +125,7 @@ def commands(bad: str) -> list[list[str]]:
         ["logs", "--console", "-p", bad, "web-0"],
         ["exec", "-p", bad, "web-0", "--", "true"],
         ["console", "-p", bad, "web-0"],
-        ["ps", "--", bad],
+        ["ps", "-p", bad],
         ["stop", "-p", "good", "--", bad],
         ["start", "-p", "good", "--", bad],
         ["logs", "-p", "good", "--", bad],

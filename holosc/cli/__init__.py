@@ -1,8 +1,5 @@
-"""The `holosc` command line: one module per command, domain errors turned into exit codes.
-
-Exit codes: 0 ok; 1 `build --check` found drift, or a lifecycle command failed;
-2 usage error; 3 invalid holos.yaml; 4 output directory not writable; 5 runtime error
-(systemd, ssh, QEMU); 70 internal error (a bug: please report it).
+"""The `holosc` command line: one module per group of commands (build, lifecycle, guest,
+status, images, ...), domain errors turned into exit codes (holosc.errors.ExitCode).
 """
 
 from __future__ import annotations
@@ -29,10 +26,7 @@ from holosc.cli import (
 )
 from holosc.errors import ExitCode
 
-EPILOG = (
-    "Exit codes: 0 ok; 1 build --check found drift or a command failed; 2 usage; "
-    "3 invalid holos.yaml; 4 output not writable; 5 runtime error; 70 internal error."
-)
+EPILOG = f"Exit codes: {ExitCode.table()}."
 
 app = typer.Typer(
     name="holosc",
@@ -129,7 +123,7 @@ def main() -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception:  # a traceback is a bug: say so, with the details
         traceback.print_exc()
         print("holosc: internal error (this is a bug; please report it)", file=sys.stderr)

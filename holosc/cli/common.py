@@ -16,7 +16,7 @@ import typer
 from holosc import devices, keys, systemd
 from holosc.assemble import load_project
 from holosc.compiler import Output, compile_project
-from holosc.errors import Diagnostic, ExitCode, HolosError
+from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 from holosc.load import Document, find_compose_file
 from holosc.model import Project
 from holosc.validate import PROFILE, build_project
@@ -146,6 +146,20 @@ def fail(exc: HolosError) -> NoReturn:
     else:
         print(f"holosc: error: {exc.message}", file=sys.stderr)
     raise typer.Exit(int(exc.exit_code))
+
+
+def replace_process(argv: list[str], package: str) -> NoReturn:
+    """Become `argv` (ssh, journalctl): their exit code is the command's; a missing or
+    unrunnable program is a runtime error (exit 5), never a traceback."""
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        message = f"cannot run {argv[0]}: {exc.strerror}"
+        fail(
+            RuntimeCommandError(
+                message, [Diagnostic(message, file="holosc", hint=f"install {package}")]
+            )
+        )
 
 
 def exit_on_warnings(warnings: tuple[Diagnostic, ...], strict: bool) -> None:

@@ -87,12 +87,12 @@ def exec_(
     wait: Annotated[float, typer.Option("--wait", "-w", help="Seconds to wait for sshd.")] = 60,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
-    system_scope: options.SystemOption = False,
+    system: options.SystemOption = False,
     user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
 ) -> None:
     """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
     try:
-        manager = options.manager(user_scope, system_scope)
+        manager = options.manager(user_scope, system)
         name = options.project_name(project, file)
         info = _instance(manager, name, instance)
         _require_running(manager, name, instance)
@@ -131,7 +131,7 @@ def exec_(
         f"{login or info['user']}@127.0.0.1",
         *(command or []),
     ]
-    os.execvp("ssh", argv)
+    common.replace_process(argv, "openssh-client")
 
 
 def console(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from typing import Annotated
 
@@ -16,8 +15,10 @@ from holosc.errors import HolosError
 
 
 def ps(
-    project: Annotated[str | None, typer.Argument(help="Project (default: all).")] = None,
     *,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Only this project (default: all).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     user: options.UserOption = False,
     system: options.SystemOption = False,
@@ -26,7 +27,7 @@ def ps(
     try:
         manager = options.manager(user, system)
         if project is not None:
-            names.check("project", project, "the command line")
+            names.check("project", project, "--project")
         manager.require()
         rows = status.all_status(manager, project)
     except HolosError as exc:
@@ -97,4 +98,4 @@ def logs(
                 print(f"(cannot read {log}: {exc})", file=sys.stderr)
         return
     argv = manager.journal(unit_names, lines=lines, follow=follow)
-    os.execvp(argv[0], argv)
+    common.replace_process(argv, "systemd (journalctl)")

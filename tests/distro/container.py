@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.conftest import require_tool
+from tests.systemd_harness import die_with_parent
 
 USER, UID = "holos", 1500  # made by build-root.sh: no sudo, not in the kvm group
 
@@ -58,7 +59,7 @@ class Container:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: (self.cgroup / "cgroup.procs").write_text(str(os.getpid())),
+                preexec_fn=self._in_cgroup_dying_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not self.leader:
@@ -75,6 +76,12 @@ class Container:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name}: not booted ({state}): {self.console()}")
             time.sleep(0.2)
+
+    def _in_cgroup_dying_with_parent(self) -> None:
+        (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        # If pytest dies, nspawn gets SIGTERM, its clean-shutdown signal: the container
+        # halts instead of running on as an orphan.
+        die_with_parent(signal.SIGTERM)
 
     def _find_leader(self) -> int:
         """The container's PID 1: the process whose comm is systemd under nspawn."""
