@@ -395,6 +395,38 @@ def test_concurrent_pulls_download_once(tmp_path: Path, site: Site, qcow2: bytes
     assert holosc(tmp_path, site, "verify", "--all").returncode == 0
 
 
+def test_two_projects_image_units_share_one_download(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    """Two projects' image units, one on ubuntu:noble and one on ubuntu:24.04 (the same
+    upstream file), started at once: one download, one blob, both tags."""
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    site.serve(UBUNTU.url, Route(qcow2, chunk_delay=0.005))  # ~0.3 s each: they overlap
+    cache = tmp_path / "images"
+    units = []
+    for ref in ("ubuntu:noble", "ubuntu:24.04"):
+        entry = pull.entry_for(ref)
+        units.append(
+            [HELPER, "ensure", "--ref", ref, "--algorithm", entry.algorithm,
+             "--url", entry.url, "--checksum-url", entry.checksum_url,
+             "--cache", str(cache), "--mirror", site.url]
+        )  # fmt: skip
+    procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for argv in units]
+    results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
+
+    assert [code for code, _ in results] == [0, 0], results
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+    assert sum("downloading" in err for _, err in results) == 1, results
+    blob = f"blobs/sha256/{digest(UBUNTU, qcow2)}"
+    assert cache_listing(tmp_path) == [
+        blob,
+        f"{blob}.json",
+        "tags/ubuntu/24.04",
+        "tags/ubuntu/noble",
+    ]
+    assert (cache / blob).read_bytes() == qcow2
+
+
 def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qcow2: bytes) -> None:
     publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
     site.serve(ALPINE.url, Route(qcow2, stall_at=1 << 20))
