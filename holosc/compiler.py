@@ -26,9 +26,13 @@ from types import MappingProxyType
 from holosc import __version__
 from holosc import plan as P
 from holosc.model import Project
-from holosc.render import cloudinit, qemu, units
 
 LOCK_FILE = "holos.lock.json"
+# What a project writes is bounded in bytes, not only the input in values: seeds are written
+# once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
+# A project of 253 small instances compiles to about 20 MB.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+ISO_OVERHEAD = 72 * 1024  # measured: a seed.iso of small files is 69,632 bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,6 +48,10 @@ class Output:
 
 def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
     """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
+    # The renderers (jinja2, PyYAML) load here, not when commands that only read
+    # the lock file or the Output type import this module.
+    from holosc.render import cloudinit, qemu, units
+
     plan = P.build_plan(project)
     name = project.name
     files: dict[PurePosixPath, File] = {}
@@ -73,6 +81,28 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def output_bytes(project: Project) -> dict[str, int]:
+    """About how many bytes each service writes, all replicas together: its compiled
+    files (its first instance is rendered; replicas differ only in names and addresses)
+    and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
+    own overhead). Loads no template engine: `holosc validate` calls it."""
+    from holosc.render import cloudinit, qemu
+
+    plan = P.build_plan(project)
+    sizes = {}
+    for service in project.services:
+        if not plan.of(service):  # replicas: 0
+            continue
+        inst = plan.of(service)[0]
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
+        launch = qemu.launch_bytes(plan, inst)
+        sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
+    return sizes
 
 
 def _lock(

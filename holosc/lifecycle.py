@@ -52,6 +52,10 @@ class Units:
         gate = plan.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
+    def watched(self) -> list[str]:
+        """The units whose state `ps` and `up` report: instances, then health gates."""
+        return [*self.instance_units(), *self.gates]
+
     def label(self, unit: str) -> str:
         """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
         prefix = f"holos-{self.project}-"
@@ -132,6 +136,7 @@ def up(
     recreate: Sequence[StaleDisk] = (),
 ) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed.
+    A running project whose output did not change is left alone (no reload, no start).
     The `recreate` disks are removed first (their instances stopped if running), so that
     their instances start on the image as it is now."""
     manager.require()
@@ -144,9 +149,16 @@ def up(
         )
     retired = _stop_removed(output, manager, project, say)
     changes = install.install(output, manager, project, project_dir)
-    manager.ctl("daemon-reload")
-    _remove_instances(manager, project, retired)
     units = installed_units(manager, project)
+    shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
+    if not (changes.any or retired or recreate) and all(
+        p["ActiveState"] == "active" for p in shown.values()
+    ):
+        say(_running(units) + "; nothing changed")
+        return
+    if changes.any or retired or _stale(shown):
+        manager.ctl("daemon-reload")
+    _remove_instances(manager, project, retired)
     _recreate_disks(manager, units, recreate, say)
     running = {
         u
@@ -161,9 +173,9 @@ def up(
             say(f"{inst}: changed, restarting")
             # A new version starts a new life: earlier crashes do not count towards the
             # start limit (which counts restarts by `up` too).
-            manager.ctl("reset-failed", "--", unit, check=False)
+            manager.ctl("reset-failed", units=[unit], check=False)
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
     for gate in units.gates:
         service = gate[len(f"holos-{project}-") : -len("-healthy.service")]
         if any(
@@ -172,7 +184,7 @@ def up(
             if plan.split_instance(i)[0] == service
         ):
             say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
 
@@ -183,8 +195,19 @@ def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], 
     for disk in stale:
         unit = units.unit(disk.instance)
         say(f"{disk.instance}: recreating its disk: {disk.reason}")
-        manager.ctl("stop", "--job-mode=ignore-dependencies", unit)
+        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
         recreate.remove(disk)
+
+
+def _stale(shown: dict[str, dict[str, str]]) -> bool:
+    """Whether systemd's copy of a loaded unit differs from its file (a reload was missed;
+    units not loaded are read afresh when started). One `systemctl show` for all units:
+    an unchanged re-run of `up` costs no daemon-reload."""
+    return any(
+        p["LoadState"] != "not-loaded"
+        and (p.get("LoadState") != "loaded" or p.get("NeedDaemonReload") != "no")
+        for p in shown.values()
+    )
 
 
 def report_interrupted(manager: Manager, project: str, say: Say) -> None:
@@ -220,7 +243,7 @@ def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Sa
                 "crashing); clearing that (reset-failed) and starting it"
             )
     if failed:
-        manager.ctl("reset-failed", "--", *failed, check=False)
+        manager.ctl("reset-failed", units=failed, check=False)
 
 
 def journal_tail(manager: Manager, unit: str, lines: int) -> str:
@@ -244,7 +267,7 @@ def _gave_up(manager: Manager, unit: str) -> bool:
 def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
     """`holosc start`: clear start limits the user overrides by asking, then start."""
     clear_start_limits(manager, units, names, say)
-    result = manager.ctl("start", *names, check=False)
+    result = manager.ctl("start", units=names, check=False)
     if result.returncode != 0:
         states = manager.show(names, STATE_PROPS)
         failed = [u for u in names if states[u].get("ActiveState") != "active"]
@@ -280,7 +303,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
         stop_units(manager, project, alive, say)
         say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
     if units:
-        manager.ctl("reset-failed", "--", *units, check=False)
+        manager.ctl("reset-failed", units=units, check=False)
     return instances
 
 
@@ -296,10 +319,10 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     each instance's progress while it runs."""
     result: list[subprocess.CompletedProcess[str]] = []
     worker = threading.Thread(
-        target=lambda: result.append(manager.ctl("start", *names, check=False))
+        target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
     images = [u for u in units.others if _is_image(units.project, u)]
-    watched = [*images, *units.instance_units(), *units.gates]
+    watched = [*images, *units.watched()]
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
@@ -335,9 +358,12 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
             + ("\n" + tail.rstrip() if tail.strip() else "")
         )
         raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
-    say(
-        f"{units.project}: {len(units.instances)} instance(s) running"
-        + (f", {len(units.gates)} health gate(s) passed" if units.gates else "")
+    say(_running(units))
+
+
+def _running(units: Units) -> str:
+    return f"{units.project}: {len(units.instances)} instance(s) running" + (
+        f", {len(units.gates)} health gate(s) passed" if units.gates else ""
     )
 
 
@@ -403,7 +429,7 @@ def _report(
 def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
     """Stop exactly these units (dependents are left alone) and wait until they are down;
     say which VMs had to be force-quit."""
-    manager.ctl("stop", "--job-mode=ignore-dependencies", *names)
+    manager.ctl("stop", "--job-mode=ignore-dependencies", units=names)
     report_forced(manager, project, names, say)
 
 
@@ -454,7 +480,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         if p.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
     ]
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
-    manager.ctl("stop", *reversed(units.all()))
+    manager.ctl("stop", units=list(reversed(units.all())))
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
@@ -464,7 +490,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         f"{time.monotonic() - started:.1f} s"
     )
     # Failed units would stay listed as "not-found failed" once their files are gone.
-    manager.ctl("reset-failed", "--", *units.all(), check=False)
+    manager.ctl("reset-failed", units=units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
     shutil.rmtree(manager.state_dir / "instances" / project, ignore_errors=True)

@@ -12,12 +12,14 @@ import difflib
 import functools
 import json
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
-from holosc.errors import Diagnostic
+from holosc.conforms import conforms, regex
+from holosc.errors import Diagnostic, printable
 from holosc.load import Document, JsonPath
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -36,14 +38,33 @@ def schema_text() -> str:
 
 
 @functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(schema_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+def schema_data() -> dict[str, Any]:
+    data = json.loads(schema_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema  # only for documents that need explaining: its import is slow
+    import jsonschema.validators
+
+    def pattern(validator: Any, arg: str, instance: Any, schema: Any) -> Any:
+        # As conforms reads it (ECMA-262): "demo\n" does not match `^...$`.
+        if validator.is_type(instance, "string") and not regex(arg).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {arg!r}")
+
+    jsonschema.Draft202012Validator.check_schema(schema_data())
+    extended = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": pattern}
+    )
+    return extended(schema_data())
 
 
 def check(doc: Document) -> list[Diagnostic]:
     """Every schema violation of `doc`, one diagnostic each."""
+    if conforms(schema_data(), doc.data):
+        return []
     return [_diagnostic(doc, error) for error in _leaf_errors(_validator().iter_errors(doc.data))]
 
 
@@ -142,8 +163,8 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         )
     elif kind == "pattern":
         message = (
-            f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
-            "'-', starting and ending with a letter or digit"
+            f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
+            "lowercase letters, digits and '-', starting and ending with a letter or digit"
         )
         if "propertyNames" in error.schema_path:
             path, key = (*path, str(value)), True

@@ -168,25 +168,50 @@ class Manager:
         )
 
     def ctl(
-        self, *args: str, check: bool = True, timeout: float | None = None
+        self,
+        *args: str,
+        units: Sequence[str] = (),
+        check: bool = True,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run systemctl; a failure raises RuntimeCommandError unless check=False."""
-        return _run([*self.systemctl, *args], check=check, timeout=timeout)
+        """Run `systemctl ARGS -- UNITS`; a failure raises RuntimeCommandError unless
+        check=False. Units follow `--`, so no unit name can become an option."""
+        tail = ["--", *units] if units else []
+        return _run([*self.systemctl, *args, *tail], check=check, timeout=timeout)
 
     def show(self, units: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
         """`systemctl show` of several units: {unit: {property: value}}."""
         if not units:
             return {}
+        result = self._show(units, props)
+        # systemctl prints blocks in argument order; map aliases back to what was asked.
+        return {unit: result.get(unit, {}) for unit in units}
+
+    def _show(self, args: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
         out = self.ctl(
-            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), "--", *units
+            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), units=args
         ).stdout
         result: dict[str, dict[str, str]] = {}
         for block in out.strip().split("\n\n"):
             values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             if "Id" in values:
                 result[values["Id"]] = values
-        # systemctl prints blocks in argument order; map aliases back to what was asked.
-        return {unit: result.get(unit, {}) for unit in units}
+        return result
+
+    def show_loaded(self, units: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
+        """`show` in one query that reads only the units systemd has loaded (running,
+        failed or referenced); the others are inactive/dead, as systemd would say.
+
+        Asking by name makes systemd load each unit first: measured with systemd 252, 100
+        installed, stopped instance units took 54 s and 253 failed with "No buffer space
+        available". A name written as a glob (its last letter in brackets) matches only
+        a loaded unit of exactly that name, so nothing gets loaded."""
+        globs = [u if set(u) & set("*?[]\\") else f"{u[:-1]}[{u[-1]}]" for u in units if u]
+        if not globs:
+            return {}
+        result = self._show(globs, props)
+        unloaded = {"ActiveState": "inactive", "SubState": "dead", "LoadState": "not-loaded"}
+        return {unit: result.get(unit, {"Id": unit, **unloaded}) for unit in units}
 
     def reachable(self) -> bool:
         try:
@@ -206,7 +231,7 @@ class Manager:
 
     def journal(self, units: Iterable[str], lines: int = 20, follow: bool = False) -> list[str]:
         argv = [*self.journalctl, "--no-pager", "-o", "short-precise", "-n", str(lines)]
-        argv += [a for u in units for a in ("-u", u)]
+        argv += [f"--unit={u}" for u in units]  # one word each: a name cannot be an option
         return argv + (["-f"] if follow else [])
 
 

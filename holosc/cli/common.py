@@ -9,17 +9,19 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, systemd
-from holosc.assemble import load_project
-from holosc.compiler import Output, compile_project
-from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
-from holosc.load import Document, find_compose_file
-from holosc.model import Project
-from holosc.validate import PROFILE, build_project
+from holosc.errors import Diagnostic, ExitCode, HolosError, LoadError, RuntimeCommandError
+
+if TYPE_CHECKING:
+    from holosc.compiler import Output
+    from holosc.load import Document
+    from holosc.model import Project
+
+# The loader, validator and compiler are imported by the functions that use them, so
+# commands that never read holos.yaml (ps, --help) start without them.
 
 FileOption = Annotated[
     Path | None,
@@ -54,6 +56,8 @@ class Loaded:
 
 
 def compose_path(file: Path | None) -> Path:
+    from holosc.load import find_compose_file
+
     return file if file is not None else find_compose_file(Path.cwd())
 
 
@@ -69,6 +73,10 @@ def load(
 
     :raises HolosError: on any invalid input.
     """
+    from holosc import devices, keys, systemd
+    from holosc.assemble import load_project
+    from holosc.validate import build_project
+
     path = compose_path(file)
     doc = load_project(path)
     result = build_project(doc, profiles=profiles)
@@ -86,7 +94,14 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
-    digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
+    from holosc.compiler import compile_project
+    from holosc.load import read_regular
+
+    try:
+        digest = hashlib.sha256(read_regular(loaded.file)).hexdigest()
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        raise LoadError(message, [Diagnostic(message, file=loaded.file.name)]) from exc
     return compile_project(loaded.project, {loaded.file.name: digest})
 
 
@@ -112,6 +127,8 @@ def set_profiles(given: list[str] | None) -> None:
     if given is None:
         given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
     for name in given:
+        from holosc.validate import PROFILE
+
         if not PROFILE.fullmatch(name):
             raise typer.BadParameter(
                 f"'{name}' is not a profile name (letters, digits, '_', '.', '-')",

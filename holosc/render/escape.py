@@ -4,8 +4,10 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `unit_value`: a systemd unit setting's value (not Exec lines).
 - `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
-- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time.
+- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
+  `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
+- `fstab_field`: one field of an /etc/fstab line (a space is `\\040`).
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
 - `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
@@ -85,6 +87,31 @@ def shell_word(parts: str | Iterable[str]) -> str:
     return "".join(out) or "''"
 
 
+def shell_command(argv: Sequence[str]) -> str:
+    """A command line for a shell that must run exactly `argv` (ssh's remote command).
+
+    Each word is a `shell_word`; a first word starting with `-` is quoted as well, since
+    `sh -c -x...` would read an unquoted one as the shell's own option.
+    """
+    if not argv:
+        raise ValueError("empty command line")
+    first = shell_word(argv[0])
+    if first.startswith("-"):
+        first = f"'{first}'"  # shlex.quote leaves such a word bare: it has no metacharacter
+    return " ".join([first, *(shell_word(w) for w in argv[1:])])
+
+
+def fstab_field(value: str) -> str:
+    """One field of an fstab line: whitespace, control characters and `\\` as the `\\ooo`
+    octal escapes fstab(5) and libmount read back (a space is `\\040`)."""
+    if not value:
+        raise ValueError("an fstab field cannot be empty")
+    return _FSTAB_SPECIAL.sub(lambda m: "".join(f"\\{b:03o}" for b in m[0].encode()), value)
+
+
+_FSTAB_SPECIAL = re.compile(r"[\s\\\x00-\x1f\x7f]")
+
+
 def qemu_value(value: str) -> str:
     """A value inside a QEMU option string: commas are doubled."""
     if "\0" in value:
@@ -113,6 +140,39 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 _Dumper.add_representer(str, _str)
 
+# libyaml's emitter (PyYAML's C extension) writes the same bytes as the pure-Python one,
+# several times faster, except where tests/test_yaml_emitters.py found them to differ:
+# characters beyond U+FFFF (libyaml escapes them, PyYAML writes them as they are), a
+# literal block with "keep" chomping (libyaml then ends the document with "..."), and
+# mapping keys that are not plain words. Documents with any of these use the Python one.
+_CDumper: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CDumperType(yaml.CSafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    _CDumperType.add_representer(str, _str)  # type: ignore[arg-type]
+    _CDumper = _CDumperType
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def libyaml_emits_same(data: Any) -> bool:
+    """Whether libyaml's emitter writes `data` exactly as PyYAML's would (see above)."""
+    if isinstance(data, str):
+        keep = data.endswith("\n") and (len(data) == 1 or data[-2] in "\n\x85\u2028\u2029")
+        return not keep and (data.isascii() or not _ASTRAL.search(data))
+    if isinstance(data, dict):
+        return all(
+            isinstance(k, str) and _PLAIN_KEY.fullmatch(k) and libyaml_emits_same(v)
+            for k, v in data.items()
+        )
+    if isinstance(data, list | tuple):
+        return all(libyaml_emits_same(v) for v in data)
+    return data is None or isinstance(data, bool | int)
+
 
 def sshd_word(value: str) -> str:
     """One double-quoted word of an sshd_config line: inside quotes OpenSSH's argv_split
@@ -122,11 +182,15 @@ def sshd_word(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def yaml_document(data: Any) -> str:
-    """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged."""
+def yaml_document(data: Any, *, libyaml: bool = True) -> str:
+    """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged.
+
+    `libyaml=False` forces the pure-Python emitter (the reference the tests compare with).
+    """
+    fast = libyaml and _CDumper is not None and libyaml_emits_same(data)
     return yaml.dump(
         data,
-        Dumper=_Dumper,
+        Dumper=_CDumper if fast else _Dumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
