@@ -65,6 +65,10 @@ nonempty = text.filter(lambda t: t != "")
 path_text = text.map(lambda t: t.replace(":", "_"))
 
 
+def _secret_target(t: str) -> str:
+    return posixpath.normpath("/" + t.replace("\n", " ") + "/s")
+
+
 def _rel_path(t: str) -> str:
     return "./" + (t.replace(":", "_").lstrip("/~") or "x")
 
@@ -122,7 +126,8 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
                 max_size=3,
             )
         ),
-        "secrets": [{"source": "s", "target": "/" + draw(text).strip("/") + "/s"}],
+        # A target must be a plain absolute path without a line break.
+        "secrets": [{"source": "s", "target": draw(path_text.map(_secret_target))}],
     }
     return {
         "name": "camp",
