@@ -3,7 +3,8 @@
 Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
-    holos-<p>-volumes.service                      → the scope's unit directory
+    holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service
+                                                   → the scope's unit directory
     <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
                                                    → %E/holos/<p>/ (installed by holosc)
 
@@ -27,6 +28,11 @@ from holosc import plan as P
 from holosc.model import Project
 
 LOCK_FILE = "holos.lock.json"
+# What a project writes is bounded in bytes, not only the input in values: seeds are written
+# once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
+# A project of 253 small instances compiles to about 20 MB.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+ISO_OVERHEAD = 72 * 1024  # measured: a seed.iso of small files is 69,632 bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +61,8 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         files[PurePosixPath(path)] = File(data, mode)
 
     add(P.target_name(name), units.render_target(plan))
+    for ref in P.registry_images(project):
+        add(P.image_unit(name, ref), units.render_image(plan, ref))
     if project.used_volumes:
         add(P.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
@@ -73,6 +81,28 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def output_bytes(project: Project) -> dict[str, int]:
+    """About how many bytes each service writes, all replicas together: its compiled
+    files (its first instance is rendered; replicas differ only in names and addresses)
+    and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
+    own overhead). Loads no template engine: `holosc validate` calls it."""
+    from holosc.render import cloudinit, qemu
+
+    plan = P.build_plan(project)
+    sizes = {}
+    for service in project.services:
+        if not plan.of(service):  # replicas: 0
+            continue
+        inst = plan.of(service)[0]
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
+        launch = qemu.launch_bytes(plan, inst)
+        sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
+    return sizes
 
 
 def _lock(

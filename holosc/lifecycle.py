@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import diskspace, install, names, plan
+from holosc import diskspace, install, names, plan, recreate
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.model import Project
+from holosc.recreate import StaleDisk
 from holosc.systemd import Manager
 
 Say = Callable[[str], None]
@@ -33,7 +34,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes unit
+    others: tuple[str, ...]  # volumes and image units
 
     @property
     def target(self) -> str:
@@ -80,8 +81,18 @@ def installed_units(manager: Manager, project: str) -> Units:
     instances = install.lock_instances(manager, project, lock)
     order = sorted(instances, key=lambda i: tuple(map(int, str(instances[i]["ip"]).split("."))))
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
-    others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
+    others = tuple(
+        n for n in manifest["units"] if n == plan.volumes_unit(project) or _is_image(project, n)
+    )
     return Units(project, tuple(order), gates, others)
+
+
+def _is_image(project: str, unit: str) -> bool:
+    return (
+        unit.startswith(f"holos-{project}-image-")
+        and "@" not in unit
+        and not unit.endswith("-healthy.service")
+    )
 
 
 def installed_elsewhere(manager: Manager, project: str, project_dir: Path) -> list[str]:
@@ -115,9 +126,19 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
     return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
 
 
-def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
+def up(
+    output: Output,
+    manager: Manager,
+    project: str,
+    project_dir: Path,
+    say: Say,
+    *,
+    recreate: Sequence[StaleDisk] = (),
+) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed.
-    A running project whose output did not change is left alone (no reload, no start)."""
+    A running project whose output did not change is left alone (no reload, no start).
+    The `recreate` disks are removed first (their instances stopped if running), so that
+    their instances start on the image as it is now."""
     manager.require()
     for other in installed_elsewhere(manager, project, project_dir):
         say(
@@ -130,12 +151,15 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     changes = install.install(output, manager, project, project_dir)
     units = installed_units(manager, project)
     shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
-    if not (changes.any or retired) and all(p["ActiveState"] == "active" for p in shown.values()):
+    if not (changes.any or retired or recreate) and all(
+        p["ActiveState"] == "active" for p in shown.values()
+    ):
         say(_running(units) + "; nothing changed")
         return
     if changes.any or retired or _stale(shown):
         manager.ctl("daemon-reload")
     _remove_instances(manager, project, retired)
+    _recreate_disks(manager, units, recreate, say)
     running = {
         u
         for u, p in manager.show(
@@ -149,9 +173,9 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             say(f"{inst}: changed, restarting")
             # A new version starts a new life: earlier crashes do not count towards the
             # start limit (which counts restarts by `up` too).
-            manager.ctl("reset-failed", "--", unit, check=False)
+            manager.ctl("reset-failed", units=[unit], check=False)
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
     for gate in units.gates:
         service = gate[len(f"holos-{project}-") : -len("-healthy.service")]
         if any(
@@ -160,9 +184,19 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             if plan.split_instance(i)[0] == service
         ):
             say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
+    """Stop each instance (only it: its dependents keep running), remove its root disk;
+    the start that follows creates a new one on the image's current digest."""
+    for disk in stale:
+        unit = units.unit(disk.instance)
+        say(f"{disk.instance}: recreating its disk: {disk.reason}")
+        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+        recreate.remove(disk)
 
 
 def _stale(shown: dict[str, dict[str, str]]) -> bool:
@@ -209,7 +243,7 @@ def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Sa
                 "crashing); clearing that (reset-failed) and starting it"
             )
     if failed:
-        manager.ctl("reset-failed", "--", *failed, check=False)
+        manager.ctl("reset-failed", units=failed, check=False)
 
 
 def journal_tail(manager: Manager, unit: str, lines: int) -> str:
@@ -233,7 +267,7 @@ def _gave_up(manager: Manager, unit: str) -> bool:
 def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
     """`holosc start`: clear start limits the user overrides by asking, then start."""
     clear_start_limits(manager, units, names, say)
-    result = manager.ctl("start", *names, check=False)
+    result = manager.ctl("start", units=names, check=False)
     if result.returncode != 0:
         states = manager.show(names, STATE_PROPS)
         failed = [u for u in names if states[u].get("ActiveState") != "active"]
@@ -269,7 +303,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
         stop_units(manager, project, alive, say)
         say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
     if units:
-        manager.ctl("reset-failed", "--", *units, check=False)
+        manager.ctl("reset-failed", units=units, check=False)
     return instances
 
 
@@ -285,9 +319,10 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     each instance's progress while it runs."""
     result: list[subprocess.CompletedProcess[str]] = []
     worker = threading.Thread(
-        target=lambda: result.append(manager.ctl("start", *names, check=False))
+        target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
-    watched = units.watched()
+    images = [u for u in units.others if _is_image(units.project, u)]
+    watched = [*images, *units.watched()]
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
@@ -305,9 +340,10 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
                 f"({states[unit].get('Result')})"
             )
         tail = subprocess.run(
-            # A failed gate is the cause, its dependents' failed start checks the effect.
+            # A failed image or gate is the cause, its dependents' failures the effect.
             manager.journal(
-                ([u for u in failed if u in units.gates] or failed)[:3] or [units.target],
+                ([u for u in failed if u in images or u in units.gates] or failed)[:3]
+                or [units.target],
                 lines=15,
             ),
             capture_output=True,
@@ -384,6 +420,8 @@ def _report(
                     "active": "healthy",
                     "failed": "UNHEALTHY",
                 }
+            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+                word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")
 
@@ -391,7 +429,7 @@ def _report(
 def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
     """Stop exactly these units (dependents are left alone) and wait until they are down;
     say which VMs had to be force-quit."""
-    manager.ctl("stop", "--job-mode=ignore-dependencies", *names)
+    manager.ctl("stop", "--job-mode=ignore-dependencies", units=names)
     report_forced(manager, project, names, say)
 
 
@@ -442,7 +480,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         if p.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
     ]
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
-    manager.ctl("stop", *reversed(units.all()))
+    manager.ctl("stop", units=list(reversed(units.all())))
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
@@ -452,7 +490,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         f"{time.monotonic() - started:.1f} s"
     )
     # Failed units would stay listed as "not-found failed" once their files are gone.
-    manager.ctl("reset-failed", "--", *units.all(), check=False)
+    manager.ctl("reset-failed", units=units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
     shutil.rmtree(manager.state_dir / "instances" / project, ignore_errors=True)

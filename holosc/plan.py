@@ -98,6 +98,38 @@ def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
 
 
+def image_unit(project: str, ref: str) -> str:
+    """The oneshot that fetches registry image `name:tag` (Quadlet's `.image` unit)."""
+    name, _, tag = ref.partition(":")
+    return f"holos-{project}-image-{name}-{tag}.service"
+
+
+def registry_images(project: Project) -> tuple[str, ...]:
+    """`name:tag` of every registry image the services use, first use first."""
+    refs = (f"{s.image.name}:{s.image.tag}" for s in project.services if s.image.is_registry)
+    return tuple(dict.fromkeys(refs))
+
+
+# virtio-blk hands the guest at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES); udev names
+# the disk /dev/disk/by-id/virtio-<serial> from what the guest reads.
+SERIAL_BYTES = 20
+
+
+def volume_serial(volume: str) -> str:
+    """The virtio serial of a named volume's disk: `vol-<name>` when that fits in 20
+    bytes, else `vol-` + the name's first 7 characters + `-` + 8 hex digits of its digest
+    (stable, distinct per name, and whole in the guest)."""
+    serial = f"vol-{volume}"
+    if len(serial) <= SERIAL_BYTES:
+        return serial
+    return f"vol-{volume[:7].rstrip('-')}-{_digest(volume).hex()[:8]}"
+
+
+def volume_device(volume: str) -> str:
+    """The guest's path of a named volume's disk."""
+    return f"/dev/disk/by-id/virtio-{volume_serial(volume)}"
+
+
 def multicast(project: str) -> tuple[str, int]:
     """Per-project L2 segment: group 239.a.b.c and a port in 10000..64999."""
     h = _digest(project)

@@ -29,7 +29,7 @@ from holosc.load import load_text
 from holosc.validate import build_project
 
 CASES = Path(__file__).parent / "cases"
-ENV = {"GREETING": "hello from holosc"}
+ENV = {"GREETING": "hello from holosc", "API_TOKEN": "not-a-real-token"}
 
 
 def _assertions(text: str) -> list[list[str]]:

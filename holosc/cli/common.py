@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
+from holosc.errors import Diagnostic, ExitCode, HolosError, LoadError, RuntimeCommandError
 
 if TYPE_CHECKING:
     from holosc.compiler import Output
@@ -95,8 +95,13 @@ def load(
 
 def compile_loaded(loaded: Loaded) -> Output:
     from holosc.compiler import compile_project
+    from holosc.load import read_regular
 
-    digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
+    try:
+        digest = hashlib.sha256(read_regular(loaded.file)).hexdigest()
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        raise LoadError(message, [Diagnostic(message, file=loaded.file.name)]) from exc
     return compile_project(loaded.project, {loaded.file.name: digest})
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Sequence
+from importlib import resources
+from typing import Any
 
 from holosc import plan as P
 from holosc.model import MountKind, Secret, Service
 from holosc.render import units
 from holosc.render.escape import ShellVar, qemu_value, shell_word
 from holosc.render.secrets import fw_cfg_name
-from holosc.render.templates import render
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
 
@@ -40,11 +42,23 @@ def host_path_q(path: str) -> list[str]:
     ]
 
 
-def image_parts(service: Service) -> list[str]:
+def overlay_command(service: Service) -> list[Word]:
+    """`holos-image overlay`: the instance's disk, created once on the image's digest (a
+    registry image) or file (a local image, which must not change afterwards)."""
     image = service.image
+    argv: list[Word] = [
+        [units.IMAGE],
+        ["overlay"],
+        ["--disk"],
+        [_var("state"), "/root.qcow2"],
+        ["--format"],
+        [image.format],
+    ]
+    if service.vm.disk_size:
+        argv += [["--size"], [str(service.vm.disk_size)]]
     if image.path is not None:
-        return host_path(image.path)
-    return [_var("images"), f"/{image.name}-{image.tag}.{image.format}"]
+        return [*argv, ["--file"], host_path(image.path)]
+    return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
 
 
 def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:
@@ -170,6 +184,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     for mount in service.mounts:
         if mount.kind is MountKind.VOLUME:
             vol = f"vol-{mount.source}"
+            serial = P.volume_serial(mount.source)
             ro = ",readonly=on" if mount.read_only else ""
             args += [
                 ["-drive"],
@@ -179,7 +194,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
                     f"/{mount.source}.qcow2{ro}",
                 ],
                 ["-device"],
-                [f"virtio-blk-pci,drive={vol},serial={vol}"],
+                [f"virtio-blk-pci,drive={vol},serial={serial}"],
             ]
     if binds:
         # vhost-user needs guest RAM the virtiofsd processes can map.
@@ -212,7 +227,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     return args
 
 
-def render_launch(plan: P.Plan, inst: P.Instance) -> str:
+def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
     service = inst.service
     quoted = [shell_word(w) for w in qemu_args(plan, inst)]
     # Pair each option with its value on one line, for review.
@@ -229,26 +244,17 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         else:
             lines.append(word)
     uses_project = _uses_project(service, plan)
+    overlay = overlay_command(service)
     parts: list[Word] = [
         *qemu_args(plan, inst),
-        image_parts(service),
+        *overlay,
         *(host_path(m.source) for m in service.binds),
         *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
     binds = service.binds
-    image = service.image
-    missing = (
-        (
-            f"image {image.name}:{image.tag} is not in the cache ($image): "
-            f"run holosc pull {image.name}:{image.tag}"
-        )
-        if image.is_registry
-        else "image $image does not exist"
-    )
-    return render(
-        "launch.sh.j2",
+    return dict(
         instance=inst.name,
         project=plan.project.name,
         unit=P.instance_unit(plan.project.name, service.name, inst.index),
@@ -259,10 +265,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         ),
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",
-        image_path=shell_word(image_parts(service)),
-        image_missing=missing,
-        image_format=image.format,
-        disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
+        overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         shares=[
             f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
@@ -274,6 +277,27 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
     )
 
 
+def render_launch(plan: P.Plan, inst: P.Instance) -> str:
+    from holosc.render.templates import render
+
+    return render("launch.sh.j2", **_launch_context(plan, inst))
+
+
+def launch_bytes(plan: P.Plan, inst: P.Instance) -> int:
+    """About len(render_launch(...)) in bytes, without loading the template engine (for
+    validation's output bound): the template's text, plus each inserted value as often as
+    the template names it, plus a line break and indentation per list item."""
+    template = resources.files("holosc.templates").joinpath("launch.sh.j2").read_text("utf-8")
+    size = len(template.encode("utf-8"))
+    for name, value in _launch_context(plan, inst).items():
+        if isinstance(value, list):
+            size += sum(len(str(item).encode("utf-8")) + 8 for item in value)
+        else:
+            uses = len(re.findall(r"\{\{ *" + name + r"\b", template))
+            size += uses * len(str(value).encode("utf-8"))
+    return size
+
+
 _FLAGS = {"-nodefaults", "-no-user-config", "-daemonize"}
 
 
@@ -282,6 +306,8 @@ def render_volumes_script(plan: P.Plan) -> str:
     creates = [
         f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes if v.name in used
     ]
+    from holosc.render.templates import render
+
     return render("volumes.sh.j2", project=plan.project.name, creates=creates)
 
 
