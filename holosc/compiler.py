@@ -3,7 +3,8 @@
 Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
-    holos-<p>-volumes.service                      → the scope's unit directory
+    holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service
+                                                   → the scope's unit directory
     <p>/volumes.sh, <p>/hosts (peer names: render/hosts.py),
     <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
                                                    → %E/holos/<p>/ (installed by holosc)
@@ -69,6 +70,8 @@ def compile_project(
         files[PurePosixPath(path)] = File(data, mode)
 
     add(P.target_name(name), units.render_target(plan))
+    for ref in P.registry_images(project):
+        add(P.image_unit(name, ref), units.render_image(plan, ref))
     if project.used_volumes:
         add(P.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)

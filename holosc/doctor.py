@@ -29,7 +29,7 @@ from holosc.errors import HolosError
 PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HELPERS = ("holos-qmp-stop", "holos-health", "holos-seed")
+HELPERS = ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image")
 OVMF_PAIRS = (  # templates/launch.sh.j2 tries these in order
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
     ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from holosc import diskspace, names, plan
+from holosc import diskspace, images, names, plan
 from holosc.compiler import INSTANCE_FILES, LOCK_FILE, PROJECT_FILES, Output
 from holosc.emit import write_atomic
 from holosc.systemd import BOOT_TARGET, Manager
@@ -74,7 +74,13 @@ def _is_unit_of(unit: str, project: str) -> bool:
     rest = stem[len(prefix) :]
     if rest == "" and suffix == "target":
         return True
+    if unit in _image_units(project):  # a registry tag may have dots (alpine:3.21)
+        return True
     return rest.startswith("-") and names.is_label(rest[1:].removesuffix("@"))
+
+
+def _image_units(project: str) -> set[str]:
+    return {plan.image_unit(project, ref) for ref in images.known_refs()}
 
 
 def _check_artifact(rel: str, source: str) -> None:

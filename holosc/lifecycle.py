@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc import diskspace, install, names, plan
+from holosc import diskspace, install, names, plan, recreate
 from holosc.compiler import Output
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
 from holosc.model import Project
+from holosc.recreate import StaleDisk
 from holosc.systemd import Manager
 
 Say = Callable[[str], None]
@@ -33,7 +34,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes unit
+    others: tuple[str, ...]  # volumes and image units
 
     @property
     def target(self) -> str:
@@ -80,8 +81,18 @@ def installed_units(manager: Manager, project: str) -> Units:
     instances = install.lock_instances(manager, project, lock)
     order = sorted(instances, key=lambda i: tuple(map(int, str(instances[i]["ip"]).split("."))))
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
-    others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
+    others = tuple(
+        n for n in manifest["units"] if n == plan.volumes_unit(project) or _is_image(project, n)
+    )
     return Units(project, tuple(order), gates, others)
+
+
+def _is_image(project: str, unit: str) -> bool:
+    return (
+        unit.startswith(f"holos-{project}-image-")
+        and "@" not in unit
+        and not unit.endswith("-healthy.service")
+    )
 
 
 def installed_elsewhere(manager: Manager, project: str, project_dir: Path) -> list[str]:
@@ -115,9 +126,19 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
     return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
 
 
-def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
+def up(
+    output: Output,
+    manager: Manager,
+    project: str,
+    project_dir: Path,
+    say: Say,
+    *,
+    recreate: Sequence[StaleDisk] = (),
+) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed.
-    A running project whose output did not change is left alone (no reload, no start)."""
+    A running project whose output did not change is left alone (no reload, no start).
+    The `recreate` disks are removed first (their instances stopped if running), so that
+    their instances start on the image as it is now."""
     manager.require()
     for other in installed_elsewhere(manager, project, project_dir):
         say(
@@ -130,16 +151,19 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     changes = install.install(output, manager, project, project_dir)
     units = installed_units(manager, project)
     shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
-    if not (changes.any or retired) and all(p["ActiveState"] == "active" for p in shown.values()):
+    if not (changes.any or retired or recreate) and all(
+        p["ActiveState"] == "active" for p in shown.values()
+    ):
         say(_running(units) + "; nothing changed")
         return
     if changes.any or retired or _stale(shown):
         manager.ctl("daemon-reload")
     _remove_instances(manager, project, retired)
+    _recreate_disks(manager, units, recreate, say)
     active = {
         u
-        for u in units.instance_units()
-        if shown.get(u, {}).get("ActiveState") in ("active", "activating", "reloading")
+        for u, p in manager.show(units.instance_units(), ["ActiveState"]).items()
+        if p.get("ActiveState") in ("active", "activating", "reloading")
     }
     running = active & set(units.instance_units(sorted(changes.changed_instances)))
     for inst in units.instances:  # dependency order
@@ -168,6 +192,16 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
         # Restarted and new guests read the new list at boot; the others run on.
         kept = [i for i in units.instances if units.unit(i) in active - running]
         peers.update(manager, project, kept, say)
+
+
+def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
+    """Stop each instance (only it: its dependents keep running), remove its root disk;
+    the start that follows creates a new one on the image's current digest."""
+    for disk in stale:
+        unit = units.unit(disk.instance)
+        say(f"{disk.instance}: recreating its disk: {disk.reason}")
+        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+        recreate.remove(disk)
 
 
 def _stale(shown: dict[str, dict[str, str]]) -> bool:
@@ -292,7 +326,8 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
-    watched = units.watched()
+    images = [u for u in units.others if _is_image(units.project, u)]
+    watched = [*images, *units.watched()]
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
@@ -310,9 +345,10 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
                 f"({states[unit].get('Result')})"
             )
         tail = subprocess.run(
-            # A failed gate is the cause, its dependents' failed start checks the effect.
+            # A failed image or gate is the cause, its dependents' failures the effect.
             manager.journal(
-                ([u for u in failed if u in units.gates] or failed)[:3] or [units.target],
+                ([u for u in failed if u in images or u in units.gates] or failed)[:3]
+                or [units.target],
                 lines=15,
             ),
             capture_output=True,
@@ -389,6 +425,8 @@ def _report(
                     "active": "healthy",
                     "failed": "UNHEALTHY",
                 }
+            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+                word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")
 

@@ -115,6 +115,18 @@ def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
 
 
+def image_unit(project: str, ref: str) -> str:
+    """The oneshot that fetches registry image `name:tag` (Quadlet's `.image` unit)."""
+    name, _, tag = ref.partition(":")
+    return f"holos-{project}-image-{name}-{tag}.service"
+
+
+def registry_images(project: Project) -> tuple[str, ...]:
+    """`name:tag` of every registry image the services use, first use first."""
+    refs = (f"{s.image.name}:{s.image.tag}" for s in project.services if s.image.is_registry)
+    return tuple(dict.fromkeys(refs))
+
+
 # virtio-blk hands the guest at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES); udev names
 # the disk /dev/disk/by-id/virtio-<serial> from what the guest reads.
 SERIAL_BYTES = 20
