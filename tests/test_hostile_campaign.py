@@ -211,6 +211,9 @@ def host(path: str) -> str:
 HOST_CPU = '[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM'
 SHARES_START = 'die "virtiofsd did not create $1"\n}\n'
 CONSOLE_LOG = "\n# QEMU's -daemonize sets umask"
+DISK = "\n\n# The disk: an overlay created once"
+OVERLAY = "is refused (docs/images.md).\n"  # the holos-image line follows
+AFTER_OVERLAY = ("\n\novmf_code=", "\n\n# Bind mounts reach the guest", CONSOLE_LOG)
 SECRETS = "\n# Secrets reach the guest as fw_cfg files"
 
 
@@ -238,12 +241,12 @@ def check_launch(output: Output, project: Any, bash: str) -> None:
         rom = service.devices[0].rom_file
         assert qemu_opts(vfio) == ["vfio-pci", "host=0000:01:00.0", f"romfile={host(rom)}"]
         # cpu=, image= and the virtiofs shares, as bash reads them (values may span lines).
-        cpu = _between(script, "\ncpu=", "\nimage=").replace(HOST_CPU, "")
+        cpu = _between(script, "\ncpu=", DISK).replace(HOST_CPU, "")
         assert bash_words(bash, "cpu=" + cpu + "\nprintf '%s\\0' \"$cpu\"") == [vm.cpu_model]
-        image = _between(script, "\nimage=", '\n[ -f "$image" ]')
-        assert bash_words(bash, "image=" + image + "\nprintf '%s\\0' \"$image\"") == [
-            host(service.image.path)
-        ]
+        end = next(m for m in AFTER_OVERLAY if m in script)
+        overlay = _between(script, OVERLAY, end)
+        words = bash_words(bash, "holos-image() { printf '%s\\0' \"$@\"; }\n" + overlay)
+        assert words[words.index("--file") + 1] == host(service.image.path), words
         shares = _between(script, SHARES_START, SECRETS if SECRETS in script else CONSOLE_LOG)
         words = bash_words(bash, "share() { printf '%s\\0' \"$@\"; }\n" + shares)
         # socket (relative to $run, unique on the host), source, read-only mode
