@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from holosc.compiler import compile_project
+from holosc.core.compiler import compile_project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_file, load_text
-from holosc.validate import build_project
+from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 

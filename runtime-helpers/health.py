@@ -122,7 +122,7 @@ def run(argv: Sequence[str], *, timeout: float) -> ProbeResult:
 def pinned_host_key(known_hosts: str, alias: str) -> list[str]:
     """ssh options that accept only the key pinned for `alias` in `known_hosts`.
 
-    `holosc exec` passes the same (holosc.keys.pinned_host_key). ssh splits
+    `holosc exec` passes the same (holosc.host.keys.pinned_host_key). ssh splits
     UserKnownHostsFile at whitespace and expands `%` tokens in it, so the path is quoted
     and its `%` doubled.
     """

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from holosc.compiler import Output, compile_project
-from holosc.load import load_file, load_text
-from holosc.validate import Result, build_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.validate.checks import Result, build_project
+from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -17,9 +17,9 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
+from holosc.core.validate.checks import Result, build_project
 from holosc.export.kubevirt import Export, Options, export_project
-from holosc.load import Document, load_text
-from holosc.validate import Result, build_project
+from holosc.load.parse import Document, load_text
 from tests.conftest import REPO, build_example
 
 SCHEMAS = REPO / "tests" / "data" / "kubevirt"

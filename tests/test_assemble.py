@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from holosc.assemble import load_project
+from holosc.core.model import Project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.model import Project
-from holosc.validate import build_project
+from holosc.load.assemble import load_project
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -23,10 +23,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from holosc.compiler import Output, compile_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.load.parse import load_text
 
 CASES = Path(__file__).parent / "cases"
 ENV = {"GREETING": "hello from holosc"}

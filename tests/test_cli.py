@@ -262,8 +262,8 @@ def test_missing_ssh_keygen_or_journalctl_is_a_runtime_error(
 ) -> None:
     import typer
 
-    from holosc import keys
     from holosc.cli import common
+    from holosc.host import keys
 
     monkeypatch.setenv("PATH", str(tmp_path))  # neither ssh-keygen nor journalctl there
     with pytest.raises(RuntimeCommandError) as raised:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from holosc import devices as D
-from holosc.load import load_text
-from holosc.quantities import PCI_PATTERN
-from holosc.validate import build_project
+from holosc.core.quantities import PCI_PATTERN
+from holosc.core.validate.checks import build_project
+from holosc.load.parse import load_text
+from holosc.tools import devices as D
 
 PCI_IDS = """\
 # a few lines in the format of /usr/share/misc/pci.ids

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from holosc import doctor as D
-from holosc import systemd
 from holosc.errors import HolosError
+from holosc.host import systemd
+from holosc.tools import doctor as D
 from tests.conftest import REPO
 
 

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holosc.render.escape import (
+from holosc.core.render.escape import (
     ShellVar,
     Specifier,
     exec_line,

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from holosc import plan as P
+from holosc.core import plan as P
+from holosc.core.model import MountKind, Project
+from holosc.core.render import cloudinit, secrets
 from holosc.errors import HolosError
 from holosc.export import userdata
 from holosc.export.kubevirt import LOCK_FILE, Export, Manifest, Options, export_project
-from holosc.model import MountKind, Project
-from holosc.render import cloudinit, secrets
 from tests.conftest import EXAMPLES, REPO, example_names, require_tool
 from tests.kubevirt import (
     CASES,

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from holosc import importer
+from holosc.core.model import Project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_text
-from holosc.model import Project
-from holosc.validate import build_project
+from holosc.load.parse import load_text
+from holosc.tools import importer
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data" / "libvirt"

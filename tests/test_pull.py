@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from holosc import images, pull
+from holosc.core import images
+from holosc.core.validate.checks import build_project
 from holosc.errors import ImageError, UnknownImageError
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.load.parse import load_text
+from holosc.tools import pull
 from tests.conftest import EXAMPLES, require_tool
 
 ALPINE = pull.entry_for("alpine:3.21")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
-from holosc.emit import diff, emit, plan_changes
+from holosc.emit.write import diff, emit, plan_changes
 from holosc.errors import ExitCode, HolosError
 
 

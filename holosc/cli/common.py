@@ -13,13 +13,14 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from holosc import devices, keys, systemd
-from holosc.assemble import load_project
-from holosc.compiler import Output, compile_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.model import Project
+from holosc.core.validate.checks import PROFILE, build_project
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
-from holosc.load import Document, find_compose_file
-from holosc.model import Project
-from holosc.validate import PROFILE, build_project
+from holosc.host import keys, systemd
+from holosc.load.assemble import load_project
+from holosc.load.parse import Document, find_compose_file
+from holosc.tools import devices
 
 FileOption = Annotated[
     Path | None,

@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
-from holosc import model, schema
 from holosc.cli import common
+from holosc.core import model
+from holosc.core.render.escape import yaml_document
+from holosc.core.validate import schema
 from holosc.errors import HolosError
-from holosc.render.escape import yaml_document
 
 
 class Format(StrEnum):

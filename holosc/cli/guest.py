@@ -18,10 +18,11 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle, names, systemd
-from holosc import plan as P
 from holosc.cli import common, complete, options
+from holosc.core import names
+from holosc.core import plan as P
 from holosc.errors import HolosError, RuntimeCommandError
+from holosc.host import install, keys, lifecycle, systemd
 
 ESCAPE = b"\x1d"  # Ctrl-]
 

@@ -10,10 +10,10 @@ from typing import Annotated, TextIO
 
 import typer
 
-from holosc import images as registry
-from holosc import pull as puller
 from holosc.cli import common, options
+from holosc.core import images as registry
 from holosc.errors import ExitCode, HolosError
+from holosc.tools import pull as puller
 
 MirrorOption = Annotated[
     str | None,

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from holosc import importer
 from holosc.cli import common
 from holosc.errors import EmitError, HolosError
+from holosc.tools import importer
 
 
 def import_(

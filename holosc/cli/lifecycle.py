@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
-from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
-from holosc import install as installer
 from holosc.cli import common, complete, images, options
+from holosc.core import names, plan
 from holosc.errors import HolosError
-from holosc.project_lock import project_lock
+from holosc.host import hostsecrets, lifecycle, systemd
+from holosc.host import install as installer
+from holosc.host.project_lock import project_lock
+from holosc.tools import pull
 
 
 def say(line: str) -> None:

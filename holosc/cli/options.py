@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from holosc import names, systemd
 from holosc.cli import common
+from holosc.core import names
 from holosc.errors import HolosError
+from holosc.host import systemd
 
 UserOption = Annotated[bool, typer.Option("--user", help="Use the user's systemd manager.")]
 SystemOption = Annotated[

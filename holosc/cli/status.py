@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from holosc import lifecycle, names, status
 from holosc.cli import common, complete, options
+from holosc.core import names
 from holosc.errors import HolosError
+from holosc.host import lifecycle, status
 
 
 def ps(

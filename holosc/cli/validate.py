@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from holosc import plan as P
 from holosc.cli import common
+from holosc.core import plan as P
 from holosc.errors import HolosError
 
 

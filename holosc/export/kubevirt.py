@@ -24,14 +24,15 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from holosc import __version__, images
-from holosc import plan as P
-from holosc.compiler import File, Output
+from holosc import __version__
+from holosc.core import images
+from holosc.core import plan as P
+from holosc.core.compiler import File, Output
+from holosc.core.model import Mount, Project, Restart, Service
+from holosc.core.render.escape import yaml_comment, yaml_document
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
-from holosc.load import Document, JsonPath, format_path
-from holosc.model import Mount, Project, Restart, Service
-from holosc.render.escape import yaml_comment, yaml_document
+from holosc.load.parse import Document, JsonPath, format_path
 
 # Not .yaml/.yml/.json: `kubectl apply -f DIR` skips it.
 LOCK_FILE = "holos-export.lock"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from holosc.compiler import Output
-from holosc.emit import Changes, write_atomic
+from holosc.core.compiler import Output
+from holosc.emit.write import Changes, write_atomic
 from holosc.errors import Diagnostic, EmitError
 
 

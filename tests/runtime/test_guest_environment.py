@@ -13,9 +13,9 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from holosc.compiler import compile_project
-from holosc.render.guestenv import PROFILE, SSHD_DROPIN
-from holosc.validate import build_project
+from holosc.core.compiler import compile_project
+from holosc.core.render.guestenv import PROFILE, SSHD_DROPIN
+from holosc.core.validate.checks import build_project
 from tests.conftest import require_tool
 from tests.runtime.conftest import Sshd, free_port, run, wait_listening
 
@@ -47,7 +47,7 @@ def _random_values(n: int) -> list[str]:
 
 
 def _compiled_files(values: dict[str, str]) -> dict[str, str]:
-    from holosc.load import load_text
+    from holosc.load.parse import load_text
 
     # `$$` is a literal `$` in holos.yaml (interpolation), as in compose.
     env = yaml.safe_dump(values, allow_unicode=True, default_flow_style=False).replace("$", "$$")

@@ -1,0 +1,95 @@
+"""The pure compiler core: Project → {relative path: file}. No I/O, clock or environment.
+
+Output layout (see docs/units.md):
+
+    holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
+    holos-<p>-volumes.service                      → the scope's unit directory
+    <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
+                                                   → %E/holos/<p>/ (installed by holosc)
+
+The output is a pure function of the project: no key, path, user or time of the building
+host. The NoCloud seed ISO is built at start by holos-seed from the three texts plus
+this host's keys (docs/units.md, "Host-specific material").
+    holos.lock.json                                 what was compiled from what
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from types import MappingProxyType
+
+from holosc import __version__
+from holosc.core import plan as P
+from holosc.core.model import Project
+from holosc.core.render import cloudinit, qemu, units
+
+LOCK_FILE = "holos.lock.json"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class File:
+    data: bytes
+    mode: int = 0o644
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    files: Mapping[PurePosixPath, File]
+
+
+def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
+    """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
+    plan = P.build_plan(project)
+    name = project.name
+    files: dict[PurePosixPath, File] = {}
+
+    def add(path: str, text: str | bytes, mode: int = 0o644) -> None:
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        files[PurePosixPath(path)] = File(data, mode)
+
+    add(P.target_name(name), units.render_target(plan))
+    if project.used_volumes:
+        add(P.volumes_unit(name), units.render_volumes(plan))
+        add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
+    for service in project.services:
+        add(P.template_name(name, service.name), units.render_template(plan, service))
+        if service.healthcheck is not None:
+            add(P.gate_unit(name, service.name), units.render_gate(plan, service))
+    for inst in plan.instances:
+        base = f"{name}/{inst.name}"
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_files = {"user-data": user_data, "meta-data": meta, "network-config": network}
+        for file_name, text in seed_files.items():
+            add(f"{base}/{file_name}", text)
+        add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
+    add(LOCK_FILE, _lock(project, plan, files, sources or {}))
+    return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def _lock(
+    project: Project, plan: P.Plan, files: Mapping[PurePosixPath, File], sources: Mapping[str, str]
+) -> str:
+    lock = {
+        "compiler": f"holosc {__version__}",
+        "project": project.name,
+        "profiles": list(project.profiles),
+        "sources": dict(sorted(sources.items())),
+        "instances": {
+            i.name: {
+                "ip": i.ip,
+                "ssh_port": i.ssh_port,
+                "user": i.service.cloud_init.user,
+                "ports": [f"{f.host}:{f.guest}" for f in i.forwards],
+                "service": i.service.name,
+            }
+            for i in plan.instances
+        },
+        "files": {str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},
+    }
+    return json.dumps(lock, indent=2, sort_keys=True) + "\n"

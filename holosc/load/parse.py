@@ -1,0 +1,472 @@
+"""Read holos.yaml: YAML with a position for every node, then compose interpolation.
+
+This module owns the file-reading edge of the compiler. It returns a `Document`: plain
+Python values (dict, list, str, int, float, bool, None) plus a map from each value's path
+to its line and column, and the source text of every plain scalar so that fields such as
+ports and file permissions keep what the user wrote.
+
+YAML 1.1 surprises are switched off: only `true`/`false` are booleans, there are no
+sexagesimal numbers (`2222:22` stays a string) and no implicit timestamps. Duplicate keys,
+a second document, unknown tags and oversized or alias-bomb inputs are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+import yaml.composer
+import yaml.constructor
+import yaml.nodes
+import yaml.resolver
+
+from holosc.errors import Diagnostic, LoadError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_NODES = 200_000  # after alias expansion: bounds "billion laughs" documents
+MAX_DEPTH = 64
+
+JsonPath = tuple[str | int, ...]
+
+_INT = re.compile(r"[-+]?[0-9]+$|0o[0-7]+$|0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOAT = re.compile(r"[-+]?\.(inf|Inf|INF)$|\.(nan|NaN|NAN)$")
+_NULL = {"", "~", "null", "Null", "NULL"}
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Mark:
+    line: int
+    col: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Document:
+    """holos.yaml as values, with a mark for each value and key and raw scalar text."""
+
+    file: str
+    data: Any
+    marks: Mapping[JsonPath, Mark]
+    key_marks: Mapping[JsonPath, Mark]
+    raw: Mapping[JsonPath, str]
+    directory: Path
+    warnings: tuple[Diagnostic, ...] = ()
+    quoted: frozenset[JsonPath] = frozenset()
+    # Values assembled from other files (include:, extends:) name their file by path
+    # prefix; `sources` holds each file's lines, for diagnostics that show their line.
+    origins: Mapping[JsonPath, str] = dataclasses.field(default_factory=dict)
+    sources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
+        """The closest known position for `path`, walking up to a parent when needed."""
+        if key and path in self.key_marks:
+            return self.key_marks[path]
+        while path not in self.marks and path:
+            path = path[:-1]
+        return self.marks.get(path)
+
+    def diagnostic(
+        self,
+        path: JsonPath,
+        message: str,
+        *,
+        hint: str | None = None,
+        key: bool = False,
+        severity: str = "error",
+    ) -> Diagnostic:
+        mark = self.mark(path, key=key)
+        file = self.origin(path)
+        return Diagnostic(
+            message=message,
+            file=file,
+            line=mark.line if mark else None,
+            col=mark.col if mark else None,
+            path=format_path(path),
+            hint=hint,
+            severity=severity,
+            source=source_line(self.sources.get(file, ()), mark.line) if mark else None,
+        )
+
+    def origin(self, path: JsonPath) -> str:
+        """The file `path`'s value came from."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origins:
+                return self.origins[path[:n]]
+        return self.file
+
+
+def source_line(lines: tuple[str, ...], line: int) -> str | None:
+    return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def format_path(path: JsonPath) -> str:
+    """`services.web.ports[0]` for ("services", "web", "ports", 0)."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2-like implicit typing left to us."""
+
+
+# Drop every implicit resolver except merge keys: _to_value types plain scalars itself.
+_Loader.yaml_implicit_resolvers = {}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+_PLAIN = "tag:holosc,2026:plain"
+_Loader.add_implicit_resolver(_PLAIN, re.compile(r".*", re.DOTALL), None)
+
+
+def find_compose_file(directory: Path) -> Path:
+    """holos.yaml, then holos.yml, in `directory`.
+
+    :raises LoadError: when neither exists.
+    """
+    for name in ("holos.yaml", "holos.yml"):
+        if (directory / name).is_file():
+            return directory / name
+    raise LoadError(
+        f"no holos.yaml found in {directory}",
+        [
+            Diagnostic(
+                f"no holos.yaml or holos.yml in {directory}",
+                file=str(directory),
+                hint="pass -f FILE or run from the project directory",
+            )
+        ],
+    )
+
+
+def load_file(
+    path: Path, environ: Mapping[str, str] | None = None, *, display: str | None = None
+) -> Document:
+    """Read, parse and interpolate a compose file (named `display` in diagnostics).
+
+    :raises LoadError: on I/O or YAML errors.
+    :raises ValidationError: on interpolation errors (``${VAR:?message}``).
+    """
+    display = display or path.name
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LoadError(
+                "file too large",
+                [Diagnostic(f"file is {size} bytes; the limit is {MAX_FILE_BYTES}", file=display)],
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(
+            f"cannot read {path}", [Diagnostic(f"cannot read file: {exc}", file=display)]
+        ) from exc
+    env = dict(read_dotenv(path.parent / ".env"))
+    env.update(os.environ if environ is None else environ)
+    return load_text(text, file=display, directory=path.parent.resolve(), environ=env)
+
+
+def load_text(
+    text: str,
+    *,
+    file: str = "holos.yaml",
+    directory: Path = Path("."),
+    environ: Mapping[str, str] | None = None,
+) -> Document:
+    """Parse compose YAML text (see `load_file`)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise LoadError("file too large", [Diagnostic("file too large", file=file)])
+    node = _compose(text, file)
+    builder = _Builder(file)
+    if node is not None:
+        builder.check_size(node)
+    data = {} if node is None else builder.value(node, (), 0)
+    doc = Document(
+        file,
+        data,
+        builder.marks,
+        builder.key_marks,
+        builder.raw,
+        directory,
+        quoted=frozenset(builder.quoted),
+        sources={file: tuple(text.splitlines())},
+    )
+    from holosc.core.interpolate import interpolate_document
+
+    return interpolate_document(doc, {} if environ is None else environ)
+
+
+def _compose(text: str, file: str) -> yaml.nodes.Node | None:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.composer.ComposerError as exc:
+        if "expected a single document" in str(exc):
+            raise _yaml_error(
+                exc,
+                file,
+                "a second YAML document ('---') is not allowed",
+                "holos.yaml holds exactly one document",
+            ) from exc
+        raise _yaml_error(exc, file) from exc
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, file) from exc
+    finally:
+        loader.dispose()
+    return node
+
+
+def _yaml_error(
+    exc: yaml.YAMLError, file: str, message: str | None = None, hint: str | None = None
+) -> LoadError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    diag = Diagnostic(
+        message or f"invalid YAML: {problem}",
+        file=file,
+        line=mark.line + 1 if mark else None,
+        col=mark.column + 1 if mark else None,
+        hint=hint,
+        source=_mark_line(mark),
+    )
+    return LoadError("invalid YAML", [diag])
+
+
+def _mark_line(mark: Any) -> str | None:
+    """The source line of a PyYAML mark (its buffer is the text we parsed, NUL-terminated)."""
+    buffer = getattr(mark, "buffer", None)
+    if not isinstance(buffer, str):
+        return None
+    return source_line(tuple(buffer.rstrip("\0").splitlines()), mark.line + 1)
+
+
+class _Builder:
+    """Turn a composed node graph into values, recording marks as it goes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.marks: dict[JsonPath, Mark] = {}
+        self.key_marks: dict[JsonPath, Mark] = {}
+        self.raw: dict[JsonPath, str] = {}
+        self.quoted: set[JsonPath] = set()
+        self.count = 0
+
+    def error(self, node: yaml.nodes.Node, message: str, hint: str | None = None) -> LoadError:
+        mark = node.start_mark
+        return LoadError(
+            message,
+            [
+                Diagnostic(
+                    message,
+                    file=self.file,
+                    line=mark.line + 1,
+                    col=mark.column + 1,
+                    hint=hint,
+                    source=_mark_line(mark),
+                )
+            ],
+        )
+
+    def check_size(self, root: yaml.nodes.Node) -> None:
+        """Reject alias bombs before expanding: the expanded size of each distinct node is
+        computed once (aliases share node objects), so this costs the document's size."""
+        sizes: dict[int, int] = {}
+
+        def size(node: yaml.nodes.Node, depth: int) -> int:
+            if id(node) in sizes:
+                return sizes[id(node)]
+            if depth > MAX_DEPTH:
+                raise self.error(node, f"document nests deeper than {MAX_DEPTH} levels")
+            children: list[yaml.nodes.Node] = []
+            if isinstance(node, yaml.nodes.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.nodes.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            total = 1 + sum(size(child, depth + 1) for child in children)
+            if total > MAX_NODES:
+                raise self.error(
+                    node,
+                    f"document expands to more than {MAX_NODES} values",
+                    "aliases (*name) that repeat large anchors multiply the size",
+                )
+            sizes[id(node)] = total
+            return total
+
+        size(root, 0)
+
+    def value(self, node: yaml.nodes.Node, path: JsonPath, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.error(
+                node,
+                f"document expands to more than {MAX_NODES} values",
+                "aliases (*name) that repeat large anchors multiply the size",
+            )
+        if depth > MAX_DEPTH:
+            raise self.error(node, f"document nests deeper than {MAX_DEPTH} levels")
+        self.marks.setdefault(path, Mark(node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.nodes.MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                raise self.error(node, f"unsupported YAML tag {node.tag}", "remove the tag")
+            return self.mapping(node, path, depth)
+        if isinstance(node, yaml.nodes.SequenceNode) and node.tag != "tag:yaml.org,2002:seq":
+            raise self.error(node, f"unsupported YAML tag {node.tag}", "remove the tag")
+        if isinstance(node, yaml.nodes.SequenceNode):
+            return [self.value(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.nodes.ScalarNode)
+        return self.scalar(node, path)
+
+    def mapping(self, node: yaml.nodes.MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
+        seen: dict[str, yaml.nodes.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.key(key_node)
+            if key in seen:
+                first = seen[key].start_mark
+                raise self.error(
+                    key_node,
+                    f"duplicate key '{key}' (first defined at line {first.line + 1})",
+                    "remove one of the two definitions",
+                )
+            seen[key] = key_node
+        try:
+            # Expands `<<: *anchor` merge keys in place; explicit keys win over merged ones.
+            yaml.constructor.SafeConstructor.flatten_mapping(_FLATTENER, node)
+        except yaml.constructor.ConstructorError as exc:
+            raise _yaml_error(exc, self.file) from exc
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.key(key_node)
+            child = (*path, key)
+            # A merged key may appear twice after flattening: the later (explicit) one wins.
+            self.key_marks[child] = Mark(
+                key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            )
+            self.marks.pop(child, None)
+            result.pop(key, None)
+            result[key] = self.value(value_node, child, depth + 1)
+        return result
+
+    def key(self, node: yaml.nodes.Node) -> str:
+        if not isinstance(node, yaml.nodes.ScalarNode):
+            raise self.error(node, "mapping keys must be plain strings")
+        return str(node.value)
+
+    def scalar(self, node: yaml.nodes.ScalarNode, path: JsonPath) -> Any:
+        text = node.value
+        self.raw[path] = text
+        if node.tag == _PLAIN:
+            return plain_scalar(text)
+        if node.tag == "tag:yaml.org,2002:str":
+            self.quoted.add(path)
+            return text
+        if node.tag in _CORE_TAGS:
+            value = plain_scalar(text)
+            if not isinstance(value, _CORE_TAGS[node.tag]):
+                raise self.error(node, f"'{text}' is not a valid {node.tag.rsplit(':', 1)[1]}")
+            return value
+        raise self.error(node, f"unsupported YAML tag {node.tag}", "remove the tag")
+
+
+_CORE_TAGS: dict[str, type | tuple[type, ...]] = {
+    "tag:yaml.org,2002:int": int,
+    "tag:yaml.org,2002:float": (int, float),
+    "tag:yaml.org,2002:bool": bool,
+    "tag:yaml.org,2002:null": type(None),
+}
+_FLATTENER = yaml.constructor.SafeConstructor()
+
+
+def plain_scalar(text: str) -> Any:
+    """YAML 1.2 core schema typing of an untagged plain scalar."""
+    if text in _NULL:
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.match(text):
+        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
+    if _FLOAT.match(text) and any(c.isdigit() for c in text):
+        return float(text)
+    if _SPECIAL_FLOAT.match(text):
+        return float(text.replace(".", "").lower().replace("inf", "inf"))
+    return text
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Variables of a compose `.env` file (missing file: none).
+
+    KEY=VALUE lines; `export ` prefix allowed; `#` starts a comment at line start or after
+    whitespace in unquoted values; single quotes are literal; double quotes accept
+    \\n, \\t, \\\\ and \\" escapes.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(
+            f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
+        ) from exc
+    return parse_dotenv(text)
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            continue
+        value = value.strip()
+        if value[:1] == "'" and value.find("'", 1) > 0:
+            value = value[1 : value.find("'", 1)]
+        elif value[:1] == '"' and _closing_quote(value) > 0:
+            body = value[1 : _closing_quote(value)]
+            value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), body)
+        else:
+            value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
+        result[key] = value
+    return result
+
+
+def _closing_quote(value: str) -> int:
+    i = 1
+    while i < len(value):
+        if value[i] == "\\":
+            i += 2
+            continue
+        if value[i] == '"':
+            return i
+        i += 1
+    return -1
+
+
+class HostFiles:
+    """The files a project refers to (Dockerfiles, COPY sources, images), read on demand.
+
+    Validation receives this object instead of touching the disk itself, so the
+    compiler core stays pure and tests can substitute a dictionary-backed reader.
+    """
+
+    def read_bytes(self, path: Path) -> bytes:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise OSError(f"{path.name} is larger than {MAX_FILE_BYTES} bytes")
+        return path.read_bytes()
+
+    def realpath(self, path: Path) -> Path:
+        return path.resolve()
+
+    def kind(self, path: Path) -> str:
+        """ "file", "dir" or "missing"."""
+        if path.is_dir():
+            return "dir"
+        return "file" if path.exists() else "missing"
