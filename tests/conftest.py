@@ -14,6 +14,7 @@ import pytest
 
 from holosc.core.compiler import Output, compile_project
 from holosc.core.validate.checks import Result, build_project
+from holosc.load.files import HostFiles
 from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ def example_names() -> list[str]:
 
 def build_example(name: str) -> Result:
     doc = load_file(EXAMPLES / name / "holos.yaml", environ={})
-    return build_project(doc)
+    return build_project(doc, HostFiles())
 
 
 def compile_example(name: str) -> Output:
@@ -67,7 +68,7 @@ def compile_example(name: str) -> Output:
 
 def compile_text(text: str, directory: Path | None = None, **env: str) -> Output:
     doc = load_text(text, directory=directory or EXAMPLES, environ=env)
-    return compile_project(build_project(doc).project)
+    return compile_project(build_project(doc, HostFiles()).project)
 
 
 # Fixtures shared by every test module (imported here so pytest registers them).

@@ -14,6 +14,7 @@ import pytest
 
 from holosc.core.quantities import PCI_PATTERN
 from holosc.core.validate.checks import build_project
+from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import devices as D
 
@@ -180,7 +181,7 @@ services:
 
 def _warnings(root: Path) -> list[str]:
     doc = load_text(PROJECT, directory=root)
-    project = build_project(doc).project
+    project = build_project(doc, HostFiles()).project
     return [str(d) for d in D.device_warnings(project, root, doc=doc)]
 
 
@@ -202,12 +203,14 @@ def test_device_warnings_for_missing_and_unbound_devices(sysfs: Path) -> None:
 
 def test_device_warnings_without_iommu_or_document(tmp_path: Path) -> None:
     root = make_sysfs(tmp_path / "sys", iommu=False)
-    project = build_project(load_text(PROJECT, directory=root)).project
+    project = build_project(load_text(PROJECT, directory=root), HostFiles()).project
     warnings = D.device_warnings(project, root)
     assert {d.severity for d in warnings} == {"warning"}
     assert any("IOMMU is off" in d.message for d in warnings)
     assert warnings[0].path == "services.ml.devices[0].pci" and warnings[0].line is None
-    plain = build_project(load_text("services: {a: {image: ./x.qcow2}}", directory=root))
+    plain = build_project(
+        load_text("services: {a: {image: ./x.qcow2}}", directory=root), HostFiles()
+    )
     assert D.device_warnings(plain.project, root) == []
 
 

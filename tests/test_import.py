@@ -22,6 +22,7 @@ import yaml
 from holosc.core.model import Project
 from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
+from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import importer
 from tests.conftest import REPO
@@ -89,7 +90,7 @@ def holosc(
 
 def validated(text: str) -> Project:
     """The project `text` describes; raises if `holosc validate` would reject it."""
-    return build_project(load_text(text, environ={})).project
+    return build_project(load_text(text, environ={}), HostFiles()).project
 
 
 def services(text: str) -> dict[str, Any]:

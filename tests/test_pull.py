@@ -25,6 +25,7 @@ import pytest
 from holosc.core import images
 from holosc.core.validate.checks import build_project
 from holosc.errors import ImageError, UnknownImageError
+from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import pull
 from tests.conftest import EXAMPLES, require_tool
@@ -432,7 +433,7 @@ def test_ensure_images_pulls_only_missing(
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
     doc = load_text(PROJECT, directory=EXAMPLES, environ={})
-    project = build_project(doc).project
+    project = build_project(doc, HostFiles()).project
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     cache = tmp_path / "images"
     events: list[pull.Progress] = []

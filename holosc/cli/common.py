@@ -14,12 +14,14 @@ from typing import Annotated, NoReturn
 import typer
 
 from holosc.core.compiler import Output, compile_project
+from holosc.core.document import Document
 from holosc.core.model import Project
 from holosc.core.validate.checks import PROFILE, build_project
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 from holosc.host import keys, systemd
 from holosc.load.assemble import load_project
-from holosc.load.parse import Document, find_compose_file
+from holosc.load.files import HostFiles
+from holosc.load.parse import find_compose_file
 from holosc.tools import devices
 
 FileOption = Annotated[
@@ -72,7 +74,7 @@ def load(
     """
     path = compose_path(file)
     doc = load_project(path)
-    result = build_project(doc, profiles=profiles)
+    result = build_project(doc, HostFiles(), profiles=profiles)
     if with_key:
         root = state_root or systemd.manager().state_dir
         # %S/holos of the default scope's manager unless the caller knows the manager.

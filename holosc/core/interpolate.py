@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from holosc.core.document import Document, JsonPath, plain_scalar
 from holosc.errors import Diagnostic, ValidationError
-from holosc.load.parse import Document, JsonPath, plain_scalar
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -28,11 +28,11 @@ from holosc import __version__
 from holosc.core import images
 from holosc.core import plan as P
 from holosc.core.compiler import File, Output
+from holosc.core.document import Document, JsonPath, format_path
 from holosc.core.model import Mount, Project, Restart, Service
 from holosc.core.render.escape import yaml_comment, yaml_document
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
-from holosc.load.parse import Document, JsonPath, format_path
 
 # Not .yaml/.yml/.json: `kubectl apply -f DIR` skips it.
 LOCK_FILE = "holos-export.lock"

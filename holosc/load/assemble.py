@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from holosc.core.document import Document, JsonPath
 from holosc.core.images import is_local_ref
 from holosc.errors import Diagnostic, HolosError, ValidationError
-from holosc.load.parse import Document, JsonPath, load_file
+from holosc.load.parse import load_file
 
 Reader = Callable[[Path, str], Document]  # (path, name shown in diagnostics)
 MAX_NESTING = 8

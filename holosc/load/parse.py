@@ -12,7 +12,6 @@ a second document, unknown tags and oversized or alias-bomb inputs are errors.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -25,92 +24,14 @@ import yaml.constructor
 import yaml.nodes
 import yaml.resolver
 
+from holosc.core.document import Document, JsonPath, Mark, plain_scalar, source_line
+from holosc.core.dotenv import parse_dotenv
+from holosc.core.interpolate import interpolate_document
 from holosc.errors import Diagnostic, LoadError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # after alias expansion: bounds "billion laughs" documents
 MAX_DEPTH = 64
-
-JsonPath = tuple[str | int, ...]
-
-_INT = re.compile(r"[-+]?[0-9]+$|0o[0-7]+$|0x[0-9a-fA-F]+$")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_SPECIAL_FLOAT = re.compile(r"[-+]?\.(inf|Inf|INF)$|\.(nan|NaN|NAN)$")
-_NULL = {"", "~", "null", "Null", "NULL"}
-_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Mark:
-    line: int
-    col: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Document:
-    """holos.yaml as values, with a mark for each value and key and raw scalar text."""
-
-    file: str
-    data: Any
-    marks: Mapping[JsonPath, Mark]
-    key_marks: Mapping[JsonPath, Mark]
-    raw: Mapping[JsonPath, str]
-    directory: Path
-    warnings: tuple[Diagnostic, ...] = ()
-    quoted: frozenset[JsonPath] = frozenset()
-    # Values assembled from other files (include:, extends:) name their file by path
-    # prefix; `sources` holds each file's lines, for diagnostics that show their line.
-    origins: Mapping[JsonPath, str] = dataclasses.field(default_factory=dict)
-    sources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-
-    def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
-        """The closest known position for `path`, walking up to a parent when needed."""
-        if key and path in self.key_marks:
-            return self.key_marks[path]
-        while path not in self.marks and path:
-            path = path[:-1]
-        return self.marks.get(path)
-
-    def diagnostic(
-        self,
-        path: JsonPath,
-        message: str,
-        *,
-        hint: str | None = None,
-        key: bool = False,
-        severity: str = "error",
-    ) -> Diagnostic:
-        mark = self.mark(path, key=key)
-        file = self.origin(path)
-        return Diagnostic(
-            message=message,
-            file=file,
-            line=mark.line if mark else None,
-            col=mark.col if mark else None,
-            path=format_path(path),
-            hint=hint,
-            severity=severity,
-            source=source_line(self.sources.get(file, ()), mark.line) if mark else None,
-        )
-
-    def origin(self, path: JsonPath) -> str:
-        """The file `path`'s value came from."""
-        for n in range(len(path), 0, -1):
-            if path[:n] in self.origins:
-                return self.origins[path[:n]]
-        return self.file
-
-
-def source_line(lines: tuple[str, ...], line: int) -> str | None:
-    return lines[line - 1] if 0 < line <= len(lines) else None
-
-
-def format_path(path: JsonPath) -> str:
-    """`services.web.ports[0]` for ("services", "web", "ports", 0)."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 class _Loader(yaml.SafeLoader):
@@ -195,8 +116,6 @@ def load_text(
         quoted=frozenset(builder.quoted),
         sources={file: tuple(text.splitlines())},
     )
-    from holosc.core.interpolate import interpolate_document
-
     return interpolate_document(doc, {} if environ is None else environ)
 
 
@@ -382,21 +301,6 @@ _CORE_TAGS: dict[str, type | tuple[type, ...]] = {
 _FLATTENER = yaml.constructor.SafeConstructor()
 
 
-def plain_scalar(text: str) -> Any:
-    """YAML 1.2 core schema typing of an untagged plain scalar."""
-    if text in _NULL:
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    if _INT.match(text):
-        return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-    if _FLOAT.match(text) and any(c.isdigit() for c in text):
-        return float(text)
-    if _SPECIAL_FLOAT.match(text):
-        return float(text.replace(".", "").lower().replace("inf", "inf"))
-    return text
-
-
 def read_dotenv(path: Path) -> dict[str, str]:
     """Variables of a compose `.env` file (missing file: none).
 
@@ -413,60 +317,3 @@ def read_dotenv(path: Path) -> dict[str, str]:
             f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
         ) from exc
     return parse_dotenv(text)
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            continue
-        value = value.strip()
-        if value[:1] == "'" and value.find("'", 1) > 0:
-            value = value[1 : value.find("'", 1)]
-        elif value[:1] == '"' and _closing_quote(value) > 0:
-            body = value[1 : _closing_quote(value)]
-            value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), body)
-        else:
-            value = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
-        result[key] = value
-    return result
-
-
-def _closing_quote(value: str) -> int:
-    i = 1
-    while i < len(value):
-        if value[i] == "\\":
-            i += 2
-            continue
-        if value[i] == '"':
-            return i
-        i += 1
-    return -1
-
-
-class HostFiles:
-    """The files a project refers to (Dockerfiles, COPY sources, images), read on demand.
-
-    Validation receives this object instead of touching the disk itself, so the
-    compiler core stays pure and tests can substitute a dictionary-backed reader.
-    """
-
-    def read_bytes(self, path: Path) -> bytes:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise OSError(f"{path.name} is larger than {MAX_FILE_BYTES} bytes")
-        return path.read_bytes()
-
-    def realpath(self, path: Path) -> Path:
-        return path.resolve()
-
-    def kind(self, path: Path) -> str:
-        """ "file", "dir" or "missing"."""
-        if path.is_dir():
-            return "dir"
-        return "file" if path.exists() else "missing"

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from holosc.core.document import Document, JsonPath
 from holosc.core.model import Project
 from holosc.errors import Diagnostic
-from holosc.load.parse import Document, JsonPath
 
 PCI_IDS_CANDIDATES = (Path("/usr/share/misc/pci.ids"), Path("/usr/share/hwdata/pci.ids"))
 VFIO_DRIVER = "vfio-pci"

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from holosc.core import images, names, quantities
+from holosc.core.document import Document, JsonPath
+from holosc.core.dotenv import parse_dotenv
+from holosc.core.files import Files
 from holosc.core.model import (
     CloudInit,
     Condition,
@@ -38,7 +41,6 @@ from holosc.core.model import (
 )
 from holosc.core.validate import dockerfile, schema
 from holosc.errors import Diagnostic, ValidationError
-from holosc.load.parse import Document, HostFiles, JsonPath, parse_dotenv
 
 NAME = names.LABEL
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -83,12 +85,13 @@ class _Checker:
 
 def build_project(
     doc: Document,
+    files: Files,
     *,
-    files: HostFiles | None = None,
     profiles: Iterable[str] = (),
 ) -> Result:
-    """Validate `doc` and build the frozen Project of the services that run with the
-    active `profiles` (services without profiles always run; replicas: 0 never does).
+    """Validate `doc`, reading the files it names through `files`, and build the frozen
+    Project of the services that run with the active `profiles` (services without
+    profiles always run; replicas: 0 never does).
 
     :raises ValidationError: with every error found.
     """
@@ -102,7 +105,7 @@ def build_project(
         data["services"] if isinstance(data.get("services"), dict) else {}
     )
     services = [
-        _service(check, svc_name, raw, volumes, files or HostFiles(), secrets)
+        _service(check, svc_name, raw, volumes, files, secrets)
         for svc_name, raw in raw_services.items()
         if isinstance(raw, dict) and NAME.match(svc_name)
     ]
@@ -156,7 +159,7 @@ def _service(
     name: str,
     raw: dict[str, Any],
     volumes: dict[str, Volume],
-    files: HostFiles,
+    files: Files,
     secrets: dict[str, Secret],
 ) -> Service:
     at: JsonPath = ("services", name)
@@ -265,7 +268,7 @@ def _id(check: _Checker, where: JsonPath, value: Any) -> int | None:
 
 
 def _environment(
-    check: _Checker, at: JsonPath, raw: dict[str, Any], files: HostFiles
+    check: _Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
     """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
     result: dict[str, str] = {}
@@ -296,7 +299,7 @@ def _environment(
     return tuple(result.items())
 
 
-def _env_file(check: _Checker, where: JsonPath, rel: str, files: HostFiles) -> dict[str, str]:
+def _env_file(check: _Checker, where: JsonPath, rel: str, files: Files) -> dict[str, str]:
     path = check.doc.directory / rel
     try:
         text = files.read_bytes(path).decode("utf-8")
@@ -327,7 +330,7 @@ def _env_ok(check: _Checker, where: JsonPath, key: str, value: str) -> bool:
     return True
 
 
-def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: HostFiles) -> tuple[Any, Any]:
+def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: Files) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
     try:
@@ -346,7 +349,7 @@ def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: HostFiles) -> tu
 
 
 def _image(
-    check: _Checker, at: JsonPath, raw: dict[str, Any], base: str | None, files: HostFiles
+    check: _Checker, at: JsonPath, raw: dict[str, Any], base: str | None, files: Files
 ) -> Image:
     ref = raw.get("image") if isinstance(raw.get("image"), str) else base
     fmt = raw.get("image_format") if raw.get("image_format") in ("qcow2", "raw") else None

@@ -13,8 +13,8 @@ import posixpath
 import shlex
 from pathlib import Path, PurePosixPath
 
+from holosc.core.files import Files
 from holosc.core.model import Provisioning, WriteFile
-from holosc.load.parse import HostFiles
 
 SCRIPT_PATH = "/var/lib/holos/build.sh"
 
@@ -46,7 +46,7 @@ class Converted:
     findings: tuple[Finding, ...]
 
 
-def convert(text: str, context: Path, files: HostFiles) -> Converted:
+def convert(text: str, context: Path, files: Files) -> Converted:
     """Convert Dockerfile `text` whose build context is `context`."""
     findings: list[Finding] = []
     base: str | None = None
@@ -129,7 +129,7 @@ def _env_pairs(args: str) -> list[tuple[str, str]]:
     return [(w.split("=", 1)[0], w.split("=", 1)[1]) for w in words if "=" in w]
 
 
-def _copy(args: str, workdir: str, context: Path, files: HostFiles) -> WriteFile:
+def _copy(args: str, workdir: str, context: Path, files: Files) -> WriteFile:
     words = args.split()
     flags = {w.split("=", 1)[0]: w.partition("=")[2] for w in words if w.startswith("--")}
     paths = [w for w in words if not w.startswith("--")]

@@ -16,8 +16,8 @@ from typing import Any
 
 import jsonschema
 
+from holosc.core.document import Document, JsonPath
 from holosc.errors import Diagnostic
-from holosc.load.parse import Document, JsonPath
 
 _TYPE_NAMES = {
     "string": "a string",
