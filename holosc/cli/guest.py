@@ -21,26 +21,24 @@ import typer
 from holosc.cli import common, complete, options
 from holosc.core import names
 from holosc.core import plan as P
+from holosc.core.lock import LockedInstance
 from holosc.errors import HolosError, RuntimeCommandError
 from holosc.host import install, keys, lifecycle, systemd
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str, object]:
+def _instance(manager: systemd.Manager, project: str, instance: str) -> LockedInstance:
     names.check_instance(instance, "the command line")
     lock = install.read_lock(manager, project)
-    instances = install.lock_instances(manager, project, lock)
-    if not lock:
+    if lock is None:
         raise lifecycle.error(f"project '{project}' is not installed")
-    if instance not in instances:
+    if instance not in lock.instances:
         raise lifecycle.error(
             f"no instance '{instance}' in project '{project}'",
-            f"instances: {', '.join(sorted(instances))}",
+            f"instances: {', '.join(sorted(lock.instances))}",
         )
-    info = instances[instance]
-    assert isinstance(info, dict)
-    return info
+    return lock.instances[instance]
 
 
 def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
@@ -101,7 +99,7 @@ def exec_(
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    port = int(str(info["ssh_port"]))
+    port = info.ssh_port
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
             f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
@@ -129,7 +127,7 @@ def exec_(
         "-o",
         "IdentitiesOnly=yes",
         *([] if command else ["-t"]),
-        f"{login or info['user']}@127.0.0.1",
+        f"{login or info.user}@127.0.0.1",
         *(command or []),
     ]
     common.replace_process(argv, "openssh-client")

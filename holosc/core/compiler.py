@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
 
 from holosc import __version__
 from holosc.core import plan as P
+from holosc.core.lock import LOCK_FILE, Lock, LockedInstance
 from holosc.core.model import Project
 from holosc.core.render import cloudinit, qemu, units
-
-LOCK_FILE = "holos.lock.json"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,21 +73,20 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
 def _lock(
     project: Project, plan: P.Plan, files: Mapping[PurePosixPath, File], sources: Mapping[str, str]
 ) -> str:
-    lock = {
-        "compiler": f"holosc {__version__}",
-        "project": project.name,
-        "profiles": list(project.profiles),
-        "sources": dict(sorted(sources.items())),
-        "instances": {
-            i.name: {
-                "ip": i.ip,
-                "ssh_port": i.ssh_port,
-                "user": i.service.cloud_init.user,
-                "ports": [f"{f.host}:{f.guest}" for f in i.forwards],
-                "service": i.service.name,
-            }
+    return Lock(
+        compiler=f"holosc {__version__}",
+        project=project.name,
+        profiles=project.profiles,
+        sources=dict(sorted(sources.items())),
+        instances={
+            i.name: LockedInstance(
+                service=i.service.name,
+                ip=i.ip,
+                ssh_port=i.ssh_port,
+                user=i.service.cloud_init.user,
+                ports=tuple(f"{f.host}:{f.guest}" for f in i.forwards),
+            )
             for i in plan.instances
         },
-        "files": {str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},
-    }
-    return json.dumps(lock, indent=2, sort_keys=True) + "\n"
+        files={str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},
+    ).to_json()

@@ -23,7 +23,6 @@ import dataclasses
 import difflib
 import errno
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -34,9 +33,10 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from holosc.core import names
-from holosc.core.compiler import LOCK_FILE, Output
+from holosc.core.compiler import Output
+from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit import tree
-from holosc.errors import Diagnostic, EmitError
+from holosc.errors import Diagnostic, EmitError, HolosError
 
 INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target)\Z")
@@ -94,12 +94,10 @@ def _read_old(output: Output, root: Path) -> _Old:
 def _lock_digests(root_fd: int) -> dict[str, str]:
     """{path: sha256} of the previous build's lock; {} when it is absent or not one."""
     try:
-        files = json.loads(tree.read_file(LOCK_FILE, root_fd)).get("files")
-    except (OSError, ValueError, AttributeError):
+        files = Lock.from_json(tree.read_file(LOCK_FILE, root_fd), LOCK_FILE).files
+    except (OSError, ValueError, HolosError):
         return {}
-    if not isinstance(files, dict):
-        return {}
-    return {p: d for p, d in files.items() if isinstance(d, str) and _compiled_shape(p)}
+    return {p: d for p, d in files.items() if _compiled_shape(p)}
 
 
 def _compiled_shape(rel: str) -> bool:

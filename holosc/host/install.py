@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from holosc.core import names, plan
-from holosc.core.compiler import LOCK_FILE, Output
+from holosc.core.compiler import Output
+from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit.write import write_atomic
 from holosc.host import diskspace
 from holosc.host.systemd import BOOT_TARGET, Manager
@@ -99,31 +100,16 @@ def installed_projects(manager: Manager) -> list[str]:
     )
 
 
-def read_lock(manager: Manager, project: str) -> dict[str, object]:
-    """The installed holos.lock.json (instances, ports, users) or {} when not installed."""
-    try:
-        data = json.loads((manager.artifacts(project) / LOCK_FILE).read_text("utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def lock_instances(
-    manager: Manager, project: str, lock: dict[str, object]
-) -> dict[str, dict[str, object]]:
-    """The instances of an installed lock, each name checked before it becomes a path.
+def read_lock(manager: Manager, project: str) -> Lock | None:
+    """The installed holos.lock.json, or None when the project is not installed.
 
     :raises names.NameError_: when the lock names an instance that is not <label>-<index>.
     """
-    instances = lock.get("instances") or {}
-    source = str(manager.artifacts(project) / LOCK_FILE)
-    if not isinstance(instances, dict):
-        raise names.invalid("lock", source, source, "'instances' is not a mapping")
-    for name, info in instances.items():
-        names.check_instance(name, source)
-        if not isinstance(info, dict):
-            raise names.invalid("instance", name, source, "its entry is not a mapping")
-    return instances
+    path = manager.artifacts(project) / LOCK_FILE
+    try:
+        return Lock.from_json(path.read_bytes(), str(path))
+    except (OSError, ValueError):
+        return None
 
 
 def _split(output: Output, project: str) -> tuple[dict[str, bytes], dict[str, tuple[bytes, int]]]:

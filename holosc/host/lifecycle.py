@@ -69,13 +69,12 @@ def installed_units(manager: Manager, project: str) -> Units:
     """:raises RuntimeCommandError: when the project is not installed."""
     lock = install.read_lock(manager, project)
     manifest = install.read_manifest(manager, project)
-    if not lock or not manifest["units"]:
+    if lock is None or not manifest["units"]:
         raise error(
             f"project '{project}' is not installed",
             "run holosc up (or holosc install) in its directory first",
         )
-    instances = install.lock_instances(manager, project, lock)
-    order = sorted(instances, key=lambda i: tuple(map(int, str(instances[i]["ip"]).split("."))))
+    order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
     others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
     return Units(project, tuple(order), gates, others)

@@ -31,8 +31,7 @@ class InstanceStatus:
 def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
     units = installed_units(manager, project)
     lock = install.read_lock(manager, project)
-    instances = lock.get("instances", {})
-    assert isinstance(instances, dict)
+    instances = lock.instances if lock else {}
     shown = manager.show(
         [*units.instance_units(), *units.gates],
         ["ActiveState", "SubState", "MainPID", "ActiveEnterTimestamp", "NRestarts"],
@@ -70,8 +69,8 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
                 uptime,
                 health,
                 int(props.get("NRestarts") or 0),
-                tuple(info.get("ports", [])),
-                int(info.get("ssh_port", 0)),
+                info.ports,
+                info.ssh_port,
             )
         )
     return result
