@@ -7,8 +7,10 @@ as much as one at the top.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
+from holosc.core import layout
 from tests.conftest import REPO
 
 # Standard modules that reach the disk, the clock, the environment, processes or the net.
@@ -78,3 +80,27 @@ def test_the_rooms_are_the_pipeline() -> None:
     assert {"validate", "render"} <= {p.name for p in (REPO / "holosc" / "core").iterdir()}
     flat = sorted(p.name for p in Path(REPO / "holosc").glob("*.py"))
     assert flat == ["__init__.py", "__main__.py", "errors.py"], flat
+
+
+def test_one_owner_for_every_derived_name_and_path() -> None:
+    """Unit-name patterns and state paths are spelled only in holosc/core/layout.py."""
+    spelled = re.compile(
+        r'f"holos-\{|-healthy\.service"|"%[SEt]/'
+        r'|/ "(instances|volumes|ssh|images|known_hosts|console\.log|root\.qcow2|qmp\.sock)"'
+    )
+    owner = REPO / "holosc" / "core" / "layout.py"
+    for path in sorted((REPO / "holosc").rglob("*.py")):
+        if path != owner:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                assert not spelled.search(line), f"{path.relative_to(REPO)}:{number}: {line}"
+
+
+def test_both_forms_come_from_one_function() -> None:
+    assert str(layout.key(layout.STATE, "shop")) == "%S/holos/ssh/shop/id_ed25519"
+    assert layout.key(Path("/var/lib/holos"), "shop") == Path("/var/lib/holos/ssh/shop/id_ed25519")
+    unit = layout.instance_unit("shop", "web", 1)
+    assert layout.unit_label("shop", unit) == "web-1" == layout.instance_name("web", 1)
+    assert layout.gate_service("shop", layout.gate_unit("shop", "db")) == "db"
+    assert layout.template_service("shop", layout.template_name("shop", "db")) == "db"
+    template = layout.template_name("shop", "web")
+    assert layout.is_unit_of(template, "shop") and not layout.is_unit_of(template, "sho")

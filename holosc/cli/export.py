@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
+from holosc.core import layout
 from holosc.errors import HolosError
 from holosc.export.kubevirt import (
     EXPOSE,
@@ -110,7 +111,7 @@ def kubevirt(
         print(f"holosc: note: {note}", file=sys.stderr)
     # Only the public half, and only in this hint: the manifests hold no key at all. The
     # state directory is not asked of systemd: exporting needs no systemd on this machine.
-    private = os.environ.get("HOLOSC_SSH_KEY") or f"%S/holos/ssh/{loaded.project.name}/id_ed25519"
+    private = os.environ.get("HOLOSC_SSH_KEY") or str(layout.key(layout.STATE, loaded.project.name))
     print(
         f"holosc: note: the VMs take the project's SSH public key from Secret "
         f"{ssh_secret_name(loaded.project)}: "

@@ -19,8 +19,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common, complete, options
-from holosc.core import names
-from holosc.core import plan as P
+from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
 from holosc.errors import HolosError, RuntimeCommandError
 from holosc.host import install, keys, lifecycle, systemd
@@ -44,13 +43,13 @@ def _instance(manager: systemd.Manager, project: str, instance: str) -> LockedIn
 def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
     """Fail at once for an instance whose unit is not running (instead of waiting --wait
     seconds for an SSH banner that cannot come)."""
-    unit = P.instance_unit(project, *P.split_instance(instance))
+    unit = layout.instance_unit(project, *layout.split_instance(instance))
     try:
         props = manager.show([unit], ["ActiveState", "SubState"])[unit]
     except RuntimeCommandError:
         return  # no manager to ask (a guest started by hand): the SSH wait decides
     if props.get("ActiveState") not in ("active", "activating", "reloading"):
-        service = P.split_instance(instance)[0]
+        service = layout.split_instance(instance)[0]
         raise lifecycle.error(
             f"instance '{instance}' is not running "
             f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
@@ -107,7 +106,7 @@ def exec_(
             file=sys.stderr,
         )
     key = keys.key_path(manager.state_dir, name)
-    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    known_hosts = layout.known_hosts(manager.state_dir, name, instance)
     if not known_hosts.is_file():
         common.fail(
             lifecycle.error(
@@ -121,7 +120,7 @@ def exec_(
         str(key),
         "-p",
         str(port),
-        *keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance)),
+        *keys.pinned_host_key(known_hosts, layout.host_key_alias(name, instance)),
         "-o",
         "LogLevel=ERROR",
         "-o",

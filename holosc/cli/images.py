@@ -12,6 +12,7 @@ import typer
 
 from holosc.cli import common, options
 from holosc.core import images as registry
+from holosc.core import layout
 from holosc.errors import ExitCode, HolosError
 from holosc.tools import pull as puller
 
@@ -27,7 +28,7 @@ MirrorOption = Annotated[
 
 
 def _cache_dir(user: bool, system: bool) -> Path:
-    return options.manager(user, system).state_dir / "images"
+    return layout.images(options.manager(user, system).state_dir)
 
 
 def pull(

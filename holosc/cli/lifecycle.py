@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common, complete, images, options
-from holosc.core import names, plan
+from holosc.core import layout, names
 from holosc.errors import HolosError
 from holosc.host import hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
@@ -58,7 +58,7 @@ def up(
 def _pull_missing(loaded: common.Loaded, manager: systemd.Manager) -> None:
     """Download and verify registry images the project uses and the cache lacks."""
     pull.ensure_images(
-        loaded.project, manager.state_dir / "images", images.ProgressReport(sys.stderr)
+        loaded.project, layout.images(manager.state_dir), images.ProgressReport(sys.stderr)
     )
 
 
@@ -88,7 +88,7 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
     units = lifecycle.installed_units(manager, name)  # type: ignore[arg-type]
     if not services:
         return [*units.instance_units(), *units.gates]
-    known = {plan.split_instance(i)[0] for i in units.instances}
+    known = {layout.split_instance(i)[0] for i in units.instances}
     result = []
     for service in services:
         if service not in known:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common, complete, options
-from holosc.core import names
+from holosc.core import layout, names
 from holosc.errors import HolosError
 from holosc.host import lifecycle, status
 
@@ -91,7 +91,7 @@ def logs(
         common.fail(exc)
     if console:
         for inst in instances:
-            log = manager.state_dir / "instances" / name / inst / "console.log"
+            log = layout.console_log(manager.state_dir, name, inst)
             print(f"==> {inst} <==")
             try:
                 print("".join(log.read_text(errors="replace").splitlines(True)[-lines:]))

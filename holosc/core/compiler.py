@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from types import MappingProxyType
 
 from holosc import __version__
+from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.lock import LOCK_FILE, Lock, LockedInstance
 from holosc.core.model import Project
@@ -49,14 +50,14 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         data = text.encode("utf-8") if isinstance(text, str) else text
         files[PurePosixPath(path)] = File(data, mode)
 
-    add(P.target_name(name), units.render_target(plan))
+    add(layout.target_name(name), units.render_target(plan))
     if project.used_volumes:
-        add(P.volumes_unit(name), units.render_volumes(plan))
+        add(layout.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
     for service in project.services:
-        add(P.template_name(name, service.name), units.render_template(plan, service))
+        add(layout.template_name(name, service.name), units.render_template(plan, service))
         if service.healthcheck is not None:
-            add(P.gate_unit(name, service.name), units.render_gate(plan, service))
+            add(layout.gate_unit(name, service.name), units.render_gate(plan, service))
     for inst in plan.instances:
         base = f"{name}/{inst.name}"
         user_data = cloudinit.user_data(plan, inst)

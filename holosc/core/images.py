@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from holosc.core import layout
 from holosc.core.model import Image, OsFamily
 
 
@@ -30,7 +31,7 @@ class RegistryImage:
     @property
     def cache_file(self) -> str:
         """File name inside the image cache (`<state>/holos/images/`)."""
-        return f"{self.name}-{self.tag}.{self.format}"
+        return layout.image_file(self.name, self.tag, self.format)
 
 
 _UBUNTU = "https://cloud-images.ubuntu.com"

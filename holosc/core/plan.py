@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 
+from holosc.core import layout
 from holosc.core.model import Condition, Project, Service
 
 SUBNET = "10.10.0.0/24"
@@ -38,7 +39,7 @@ class Instance:
 
     @property
     def name(self) -> str:
-        return instance_name(self.service.name, self.index)
+        return layout.instance_name(self.service.name, self.index)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,42 +61,6 @@ class Plan:
 
 def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
-
-
-def instance_name(service: str, index: int) -> str:
-    return f"{service}-{index}"
-
-
-def split_instance(name: str) -> tuple[str, int]:
-    """("web", 1) for "web-1": the inverse of instance_name."""
-    service, _, index = name.rpartition("-")
-    return service, int(index)
-
-
-def host_key_alias(project: str, instance: str) -> str:
-    """The name an instance's pinned SSH host key is known by (ssh's HostKeyAlias): every
-    guest answers on 127.0.0.1, so the port-less alias tells them apart."""
-    return f"{instance}.{project}.holos"
-
-
-def target_name(project: str) -> str:
-    return f"holos-{project}.target"
-
-
-def template_name(project: str, service: str) -> str:
-    return f"holos-{project}-{service}@.service"
-
-
-def instance_unit(project: str, service: str, index: int) -> str:
-    return f"holos-{project}-{service}@{index}.service"
-
-
-def gate_unit(project: str, service: str) -> str:
-    return f"holos-{project}-{service}-healthy.service"
-
-
-def volumes_unit(project: str) -> str:
-    return f"holos-{project}-volumes.service"
 
 
 def multicast(project: str) -> tuple[str, int]:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from holosc import __version__
-from holosc.core import images
+from holosc.core import images, layout
 from holosc.core import plan as P
 from holosc.core.compiler import File, Output
 from holosc.core.document import Document, JsonPath, format_path
@@ -271,7 +271,7 @@ class _Exporter:
         comments += self.dependency_comments(service)
         comments += [f"warning: {w}" for w in self.service_warnings.get(service.name, [])]
         if service.replicas == 1:
-            name = P.instance_name(service.name, 0)
+            name = layout.instance_name(service.name, 0)
             body: dict[str, Any] = {
                 "apiVersion": VM_API,
                 "kind": "VirtualMachine",
@@ -293,7 +293,9 @@ class _Exporter:
                     },
                 },
             }
-            names = ", ".join(P.instance_name(service.name, i) for i in range(service.replicas))
+            names = ", ".join(
+                layout.instance_name(service.name, i) for i in range(service.replicas)
+            )
             head = (
                 f"holos service {service.name}: {service.replicas} replicas, "
                 f"VirtualMachinePool {service.name} (VMs {names})"
@@ -365,7 +367,7 @@ class _Exporter:
         disk_name = (
             f"{service.name}-root"
             if service.replicas > 1
-            else (f"{P.instance_name(service.name, 0)}-root")
+            else (f"{layout.instance_name(service.name, 0)}-root")
         )
         container = self.options.container_disks.get(service.name)
         if container is not None:

@@ -13,13 +13,13 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from holosc.core import layout
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError
 
 
 def secrets_dir(runtime_root: Path, project: str) -> Path:
-    """%t/holos/<project>/secrets, which launch.sh reaches as $run/../secrets."""
-    return runtime_root / project / "secrets"
+    return layout.secrets(runtime_root, project)
 
 
 def write_environment_secrets(

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from holosc.core import names, plan
+from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit.write import write_atomic
@@ -61,22 +61,11 @@ def read_manifest(manager: Manager, project: str) -> dict[str, dict[str, str]]:
     except (OSError, ValueError, TypeError, AttributeError):
         return {"units": {}, "files": {}}
     for unit in manifest["units"]:
-        if not _is_unit_of(unit, project):
+        if not layout.is_unit_of(unit, project):
             raise names.invalid("unit", unit, str(path), f"not a unit of project {project}")
     for rel in manifest["files"]:
         _check_artifact(rel, str(path))
     return manifest
-
-
-def _is_unit_of(unit: str, project: str) -> bool:
-    stem, dot, suffix = unit.rpartition(".")
-    prefix = f"holos-{project}"
-    if not dot or suffix not in ("service", "target") or not stem.startswith(prefix):
-        return False
-    rest = stem[len(prefix) :]
-    if rest == "" and suffix == "target":
-        return True
-    return rest.startswith("-") and names.is_label(rest[1:].removesuffix("@"))
 
 
 def _check_artifact(rel: str, source: str) -> None:
@@ -208,9 +197,8 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
     changed = {i for r in changed_files if (i := _instance_of(r))}
     # A changed template changes every replica of its service.
     for name in written_units:
-        if name.endswith("@.service"):
-            svc = name[len(f"holos-{project}-") : -len("@.service")]
-            changed |= {i for i in new_instances if plan.split_instance(i)[0] == svc}
+        if svc := layout.template_service(project, name):
+            changed |= {i for i in new_instances if layout.split_instance(i)[0] == svc}
     return Installed(
         frozenset(written_units),
         frozenset(removed_units),
@@ -220,7 +208,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
 
 
 def wants_link(manager: Manager, project: str) -> Path:
-    return manager.unit_dir / f"{BOOT_TARGET[manager.scope]}.wants" / f"holos-{project}.target"
+    return manager.unit_dir / f"{BOOT_TARGET[manager.scope]}.wants" / layout.target_name(project)
 
 
 def enable(manager: Manager, project: str) -> Path:
@@ -228,7 +216,7 @@ def enable(manager: Manager, project: str) -> Path:
     link = wants_link(manager, project)
     link.parent.mkdir(parents=True, exist_ok=True)
     link.unlink(missing_ok=True)
-    link.symlink_to(Path("..") / f"holos-{project}.target")
+    link.symlink_to(Path("..") / layout.target_name(project))
     return link
 
 

@@ -14,14 +14,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from holosc.core import names
+from holosc.core import layout, names
 from holosc.emit.write import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
 from holosc.host import diskspace
 
 
 def key_path(state_root: Path, project: str) -> Path:
-    return state_root / "ssh" / names.check("project", project) / "id_ed25519"
+    return layout.key(state_root, names.check("project", project))
 
 
 def ensure_key(path: Path, project: str) -> str:
@@ -66,7 +66,7 @@ def _generate(path: Path, project: str) -> None:
             "-N",
             "",
             "-C",
-            f"holos-{project}",
+            layout.key_comment(project),
             "-f",
             str(tmp / "key"),
         ]

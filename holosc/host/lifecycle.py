@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc.core import names, plan
+from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
@@ -38,28 +38,23 @@ class Units:
 
     @property
     def target(self) -> str:
-        return plan.target_name(self.project)
+        return layout.target_name(self.project)
 
     def instance_units(self, names: Sequence[str] | None = None) -> list[str]:
         return [self.unit(i) for i in (self.instances if names is None else names)]
 
     def unit(self, instance: str) -> str:
-        return plan.instance_unit(self.project, *plan.split_instance(instance))
+        return layout.instance_unit(self.project, *layout.split_instance(instance))
 
     def of_service(self, service: str) -> tuple[list[str], list[str]]:
         """(instance units, gate units) of one service."""
-        insts = [i for i in self.instances if plan.split_instance(i)[0] == service]
-        gate = plan.gate_unit(self.project, service)
+        insts = [i for i in self.instances if layout.split_instance(i)[0] == service]
+        gate = layout.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
     def label(self, unit: str) -> str:
         """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
-        prefix = f"holos-{self.project}-"
-        if unit.startswith(prefix) and unit.endswith(".service"):
-            name = unit[len(prefix) : -len(".service")]
-            service, _, index = name.partition("@")
-            return plan.instance_name(service, int(index)) if index.isdigit() else name
-        return unit
+        return layout.unit_label(self.project, unit)
 
     def all(self) -> list[str]:
         return [*self.others, *self.instance_units(), *self.gates, self.target]
@@ -75,8 +70,8 @@ def installed_units(manager: Manager, project: str) -> Units:
             "run holosc up (or holosc install) in its directory first",
         )
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
-    gates = tuple(n for n in manifest["units"] if n.endswith("-healthy.service"))
-    others = tuple(n for n in manifest["units"] if n == plan.volumes_unit(project))
+    gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
+    others = tuple(n for n in manifest["units"] if n == layout.volumes_unit(project))
     return Units(project, tuple(order), gates, others)
 
 
@@ -97,12 +92,12 @@ def disk_warning(project: Project, manager: Manager) -> str | None:
     items: list[tuple[str, Path, int]] = []
     for service in project.services:
         for index in range(service.replicas if service.vm.disk_size else 0):
-            inst = plan.instance_name(service.name, index)
-            disk = state / "instances" / project.name / inst / "root.qcow2"
+            inst = layout.instance_name(service.name, index)
+            disk = layout.root_disk(state, project.name, inst)
             items.append((f"{inst} disk", disk, service.vm.disk_size or 0))
     for volume in project.volumes:
         if volume.name in project.used_volumes:
-            path = state / "volumes" / project.name / f"{volume.name}.qcow2"
+            path = layout.volume_disk(state, project.name, volume.name)
             items.append((f"volume {volume.name}", path, volume.size))
     return diskspace.oversubscribed(state, items)
 
@@ -143,11 +138,11 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
             manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
     for gate in units.gates:
-        service = gate[len(f"holos-{project}-") : -len("-healthy.service")]
+        service = layout.gate_service(project, gate)
         if any(
             units.unit(i) in running
             for i in units.instances
-            if plan.split_instance(i)[0] == service
+            if layout.split_instance(i)[0] == service
         ):
             say(f"{service}: re-checking health")
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
@@ -235,7 +230,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
     still exist (without them systemd forgets ExecStop= and kills the VM); returns the
     removed instances."""
     instances, others = install.removals(output, manager, project)
-    units = [plan.instance_unit(project, *plan.split_instance(i)) for i in instances]
+    units = [layout.instance_unit(project, *layout.split_instance(i)) for i in instances]
     units += others
     alive = [
         u
@@ -255,7 +250,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
 def _remove_instances(manager: Manager, project: str, instances: Sequence[str]) -> None:
     """Disks and runtime directories of removed instances, as `down` removes them."""
     for inst in instances:
-        shutil.rmtree(manager.state_dir / "instances" / project / inst, ignore_errors=True)
+        shutil.rmtree(layout.instance_state(manager.state_dir, project, inst), ignore_errors=True)
         shutil.rmtree(manager.runtime_dir / project / inst, ignore_errors=True)
 
 
@@ -322,7 +317,7 @@ def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[
             inst = units.label(unit)
             lines.append(
                 f"{inst}: host port {port}/{proto} ({addr or '*'}) of service "
-                f"{plan.split_instance(inst)[0]} is already in use"
+                f"{layout.split_instance(inst)[0]} is already in use"
                 + (f" by {holder}" if (holder := _port_holder(proto, port)) else "")
             )
     return lines
@@ -354,7 +349,7 @@ def _report(
             seen[unit] = state
             word = {"activating": "starting", "active": "running", "failed": "FAILED"}
             label = labels.get(unit, unit)
-            if unit.endswith("-healthy.service"):
+            if layout.is_gate(unit):
                 word = {
                     "activating": "waiting for health",
                     "active": "healthy",
@@ -390,7 +385,7 @@ def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say
             key=lambda found: found[0],
         )
         if last[0] >= 0 and last[1]:
-            say(f"{Units(project, (), (), ()).label(unit)}: {last[1]}")
+            say(f"{layout.unit_label(project, unit)}: {last[1]}")
 
 
 def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
@@ -431,9 +426,9 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     manager.ctl("reset-failed", "--", *units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
-    shutil.rmtree(manager.state_dir / "instances" / project, ignore_errors=True)
+    shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
     if volumes:
-        shutil.rmtree(manager.state_dir / "volumes" / project, ignore_errors=True)
-        shutil.rmtree(manager.state_dir / "ssh" / project, ignore_errors=True)
+        shutil.rmtree(layout.volumes(manager.state_dir, project), ignore_errors=True)
+        shutil.rmtree(layout.project_keys(manager.state_dir, project), ignore_errors=True)
         say(f"{project}: removed named volumes and the project key")

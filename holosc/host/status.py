@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from holosc.core import plan
+from holosc.core import layout
 from holosc.host import install
 from holosc.host.lifecycle import installed_units
 from holosc.host.systemd import Manager
@@ -40,7 +40,7 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
     result = []
     for inst in units.instances:
         props = shown[units.unit(inst)]
-        service, _ = plan.split_instance(inst)
+        service, _ = layout.split_instance(inst)
         _, gates = units.of_service(service)
         health = "-"
         if gates:
@@ -56,7 +56,7 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
         if state == "active/running":
             # systemd sees QEMU running; QMP tells whether the guest runs (a full disk
             # pauses it with io-error).
-            guest = guest_status(manager.runtime_dir / project / inst / "qmp.sock")
+            guest = guest_status(layout.qmp_socket(manager.runtime_dir, project, inst))
             if guest not in (None, "running"):
                 state = f"active/{guest}"
         result.append(

@@ -35,7 +35,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from holosc.core import names
+from holosc.core import layout, names
 from holosc.emit.write import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
 from holosc.host import paths
@@ -110,7 +110,7 @@ class Manager:
 
     def artifacts(self, project: str) -> Path:
         """Where %E/holos/<project> points: the installed scripts and seeds."""
-        return self.config_dir / names.check("project", project)
+        return layout.artifacts(self.config_dir, names.check("project", project))
 
     def unit_path(self) -> list[Path]:
         """The manager's UnitPath, in search order."""

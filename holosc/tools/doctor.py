@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from holosc.core import layout
 from holosc.errors import HolosError
 from holosc.host import systemd
 
@@ -270,7 +271,6 @@ def check_helpers() -> list[Check]:
 
 
 # What %S/holos holds; systemd before 254 resolved a user manager's %S to %E.
-STATE_ENTRIES = ("images", "instances", "volumes", "ssh")
 
 
 def check_roots(manager: systemd.Manager) -> list[Check]:
@@ -279,9 +279,9 @@ def check_roots(manager: systemd.Manager) -> list[Check]:
     try:
         dirs = {
             "units": manager.unit_dir,
-            "%S/holos": manager.state_dir,
-            "%E/holos": manager.config_dir,
-            "%t/holos": manager.runtime_dir,
+            str(layout.STATE): manager.state_dir,
+            str(layout.CONFIG): manager.config_dir,
+            str(layout.RUNTIME): manager.runtime_dir,
         }
     except HolosError as exc:
         hint = exc.diagnostics[0].hint if exc.diagnostics else None
@@ -295,7 +295,7 @@ def check_roots(manager: systemd.Manager) -> list[Check]:
     if old != manager.state_dir:
         left = [
             old / e
-            for e in STATE_ENTRIES
+            for e in layout.STATE_ENTRIES
             if (old / e).is_dir() and not (old / e / "installed.json").exists()
         ]
         if left:

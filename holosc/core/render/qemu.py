@@ -11,6 +11,7 @@ import hashlib
 import posixpath
 from collections.abc import Sequence
 
+from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import MountKind, Secret, Service
 from holosc.core.render import units
@@ -44,7 +45,8 @@ def image_parts(service: Service) -> list[str]:
     image = service.image
     if image.path is not None:
         return host_path(image.path)
-    return [_var("images"), f"/{image.name}-{image.tag}.{image.format}"]
+    assert image.name is not None and image.tag is not None
+    return [_var("images"), "/" + layout.image_file(image.name, image.tag, image.format)]
 
 
 def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:
@@ -251,7 +253,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         "launch.sh.j2",
         instance=inst.name,
         project=plan.project.name,
-        unit=P.instance_unit(plan.project.name, service.name, inst.index),
+        unit=layout.instance_unit(plan.project.name, service.name, inst.index),
         uses_project=uses_project,
         escape_lines=[f"{v}_q=${{{v}//,/,,}}" for v in escaped],
         read_vars=" ".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import Project, Restart, Service
 from holosc.core.quantities import format_seconds
@@ -63,40 +64,48 @@ def serialize(unit: Unit) -> str:
 
 def artifact_dir(project: str) -> str:
     """Where `holosc install` puts the project's scripts and seeds, as a specifier path."""
-    return f"%E/holos/{project}"
+    return str(layout.artifacts(layout.CONFIG, project))
 
 
 def runtime_dir(project: str, instance: str) -> str:
-    return f"holos/{project}/{instance}"
+    """RuntimeDirectory= value."""
+    return layout.below_root(layout.instance_runtime(layout.RUNTIME, project, instance))
 
 
 def state_dirs(project: str, instance: str) -> str:
     """StateDirectory= value; the launch script reads them back from $STATE_DIRECTORY."""
-    return f"holos/instances/{project}/{instance} holos/volumes/{project} holos/images"
+    dirs = [
+        layout.instance_state(layout.STATE, project, instance),
+        layout.volumes(layout.STATE, project),
+        layout.images(layout.STATE),
+    ]
+    return " ".join(map(layout.below_root, dirs))
 
 
 def key_path(project: str) -> str:
-    return f"%S/holos/ssh/{project}/id_ed25519"
+    return str(layout.key(layout.STATE, project))
 
 
 def instance_state(project: str, instance: str) -> str:
     """The instance's state directory (disk, host key, known_hosts), as a specifier path."""
-    return f"%S/holos/instances/{project}/{instance}"
+    return str(layout.instance_state(layout.STATE, project, instance))
 
 
 def known_hosts(project: str, instance: str) -> str:
-    return f"{instance_state(project, instance)}/known_hosts"
+    return str(layout.known_hosts(layout.STATE, project, instance))
 
 
 def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = []
     if project.used_volumes:
-        wants.append(P.volumes_unit(project.name))
+        wants.append(layout.volumes_unit(project.name))
     for service in project.services:
-        wants += [P.instance_unit(project.name, service.name, i) for i in range(service.replicas)]
+        wants += [
+            layout.instance_unit(project.name, service.name, i) for i in range(service.replicas)
+        ]
         if service.healthcheck is not None:
-            wants.append(P.gate_unit(project.name, service.name))
+            wants.append(layout.gate_unit(project.name, service.name))
     return serialize(
         [
             (
@@ -115,10 +124,10 @@ def render_template(plan: P.Plan, service: Service) -> str:
     """The `holos-<p>-<svc>@.service` template; the instance name is the replica index."""
     p = plan.project.name
     inst = Specifier(f"{service.name}-%i")
-    run = f"%t/{runtime_dir(p, inst)}"
+    run = str(layout.instance_runtime(layout.RUNTIME, p, inst))
     unit_section: list[tuple[str, str]] = [
         ("Description", Specifier(unit_value(f"holos {p}: {service.name}-") + "%i")),
-        ("PartOf", P.target_name(p)),
+        ("PartOf", layout.target_name(p)),
     ]
     needed: list[str] = []
     for dep, kind, checked in _after(plan.project, service):
@@ -182,9 +191,9 @@ def _seed(project: str, inst: Specifier) -> list[str]:
         "--key",
         Specifier(key_path(project)),
         "--alias",
-        Specifier(P.host_key_alias(project, inst)),
+        Specifier(layout.host_key_alias(project, inst)),
         "--out",
-        Specifier(f"%t/{runtime_dir(project, inst)}/seed.iso"),
+        Specifier(f"{layout.instance_runtime(layout.RUNTIME, project, inst)}/seed.iso"),
     ]
 
 
@@ -195,11 +204,11 @@ def render_gate(plan: P.Plan, service: Service) -> str:
     p = plan.project.name
     unit_section: list[tuple[str, str]] = [
         ("Description", unit_value(f"holos {p}: {service.name} is healthy")),
-        ("PartOf", P.target_name(p)),
+        ("PartOf", layout.target_name(p)),
     ]
     starts = []
     for inst in plan.of(service):
-        unit = P.instance_unit(p, service.name, inst.index)
+        unit = layout.instance_unit(p, service.name, inst.index)
         unit_section += [("Requires", unit), ("After", unit)]
         starts.append(
             (
@@ -218,7 +227,7 @@ def render_gate(plan: P.Plan, service: Service) -> str:
                         "--known-hosts",
                         Specifier(known_hosts(p, inst.name)),
                         "--host-key-alias",
-                        P.host_key_alias(p, inst.name),
+                        layout.host_key_alias(p, inst.name),
                         "--interval",
                         format_seconds(hc.interval_ms),
                         "--timeout",
@@ -262,7 +271,7 @@ def render_volumes(plan: P.Plan) -> str:
                 "Unit",
                 [
                     ("Description", unit_value(f"holos {p}: named volumes")),
-                    ("PartOf", P.target_name(p)),
+                    ("PartOf", layout.target_name(p)),
                 ],
             ),
             (
@@ -290,13 +299,17 @@ def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
     refuses to start while a required dependency is not active (with Wants= alone a
     failed gate would not hold its dependents). `required: false` starts it anyway.
     """
-    units = [(P.volumes_unit(project.name), "Requires", False)] if service.named_volumes else []
+    units = (
+        [(layout.volumes_unit(project.name), "Requires", False)] if service.named_volumes else []
+    )
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
-            names = [P.gate_unit(project.name, target.name)]
+            names = [layout.gate_unit(project.name, target.name)]
         else:
-            names = [P.instance_unit(project.name, target.name, i) for i in range(target.replicas)]
+            names = [
+                layout.instance_unit(project.name, target.name, i) for i in range(target.replicas)
+            ]
         kind = "Requires" if dep.restart else "Wants"
         units += [(n, kind, dep.required and not dep.restart) for n in names]
     return units
