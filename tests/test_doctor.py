@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from holosc.core import layout
 from holosc.errors import HolosError
 from holosc.host import systemd
 from holosc.tools import doctor as D
@@ -181,12 +182,13 @@ def test_verdict() -> None:
 
 
 def test_firmware_and_virtiofsd_candidates_match_the_launch_script() -> None:
-    """doctor must look where the generated launch scripts look."""
-    template = (REPO / "templates" / "launch.sh.j2").read_text()
-    pairs = re.findall(r"(/usr/share/\S+?\.fd):(/usr/share/\S+?\.fd)", template)
-    assert tuple(pairs) == D.OVMF_PAIRS
-    loop = re.search(r"for candidate in ([^;]+);", template)
-    assert loop is not None and tuple(loop[1].split()) == D.VIRTIOFSD
+    """doctor must look where the generated launch scripts look (one list, in layout)."""
+    gpu = (REPO / "golden" / "gpu" / "ml" / "trainer-0" / "launch.sh").read_text()
+    pairs = re.findall(r"(/usr/share/\S+?\.fd):(/usr/share/\S+?\.fd)", gpu)
+    assert tuple(pairs) == layout.OVMF_PAIRS
+    volumes = (REPO / "golden" / "volumes" / "notes" / "db-0" / "launch.sh").read_text()
+    loop = re.search(r"for candidate in ([^;]+);", volumes)
+    assert loop is not None and tuple(loop[1].split()) == layout.VIRTIOFSD
 
 
 # UnitPath of systemd 257's managers, as measured in a booted Debian 13 container.

@@ -25,6 +25,16 @@ CONFIG = PurePosixPath("%E/holos")  # the installed scripts and seeds
 RUNTIME = PurePosixPath("%t/holos")  # sockets, pidfiles, the seed ISO
 STATE_ENTRIES = ("images", "instances", "volumes", "ssh")  # what STATE holds
 
+# Where the launch scripts look for tools on the host (and doctor checks), in order.
+OVMF_PAIRS = (
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+    ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
+    ("/usr/share/qemu/OVMF_CODE.fd", "/usr/share/qemu/OVMF_VARS.fd"),
+)
+VIRTIOFSD = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd")
+
 # -- unit and instance names
 
 

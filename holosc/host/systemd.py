@@ -42,6 +42,8 @@ from holosc.host import paths
 
 BOOT_TARGET = {"system": "multi-user.target", "user": "default.target"}
 PROBE_UNIT = "holos-roots.service"
+# `systemctl is-system-running` states of a manager that accepts jobs.
+REACHABLE = ("running", "degraded", "starting", "initializing", "maintenance")
 PROBE_TEXT = (
     "# Written by holosc and never started: `systemctl show -p Environment` of this unit\n"
     "# tells holosc what this manager resolves %S, %E and %t to.\n"
@@ -194,7 +196,7 @@ class Manager:
             state = self.ctl("is-system-running", check=False, timeout=15).stdout.strip()
         except RuntimeCommandError:
             return False
-        return state in ("running", "degraded", "starting", "initializing", "maintenance")
+        return state in REACHABLE
 
     def require(self) -> None:
         """:raises RuntimeCommandError: when the manager does not answer."""

@@ -3,7 +3,7 @@
 Each check returns a `Check` (ok, warn or fail) and never raises; `fail` means a compiled
 project cannot run here, `warn` that something optional is missing or slow. The facts
 mirror what the generated launch scripts and units rely on: the KVM test is the one in
-templates/launch.sh.j2, the firmware and virtiofsd candidates are the same lists, and the
+templates/launch.sh.j2, the firmware and virtiofsd candidates are holosc.core.layout's, and the
 helpers are looked up in systemd's fixed search path because units name them bare.
 Probes run with a short timeout, argv lists and stdin closed.
 """
@@ -31,15 +31,6 @@ PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELPERS = ("holos-qmp-stop", "holos-health", "holos-seed")
-OVMF_PAIRS = (  # templates/launch.sh.j2 tries these in order
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
-    ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
-    ("/usr/share/qemu/OVMF_CODE.fd", "/usr/share/qemu/OVMF_VARS.fd"),
-)
-VIRTIOFSD = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd")
-REACHABLE = ("running", "degraded", "starting")
 
 
 class Status(enum.StrEnum):
@@ -193,7 +184,7 @@ def check_ovmf(env: Mapping[str, str]) -> Check:
         if bad:
             return Check("ovmf", Status.FAIL, f"HOLOS_OVMF_* points at unreadable {bad[0]}")
         return Check("ovmf", Status.OK, f"{code} (from HOLOS_OVMF_CODE)")
-    for code, vars_ in OVMF_PAIRS:
+    for code, vars_ in layout.OVMF_PAIRS:
         if os.access(code, os.R_OK) and os.access(vars_, os.R_OK):
             return Check("ovmf", Status.OK, code)
     return Check(
@@ -206,10 +197,10 @@ def check_ovmf(env: Mapping[str, str]) -> Check:
 
 def check_virtiofsd(env: Mapping[str, str]) -> Check:
     override = env.get("HOLOS_VIRTIOFSD")
-    for candidate in (override,) if override else VIRTIOFSD:
+    for candidate in (override,) if override else layout.VIRTIOFSD:
         if os.access(candidate, os.X_OK):
             return Check("virtiofsd", Status.OK, candidate)
-    where = override or ", ".join(VIRTIOFSD)
+    where = override or ", ".join(layout.VIRTIOFSD)
     return Check(
         "virtiofsd",
         Status.FAIL if override else Status.WARN,
@@ -239,7 +230,7 @@ def check_systemd(
         state = manager.ctl("is-system-running", check=False, timeout=15).stdout.strip()
     except HolosError as exc:
         return Check(name, Status.FAIL, exc.message, "holosc needs systemd and systemctl")
-    if state in REACHABLE:
+    if state in systemd.REACHABLE:
         return Check(name, Status.OK, f"{shutil.which(manager.systemctl[0])}: {state}")
     hint = (
         "log in, or enable lingering (loginctl enable-linger)" if manager.scope == "user" else None

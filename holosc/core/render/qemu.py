@@ -266,6 +266,8 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         image_format=image.format,
         disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
         uefi=service.vm.uefi,
+        ovmf_pairs=" \\\n    ".join(f"{code}:{vars_}" for code, vars_ in layout.OVMF_PAIRS),
+        virtiofsd_candidates=" ".join(layout.VIRTIOFSD),
         shares=[
             f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
             + (" ro" if m.read_only else " rw")
