@@ -104,3 +104,14 @@ def test_both_forms_come_from_one_function() -> None:
     assert layout.template_service("shop", layout.template_name("shop", "db")) == "db"
     template = layout.template_name("shop", "web")
     assert layout.is_unit_of(template, "shop") and not layout.is_unit_of(template, "sho")
+
+
+def test_one_subprocess_runner() -> None:
+    """Only holosc/host/run.py runs programs and waits (exec via os.execvp aside)."""
+    call = re.compile(r"subprocess\.(run|Popen|call|check_call|check_output)\(")
+    users = sorted(
+        str(path.relative_to(REPO))
+        for path in (REPO / "holosc").rglob("*.py")
+        if call.search(path.read_text())
+    )
+    assert users == ["holosc/host/run.py"], users

@@ -10,14 +10,13 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from holosc.core import layout, names
 from holosc.emit.write import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
-from holosc.host import diskspace
+from holosc.host import diskspace, run
 
 
 def key_path(state_root: Path, project: str) -> Path:
@@ -70,17 +69,12 @@ def _generate(path: Path, project: str) -> None:
             "-f",
             str(tmp / "key"),
         ]
-        try:
-            subprocess.run(
-                argv, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=30
-            )
-        except FileNotFoundError as exc:
-            raise _error("ssh-keygen not found; install openssh-client") from exc
-        except subprocess.CalledProcessError as exc:
-            stderr = exc.stderr.decode(errors="replace")
+        result = run.run(argv, check=False, timeout=30, hint="install openssh-client")
+        if result.returncode != 0:
+            stderr = result.stderr
             if "No space left" in stderr or "quota" in stderr.lower():
-                raise OSError(errno.ENOSPC, stderr.strip()) from exc
-            raise _error(f"ssh-keygen failed: {stderr}") from exc
+                raise OSError(errno.ENOSPC, stderr.strip())
+            raise _error(f"ssh-keygen failed: {stderr}")
         (tmp / "key").chmod(0o600)
         # The public key last: its presence means the pair is complete.
         os.replace(tmp / "key", path)

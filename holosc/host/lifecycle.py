@@ -20,7 +20,7 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, install
+from holosc.host import diskspace, install, run
 from holosc.host.systemd import Manager
 
 Say = Callable[[str], None]
@@ -188,13 +188,7 @@ def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Sa
 
 def journal_tail(manager: Manager, unit: str, lines: int) -> str:
     """The last `lines` messages of `unit`, without decoration ('' when unreadable)."""
-    return subprocess.run(
-        [*manager.journal([unit], lines=lines), "-o", "cat"],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    ).stdout
+    return run.output([*manager.journal([unit], lines=lines), "-o", "cat"])
 
 
 def _gave_up(manager: Manager, unit: str) -> bool:
@@ -211,13 +205,7 @@ def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> N
     if result.returncode != 0:
         states = manager.show(names, STATE_PROPS)
         failed = [u for u in names if states[u].get("ActiveState") != "active"]
-        tail = subprocess.run(
-            manager.journal(failed[:3] or names[:1], lines=15),
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        ).stdout
+        tail = run.output(manager.journal(failed[:3] or names[:1], lines=15))
         message = (
             f"{', '.join(units.label(u) for u in failed) or result.stderr.strip()} "
             "did not start" + ("\n" + tail.rstrip() if tail.strip() else "")
@@ -278,16 +266,9 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
                 f"{labels.get(unit, unit)}: {states[unit].get('ActiveState')} "
                 f"({states[unit].get('Result')})"
             )
-        tail = subprocess.run(
-            # A failed gate is the cause, its dependents' failed start checks the effect.
-            manager.journal(
-                ([u for u in failed if u in units.gates] or failed)[:3] or [units.target],
-                lines=15,
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
+        # A failed gate is the cause, its dependents' failed start checks the effect.
+        causes = ([u for u in failed if u in units.gates] or failed)[:3] or [units.target]
+        tail = run.output(manager.journal(causes, lines=15))
         for clash in port_clashes(manager, units, failed):
             say(clash)
         message = (
@@ -325,17 +306,9 @@ def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[
 
 def _port_holder(proto: str, port: str) -> str | None:
     """`ss` names the listening process (root sees every process)."""
-    try:
-        out = subprocess.run(
-            ["ss", "-Hlnp", "-t" if proto == "tcp" else "-u", f"sport = :{port}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-            stdin=subprocess.DEVNULL,
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    out = run.output(
+        ["ss", "-Hlnp", "-t" if proto == "tcp" else "-u", f"sport = :{port}"], timeout=10
+    )
     found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
     return f"{found[1]} (pid {found[2]})" if found else ("another process" if out else None)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from holosc.core import layout, names
 from holosc.emit.write import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
-from holosc.host import paths
+from holosc.host import paths, run
 
 BOOT_TARGET = {"system": "multi-user.target", "user": "default.target"}
 PROBE_UNIT = "holos-roots.service"
@@ -250,21 +250,7 @@ def manager(scope: str | None = None, env: Mapping[str, str] | None = None) -> M
 def _run(
     argv: Sequence[str], *, check: bool, timeout: float | None
 ) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-    except FileNotFoundError as exc:
-        raise _error(f"{argv[0]} not found", "holosc needs systemd") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise _error(f"{shlex.join(argv)} timed out after {timeout} s") from exc
-    if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise _error(
-            f"{shlex.join(argv)} failed (exit {result.returncode})"
-            + (f": {detail[-1]}" if detail else "")
-        )
-    return result
+    return run.run(argv, check=check, timeout=timeout or run.TIMEOUT, hint="holosc needs systemd")
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeCommandError:

@@ -17,7 +17,6 @@ import grp
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from holosc.core import layout
 from holosc.errors import HolosError
-from holosc.host import systemd
+from holosc.host import run, systemd
 
 PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
@@ -143,14 +142,8 @@ def probe_version(name: str, argv: Sequence[str], *, required: bool = True) -> C
     if path is None:
         return Check(name, missing, f"{argv[0]} not found on PATH", _PACKAGES.get(argv[0]))
     try:
-        result = subprocess.run(
-            [path, *argv[1:]],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        result = run.run([path, *argv[1:]], check=False, timeout=PROBE_TIMEOUT)
+    except HolosError as exc:
         return Check(name, missing, f"{path} does not run: {exc}")
     lines = (result.stdout + result.stderr).strip().splitlines()
     first = lines[0].strip() if lines else "(no output)"

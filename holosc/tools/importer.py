@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +21,7 @@ from holosc.core import quantities
 from holosc.core.render.escape import yaml_document
 from holosc.core.validate.checks import NAME
 from holosc.errors import Diagnostic, HolosError, RuntimeCommandError
+from holosc.host import run
 
 MAX_XML_BYTES = 4 * 1024 * 1024
 MIN_MEMORY_MB, MAX_VCPU = 128, 255  # the schema's bounds for vm.memory_mb and vm.vcpu
@@ -374,25 +373,11 @@ def virsh_list(connect: str | None = None) -> list[str]:
 
 def _virsh(args: list[str], connect: str | None) -> str:
     argv = ["virsh", *(["-c", connect] if connect else []), *args]
-    try:
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
-        )
-    except FileNotFoundError as exc:
-        raise _error(
-            "virsh not found",
-            "install libvirt-clients, or export the XML elsewhere with `virsh dumpxml NAME` "
-            "and use --xml FILE",
-        ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise _error(f"{shlex.join(argv)} timed out after 120 s") from exc
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise _error(
-            f"{shlex.join(argv)} failed (exit {result.returncode})"
-            + (f": {detail[-1]}" if detail else "")
-        )
-    return result.stdout
+    hint = (
+        "install libvirt-clients, or export the XML elsewhere with `virsh dumpxml NAME` "
+        "and use --xml FILE"
+    )
+    return run.run(argv, timeout=120, hint=hint).stdout
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeCommandError:
