@@ -85,7 +85,7 @@ def test_the_rooms_are_the_pipeline() -> None:
 def test_one_owner_for_every_derived_name_and_path() -> None:
     """Unit-name patterns and state paths are spelled only in holosc/core/layout.py."""
     spelled = re.compile(
-        r'f"holos-\{|-healthy\.service"|"%[SEt]/'
+        r'f"holos-\{|-healthy\.service"|"%[SEt]/|"holos/|\}\.lock"'
         r'|/ "(instances|volumes|ssh|images|known_hosts|console\.log|root\.qcow2|qmp\.sock)"'
     )
     owner = REPO / "holosc" / "core" / "layout.py"

@@ -179,6 +179,11 @@ def instance_runtime(runtime: Root, project: str, instance: str) -> Root:
     return runtime / project / instance
 
 
+def project_lock(runtime: Root, project: str) -> Root:
+    """The flock one command at a time holds to change a project."""
+    return runtime / f".{project}.lock"
+
+
 def secrets(runtime: Root, project: str) -> Root:
     """Environment secrets for QEMU's fw_cfg (a tmpfs); launch.sh finds them at $run/../secrets."""
     return runtime / project / "secrets"

@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import re
-import shlex
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -30,7 +29,7 @@ from holosc.core import plan as P
 from holosc.core.compiler import File, Output
 from holosc.core.document import Document, JsonPath, format_path
 from holosc.core.model import Mount, Project, Restart, Service
-from holosc.core.render.escape import yaml_comment, yaml_document
+from holosc.core.render.escape import shell_word, yaml_comment, yaml_document
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
 
@@ -581,7 +580,7 @@ def volume_disk(mount: Mount) -> dict[str, Any]:
 
 
 def upload_command(exporter: _Exporter, service: Service) -> str:
-    q = shlex.quote
+    q = shell_word
     return (
         f"virtctl image-upload dv {service.name}-image -n {exporter.namespace} --no-create "
         f"--image-path={q(service.image.path or '')}"
@@ -590,7 +589,7 @@ def upload_command(exporter: _Exporter, service: Service) -> str:
 
 def ssh_secret_command(project: Project, namespace: str | None, public_key: str) -> str:
     """How to create the Secret the VMs read the project's SSH public key from."""
-    q = shlex.quote
+    q = shell_word
     return (
         f"kubectl -n {namespace or project.name} create secret generic "
         f"{ssh_secret_name(project)} --from-file=key={q(public_key)}"

@@ -22,13 +22,12 @@ inputs and applies the documented differences, each in one place:
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from typing import Any
 
 from holosc.core import plan as P
 from holosc.core.model import OsFamily, Project, Service
 from holosc.core.render.cloudinit import user_data_doc
-from holosc.core.render.escape import yaml_document
+from holosc.core.render.escape import shell_word, yaml_document
 
 AGENT_PACKAGE = "qemu-guest-agent"
 WAIT_SECONDS = 600
@@ -42,7 +41,7 @@ def start_agent(os_family: OsFamily) -> str:
 
 def wait_for(name: str) -> str:
     """A first-boot line that waits until `name` resolves, and fails runcmd if it never does."""
-    q = shlex.quote
+    q = shell_word
     loop = f"until getent hosts {q(name)} >/dev/null; do sleep 2; done"
     message = f"holos: {name} did not become ready within {WAIT_SECONDS} s"
     return f"timeout {WAIT_SECONDS} sh -c {q(loop)} || {{ echo {q(message)} >&2; exit 1; }}"

@@ -12,6 +12,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 
+from holosc.core import layout
 from holosc.errors import Diagnostic, RuntimeCommandError
 from holosc.host.systemd import Manager
 
@@ -20,7 +21,7 @@ from holosc.host.systemd import Manager
 def project_lock(
     manager: Manager, project: str, command: str, say: Callable[[str], None]
 ) -> Iterator[None]:
-    path = manager.runtime_dir / f".{project}.lock"
+    path = layout.project_lock(manager.runtime_dir, project)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

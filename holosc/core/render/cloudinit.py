@@ -10,13 +10,12 @@ vendor-data (see docs/units.md, "Host-specific material").
 from __future__ import annotations
 
 import hashlib
-import shlex
 from typing import Any
 
 from holosc.core import plan as P
 from holosc.core.model import Mount, MountKind, OsFamily, WriteFile
 from holosc.core.render import secrets
-from holosc.core.render.escape import yaml_document
+from holosc.core.render.escape import shell_word, yaml_document
 from holosc.core.render.guestenv import environment_files
 from holosc.core.validate import dockerfile
 
@@ -47,7 +46,7 @@ def _file(wf: WriteFile) -> dict[str, Any]:
 
 def mount_command(mount: Mount, share_index: int | None) -> str:
     """An idempotent shell line that formats (volumes, rw, once) and mounts at boot."""
-    q = shlex.quote
+    q = shell_word
     target = q(mount.target)
     if mount.kind is MountKind.VOLUME:
         dev = f"/dev/disk/by-id/virtio-vol-{mount.source}"

@@ -4,7 +4,8 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `unit_value`: a systemd unit setting's value (not Exec lines).
 - `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
-- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time.
+- `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
+  `shell_line`: a command line of such words.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
@@ -83,6 +84,11 @@ def shell_word(parts: str | Iterable[str]) -> str:
         elif part:
             out.append(shlex.quote(part))
     return "".join(out) or "''"
+
+
+def shell_line(argv: Iterable[str]) -> str:
+    """A bash command line whose words are `argv` (shlex.join)."""
+    return " ".join(shell_word(word) for word in argv)
 
 
 def qemu_value(value: str) -> str:

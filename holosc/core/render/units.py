@@ -2,7 +2,7 @@
 
 Unit files use specifiers so that one file works for `systemctl --user` and for the
 system manager: %t (runtime dir), %S (state dir), %E (configuration dir), %i (replica).
-Compiled artifacts are installed under %E/holos/<project>/ (see holosc.host.paths).
+Compiled artifacts are installed under %E/holos/<project>/ (see holosc.core.layout).
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def render_volumes(plan: P.Plan) -> str:
                 [
                     ("Type", "oneshot"),
                     ("RemainAfterExit", "yes"),
-                    ("StateDirectory", f"holos/volumes/{p}"),
+                    ("StateDirectory", layout.below_root(layout.volumes(layout.STATE, p))),
                     *PRIVATE,
                     ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
                 ],

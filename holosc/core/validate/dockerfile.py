@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from holosc.core.files import Files
 from holosc.core.model import Provisioning, WriteFile
+from holosc.core.render.escape import shell_line, shell_word
 
 SCRIPT_PATH = "/var/lib/holos/build.sh"
 
@@ -65,10 +66,10 @@ def convert(text: str, context: Path, files: Files) -> Converted:
         elif keyword == "RUN":
             script += ["", _run_line(args)]
         elif keyword == "ENV":
-            script += [f"export {k}={shlex.quote(v)}" for k, v in _env_pairs(args)]
+            script += [f"export {k}={shell_word(v)}" for k, v in _env_pairs(args)]
         elif keyword == "WORKDIR":
             workdir = posixpath.join(workdir, args.strip())
-            script.append(f"mkdir -p {shlex.quote(workdir)} && cd {shlex.quote(workdir)}")
+            script.append(f"mkdir -p {shell_word(workdir)} && cd {shell_word(workdir)}")
         elif keyword == "COPY":
             try:
                 copies.append(_copy(args, workdir, context, files))
@@ -113,7 +114,7 @@ def _run_line(args: str) -> str:
         except json.JSONDecodeError:
             return args
         if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
-            return shlex.join(argv)
+            return shell_line(argv)
     return args
 
 
