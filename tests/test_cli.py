@@ -4,6 +4,7 @@ schema; atomic and minimal writes; errors with positions and documented exit cod
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +50,9 @@ def test_build_writes_then_leaves_unchanged_files_alone(project: Path) -> None:
     assert unit.stat().st_mtime == 1
     assert (out / "shop" / "web-1" / "launch.sh").stat().st_mode & 0o777 == 0o755
     assert not list(out.rglob("id_ed25519")), "no private key in the output"
+    lock = json.loads((out / "holos.lock.json").read_text())
+    digest = hashlib.sha256((project / "holos.yaml").read_bytes()).hexdigest()
+    assert lock["sources"] == {"holos.yaml": digest}  # hashed as read, not read again
 
 
 def test_check_and_diff_report_drift(project: Path) -> None:

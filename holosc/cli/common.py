@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import os
 import sys
 from collections.abc import Iterable
@@ -89,8 +88,7 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
-    digest = hashlib.sha256(loaded.file.read_bytes()).hexdigest()
-    return compile_project(loaded.project, {loaded.file.name: digest})
+    return compile_project(loaded.project, {loaded.file.name: loaded.doc.sha256})
 
 
 class Color(enum.StrEnum):

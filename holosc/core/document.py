@@ -44,6 +44,7 @@ class Document:
     # prefix; `sources` holds each file's lines, for diagnostics that show their line.
     origins: Mapping[JsonPath, str] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    sha256: str = ""  # of the main file's bytes as read once (the lock's `sources`)
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
         """The closest known position for `path`, walking up to a parent when needed."""

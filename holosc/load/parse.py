@@ -12,6 +12,8 @@ a second document, unknown tags and oversized or alias-bomb inputs are errors.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -81,14 +83,17 @@ def load_file(
                 "file too large",
                 [Diagnostic(f"file is {size} bytes; the limit is {MAX_FILE_BYTES}", file=display)],
             )
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        # As read_text would: UTF-8, universal newlines; the digest is of the bytes.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(
             f"cannot read {path}", [Diagnostic(f"cannot read file: {exc}", file=display)]
         ) from exc
     env = dict(read_dotenv(path.parent / ".env"))
     env.update(os.environ if environ is None else environ)
-    return load_text(text, file=display, directory=path.parent.resolve(), environ=env)
+    doc = load_text(text, file=display, directory=path.parent.resolve(), environ=env)
+    return dataclasses.replace(doc, sha256=hashlib.sha256(data).hexdigest())
 
 
 def load_text(
@@ -309,7 +314,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
     \\n, \\t, \\\\ and \\" escapes.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        # As read_text would: UTF-8, universal newlines; the digest is of the bytes.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
