@@ -161,12 +161,6 @@ def load_record(entry: RegistryImage, cache_dir: Path) -> Record | None:
         return None
 
 
-def is_cached(entry: RegistryImage, cache_dir: Path) -> bool:
-    """True when the image was pulled and verified and still has its recorded size."""
-    record = load_record(entry, cache_dir)
-    return record is not None and record.matches(entry, image_path(entry, cache_dir))
-
-
 def missing_images(project: Project, cache_dir: Path) -> list[RegistryImage]:
     """Registry images the project's services use that have no file in the cache.
 
