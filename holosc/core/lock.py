@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from holosc.core import names
+from holosc.core import layout, names
 
 LOCK_FILE = "holos.lock.json"
 
@@ -71,7 +71,7 @@ class Lock:
             sources=_strings(data.get("sources", {}), "sources", source),
             instances=MappingProxyType(
                 {
-                    names.check_instance(name, source): _instance(info, source)
+                    names.check_instance(name, source): _instance(name, info, source)
                     for name, info in instances.items()
                 }
             ),
@@ -79,11 +79,11 @@ class Lock:
         )
 
 
-def _instance(info: Any, source: str) -> LockedInstance:
+def _instance(name: str, info: Any, source: str) -> LockedInstance:
     info = _mapping(info, "instance", source)
     try:
         return LockedInstance(
-            service=str(info["service"]),
+            service=str(info.get("service") or layout.split_instance(name)[0]),
             ip=str(info["ip"]),
             ssh_port=int(info["ssh_port"]),
             user=str(info["user"]),
