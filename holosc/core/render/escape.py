@@ -6,7 +6,8 @@ shell script, QEMU option string or YAML document goes through exactly one of th
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
 - `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
   `shell_line`: a command line of such words.
-- `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`).
+- `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`);
+  `qemu_value_at_run_time` does the same in bash for a value the launch script learns.
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
 - `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
@@ -96,6 +97,14 @@ def qemu_value(value: str) -> str:
     if "\0" in value:
         raise ValueError("QEMU option values cannot contain NUL")
     return value.replace(",", ",,")
+
+
+def qemu_value_at_run_time(var: str) -> str:
+    """The bash line that sets `<var>_q` to qemu_value of `$var`, for values the launch
+    script learns at run time (directories, firmware)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", var):
+        raise ValueError(f"bad shell variable name {var!r}")
+    return f"{var}_q=${{{var}//,/,,}}"
 
 
 class _Dumper(yaml.SafeDumper):

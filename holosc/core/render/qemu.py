@@ -15,7 +15,7 @@ from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import MountKind, Secret, Service
 from holosc.core.render import units
-from holosc.core.render.escape import ShellVar, qemu_value, shell_word
+from holosc.core.render.escape import ShellVar, qemu_value, qemu_value_at_run_time, shell_word
 from holosc.core.render.secrets import fw_cfg_name
 from holosc.core.render.templates import render
 
@@ -94,11 +94,27 @@ def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
 
 
 def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    """QEMU's argv for one instance, as words of literal text and launch-script variables."""
+    service = inst.service
+    return [
+        *_machine_args(inst),
+        *_firmware_args(service),
+        *_disk_args(),
+        *_network_args(plan, inst),
+        *_volume_args(service),
+        *_share_args(plan, inst),
+        *_device_args(service),
+        *_kernel_args(service),
+        *_secret_args(plan, service),
+        *([a] for a in service.vm.extra_args),
+    ]
+
+
+def _machine_args(inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
-    binds = service.binds
     machine = qemu_value(vm.machine) + ",accel="
-    args: list[Word] = [
+    return [
         [
             "-name",
         ],
@@ -133,16 +149,23 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         ["-device"],
         ["virtio-rng-pci"],
     ]
-    if vm.uefi:
-        args += [
-            ["-drive"],
-            ["if=pflash,format=raw,readonly=on,file=", _var("ovmf_code_q")],
-            ["-drive"],
-            ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"],
-        ]
+
+
+def _firmware_args(service: Service) -> list[Word]:
+    if not service.vm.uefi:
+        return []
+    return [
+        ["-drive"],
+        ["if=pflash,format=raw,readonly=on,file=", _var("ovmf_code_q")],
+        ["-drive"],
+        ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"],
+    ]
+
+
+def _disk_args() -> list[Word]:
     # Explicit devices, in this order: QEMU creates `-drive if=virtio` disks after every
     # `-device`, so a volume would become /dev/vda ahead of the root disk.
-    args += [
+    return [
         ["-drive"],
         [
             "id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file=",
@@ -157,8 +180,11 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         ["-device"],
         ["virtio-blk-pci,drive=seed"],
     ]
+
+
+def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
-    args += [
+    return [
         ["-netdev"],
         [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
         ["-device"],
@@ -169,6 +195,10 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         ["-device"],
         [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
     ]
+
+
+def _volume_args(service: Service) -> list[Word]:
+    args: list[Word] = []
     for mount in service.mounts:
         if mount.kind is MountKind.VOLUME:
             vol = f"vol-{mount.source}"
@@ -183,40 +213,62 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
                 ["-device"],
                 [f"virtio-blk-pci,drive={vol},serial={vol}"],
             ]
-    if binds:
-        # vhost-user needs guest RAM the virtiofsd processes can map.
+    return args
+
+
+def _share_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    binds = inst.service.binds
+    if not binds:
+        return []
+    # vhost-user needs guest RAM the virtiofsd processes can map.
+    args: list[Word] = [
+        ["-object"],
+        [f"memory-backend-memfd,id=mem,size={inst.service.vm.memory_mb}M,share=on"],
+        ["-numa"],
+        ["node,memdev=mem"],
+    ]
+    for i, _ in enumerate(binds):
         args += [
-            ["-object"],
-            [f"memory-backend-memfd,id=mem,size={vm.memory_mb}M,share=on"],
-            ["-numa"],
-            ["node,memdev=mem"],
+            ["-chardev"],
+            [f"socket,id=fs{i},path={share_socket(plan, inst, i)}"],
+            ["-device"],
+            [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
         ]
-        for i, _ in enumerate(binds):
-            args += [
-                ["-chardev"],
-                [f"socket,id=fs{i},path={share_socket(plan, inst, i)}"],
-                ["-device"],
-                [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
-            ]
+    return args
+
+
+def _device_args(service: Service) -> list[Word]:
+    args: list[Word] = []
     for device in service.devices:
         rom = [",romfile=", *host_path_q(device.rom_file)] if device.rom_file else []
         args += [["-device"], [f"vfio-pci,host={device.pci}", *rom]]
-    if vm.kernel:
-        args += [["-kernel"], host_path(vm.kernel)]
-        if vm.initrd:
-            args += [["-initrd"], host_path(vm.initrd)]
-        if vm.cmdline is not None:
-            args += [["-append"], [vm.cmdline]]
+    return args
+
+
+def _kernel_args(service: Service) -> list[Word]:
+    vm = service.vm
+    if not vm.kernel:
+        return []
+    args: list[Word] = [["-kernel"], host_path(vm.kernel)]
+    if vm.initrd:
+        args += [["-initrd"], host_path(vm.initrd)]
+    if vm.cmdline is not None:
+        args += [["-append"], [vm.cmdline]]
+    return args
+
+
+def _secret_args(plan: P.Plan, service: Service) -> list[Word]:
+    args: list[Word] = []
     for i, use in enumerate(service.secrets):
         path = secret_path(plan.project.secret(use.source), quoted=True)
         args += [["-fw_cfg"], [f"name={fw_cfg_name(i)},file=", *path]]
-    args += [[a] for a in vm.extra_args]
     return args
 
 
 def render_launch(plan: P.Plan, inst: P.Instance) -> str:
     service = inst.service
-    quoted = [shell_word(w) for w in qemu_args(plan, inst)]
+    args = qemu_args(plan, inst)
+    quoted = [shell_word(w) for w in args]
     # Pair each option with its value on one line, for review.
     lines: list[str] = []
     for word in quoted:
@@ -232,7 +284,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
             lines.append(word)
     uses_project = _uses_project(service, plan)
     parts: list[Word] = [
-        *qemu_args(plan, inst),
+        *args,
         image_parts(service),
         *(host_path(m.source) for m in service.binds),
         *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
@@ -255,7 +307,10 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         project=plan.project.name,
         unit=layout.instance_unit(plan.project.name, service.name, inst.index),
         uses_project=uses_project,
-        escape_lines=[f"{v}_q=${{{v}//,/,,}}" for v in escaped],
+        escape_lines=[qemu_value_at_run_time(v) for v in escaped],
+        ovmf_escape=qemu_value_at_run_time("ovmf_code"),
+        reads_volumes="volumes" in used or "volumes_q" in used,
+        reads_images="images" in used or "images_q" in used,
         read_vars=" ".join(
             f'{v}=""' for v in ("volumes", "images") if v in used or f"{v}_q" in used
         ),
