@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -101,34 +102,33 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
     return result
 
 
-def start(
-    services: Annotated[
-        list[str] | None,
-        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
-    ] = None,
-    *,
-    file: common.FileOption = None,
-    project: options.ProjectOption = None,
-    user: options.UserOption = False,
-    system: options.SystemOption = False,
-) -> None:
-    """Start the named services (and what they depend on), as installed."""
-    _start_or_stop("start", services, file, project, user, system)
+def _services_command(verb: str, doc: str) -> Callable[..., None]:
+    """`holosc start` and `holosc stop`: one signature, two verbs."""
+
+    def command(
+        services: Annotated[
+            list[str] | None,
+            typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+        ] = None,
+        *,
+        file: common.FileOption = None,
+        project: options.ProjectOption = None,
+        user: options.UserOption = False,
+        system: options.SystemOption = False,
+    ) -> None:
+        _start_or_stop(verb, services, file, project, user, system)
+
+    command.__name__ = command.__qualname__ = verb
+    command.__doc__ = doc
+    return command
 
 
-def stop(
-    services: Annotated[
-        list[str] | None,
-        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
-    ] = None,
-    *,
-    file: common.FileOption = None,
-    project: options.ProjectOption = None,
-    user: options.UserOption = False,
-    system: options.SystemOption = False,
-) -> None:
-    """Stop the named services gracefully; other services are never touched."""
-    _start_or_stop("stop", services, file, project, user, system)
+start = _services_command(
+    "start", "Start the named services (and what they depend on), as installed."
+)
+stop = _services_command(
+    "stop", "Stop the named services gracefully; other services are never touched."
+)
 
 
 def _start_or_stop(
