@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 
 from holosc.cli import common
 from holosc.core import layout
+from holosc.core.model import Project
 from holosc.errors import HolosError
 from holosc.export.kubevirt import (
     EXPOSE,
@@ -107,21 +109,25 @@ def kubevirt(
             changes = write_dir(result.output(), output, LOCK_FILE)
     except HolosError as exc:
         common.fail(exc)
-    for note in result.notes:
-        print(f"holosc: note: {note}", file=sys.stderr)
-    # Only the public half, and only in this hint: the manifests hold no key at all. The
-    # state directory is not asked of systemd: exporting needs no systemd on this machine.
-    private = os.environ.get("HOLOSC_SSH_KEY") or str(layout.key(layout.STATE, loaded.project.name))
-    print(
-        f"holosc: note: the VMs take the project's SSH public key from Secret "
-        f"{ssh_secret_name(loaded.project)}: "
-        f"{ssh_secret_command(loaded.project, namespace, private + '.pub')}"
-        + ("" if "HOLOSC_SSH_KEY" in os.environ else " (%S: /var/lib as root, else ~/.config)"),
-        file=sys.stderr,
-    )
+    _print_notes(result.notes, loaded.project, namespace)
     if output is not None:
         print(
             f"{output}: {len(changes.written)} written, {len(changes.removed)} removed, "
             f"{changes.unchanged} unchanged",
             file=sys.stderr,
         )
+
+
+def _print_notes(notes: Sequence[str], project: Project, namespace: str | None) -> None:
+    for note in notes:
+        print(f"holosc: note: {note}", file=sys.stderr)
+    # Only the public half, and only in this hint: the manifests hold no key at all. The
+    # state directory is not asked of systemd: exporting needs no systemd on this machine.
+    private = os.environ.get("HOLOSC_SSH_KEY") or str(layout.key(layout.STATE, project.name))
+    print(
+        f"holosc: note: the VMs take the project's SSH public key from Secret "
+        f"{ssh_secret_name(project)}: "
+        f"{ssh_secret_command(project, namespace, private + '.pub')}"
+        + ("" if "HOLOSC_SSH_KEY" in os.environ else " (%S: /var/lib as root, else ~/.config)"),
+        file=sys.stderr,
+    )

@@ -210,38 +210,7 @@ def render_gate(plan: P.Plan, service: Service) -> str:
     for inst in plan.of(service):
         unit = layout.instance_unit(p, service.name, inst.index)
         unit_section += [("Requires", unit), ("After", unit)]
-        starts.append(
-            (
-                "ExecStart",
-                exec_line(
-                    [
-                        HEALTH,
-                        "--instance",
-                        inst.name,
-                        "--port",
-                        str(inst.ssh_port),
-                        "--user",
-                        service.cloud_init.user,
-                        "--key",
-                        Specifier(key_path(p)),
-                        "--known-hosts",
-                        Specifier(known_hosts(p, inst.name)),
-                        "--host-key-alias",
-                        layout.host_key_alias(p, inst.name),
-                        "--interval",
-                        format_seconds(hc.interval_ms),
-                        "--timeout",
-                        format_seconds(hc.timeout_ms),
-                        "--retries",
-                        str(hc.retries),
-                        "--start-period",
-                        format_seconds(hc.start_period_ms),
-                        "--",
-                        *hc.test,
-                    ]
-                ),
-            )
-        )
+        starts.append(("ExecStart", exec_line(_probe_argv(p, service, inst))))
     per_instance = hc.start_period_ms + (hc.retries + 1) * (hc.interval_ms + hc.timeout_ms)
     budget = -(-per_instance // 1000) * len(starts) + 60
     return serialize(
@@ -260,6 +229,37 @@ def render_gate(plan: P.Plan, service: Service) -> str:
             ("X-Holos", [("Project", p), ("Service", service.name)]),
         ]
     )
+
+
+def _probe_argv(project: str, service: Service, inst: P.Instance) -> list[str]:
+    """holos-health for one replica: the compose healthcheck over SSH, host key pinned."""
+    hc = service.healthcheck
+    assert hc is not None
+    return [
+        HEALTH,
+        "--instance",
+        inst.name,
+        "--port",
+        str(inst.ssh_port),
+        "--user",
+        service.cloud_init.user,
+        "--key",
+        Specifier(key_path(project)),
+        "--known-hosts",
+        Specifier(known_hosts(project, inst.name)),
+        "--host-key-alias",
+        layout.host_key_alias(project, inst.name),
+        "--interval",
+        format_seconds(hc.interval_ms),
+        "--timeout",
+        format_seconds(hc.timeout_ms),
+        "--retries",
+        str(hc.retries),
+        "--start-period",
+        format_seconds(hc.start_period_ms),
+        "--",
+        *hc.test,
+    ]
 
 
 def render_volumes(plan: P.Plan) -> str:
