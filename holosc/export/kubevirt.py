@@ -418,19 +418,7 @@ class _Exporter:
     def vmi_spec(
         self, service: Service, root: dict[str, Any], comments: list[str]
     ) -> dict[str, Any]:
-        vm = service.vm
-        cpu: dict[str, Any] = {"cores": vm.vcpu}
-        if vm.cpu_model == "host":
-            cpu["model"] = "host-passthrough"
-        elif vm.cpu_model != "max":
-            cpu["model"] = vm.cpu_model
-        domain: dict[str, Any] = {
-            "cpu": cpu,
-            "memory": {"guest": f"{vm.memory_mb}Mi"},
-            "machine": {"type": vm.machine},
-        }
-        if vm.uefi or service.devices:
-            domain["firmware"] = {"bootloader": {"efi": {"secureBoot": False}}}
+        domain = _domain(service)
         disks: list[dict[str, Any]] = [
             {"name": "root", "bootOrder": 1, "disk": {"bus": "virtio"}},
             {"name": "cloudinit", "disk": {"bus": "virtio"}},
@@ -474,23 +462,8 @@ class _Exporter:
                 }
             ],
         }
-        hc = service.healthcheck
-        if hc is not None:
-            spec["readinessProbe"] = {
-                "exec": {"command": list(hc.test)},
-                "initialDelaySeconds": hc.start_period_ms // 1000,
-                "periodSeconds": seconds(hc.interval_ms),
-                "timeoutSeconds": seconds(hc.timeout_ms),
-                "failureThreshold": hc.retries,
-            }
-            comments.append(
-                "healthcheck: readinessProbe run by qemu-guest-agent in the guest; "
-                "the service's DNS name lists an instance only while it passes"
-            )
-            if service.environment:
-                comments.append(
-                    "  the probe does not see environment: (build's runs over SSH, which does)"
-                )
+        if service.healthcheck is not None:
+            spec["readinessProbe"] = _readiness_probe(service, comments)
         spec["volumes"] = volumes
         return spec
 
@@ -610,3 +583,40 @@ def export_project(project: Project, options: Options, doc: Document | None = No
     :raises ExportError: with every reason the project cannot be exported as asked.
     """
     return _Exporter(project, options, doc).run()
+
+
+def _domain(service: Service) -> dict[str, Any]:
+    """A VMI's domain: CPU, memory, machine and firmware (devices are added by vmi_spec)."""
+    vm = service.vm
+    cpu: dict[str, Any] = {"cores": vm.vcpu}
+    if vm.cpu_model == "host":
+        cpu["model"] = "host-passthrough"
+    elif vm.cpu_model != "max":
+        cpu["model"] = vm.cpu_model
+    domain: dict[str, Any] = {
+        "cpu": cpu,
+        "memory": {"guest": f"{vm.memory_mb}Mi"},
+        "machine": {"type": vm.machine},
+    }
+    if vm.uefi or service.devices:
+        domain["firmware"] = {"bootloader": {"efi": {"secureBoot": False}}}
+    return domain
+
+
+def _readiness_probe(service: Service, comments: list[str]) -> dict[str, Any]:
+    """The compose healthcheck as a readinessProbe run by qemu-guest-agent."""
+    hc = service.healthcheck
+    assert hc is not None
+    comments.append(
+        "healthcheck: readinessProbe run by qemu-guest-agent in the guest; "
+        "the service's DNS name lists an instance only while it passes"
+    )
+    if service.environment:
+        comments.append("  the probe does not see environment: (build's runs over SSH, which does)")
+    return {
+        "exec": {"command": list(hc.test)},
+        "initialDelaySeconds": hc.start_period_ms // 1000,
+        "periodSeconds": seconds(hc.interval_ms),
+        "timeoutSeconds": seconds(hc.timeout_ms),
+        "failureThreshold": hc.retries,
+    }
