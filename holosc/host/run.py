@@ -6,10 +6,10 @@ closed, output captured, always a timeout, and one way of turning failure into a
 
 from __future__ import annotations
 
+import shlex  # only to show a command in a message (escape.py would import yaml)
 import subprocess
 from collections.abc import Sequence
 
-from holosc.core.render.escape import shell_line
 from holosc.errors import Diagnostic, RuntimeCommandError
 
 TIMEOUT = 60.0  # seconds; callers that wait on purpose (qemu-img, virsh) pass their own
@@ -43,7 +43,7 @@ def run(
     except OSError as exc:
         raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise error(f"{shell_line(argv)} timed out after {timeout:g} s") from exc
+        raise error(f"{shlex.join(argv)} timed out after {timeout:g} s") from exc
     if check and result.returncode != 0:
         raise error(failure(argv, result))
     return result
@@ -60,7 +60,7 @@ def output(argv: Sequence[str], *, timeout: float = TIMEOUT) -> str:
 
 def failure(argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> str:
     detail = (result.stderr or result.stdout).strip().splitlines()
-    return f"{shell_line(argv)} failed (exit {result.returncode})" + (
+    return f"{shlex.join(argv)} failed (exit {result.returncode})" + (
         f": {detail[-1]}" if detail else ""
     )
 
