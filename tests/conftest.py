@@ -6,8 +6,11 @@ package to install rather than skipping it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,33 @@ PACKAGES = {
     "sshd": "openssh-server",
     "ssh": "openssh-client",
 }
+
+
+def run_holosc(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m holosc ARGS` as people run it: the one CLI runner of the tests.
+
+    `env` is laid over this process's environment; a None value removes the variable.
+    """
+    full = dict(os.environ, COLUMNS="100")
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return subprocess.run(
+        [sys.executable, "-m", "holosc", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def require_tool(name: str) -> str:

@@ -18,19 +18,11 @@ import pytest
 import yaml
 
 from holosc.errors import ExitCode, RuntimeCommandError
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, run_holosc
 
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="100")
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_holosc(*args, cwd=cwd)
 
 
 @pytest.fixture

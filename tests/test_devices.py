@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from holosc.core.validate.checks import build_project
 from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import devices as D
+from tests.conftest import run_holosc
 
 PCI_IDS = """\
 # a few lines in the format of /usr/share/misc/pci.ids
@@ -70,17 +70,8 @@ def sysfs(tmp_path: Path) -> Path:
 
 
 def holosc(*args: str, sysfs_root: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="100")
-    env.pop("HOLOSC_SYSFS_ROOT", None)
-    if sysfs_root is not None:
-        env["HOLOSC_SYSFS_ROOT"] = str(sysfs_root)
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sysfs = str(sysfs_root) if sysfs_root is not None else None
+    return run_holosc(*args, env={"HOLOSC_SYSFS_ROOT": sysfs}, timeout=60)
 
 
 def test_scan_reads_ids_names_drivers_and_groups(sysfs: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,11 @@ from holosc.core import layout
 from holosc.errors import HolosError
 from holosc.host import systemd
 from holosc.tools import doctor as D
-from tests.conftest import REPO
+from tests.conftest import REPO, run_holosc
 
 
 def holosc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", "doctor", *args],
-        env=dict(os.environ, COLUMNS="100", **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_holosc("doctor", *args, env=env)
 
 
 def kvm_really_usable() -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from holosc.errors import HolosError
 from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import importer
-from tests.conftest import REPO
+from tests.conftest import REPO, run_holosc
 
 DATA = REPO / "tests" / "data" / "libvirt"
 
@@ -76,16 +75,10 @@ esac
 def holosc(
     *args: str, path: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ, COLUMNS="100", **(env or {}))
+    overlay: dict[str, str | None] = {**(env or {})}
     if path is not None:
-        full_env["PATH"] = path
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", "import", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        overlay["PATH"] = path
+    return run_holosc("import", *args, env=overlay, timeout=60)
 
 
 def validated(text: str) -> Project:
