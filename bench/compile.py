@@ -1,11 +1,17 @@
-"""Compiler speed: examples, a large project, and the cost of rejecting hostile YAML.
+"""Compiler speed: examples, growth with instances, the 253-instance build as a whole
+process, and the cost of rejecting hostile YAML.
 
-Prints numbers; asserts nothing. Run: .venv/bin/python bench/compile.py
+Prints numbers; asserts nothing. Run: .venv/bin/python bench/compile.py [--quick]
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,17 +39,30 @@ def compile_file(path: Path) -> int:
     return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
-def large_project(services: int, replicas: int) -> str:
+def large_project(services: int, replicas: int, provisioned: bool = False) -> str:
+    """`services` services of `replicas` each, a dependency chain; with `provisioned`, each
+    service also installs packages and runs commands (what real projects have)."""
     lines = ["name: big", "services:"]
     for i in range(services):
         lines += [
             f"  s{i}:",
             "    image: debian",
             f"    replicas: {replicas}",
-            f"    ports: ['{20000 + i * 10}:80']",
+            f"    ports: ['{20000 + i * 100}:80']",
         ]
         if i:
             lines.append(f"    depends_on: [s{i - 1}]")
+        if provisioned:
+            lines += [
+                "    cloud_init:",
+                f"      packages: [nginx, postgresql-client, curl, jq, tool-{i}]",
+                "      runcmd:",
+                f"        - echo 'service s{i}' > /etc/motd",
+                "        - [systemctl, enable, --now, nginx]",
+                "        - |",
+                "          set -e",
+                f"          mkdir -p /srv/s{i} && chown www-data /srv/s{i}",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +74,68 @@ def expect_error(text: str) -> None:
     raise AssertionError("hostile input was accepted")
 
 
+SCALES = ((1, 1), (23, 1), (23, 11))  # 1, 23 and 253 instances (the subnet's maximum)
+
+
+def compile_text(text: str) -> int:
+    doc = load_text(text, environ={})
+    return len(compile_project(build_project(doc).project).files)
+
+
+def growth(runs: int = 3) -> None:
+    """In-process compile time per instance: flat if the compiler is linear."""
+    print(f"{'instances':>9} {'compile ms':>11} {'instances/s':>12}   (packages + runcmd each)")
+    for services, replicas in SCALES:
+        text = large_project(services, replicas, provisioned=True)
+        seconds = timed(lambda t=text: compile_text(t), runs=runs)  # type: ignore[misc]
+        count = services * replicas
+        print(f"{count:9} {seconds * 1000:11.1f} {count / seconds:12.0f}")
+
+
+def whole_build(holosc: list[str], runs: int = 5) -> dict[str, tuple[float, float]]:
+    """`holosc build` of the 253-instance project as a whole process, into an empty
+    directory and again over its own unchanged output: median wall and CPU seconds (on a
+    busy machine the wall time is mostly waiting for a core)."""
+    labels = ("build 253 (fresh)", "build 253 (unchanged)")
+    wall: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, list[float]] = {label: [] for label in labels}
+    env = {**os.environ, "HOLOSC_SSH_KEY": str(REPO / "tests" / "data" / "golden_key")}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp, "holos.yaml")
+        project.write_text(large_project(23, 11, provisioned=True))
+        for run in range(runs):
+            for label in labels:
+                fresh = label.endswith("(fresh)")
+                out = Path(tmp, "fresh", str(run)) if fresh else Path(tmp, "kept")
+                argv = [*holosc, "build", "-f", str(project), "-o", str(out)]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                result = subprocess.run(argv, env=env, capture_output=True, check=False)
+                wall[label].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[label].append(
+                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                )
+                if result.returncode != 0:
+                    raise SystemExit(result.stderr.decode())
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in labels}
+
+
+def report_build(results: dict[str, tuple[float, float]]) -> None:
+    for label, (seconds, cpu) in results.items():
+        print(f"{label:<24} {seconds:6.2f} s wall {cpu:6.2f} s cpu  (target < 0.5 s)")
+
+
+def holosc_argv() -> list[str]:
+    script = Path(sys.executable).parent / "holosc"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "holosc"]
+
+
 def main() -> None:
+    growth()
+    report_build(whole_build(holosc_argv()))
+    if "--quick" in sys.argv:
+        return
     for example in sorted((REPO / "examples").glob("*/holos.yaml")):
         files = compile_file(example)
         seconds = timed(lambda e=example: compile_file(e))  # type: ignore[misc]

@@ -1,36 +1,228 @@
 """The `holosc` command line: one module per group of commands (build, lifecycle, guest,
 status, images, ...), domain errors turned into exit codes (holosc.errors.ExitCode).
+
+Each command's module is imported only when that command runs (or its own --help is
+asked for): `holosc --help` lists the commands from the table below without importing
+the compiler, the schema validator or the seed builder.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
-from typing import Annotated
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Annotated, Any, NamedTuple
 
 import typer
+import typer.core
+import typer.main
+import typer.models
 
-from holosc.cli import (
-    build,
-    common,
-    config,
-    devices,
-    doctor,
-    export,
-    guest,
-    images,
-    importer,
-    lifecycle,
-    status,
-    validate,
-)
+from holosc.cli import common
 from holosc.errors import ExitCode
 
 EPILOG = f"Exit codes: {ExitCode.table()}."
+HELP = "docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU."
+
+
+class Command(NamedTuple):
+    module: str  # holosc.cli.<module>
+    function: str
+    summary: str  # the docstring's first sentence (checked by tests/test_cli_imports.py)
+    epilog: str | None = EPILOG
+    context_settings: dict[str, Any] | None = None
+    group: bool = False  # `function` names a typer.Typer of subcommands
+
+
+COMMANDS = {
+    "build": Command(
+        "build",
+        "build",
+        "Compile holos.yaml into systemd units, launch scripts and cloud-init seeds.",
+    ),
+    "validate": Command(
+        "validate",
+        "validate",
+        "Validate holos.yaml: every error at once, as FILE:LINE:COL: error: PATH: message.",
+    ),
+    "config": Command(
+        "config",
+        "config",
+        "Print the resolved project (interpolated, defaults filled), like `docker compose config`.",
+    ),
+    "schema": Command(
+        "config",
+        "schema_command",
+        "Print the JSON Schema of holos.yaml (for editors: yaml-language-server).",
+        epilog=None,
+    ),
+    "up": Command(
+        "lifecycle",
+        "up",
+        "Build, install the units, and start the project; returns once every instance runs "
+        "and every health gate has passed.",
+    ),
+    "down": Command(
+        "lifecycle",
+        "down",
+        "Stop the project gracefully (reverse dependency order), remove its units and "
+        "instance disks.",
+    ),
+    "start": Command(
+        "lifecycle", "start", "Start the named services (and what they depend on), as installed."
+    ),
+    "stop": Command(
+        "lifecycle", "stop", "Stop the named services gracefully; other services are never touched."
+    ),
+    "ps": Command(
+        "status",
+        "ps",
+        "Projects and instances with state, PID, uptime, health and ports, read from systemd.",
+    ),
+    "logs": Command(
+        "status",
+        "logs",
+        "The journal of a service's or instance's units (QEMU, stop helper, health probes).",
+    ),
+    "console": Command(
+        "guest",
+        "console",
+        "Attach to an instance's serial console; Ctrl-] detaches.",
+    ),
+    "install": Command(
+        "lifecycle",
+        "install",
+        "Install the compiled units without starting them; --enable for reboot survival.",
+    ),
+    "uninstall": Command(
+        "lifecycle",
+        "uninstall",
+        "Remove the installed units and boot link (disks and volumes stay).",
+    ),
+    "exec": Command(
+        "guest",
+        "exec_",
+        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`).",
+        context_settings={"allow_interspersed_args": False},
+    ),
+    "devices": Command(
+        "devices",
+        "devices",
+        "List PCI devices for passthrough: ids and names, driver, IOMMU group and its members.",
+    ),
+    "import": Command(
+        "importer",
+        "import_",
+        "Convert libvirt domains into a holos.yaml (vcpu, memory, machine, cpu, UEFI, disk, "
+        "PCI passthrough); everything else is reported as `warning: SERVICE: ...` on stderr.",
+    ),
+    "doctor": Command(
+        "doctor",
+        "doctor",
+        "Check the host: KVM (or the TCG fallback), QEMU, qemu-img, ssh, OVMF, virtiofsd, "
+        "systemd, the runtime helpers in systemd's search path, the state directory and IOMMU.",
+    ),
+    "pull": Command(
+        "images",
+        "pull",
+        "Download a registry image into the cache, verified against the upstream checksum.",
+    ),
+    "images": Command("images", "images", "List the registry images and which of them are cached."),
+    "verify": Command(
+        "images",
+        "verify",
+        "Re-hash cached images against the checksums recorded when they were pulled (offline).",
+    ),
+    "export": Command(
+        "export",
+        "app",
+        "Write the project for another engine (kubevirt: Kubernetes manifests).",
+        group=True,
+    ),
+}
+
+
+def load_command(name: str) -> typer.core.TyperCommand | typer.core.TyperGroup:
+    """Import one command's module and build its click command."""
+    spec = COMMANDS[name]
+    module = importlib.import_module(f"holosc.cli.{spec.module}")
+    if spec.group:
+        group = typer.main.get_group(getattr(module, spec.function))
+        assert isinstance(group, typer.core.TyperGroup)
+        return group
+    info = typer.models.CommandInfo(
+        name=name,
+        callback=getattr(module, spec.function),
+        epilog=spec.epilog,
+        context_settings=spec.context_settings,
+    )
+    command = typer.main.get_command_from_info(
+        info, pretty_exceptions_short=True, rich_markup_mode=None
+    )
+    assert isinstance(command, typer.core.TyperCommand)
+    return command
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The commands by name: those defined here first, then COMMANDS, each built on first
+    access."""
+
+    def __init__(self, eager: Mapping[str, Any]) -> None:
+        self.built: dict[str, Any] = dict(eager)
+        self.eager = tuple(eager)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self.built[name] = load_command(name)
+        return self.built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("commands cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.eager
+        yield from (n for n in COMMANDS if n not in self.eager)
+
+    def __len__(self) -> int:
+        return len(self.eager) + len(COMMANDS)
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The top-level group: commands are imported on first use, help lists summaries."""
+
+    def __init__(self, *, commands: Any = None, **attrs: Any) -> None:
+        super().__init__(commands=LazyCommands(commands or {}), **attrs)  # type: ignore[arg-type]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from typer._click.utils import make_default_short_help
+
+        limit = formatter.width - 6 - max(map(len, self.commands))
+        rows = [
+            (
+                name,
+                make_default_short_help(COMMANDS[name].summary, limit)
+                if name in COMMANDS
+                else self.commands[name].get_short_help_str(limit),
+            )
+            for name in self.commands
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="holosc",
-    help="docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU.",
+    cls=LazyGroup,
+    help=HELP,
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=True,
@@ -89,32 +281,6 @@ def _global_options(
 def version_command() -> None:
     """Print the version (as `holosc --version`)."""
     print(f"holosc {version_text()}")
-
-
-app.command(epilog=EPILOG)(build.build)
-app.command(epilog=EPILOG)(validate.validate)
-app.command(epilog=EPILOG)(config.config)
-app.command("schema")(config.schema_command)
-for command in (
-    lifecycle.up,
-    lifecycle.down,
-    lifecycle.start,
-    lifecycle.stop,
-    status.ps,
-    status.logs,
-    guest.console,
-    lifecycle.install,
-    lifecycle.uninstall,
-):
-    app.command(epilog=EPILOG)(command)
-app.command("exec", epilog=EPILOG, context_settings={"allow_interspersed_args": False})(guest.exec_)
-app.command(epilog=EPILOG)(devices.devices)
-app.command("import", epilog=EPILOG)(importer.import_)
-app.command(epilog=EPILOG)(doctor.doctor)
-app.command(epilog=EPILOG)(images.pull)
-app.command(epilog=EPILOG)(images.images)
-app.command(epilog=EPILOG)(images.verify)
-app.add_typer(export.app, name="export")
 
 
 def main() -> None:

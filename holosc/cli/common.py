@@ -8,20 +8,19 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc.core.compiler import Output, compile_project
-from holosc.core.document import Document
-from holosc.core.model import Project
-from holosc.core.validate.checks import PROFILE, build_project
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
-from holosc.host import keys, systemd
-from holosc.load.assemble import load_project
-from holosc.load.files import HostFiles
-from holosc.load.parse import find_compose_file
-from holosc.tools import devices
+
+if TYPE_CHECKING:
+    from holosc.core.compiler import Output
+    from holosc.core.document import Document
+    from holosc.core.model import Project
+
+# The loader, validator and compiler are imported by the functions that use them, so
+# commands that never read holos.yaml (ps, --help) start without them.
 
 FileOption = Annotated[
     Path | None,
@@ -56,6 +55,8 @@ class Loaded:
 
 
 def compose_path(file: Path | None) -> Path:
+    from holosc.load.parse import find_compose_file
+
     return file if file is not None else find_compose_file(Path.cwd())
 
 
@@ -71,6 +72,12 @@ def load(
 
     :raises HolosError: on any invalid input.
     """
+    from holosc.core.validate.checks import build_project
+    from holosc.host import keys, systemd
+    from holosc.load.assemble import load_project
+    from holosc.load.files import HostFiles
+    from holosc.tools import devices
+
     path = compose_path(file)
     doc = load_project(path)
     result = build_project(doc, HostFiles(), profiles=profiles)
@@ -88,6 +95,8 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
+    from holosc.core.compiler import compile_project
+
     return compile_project(loaded.project, {loaded.file.name: loaded.doc.sha256})
 
 
@@ -113,6 +122,8 @@ def set_profiles(given: list[str] | None) -> None:
     if given is None:
         given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
     for name in given:
+        from holosc.core.validate.checks import PROFILE
+
         if not PROFILE.fullmatch(name):
             raise typer.BadParameter(
                 f"'{name}' is not a profile name (letters, digits, '_', '.', '-')",

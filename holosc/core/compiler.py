@@ -26,7 +26,6 @@ from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.lock import LOCK_FILE, Lock, LockedInstance
 from holosc.core.model import Project
-from holosc.core.render import cloudinit, qemu, units
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,6 +41,10 @@ class Output:
 
 def compile_project(project: Project, sources: Mapping[str, str] | None = None) -> Output:
     """Every file of the compiled project; `sources` maps input names to SHA-256 digests."""
+    # The renderers (jinja2, PyYAML) load here, not when commands that only read
+    # the lock file or the Output type import this module.
+    from holosc.core.render import cloudinit, qemu, units
+
     plan = P.build_plan(project)
     name = project.name
     files: dict[PurePosixPath, File] = {}

@@ -52,6 +52,10 @@ class Units:
         gate = layout.gate_unit(self.project, service)
         return self.instance_units(insts), [gate] if gate in self.gates else []
 
+    def watched(self) -> list[str]:
+        """The units whose state `ps` and `up` report: instances, then health gates."""
+        return [*self.instance_units(), *self.gates]
+
     def label(self, unit: str) -> str:
         """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
         return layout.unit_label(self.project, unit)
@@ -107,7 +111,8 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
 
 
 def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
-    """Install, reload, restart what changed, start everything; raise if anything failed."""
+    """Install, reload, restart what changed, start everything; raise if anything failed.
+    A running project whose output did not change is left alone (no reload, no start)."""
     manager.require()
     for other in installed_elsewhere(manager, project, project_dir):
         say(
@@ -118,9 +123,14 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
         )
     retired = _stop_removed(output, manager, project, say)
     changes = install.install(output, manager, project, project_dir)
-    manager.ctl("daemon-reload")
-    _remove_instances(manager, project, retired)
     units = installed_units(manager, project)
+    shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
+    if not (changes.any or retired) and all(p["ActiveState"] == "active" for p in shown.values()):
+        say(_running(units) + "; nothing changed")
+        return
+    if changes.any or retired or _stale(shown):
+        manager.ctl("daemon-reload")
+    _remove_instances(manager, project, retired)
     running = {
         u
         for u, p in manager.show(
@@ -148,6 +158,17 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def _stale(shown: dict[str, dict[str, str]]) -> bool:
+    """Whether systemd's copy of a loaded unit differs from its file (a reload was missed;
+    units not loaded are read afresh when started). One `systemctl show` for all units:
+    an unchanged re-run of `up` costs no daemon-reload."""
+    return any(
+        p["LoadState"] != "not-loaded"
+        and (p.get("LoadState") != "loaded" or p.get("NeedDaemonReload") != "no")
+        for p in shown.values()
+    )
 
 
 def report_interrupted(manager: Manager, project: str, say: Say) -> None:
@@ -249,7 +270,7 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", *names, check=False))
     )
-    watched = [*units.instance_units(), *units.gates]
+    watched = units.watched()
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
@@ -277,9 +298,12 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
             + ("\n" + tail.rstrip() if tail.strip() else "")
         )
         raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
-    say(
-        f"{units.project}: {len(units.instances)} instance(s) running"
-        + (f", {len(units.gates)} health gate(s) passed" if units.gates else "")
+    say(_running(units))
+
+
+def _running(units: Units) -> str:
+    return f"{units.project}: {len(units.instances)} instance(s) running" + (
+        f", {len(units.gates)} health gate(s) passed" if units.gates else ""
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from holosc.core import layout
 from holosc.host import install
-from holosc.host.lifecycle import installed_units
+from holosc.host.lifecycle import Units, installed_units
 from holosc.host.systemd import Manager
 
 
@@ -28,25 +28,35 @@ class InstanceStatus:
     ssh_port: int
 
 
-def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
-    units = installed_units(manager, project)
-    lock = install.read_lock(manager, project)
-    instances = lock.instances if lock else {}
-    shown = manager.show(
-        [*units.instance_units(), *units.gates],
-        ["ActiveState", "SubState", "MainPID", "ActiveEnterTimestamp", "NRestarts"],
-    )
+PROPS = ("ActiveState", "SubState", "MainPID", "ActiveEnterTimestamp", "NRestarts")
+
+
+def all_status(manager: Manager, project: str | None = None) -> list[InstanceStatus]:
+    """Every instance of `project` (default: of every installed project), from one
+    `systemctl show` of all their units."""
+    projects = [project] if project else install.installed_projects(manager)
+    installed = [installed_units(manager, p) for p in projects]
+    shown = manager.show_loaded([u for units in installed for u in units.watched()], PROPS)
     now = time.time()
+    return [row for units in installed for row in _rows(manager, units, shown, now)]
+
+
+def _rows(
+    manager: Manager, units: Units, shown: dict[str, dict[str, str]], now: float
+) -> list[InstanceStatus]:
+    lock = install.read_lock(manager, units.project)
+    instances = lock.instances if lock else {}
+    words = {"active": "healthy", "activating": "starting", "failed": "unhealthy"}
+    health = {  # service: the state of its gate
+        layout.gate_service(units.project, gate): words.get(
+            shown[gate].get("ActiveState", ""), "unknown"
+        )
+        for gate in units.gates
+    }
     result = []
     for inst in units.instances:
         props = shown[units.unit(inst)]
         service, _ = layout.split_instance(inst)
-        _, gates = units.of_service(service)
-        health = "-"
-        if gates:
-            health = {"active": "healthy", "activating": "starting", "failed": "unhealthy"}.get(
-                shown[gates[0]].get("ActiveState", ""), "unknown"
-            )
         pid = int(props.get("MainPID") or 0) or None
         since = props.get("ActiveEnterTimestamp", "").lstrip("@")
         active = props.get("ActiveState") == "active"
@@ -56,18 +66,18 @@ def project_status(manager: Manager, project: str) -> list[InstanceStatus]:
         if state == "active/running":
             # systemd sees QEMU running; QMP tells whether the guest runs (a full disk
             # pauses it with io-error).
-            guest = guest_status(layout.qmp_socket(manager.runtime_dir, project, inst))
+            guest = guest_status(layout.qmp_socket(manager.runtime_dir, units.project, inst))
             if guest not in (None, "running"):
                 state = f"active/{guest}"
         result.append(
             InstanceStatus(
-                project,
+                units.project,
                 inst,
                 service,
                 state,
                 pid if active else None,
                 uptime,
-                health,
+                health.get(service, "-"),
                 int(props.get("NRestarts") or 0),
                 info.ports,
                 info.ssh_port,
@@ -95,11 +105,6 @@ def guest_status(socket_path: Path, timeout: float = 2.0) -> str | None:
             return status if isinstance(status, str) else None
     except (OSError, ValueError):
         return None
-
-
-def all_status(manager: Manager, project: str | None = None) -> list[InstanceStatus]:
-    projects = [project] if project else install.installed_projects(manager)
-    return [s for p in projects for s in project_status(manager, p)]
 
 
 def format_uptime(seconds: int | None) -> str:

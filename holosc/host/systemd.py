@@ -180,16 +180,35 @@ class Manager:
         """`systemctl show` of several units: {unit: {property: value}}."""
         if not units:
             return {}
+        result = self._show(units, props)
+        # systemctl prints blocks in argument order; map aliases back to what was asked.
+        return {unit: result.get(unit, {}) for unit in units}
+
+    def _show(self, args: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
         out = self.ctl(
-            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), "--", *units
+            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), "--", *args
         ).stdout
         result: dict[str, dict[str, str]] = {}
         for block in out.strip().split("\n\n"):
             values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             if "Id" in values:
                 result[values["Id"]] = values
-        # systemctl prints blocks in argument order; map aliases back to what was asked.
-        return {unit: result.get(unit, {}) for unit in units}
+        return result
+
+    def show_loaded(self, units: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
+        """`show` in one query that reads only the units systemd has loaded (running,
+        failed or referenced); the others are inactive/dead, as systemd would say.
+
+        Asking by name makes systemd load each unit first: measured with systemd 252, 100
+        installed, stopped instance units took 54 s and 253 failed with "No buffer space
+        available". A name written as a glob (its last letter in brackets) matches only
+        a loaded unit of exactly that name, so nothing gets loaded."""
+        globs = [u if set(u) & set("*?[]\\") else f"{u[:-1]}[{u[-1]}]" for u in units if u]
+        if not globs:
+            return {}
+        result = self._show(globs, props)
+        unloaded = {"ActiveState": "inactive", "SubState": "dead", "LoadState": "not-loaded"}
+        return {unit: result.get(unit, {"Id": unit, **unloaded}) for unit in units}
 
     def reachable(self) -> bool:
         try:

@@ -29,10 +29,17 @@ HOSTS_HEADER = (
 )
 
 
-def hosts_file(plan: P.Plan, inst: P.Instance) -> str:
-    lines = [HOSTS_HEADER, "# holos project " + plan.project.name]
-    lines += [f"{ip} {' '.join(names)}" for ip, names in plan.hosts()]
-    return "\n".join(lines) + "\n"
+def hosts_file(plan: P.Plan) -> str:
+    """/etc/hosts, the same for every instance: built once per plan, not per instance (a
+    build of n instances would otherwise format n^2 lines)."""
+    if not (_last_hosts and _last_hosts[0][0] is plan):
+        lines = [HOSTS_HEADER, "# holos project " + plan.project.name]
+        lines += [f"{ip} {' '.join(names)}" for ip, names in plan.hosts()]
+        _last_hosts[:] = [(plan, "\n".join(lines) + "\n")]
+    return _last_hosts[0][1]
+
+
+_last_hosts: list[tuple[P.Plan, str]] = []
 
 
 def _file(wf: WriteFile) -> dict[str, Any]:
@@ -108,7 +115,7 @@ def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> 
         files.append(
             {
                 "path": "/etc/hosts",
-                "content": hosts_file(plan, inst),
+                "content": hosts_file(plan),
                 "permissions": "0644",
                 "owner": "root:root",
             }

@@ -128,6 +128,39 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 _Dumper.add_representer(str, _str)
 
+# libyaml's emitter (PyYAML's C extension) writes the same bytes as the pure-Python one,
+# several times faster, except where tests/test_yaml_emitters.py found them to differ:
+# characters beyond U+FFFF (libyaml escapes them, PyYAML writes them as they are), a
+# literal block with "keep" chomping (libyaml then ends the document with "..."), and
+# mapping keys that are not plain words. Documents with any of these use the Python one.
+_CDumper: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CDumperType(yaml.CSafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    _CDumperType.add_representer(str, _str)  # type: ignore[arg-type]
+    _CDumper = _CDumperType
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def libyaml_emits_same(data: Any) -> bool:
+    """Whether libyaml's emitter writes `data` exactly as PyYAML's would (see above)."""
+    if isinstance(data, str):
+        keep = data.endswith("\n") and (len(data) == 1 or data[-2] in "\n\x85\u2028\u2029")
+        return not keep and (data.isascii() or not _ASTRAL.search(data))
+    if isinstance(data, dict):
+        return all(
+            isinstance(k, str) and _PLAIN_KEY.fullmatch(k) and libyaml_emits_same(v)
+            for k, v in data.items()
+        )
+    if isinstance(data, list | tuple):
+        return all(libyaml_emits_same(v) for v in data)
+    return data is None or isinstance(data, bool | int)
+
 
 def sshd_word(value: str) -> str:
     """One double-quoted word of an sshd_config line: inside quotes OpenSSH's argv_split
@@ -137,11 +170,15 @@ def sshd_word(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def yaml_document(data: Any) -> str:
-    """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged."""
+def yaml_document(data: Any, *, libyaml: bool = True) -> str:
+    """`data` as a YAML document that PyYAML (and so cloud-init) loads back unchanged.
+
+    `libyaml=False` forces the pure-Python emitter (the reference the tests compare with).
+    """
+    fast = libyaml and _CDumper is not None and libyaml_emits_same(data)
     return yaml.dump(
         data,
-        Dumper=_Dumper,
+        Dumper=_CDumper if fast else _Dumper,
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,

@@ -12,12 +12,14 @@ import difflib
 import functools
 import json
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from holosc.core.document import Document, JsonPath
+from holosc.core.validate.conforms import conforms
 from holosc.errors import Diagnostic
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -36,14 +38,24 @@ def schema_text() -> str:
 
 
 @functools.cache
+def schema_data() -> dict[str, Any]:
+    data = json.loads(schema_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(schema_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    import jsonschema  # only for documents that need explaining: its import is slow
+
+    jsonschema.Draft202012Validator.check_schema(schema_data())
+    return jsonschema.Draft202012Validator(schema_data())
 
 
 def check(doc: Document) -> list[Diagnostic]:
     """Every schema violation of `doc`, one diagnostic each."""
+    if conforms(schema_data(), doc.data):
+        return []
     return [_diagnostic(doc, error) for error in _leaf_errors(_validator().iter_errors(doc.data))]
 
 
