@@ -13,7 +13,6 @@ import typer
 from holosc.cli import common
 from holosc.core import layout
 from holosc.core.model import Project
-from holosc.errors import HolosError
 from holosc.export.kubevirt import (
     EXPOSE,
     LOCK_FILE,
@@ -99,16 +98,13 @@ def kubevirt(
         ignore_extra_args=ignore_extra_args,
         container_disks=_container_disks(container_disk or []),
     )
-    try:
-        loaded = common.load(file)
-        result = export_project(loaded.project, options, loaded.doc)
-        common.exit_on_warnings((*loaded.warnings, *result.warnings), strict)
-        if output is None:
-            sys.stdout.write(result.stream())
-        else:
-            changes = write_dir(result.output(), output, LOCK_FILE)
-    except HolosError as exc:
-        common.fail(exc)
+    loaded = common.load(file)
+    result = export_project(loaded.project, options, loaded.doc)
+    common.exit_on_warnings((*loaded.warnings, *result.warnings), strict)
+    if output is None:
+        sys.stdout.write(result.stream())
+    else:
+        changes = write_dir(result.output(), output, LOCK_FILE)
     _print_notes(result.notes, loaded.project, namespace)
     if output is not None:
         print(

@@ -9,7 +9,6 @@ import typer
 
 from holosc.cli import common
 from holosc.core import names
-from holosc.errors import HolosError
 from holosc.host import systemd
 
 UserOption = Annotated[bool, typer.Option("--user", help="Use the user's systemd manager.")]
@@ -30,9 +29,6 @@ def manager(user: bool, system: bool) -> systemd.Manager:
 
 def project_name(project: str | None, file: Path | None) -> str:
     """The project named on the command line, or the one holos.yaml describes."""
-    try:
-        if project is not None:
-            return names.check("project", project, "--project")
-        return names.check("project", common.load(file).project.name)
-    except HolosError as exc:
-        common.fail(exc)
+    if project is not None:
+        return names.check("project", project, "--project")
+    return names.check("project", common.load(file).project.name)
