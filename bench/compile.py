@@ -79,7 +79,7 @@ SCALES = ((1, 1), (23, 1), (23, 11))  # 1, 23 and 253 instances (the subnet's ma
 
 def compile_text(text: str) -> int:
     doc = load_text(text, environ={})
-    return len(compile_project(build_project(doc).project).files)
+    return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
 def growth(runs: int = 3) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Iterable
 
 
@@ -68,12 +69,15 @@ class Diagnostic:
             where += f":{self.line}"
             if self.col is not None:
                 where += f":{self.col}"
+        # A positioned diagnostic is one line, whatever values it quotes; others (a
+        # failed unit with its journal tail) may span lines.
+        one_line = self.line is not None
         text = f"{where}: {self.severity}: "
         if self.path:
-            text += f"{self.path}: "
-        text += self.message
+            text += f"{printable(self.path, keep_newlines=False)}: "
+        text += printable(self.message, keep_newlines=not one_line)
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f" (hint: {printable(self.hint, keep_newlines=not one_line)})"
         return text
 
     def snippet(self) -> str | None:
@@ -85,6 +89,21 @@ class Diagnostic:
         # Keep the caret aligned: tabs before the column stay tabs in the indent.
         indent = "".join(c if c == "\t" else " " for c in self.source[: col - 1])
         return f"{gutter}{self.source}\n{' ' * (len(gutter) - 2)}| {indent}^"
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, keep_newlines: bool = True) -> str:
+    """`text` with control characters shown as escapes (\\x1b, \\n), so that a value quoted
+    in a message cannot move the cursor, recolour the terminal or forge a line."""
+    pattern = _CONTROL if keep_newlines else _NEWLINE
+
+    def escape(m: re.Match[str]) -> str:
+        return m[0].encode("unicode_escape").decode("ascii")
+
+    return pattern.sub(escape, text)
 
 
 class HolosError(Exception):

@@ -8,9 +8,13 @@ Usage::
                  -- TEST ARGV...
 
 TEST ARGV is the exec form of the compose ``test`` (the compiler turns the string form
-into ``sh -c "..."``).  It is shell-quoted with ``shlex.join`` and sent as the remote
-command of the system ``ssh`` client.  Durations are seconds (float); the defaults are
-compose's: interval 30, timeout 30, retries 3, start-period 0.
+into ``sh -c "..."``).  It is shell-quoted word by word and sent as the remote
+command of the system ``ssh`` client, after ``--`` and the destination: ssh parses
+options that follow the destination unless ``--`` ended them, so a test word such as
+``-oProxyCommand=...`` would otherwise run on the host.  ``--user`` and ``--host`` are
+refused when they could be read as an option or a second destination.  Durations are
+seconds (float); the defaults are compose's: interval 30, timeout 30, retries 3,
+start-period 0.
 
 Semantics (compose/docker, with one deliberate difference):
 
@@ -53,6 +57,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -67,6 +72,11 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
 
 DEFAULT_RETRIES = 3
+
+# What may stand in ssh's destination: nothing that starts with "-" or holds "@", ":" or
+# whitespace (no option, no second user, no ssh:// URL); IPv6 addresses are bare.
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*")
 
 
 class ProbeResult:
@@ -149,9 +159,20 @@ def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
         "-o", "LogLevel=ERROR",
         "-o", f"ConnectTimeout={connect_timeout}",
         "-o", "IdentitiesOnly=yes",
+        "--",  # ends ssh's options: neither the destination nor the test is one
         f"{args.user}@{args.host}",
-        shlex.join(args.test),
+        remote_command(args.test),
     ]  # fmt: skip
+
+
+def remote_command(argv: Sequence[str]) -> str:
+    """ARGV as the command line the guest's shell runs (`sh -c LINE`): each word quoted,
+    and a first word starting with "-" quoted too, or `sh -c -x` reads it as an option.
+    The same rule as holosc.core.render.escape.shell_command (helpers never import holosc)."""
+    first = shlex.quote(argv[0])
+    if first.startswith("-"):
+        first = f"'{first}'"
+    return " ".join([first, *map(shlex.quote, argv[1:])])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -181,6 +202,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--interval, --start-period and --retries must be >= 0")
     if args.timeout <= 0:
         parser.error("--timeout must be > 0")
+    if not _USER.fullmatch(args.user):
+        parser.error("--user must be a POSIX user name")
+    if not _HOST.fullmatch(args.host):
+        parser.error("--host must be an IP address or a host name")
     if args.retries == 0:
         args.retries = DEFAULT_RETRIES
     return args

@@ -36,6 +36,20 @@ def _read_module(path: Path) -> bytes:
     return path.read_bytes()
 
 
+# Modules kept beside vmlinuz: the power button, and virtio disks (in load order) for
+# guests that look at their block devices.
+MODULES = (
+    "acpi/button",
+    "input/evdev",
+    "virtio/virtio_ring",
+    "virtio/virtio",
+    "virtio/virtio_pci_legacy_dev",
+    "virtio/virtio_pci_modern_dev",
+    "virtio/virtio_pci",
+    "block/virtio_blk",
+)
+
+
 def _fetch_kernel(dest: Path) -> None:
     """apt-get download the Debian cloud kernel and keep vmlinuz + two modules."""
     apt = require_tool("apt-get")
@@ -52,10 +66,11 @@ def _fetch_kernel(dest: Path) -> None:
         tmp_dest = Path(tmp) / "out"
         tmp_dest.mkdir()
         shutil.copy(next(root.glob("boot/vmlinuz-*")), tmp_dest / "vmlinuz")
-        for mod in ("acpi/button", "input/evdev"):
+        for mod in MODULES:
             src = next(root.glob(f"lib/modules/*/kernel/drivers/{mod}.ko*"))
             (tmp_dest / f"{mod.split('/')[1]}.ko").write_bytes(_read_module(src))
         dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)  # a cache from before a module was added
         shutil.copytree(tmp_dest, dest)
 
 
@@ -64,7 +79,7 @@ def guest_kernel() -> Path:
     """Directory with vmlinuz, button.ko and evdev.ko (downloaded once, then cached)."""
     require_tool("qemu-system-x86_64")
     dest = cache_dir() / "kernel"
-    if not (dest / "evdev.ko").exists():
+    if not all((dest / f"{m.split('/')[1]}.ko").exists() for m in MODULES):
         try:
             _fetch_kernel(dest)
         except (subprocess.CalledProcessError, StopIteration) as exc:

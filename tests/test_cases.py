@@ -30,7 +30,7 @@ from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 
 CASES = Path(__file__).parent / "cases"
-ENV = {"GREETING": "hello from holosc"}
+ENV = {"GREETING": "hello from holosc", "API_TOKEN": "not-a-real-token"}
 
 
 def _assertions(text: str) -> list[list[str]]:

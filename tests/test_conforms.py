@@ -35,7 +35,8 @@ def documents() -> dict[str, Any]:
 
 
 DOCS = documents()
-VALIDATOR = jsonschema.Draft202012Validator(schema.schema_data())
+# The validator holosc falls back to: jsonschema, with patterns read as ECMA-262 does.
+VALIDATOR = schema._validator()
 
 
 def jsonschema_valid(data: Any) -> bool:

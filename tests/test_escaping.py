@@ -26,6 +26,7 @@ from holosc.core.render.escape import (
     exec_line,
     qemu_value,
     qemu_value_at_run_time,
+    shell_command,
     shell_word,
     unit_value,
     yaml_document,
@@ -82,6 +83,21 @@ def test_shell_words_survive_bash(argvs: list[list[str]]) -> None:
         parsed.append(fields[:count])
         del fields[:count]
     assert parsed == [[w.encode() for w in argv] for argv in argvs]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(words, min_size=1, max_size=6))
+def test_shell_command_is_the_argv_a_remote_shell_runs(argv: list[str]) -> None:
+    """What sshd does with ssh's remote command: `$SHELL -c LINE` (sh, not bash here)."""
+    sh = require_tool("sh")
+    printed = subprocess.run(
+        [sh, "-c", shell_command(["printf", "%s\\0", *argv])], capture_output=True, timeout=30
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.decode().split("\0")[:-1] == argv
+    # A first word starting with "-" is a command the shell looks up, not its option.
+    dashed = subprocess.run([sh, "-c", shell_command(["-x", *argv])], capture_output=True)
+    assert dashed.returncode == 127, dashed.stderr
 
 
 @given(words, words)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -469,3 +470,34 @@ def test_cli_usage_errors() -> None:
 
 def test_options_default_to_the_build_like_contract() -> None:
     assert Options().expose == "clusterip" and Options().namespace is None
+
+
+def test_a_planted_export_lock_deletes_nothing_holosc_did_not_write(tmp_path: Path) -> None:
+    """The output directory and its lock are not trusted (a cloned repository): a stale
+    entry goes only when its bytes are what the lock says the exporter wrote, never through
+    a symlink, and an existing manifest that is a symlink is replaced, not written through."""
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / "README.md").write_text("mine")
+    (out / "2-service-gone.yaml").symlink_to(victim)
+    (out / "0-namespace-shop.yaml").symlink_to(victim)
+    planted = {"README.md": "0" * 64, "2-service-gone.yaml": "0" * 64}
+    (out / LOCK_FILE).write_text(json.dumps({"files": planted}))
+    args = ["export", "kubevirt", "-f", str(EXAMPLES / "three-tier" / "holos.yaml")]
+    run = holosc(*args, "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    assert (out / "README.md").read_text() == "mine"
+    assert (out / "2-service-gone.yaml").is_symlink()
+    assert victim.read_text() == "precious"
+    assert not (out / "0-namespace-shop.yaml").is_symlink()
+    # A file the previous export wrote, with its bytes unchanged, is removed when stale.
+    lock = json.loads((out / LOCK_FILE).read_text())
+    (out / "2-service-old.yaml").write_text("old\n")
+    lock["files"]["2-service-old.yaml"] = hashlib.sha256(b"old\n").hexdigest()
+    (out / LOCK_FILE).write_text(json.dumps(lock))
+    again = holosc(*args, "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    assert not (out / "2-service-old.yaml").exists()
+    assert (out / "README.md").read_text() == "mine"

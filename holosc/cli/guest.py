@@ -21,6 +21,8 @@ import typer
 from holosc.cli import common, complete, options
 from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
+from holosc.core.render.escape import shell_command
+from holosc.core.validate.checks import USER
 from holosc.errors import HolosError, RuntimeCommandError
 from holosc.host import install, keys, lifecycle, systemd
 
@@ -98,7 +100,10 @@ def exec_(
         common.fail(exc)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    port = info.ssh_port
+    try:
+        port, user = _ssh_target(info, login)
+    except HolosError as exc:
+        common.fail(exc)
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
             f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
@@ -114,22 +119,43 @@ def exec_(
                 "the instance writes it when it starts: holosc up, or holosc start",
             )
         )
-    argv = [
-        "ssh",
-        "-i",
-        str(key),
-        "-p",
-        str(port),
-        *keys.pinned_host_key(known_hosts, layout.host_key_alias(name, instance)),
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentitiesOnly=yes",
-        *([] if command else ["-t"]),
-        f"{login or info.user}@127.0.0.1",
-        *(command or []),
-    ]
+    pinned = keys.pinned_host_key(known_hosts, layout.host_key_alias(name, instance))
+    argv = ssh_argv(key, port, user, command or [], pinned)
     common.replace_process(argv, "openssh-client")
+
+
+def _ssh_target(info: LockedInstance, login: str | None) -> tuple[int, str]:
+    """The forwarded port and login user, refused unless each is what it must be: the lock
+    file is read from disk and --user from the command line, and both reach ssh's argv."""
+    port = info.ssh_port
+    if not 0 < port < 65536:
+        raise lifecycle.error(f"the installed lock file has no valid SSH port ({port!r})")
+    user = login or info.user
+    if not USER.fullmatch(user):
+        raise lifecycle.error(f"{user!r} is not a valid user name", "e.g. --user ubuntu")
+    return port, user
+
+
+def ssh_argv(key: Path, port: int, user: str, command: list[str], pinned: list[str]) -> list[str]:
+    """ssh with the project key to 127.0.0.1:PORT running COMMAND (argv; none: a shell),
+    accepting only the host key that `pinned` (keys.pinned_host_key) names.
+
+    `--` ends ssh's options (ssh parses options after the destination otherwise), and each
+    word of COMMAND is quoted for the remote shell, which ssh joins with spaces: the guest
+    runs exactly this argv.
+    """
+    return [
+        "ssh",
+        "-i", str(key),
+        "-p", str(port),
+        *pinned,
+        "-o", "LogLevel=ERROR",
+        "-o", "IdentitiesOnly=yes",
+        *([] if command else ["-t"]),
+        "--",
+        f"{user}@127.0.0.1",
+        *([shell_command(command)] if command else []),
+    ]  # fmt: skip
 
 
 def console(
@@ -148,7 +174,7 @@ def console(
         manager = options.manager(user, system)
         name = options.project_name(project, file)
         _instance(manager, name, instance)
-        path = manager.runtime_dir / name / instance / "serial.sock"
+        path = layout.serial_socket(manager.runtime_dir, name, instance)
         try:
             sock = connect_unix(path)
         except OSError as exc:

@@ -12,6 +12,7 @@ import typer
 
 from holosc.cli import common
 from holosc.errors import EmitError, HolosError
+from holosc.load.parse import read_regular
 from holosc.tools import importer
 
 
@@ -81,9 +82,9 @@ def _convert(
 ) -> list[importer.Imported]:
     if xml is not None:
         try:
-            data = xml.read_bytes()
+            data = read_regular(xml, importer.MAX_XML_BYTES)
         except OSError as exc:
-            raise HolosError(f"cannot read {xml}: {exc.strerror}") from exc
+            raise HolosError(f"cannot read {xml}: {exc.strerror or exc}") from exc
         return [importer.convert_domain(data, str(xml))]
     if all_domains:
         names = importer.virsh_list(connect)

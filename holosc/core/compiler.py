@@ -27,6 +27,12 @@ from holosc.core import plan as P
 from holosc.core.lock import LOCK_FILE, Lock, LockedInstance
 from holosc.core.model import Project
 
+# What a project writes is bounded in bytes, not only the input in values: seeds are written
+# once per replica, so 1 MiB of cloud-init content and 20 replicas make 41 MB otherwise.
+# A project of 253 small instances compiles to about 20 MB.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+ISO_OVERHEAD = 72 * 1024  # measured: a seed.iso of small files is 69,632 bytes
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class File:
@@ -72,6 +78,28 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         add(f"{base}/launch.sh", qemu.render_launch(plan, inst), 0o755)
     add(LOCK_FILE, _lock(project, plan, files, sources or {}))
     return Output(MappingProxyType(dict(sorted(files.items()))))
+
+
+def output_bytes(project: Project) -> dict[str, int]:
+    """About how many bytes each service writes, all replicas together: its compiled
+    files (its first instance is rendered; replicas differ only in names and addresses)
+    and the seed.iso holos-seed builds from them at start (the seed texts plus the ISO's
+    own overhead). Loads no template engine: `holosc validate` calls it."""
+    from holosc.core.render import cloudinit, qemu
+
+    plan = P.build_plan(project)
+    sizes = {}
+    for service in project.services:
+        if not plan.of(service):  # replicas: 0
+            continue
+        inst = plan.of(service)[0]
+        user_data = cloudinit.user_data(plan, inst)
+        network = cloudinit.network_config(inst)
+        meta = cloudinit.meta_data(plan, inst, user_data, network)
+        seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
+        launch = qemu.launch_bytes(plan, inst)
+        sizes[service.name] = (2 * seed_bytes + ISO_OVERHEAD + launch) * service.replicas
+    return sizes
 
 
 def _lock(

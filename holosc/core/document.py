@@ -14,10 +14,12 @@ from typing import Any
 
 from holosc.errors import Diagnostic
 
+MAX_FILE_BYTES = 4 * 1024 * 1024  # holos.yaml and every file it names, and what they expand to
 JsonPath = tuple[str | int, ...]
-_INT = re.compile(r"[-+]?[0-9]+$|0o[0-7]+$|0x[0-9a-fA-F]+$")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_SPECIAL_FLOAT = re.compile(r"[-+]?\.(inf|Inf|INF)$|\.(nan|NaN|NAN)$")
+# Used with fullmatch: `$` would also match before a final newline.
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_SPECIAL_FLOAT = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 _NULL = {"", "~", "null", "Null", "NULL"}
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
@@ -102,10 +104,12 @@ def plain_scalar(text: str) -> Any:
         return None
     if text in _BOOL:
         return _BOOL[text]
-    if _INT.match(text):
+    if _INT.fullmatch(text):
+        if len(text) > 4000:  # Python refuses to convert more digits; no field takes them
+            return float("inf")
         return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-    if _FLOAT.match(text) and any(c.isdigit() for c in text):
+    if _FLOAT.fullmatch(text) and any(c.isdigit() for c in text):
         return float(text)
-    if _SPECIAL_FLOAT.match(text):
+    if _SPECIAL_FLOAT.fullmatch(text):
         return float(text.replace(".", "").lower().replace("inf", "inf"))
     return text

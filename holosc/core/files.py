@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol
 
-Kind = Literal["file", "dir", "missing"]
+Kind = Literal["file", "dir", "missing", "other"]  # other: a FIFO, device or socket
 
 
 class Files(Protocol):

@@ -13,10 +13,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from holosc.core.document import Document, JsonPath, plain_scalar
+from holosc.core.document import MAX_FILE_BYTES, Document, JsonPath, plain_scalar
 from holosc.errors import Diagnostic, ValidationError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables named like these hold secrets, whose values would land in plaintext in the
+# compiled output (user-data, seed.iso, units), which is world-readable and committed.
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+MAX_NESTING = 16  # ${A:-${B:-...}} levels
+# Text that interpolation may produce in one document: like the file's own limit, so a
+# variable repeated many times cannot grow the input (and so the output) without bound.
+MAX_OUTPUT = MAX_FILE_BYTES
 
 
 class InterpolationError(Exception):
@@ -32,6 +39,8 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     raw = dict(doc.raw)
     warnings: list[Diagnostic] = []
     seen_unset: set[str] = set()
+    seen_secret: set[str] = set()
+    budget = _Budget(MAX_OUTPUT)
 
     def walk(value: Any, path: JsonPath) -> Any:
         if isinstance(value, dict):
@@ -40,8 +49,9 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
             unset: list[str] = []
+            used: list[str] = []
             try:
-                result = substitute(value, environ, unset)
+                result = substitute(value, environ, unset, budget, used)
                 raw[path] = result
                 # Like compose, an unquoted `${MEMORY}` yields a number when it is one.
                 return result if path in doc.quoted else plain_scalar(result)
@@ -49,6 +59,19 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
                 errors.append(doc.diagnostic(path, str(exc)))
                 return value
             finally:
+                for name in used:
+                    if SECRET_NAME.search(name) and name not in seen_secret:
+                        seen_secret.add(name)
+                        warnings.append(
+                            doc.diagnostic(
+                                path,
+                                f"variable {name} looks like a secret; its value is written "
+                                "in plaintext into the compiled output (user-data, seed.iso)",
+                                severity="warning",
+                                hint="the output directory is readable and often committed; "
+                                "pass secrets to the guest another way",
+                            )
+                        )
                 for name in unset:
                     if name not in seen_unset:
                         seen_unset.add(name)
@@ -68,15 +91,53 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     return dataclasses.replace(doc, data=data, raw=raw, warnings=(*doc.warnings, *warnings))
 
 
-def substitute(text: str, environ: Mapping[str, str], unset: list[str] | None = None) -> str:
-    """Expand one string. Raises InterpolationError with a user-facing message."""
-    out, _ = _expand(text, 0, environ, unset if unset is not None else [], top=True)
+class _Budget:
+    """Characters interpolation may still produce in this document."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def spend(self, text: str) -> str:
+        self.left -= len(text)
+        if self.left < 0:
+            raise InterpolationError(
+                f"interpolated values add up to more than {MAX_OUTPUT} characters"
+            )
+        return text
+
+
+def substitute(
+    text: str,
+    environ: Mapping[str, str],
+    unset: list[str] | None = None,
+    budget: _Budget | None = None,
+    used: list[str] | None = None,
+) -> str:
+    """Expand one string; `used` collects the variables whose values were substituted.
+    Raises InterpolationError with a user-facing message."""
+    state = _State(
+        environ,
+        unset if unset is not None else [],
+        budget or _Budget(MAX_OUTPUT),
+        used if used is not None else [],
+    )
+    out, _ = _expand(text, 0, state, depth=0)
     return out
 
 
-def _expand(
-    text: str, i: int, env: Mapping[str, str], unset: list[str], *, top: bool
-) -> tuple[str, int]:
+@dataclasses.dataclass
+class _State:
+    env: Mapping[str, str]
+    unset: list[str]
+    budget: _Budget
+    used: list[str]
+
+
+def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
+    """Expand from `i` to the end (depth 0) or to the `}` closing a default (depth > 0)."""
+    if depth > MAX_NESTING:
+        raise InterpolationError(f"interpolation nests deeper than {MAX_NESTING} levels")
+    top = depth == 0
     out: list[str] = []
     while i < len(text):
         c = text[i]
@@ -91,10 +152,10 @@ def _expand(
             out.append("$")
             i += 2
         elif nxt == "{":
-            value, i = _braced(text, i + 2, env, unset)
-            out.append(value)
+            value, i = _braced(text, i + 2, state, depth)
+            out.append(state.budget.spend(value))
         elif m := _NAME.match(text, i + 1):
-            out.append(_lookup(m[0], env, unset))
+            out.append(state.budget.spend(_lookup(m[0], state)))
             i = m.end()
         else:
             raise InterpolationError(
@@ -105,22 +166,27 @@ def _expand(
     return "".join(out), i
 
 
-def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tuple[str, int]:
+def _braced(text: str, i: int, state: _State, depth: int) -> tuple[str, int]:
+    env = state.env
     m = _NAME.match(text, i)
     if not m:
         raise InterpolationError(f"invalid variable name in '${{{text[i : i + 10]}'")
     name, i = m[0], m.end()
     if text[i : i + 1] == "}":
-        return _lookup(name, env, unset), i + 1
+        return _lookup(name, state), i + 1
     for op in (":-", ":?", ":+", "-", "?", "+"):
         if text.startswith(op, i):
             break
     else:
         raise InterpolationError(f"invalid interpolation '${{{name}{text[i : i + 5]}'")
-    arg, end = _expand(text, i + len(op), env, [], top=False)
+    arg, end = _expand(
+        text, i + len(op), _State(env, [], state.budget, state.used), depth=depth + 1
+    )
     value = env.get(name)
     present = value is not None and (value != "" or ":" not in op)
     result: str
+    if present and not op.endswith("+"):  # the value itself lands in the output
+        state.used.append(name)
     if op.endswith("-"):
         result = value if present and value is not None else arg
     elif op.endswith("+"):
@@ -132,8 +198,9 @@ def _braced(text: str, i: int, env: Mapping[str, str], unset: list[str]) -> tupl
     return result, end + 1
 
 
-def _lookup(name: str, env: Mapping[str, str], unset: list[str]) -> str:
-    if name not in env:
-        unset.append(name)
+def _lookup(name: str, state: _State) -> str:
+    if name not in state.env:
+        state.unset.append(name)
         return ""
-    return env[name]
+    state.used.append(name)
+    return state.env[name]

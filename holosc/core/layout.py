@@ -12,6 +12,7 @@ before it gets here.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import PurePath, PurePosixPath
 from typing import TypeVar
 
@@ -80,6 +81,27 @@ def template_service(project: str, unit: str) -> str | None:
     if unit.startswith(prefix) and unit.endswith(suffix):
         return unit[len(prefix) : -len(suffix)]
     return None
+
+
+# virtio-blk hands the guest at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES); udev names
+# the disk /dev/disk/by-id/virtio-<serial> from what the guest reads.
+SERIAL_BYTES = 20
+
+
+def volume_serial(volume: str) -> str:
+    """The virtio serial of a named volume's disk: `vol-<name>` when that fits in 20
+    bytes, else `vol-` + the name's first 7 characters + `-` + 8 hex digits of its digest
+    (stable, distinct per name, and whole in the guest)."""
+    serial = f"vol-{volume}"
+    if len(serial) <= SERIAL_BYTES:
+        return serial
+    digest = hashlib.sha256(volume.encode()).hexdigest()
+    return f"vol-{volume[:7].rstrip('-')}-{digest[:8]}"
+
+
+def volume_device(volume: str) -> str:
+    """The guest's path of a named volume's disk."""
+    return f"/dev/disk/by-id/virtio-{volume_serial(volume)}"
 
 
 def unit_label(project: str, unit: str) -> str:
@@ -182,6 +204,10 @@ def instance_runtime(runtime: Root, project: str, instance: str) -> Root:
 def project_lock(runtime: Root, project: str) -> Root:
     """The flock one command at a time holds to change a project."""
     return runtime / f".{project}.lock"
+
+
+def serial_socket(runtime: Root, project: str, instance: str) -> Root:
+    return instance_runtime(runtime, project, instance) / "serial.sock"
 
 
 def secrets(runtime: Root, project: str) -> Root:

@@ -20,8 +20,13 @@ _DURATION_MS = {
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMGT]?)(I?B)?", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-PCI_PATTERN = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+PCI_PATTERN = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]\Z")
 MIN_SIZE = 1024 * 1024
+# qemu-img creates qcow2 images up to 2 PiB with its default 64 KiB clusters (measured).
+MAX_SIZE = 1024**5
+# systemd takes time spans below 2^64 µs (~584,000 years); one year is far from both that
+# limit and any real timeout, so sums of durations (health gate budgets) stay valid too.
+MAX_DURATION_MS = 365 * 86_400_000
 
 
 def parse_duration_ms(value: str | int | float) -> int:
@@ -31,14 +36,14 @@ def parse_duration_ms(value: str | int | float) -> int:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"duration {value} must not be negative")
-        return round(value * 1000)
+        return _bounded_ms(value * 1000, value)
     text = value.strip()
     if text.startswith("-"):
         raise ValueError(f"duration '{value}' must not be negative")
     if not text:
         raise ValueError("duration is empty")
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return round(float(text) * 1000)
+        return _bounded_ms(float(text) * 1000, value)
     total, pos = 0.0, 0
     for m in _DURATION_PART.finditer(text):
         if m.start() != pos:
@@ -47,7 +52,17 @@ def parse_duration_ms(value: str | int | float) -> int:
         pos = m.end()
     if pos != len(text):
         raise ValueError(f"'{value}' is not a duration (expected e.g. 30s, 1m30s, 500ms)")
-    return round(total)
+    return _bounded_ms(total, value)
+
+
+def _bounded_ms(ms: float, value: object) -> int:
+    """Whole milliseconds; NaN, infinity and more than MAX_DURATION_MS are errors."""
+    if not ms <= MAX_DURATION_MS:  # also NaN; an int too large for a float compares fine
+        if ms != ms:
+            raise ValueError(f"duration {value} is not a number")
+        shown = value if not isinstance(value, int) or value < 10**20 else "given"
+        raise ValueError(f"duration {shown} is longer than 365d, the longest holosc accepts")
+    return round(ms)
 
 
 def parse_size(value: str | int) -> int:
@@ -60,7 +75,10 @@ def parse_size(value: str | int) -> int:
         m = _SIZE.fullmatch(value.strip())
         if not m or (m[3] and m[3].upper() == "IB" and not m[2]):
             raise ValueError(f"'{value}' is not a size (expected e.g. 10G, 512M, 2GB)")
-        size = int(float(m[1]) * _SIZE_MULT[m[2].upper()])
+        number = float(m[1]) * _SIZE_MULT[m[2].upper()]
+        size = int(number) if number <= MAX_SIZE else MAX_SIZE + 1
+    if size > MAX_SIZE:
+        raise ValueError(f"size {value!r} is over the maximum of 1024T (qcow2's limit is 2048T)")
     if size < MIN_SIZE:
         raise ValueError(f"size {value!r} is below the minimum of 1M (1048576 bytes)")
     return size
@@ -73,7 +91,7 @@ def normalise_pci(value: str) -> str:
         raise ValueError("PCI address is empty")
     if text.count(":") == 1:
         text = "0000:" + text
-    if not PCI_PATTERN.match(text):
+    if not PCI_PATTERN.fullmatch(text):
         raise ValueError(f"'{value}' is not a PCI address (expected e.g. 01:00.0 or 0000:01:00.0)")
     return text
 

@@ -1,10 +1,17 @@
 """Write exported manifests into a directory: each file atomically, unchanged files left
-alone, and files the previous export listed in its lock (and this one does not) removed.
-Files holosc never wrote are never touched."""
+alone, and files the previous export wrote (and this one does not) removed.
+
+The directory and its lock are not trusted (people commit them): a stale entry is removed
+only when it is a regular file (lstat: never through a symlink) whose bytes are what the
+lock says the exporter wrote, and a manifest is replaced by a rename, never written
+through a symlink. Files holosc never wrote are never touched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from holosc.core.compiler import Output
@@ -13,21 +20,18 @@ from holosc.errors import Diagnostic, EmitError
 
 
 def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
-    try:
-        previous = json.loads((root / lock_file).read_text("utf-8")).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        previous = {}
+    previous = _previous_lock(root / lock_file)
     wanted = {str(p) for p in output.files}
     stale = sorted(
         p
-        for p in previous
-        if PurePosixPath(p).name == p and p not in wanted and (root / p).is_file()
+        for p, digest in previous.items()
+        if PurePosixPath(p).name == p and p not in wanted and _holds(root / p, digest)
     )
     written, unchanged = [], 0
     try:
         for path, file in output.files.items():
             target = root / path
-            if target.is_file() and not target.is_symlink() and target.read_bytes() == file.data:
+            if _regular_bytes(target) == file.data:
                 unchanged += 1
                 continue
             if str(path) != lock_file:
@@ -36,9 +40,7 @@ def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
         for rel in stale:
             (root / rel).unlink(missing_ok=True)
         lock = output.files[PurePosixPath(lock_file)]
-        if str(lock_file) not in [str(p) for p in output.files] or not (
-            (root / lock_file).is_file() and (root / lock_file).read_bytes() == lock.data
-        ):
+        if _regular_bytes(root / lock_file) != lock.data:
             write_atomic(root / lock_file, lock.data, lock.mode)  # last: it names the rest
             written.append(lock_file)
     except OSError as exc:
@@ -47,3 +49,34 @@ def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
             [Diagnostic(f"cannot write the output directory: {exc}", file=str(root))],
         ) from exc
     return Changes(tuple(written), tuple(stale), unchanged)
+
+
+def _previous_lock(path: Path) -> dict[str, str]:
+    """{file: sha256} of the previous export; {} when absent or not one."""
+    try:
+        files = json.loads(_regular_bytes(path) or b"{}").get("files", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {p: d for p, d in files.items() if isinstance(p, str) and isinstance(d, str)}
+
+
+def _regular_bytes(path: Path) -> bytes | None:
+    """The bytes of `path` when it is a regular file (not followed if a symlink)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def _holds(path: Path, digest: str) -> bool:
+    data = _regular_bytes(path)
+    return data is not None and hashlib.sha256(data).hexdigest() == digest

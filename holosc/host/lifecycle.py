@@ -144,9 +144,9 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             say(f"{inst}: changed, restarting")
             # A new version starts a new life: earlier crashes do not count towards the
             # start limit (which counts restarts by `up` too).
-            manager.ctl("reset-failed", "--", unit, check=False)
+            manager.ctl("reset-failed", units=[unit], check=False)
             # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", unit)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
     for gate in units.gates:
         service = layout.gate_service(project, gate)
         if any(
@@ -155,7 +155,7 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             if layout.split_instance(i)[0] == service
         ):
             say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", gate, check=False)
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
 
@@ -204,7 +204,7 @@ def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Sa
                 "crashing); clearing that (reset-failed) and starting it"
             )
     if failed:
-        manager.ctl("reset-failed", "--", *failed, check=False)
+        manager.ctl("reset-failed", units=failed, check=False)
 
 
 def journal_tail(manager: Manager, unit: str, lines: int) -> str:
@@ -222,7 +222,7 @@ def _gave_up(manager: Manager, unit: str) -> bool:
 def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
     """`holosc start`: clear start limits the user overrides by asking, then start."""
     clear_start_limits(manager, units, names, say)
-    result = manager.ctl("start", *names, check=False)
+    result = manager.ctl("start", units=names, check=False)
     if result.returncode != 0:
         states = manager.show(names, STATE_PROPS)
         failed = [u for u in names if states[u].get("ActiveState") != "active"]
@@ -252,7 +252,7 @@ def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> l
         stop_units(manager, project, alive, say)
         say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
     if units:
-        manager.ctl("reset-failed", "--", *units, check=False)
+        manager.ctl("reset-failed", units=units, check=False)
     return instances
 
 
@@ -268,7 +268,7 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     each instance's progress while it runs."""
     result: list[subprocess.CompletedProcess[str]] = []
     worker = threading.Thread(
-        target=lambda: result.append(manager.ctl("start", *names, check=False))
+        target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
     watched = units.watched()
     # Report changes only: a state left from an earlier run is no news ("FAILED").
@@ -359,7 +359,7 @@ def _report(
 def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
     """Stop exactly these units (dependents are left alone) and wait until they are down;
     say which VMs had to be force-quit."""
-    manager.ctl("stop", "--job-mode=ignore-dependencies", *names)
+    manager.ctl("stop", "--job-mode=ignore-dependencies", units=names)
     report_forced(manager, project, names, say)
 
 
@@ -410,7 +410,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         if p.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
     ]
     # One transaction: systemd stops in reverse dependency order (the reverse of After=).
-    manager.ctl("stop", *reversed(units.all()))
+    manager.ctl("stop", units=list(reversed(units.all())))
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
@@ -420,7 +420,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
         f"{time.monotonic() - started:.1f} s"
     )
     # Failed units would stay listed as "not-found failed" once their files are gone.
-    manager.ctl("reset-failed", "--", *units.all(), check=False)
+    manager.ctl("reset-failed", units=units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
     shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)

@@ -171,10 +171,16 @@ class Manager:
         )
 
     def ctl(
-        self, *args: str, check: bool = True, timeout: float | None = None
+        self,
+        *args: str,
+        units: Sequence[str] = (),
+        check: bool = True,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run systemctl; a failure raises RuntimeCommandError unless check=False."""
-        return _run([*self.systemctl, *args], check=check, timeout=timeout)
+        """Run `systemctl ARGS -- UNITS`; a failure raises RuntimeCommandError unless
+        check=False. Units follow `--`, so no unit name can become an option."""
+        tail = ["--", *units] if units else []
+        return _run([*self.systemctl, *args, *tail], check=check, timeout=timeout)
 
     def show(self, units: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
         """`systemctl show` of several units: {unit: {property: value}}."""
@@ -186,7 +192,7 @@ class Manager:
 
     def _show(self, args: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
         out = self.ctl(
-            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), "--", *args
+            "show", "--timestamp=unix", "-p", ",".join(("Id", *props)), units=args
         ).stdout
         result: dict[str, dict[str, str]] = {}
         for block in out.strip().split("\n\n"):
@@ -228,7 +234,7 @@ class Manager:
 
     def journal(self, units: Iterable[str], lines: int = 20, follow: bool = False) -> list[str]:
         argv = [*self.journalctl, "--no-pager", "-o", "short-precise", "-n", str(lines)]
-        argv += [a for u in units for a in ("-u", u)]
+        argv += [f"--unit={u}" for u in units]  # one word each: a name cannot be an option
         return argv + (["-f"] if follow else [])
 
 

@@ -10,6 +10,7 @@ sequences append, except `healthcheck.test` and `vm.extra_args`, which are repla
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import posixpath
 from collections.abc import Callable, Mapping
@@ -23,6 +24,9 @@ from holosc.load.parse import load_file
 
 Reader = Callable[[Path, str], Document]  # (path, name shown in diagnostics)
 MAX_NESTING = 8
+# Files included, repeats counted: eight levels of eight includes each would otherwise
+# merge 8^8 files. (Each file is loaded once: `_once`.)
+MAX_INCLUDES = 64
 _REPLACED = {("healthcheck", "test"), ("vm", "extra_args")}
 
 
@@ -41,11 +45,33 @@ def load_project(path: Path, environ: Mapping[str, str] | None = None) -> Docume
 
 def assemble(doc: Document, read: Reader) -> Document:
     out = _Out(doc)
+    read = _once(read)
     out.include(doc, read, (Path(doc.file),), 0)
     out.extend_all(read)
     if out.errors:
-        raise ValidationError(f"{len(out.errors)} error(s) in {doc.file}", out.errors)
+        errors = list(dict.fromkeys(out.errors))  # a file included twice errs once
+        raise ValidationError(f"{len(errors)} error(s) in {doc.file}", errors)
     return out.document()
+
+
+def _once(read: Reader) -> Reader:
+    """`read`, loading each file once: a file that many services extend (or that fails to
+    load) is parsed once, not once per service. Callers copy what they change."""
+    done: dict[tuple[Path, str], Document | HolosError] = {}
+
+    def cached(path: Path, display: str) -> Document:
+        key = (path, display)
+        if key not in done:
+            try:
+                done[key] = read(path, display)
+            except HolosError as exc:
+                done[key] = exc
+        result = done[key]
+        if isinstance(result, HolosError):
+            raise result
+        return result
+
+    return cached
 
 
 class _Out:
@@ -62,6 +88,7 @@ class _Out:
         self.sources = dict(main.sources)
         self.warnings = list(main.warnings)
         self.errors: list[Diagnostic] = []
+        self.includes = 0
         # Where each service was defined: its document and path there, for extends.
         self.defined: dict[str, tuple[Document, JsonPath]] = {}
         for name in self._mapping(self.data, "services"):
@@ -118,6 +145,8 @@ class _Out:
     ) -> None:
         where, rel = item
         path = Path(posixpath.normpath(posixpath.join(_dir_of(doc.file), rel)))
+        if not self._may_include(lambda message: doc.diagnostic(where, message)):
+            return
         if path in chain or depth >= MAX_NESTING:
             names = " -> ".join(str(p) for p in (*chain, path))
             self.errors.append(doc.diagnostic(where, f"include cycle or too deep: {names}"))
@@ -136,6 +165,18 @@ class _Out:
         for section in ("services", "volumes"):
             for name in self._mapping(sub.data, section):
                 self._place(sub, section, name)
+
+    def _may_include(self, diagnostic: Callable[[str], Diagnostic]) -> bool:
+        """Count one more include; past MAX_INCLUDES, one error and no more includes."""
+        self.includes += 1
+        if self.includes == MAX_INCLUDES + 1:
+            self.errors.append(
+                diagnostic(
+                    f"more than {MAX_INCLUDES} files included (repeats count): "
+                    "the project is too large or includes a file many times"
+                )
+            )
+        return self.includes <= MAX_INCLUDES
 
     def _place(self, sub: Document, section: str, name: str) -> None:
         target = self.data.setdefault(section, {})
@@ -239,7 +280,8 @@ class _Out:
                 self._diag(at, f"'{base_name}' in {rel} extends again; holosc follows one level")
             )
             return None
-        return other, ("services", base_name), rebase(base, _dir_of(rel))
+        # A copy: the merge changes it, and the next service extending `base` reads it too.
+        return other, ("services", base_name), rebase(copy.deepcopy(base), _dir_of(rel))
 
     def _diag(self, path: JsonPath, message: str) -> Diagnostic:
         return self.document_view().diagnostic(path, message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from holosc.core.files import Kind
-from holosc.load.parse import MAX_FILE_BYTES
+from holosc.load.parse import read_regular
 
 
 class HostFiles:
@@ -16,15 +16,15 @@ class HostFiles:
     """
 
     def read_bytes(self, path: Path) -> bytes:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise OSError(f"{path.name} is larger than {MAX_FILE_BYTES} bytes")
-        return path.read_bytes()
+        return read_regular(path)
 
     def realpath(self, path: Path) -> Path:
         return path.resolve()
 
     def kind(self, path: Path) -> Kind:
-        """ "file", "dir" or "missing"."""
+        """ "file", "dir", "missing" or "other" (a FIFO, device or socket)."""
         if path.is_dir():
             return "dir"
-        return "file" if path.exists() else "missing"
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else "missing"

@@ -13,9 +13,11 @@ a second document, unknown tags and oversized or alias-bomb inputs are errors.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,18 +28,47 @@ import yaml.constructor
 import yaml.nodes
 import yaml.resolver
 
-from holosc.core.document import Document, JsonPath, Mark, plain_scalar, source_line
+from holosc.core.document import (
+    MAX_FILE_BYTES,
+    Document,
+    JsonPath,
+    Mark,
+    plain_scalar,
+    source_line,
+)
 from holosc.core.dotenv import parse_dotenv
 from holosc.core.interpolate import interpolate_document
 from holosc.errors import Diagnostic, LoadError
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # after alias expansion: bounds "billion laughs" documents
 MAX_DEPTH = 64
+MAX_DOTENV_BYTES = 1024 * 1024
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _TooDeep(yaml.composer.ComposerError):
+    pass
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2-like implicit typing left to us."""
+    """PyYAML's safe loader with YAML 1.2-like implicit typing left to us.
+
+    Its composer recurses once per nesting level; it stops at MAX_DEPTH, long before
+    Python's recursion limit (about 600 levels of `[` otherwise end in RecursionError).
+    """
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _TooDeep(None, None, f"document nests deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 # Drop every implicit resolver except merge keys: _to_value types plain scalars itself.
@@ -67,6 +98,35 @@ def find_compose_file(directory: Path) -> Path:
     )
 
 
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of regular file `path`, at most `limit` of them.
+
+    A FIFO, device or socket is refused before it is read: opening a FIFO would block
+    until a writer comes, and /dev/zero never ends. The open itself does not block
+    (O_NONBLOCK), and the type and size are checked again on the open file.
+
+    :raises OSError: when the file is missing, not regular, larger than `limit`, or
+        unreadable.
+    """
+    _check_regular(path, os.stat(path), limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        _check_regular(path, os.fstat(fd), limit)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+def _check_regular(path: Path, st: os.stat_result, limit: int) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise OSError(errno.EISDIR, f"{path.name} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, f"{path.name} is not a regular file (a FIFO or device?)")
+    if st.st_size > limit:
+        raise OSError(errno.EFBIG, f"{path.name} is {st.st_size} bytes; the limit is {limit}")
+
+
 def load_file(
     path: Path, environ: Mapping[str, str] | None = None, *, display: str | None = None
 ) -> Document:
@@ -77,16 +137,14 @@ def load_file(
     """
     display = display or path.name
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise LoadError(
-                "file too large",
-                [Diagnostic(f"file is {size} bytes; the limit is {MAX_FILE_BYTES}", file=display)],
-            )
-        data = path.read_bytes()
-        # As read_text would: UTF-8, universal newlines; the digest is of the bytes.
-        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_regular(path)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise LoadError(
+            f"cannot read {path}",
+            [Diagnostic(f"cannot read file: {exc.strerror or exc}", file=display)],
+        ) from exc
+    except UnicodeDecodeError as exc:
         raise LoadError(
             f"cannot read {path}", [Diagnostic(f"cannot read file: {exc}", file=display)]
         ) from exc
@@ -128,6 +186,8 @@ def _compose(text: str, file: str) -> yaml.nodes.Node | None:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+    except _TooDeep as exc:
+        raise _yaml_error(exc, file, exc.problem) from exc
     except yaml.composer.ComposerError as exc:
         if "expected a single document" in str(exc):
             raise _yaml_error(
@@ -279,9 +339,20 @@ class _Builder:
     def key(self, node: yaml.nodes.Node) -> str:
         if not isinstance(node, yaml.nodes.ScalarNode):
             raise self.error(node, "mapping keys must be plain strings")
+        self.check_text(node)
         return str(node.value)
 
+    def check_text(self, node: yaml.nodes.ScalarNode) -> None:
+        """No NUL (no argv, C string or file name can hold one) and no lone surrogate
+        (`"\\ud800"` is not Unicode and cannot be written as UTF-8)."""
+        text = node.value
+        if "\0" in text:
+            raise self.error(node, "a NUL character (\\0) is not allowed in holos.yaml")
+        if _SURROGATE.search(text):
+            raise self.error(node, "a lone surrogate (\\ud800-\\udfff) is not Unicode text")
+
     def scalar(self, node: yaml.nodes.ScalarNode, path: JsonPath) -> Any:
+        self.check_text(node)
         text = node.value
         self.raw[path] = text
         if node.tag == _PLAIN:
@@ -314,12 +385,13 @@ def read_dotenv(path: Path) -> dict[str, str]:
     \\n, \\t, \\\\ and \\" escapes.
     """
     try:
-        data = path.read_bytes()
-        # As read_text would: UTF-8, universal newlines; the digest is of the bytes.
-        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        text = read_regular(path, MAX_DOTENV_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        message = f"cannot read file: {exc.strerror or exc}"
+        raise LoadError(f"cannot read {path.name}", [Diagnostic(message, file=path.name)]) from exc
+    except UnicodeDecodeError as exc:
         raise LoadError(
             f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
         ) from exc

@@ -352,7 +352,7 @@ def compose_document(imported: Sequence[Imported], project: str | None = None) -
             )
         services[item.name] = item.service
     name = project or (imported[0].name if imported else "imported")
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise HolosError(f"project name {name!r} is not a DNS label (e.g. my-stack)")
     return HEADER + yaml_document({"name": name, "services": services})
 

@@ -113,7 +113,8 @@ class Stack:
         return "\n--- journal ---\n" + journal + "\n".join(consoles)
 
     def exec(self, inst: str, command: str) -> str:
-        return self.must("exec", "-w", "600", inst, "--", command).stdout
+        # exec keeps argv (as docker exec): a command line goes through the guest's sh.
+        return self.must("exec", "-w", "600", inst, "--", "sh", "-c", command).stdout
 
     def show(self, unit: str, prop: str) -> str:
         return self.sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
@@ -205,7 +206,9 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert _http_get(stack.sd, 8081, deadline).strip() == "web-1"
     assert stack.exec("web-1", "hostname").strip() == "web-1"
     assert stack.exec("web-0", "cat /srv/share/hello.txt") == SHARED
-    assert "Read-only" in stack.holosc("exec", "web-0", "--", "sudo touch /srv/share/x").stderr
+    assert (
+        "Read-only" in stack.holosc("exec", "web-0", "--", "sudo", "touch", "/srv/share/x").stderr
+    )
     _check_environment_and_secrets(stack)
 
     # Per-instance boot times (boot-finished records the guest's uptime when cloud-init

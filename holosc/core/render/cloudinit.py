@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import Mount, MountKind, OsFamily, WriteFile
 from holosc.core.render import secrets
-from holosc.core.render.escape import shell_word, yaml_document
+from holosc.core.render.escape import fstab_field, shell_word, yaml_document
 from holosc.core.render.guestenv import environment_files
 from holosc.core.validate import dockerfile
 
@@ -55,28 +56,32 @@ def mount_command(mount: Mount, share_index: int | None) -> str:
     """An idempotent shell line that formats (volumes, rw, once) and mounts at boot."""
     q = shell_word
     target = q(mount.target)
+    field = fstab_field(mount.target)
     if mount.kind is MountKind.VOLUME:
-        dev = f"/dev/disk/by-id/virtio-vol-{mount.source}"
+        dev = layout.volume_device(mount.source)
         opts = "ro,nofail" if mount.read_only else "defaults,nofail"
         steps = [f"udevadm settle --exit-if-exists={q(dev)} || true"]
         if not mount.read_only:
             steps.append(
                 f"if [ -b {q(dev)} ] && ! blkid {q(dev)} >/dev/null 2>&1; then "
-                f"mkfs.ext4 -q -F -L {q('vol-' + mount.source)} {q(dev)}; fi"
+                # ext4 labels hold 16 bytes
+                f"mkfs.ext4 -q -F -L {q(layout.volume_serial(mount.source)[:16])} {q(dev)}; fi"
             )
-        fstab = f"{dev} {mount.target} ext4 {opts} 0 2"
+        fstab = f"{dev} {field} ext4 {opts} 0 2"
         what = f"volume {mount.source}"
     else:
         opts = "ro,nofail" if mount.read_only else "defaults,nofail"
-        fstab = f"share{share_index} {mount.target} virtiofs {opts} 0 0"
+        fstab = f"share{share_index} {field} virtiofs {opts} 0 0"
         what = f"bind mount {mount.source}"
         steps = []
+    # printf, not echo: dash's echo would turn fstab's \040 back into a space.
     steps += [
         f"mkdir -p {target}",
-        f"{{ grep -qF {q(' ' + mount.target + ' ')} /etc/fstab "
-        f"|| echo {q(fstab)} >> /etc/fstab; }}",
+        f"{{ grep -qF {q(' ' + field + ' ')} /etc/fstab "
+        f"|| printf '%s\\n' {q(fstab)} >> /etc/fstab; }}",
         f"{{ mountpoint -q {target} || mount {target} || "
-        f"{{ echo {q(f'holos: failed to mount {what} at {mount.target}')} >&2; exit 1; }}; }}",
+        f"{{ printf '%s\\n' {q(f'holos: failed to mount {what} at {mount.target}')} >&2; "
+        "exit 1; }; }",
     ]
     return " && ".join(steps)
 

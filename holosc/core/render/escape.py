@@ -5,9 +5,10 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
 - `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
-  `shell_line`: a command line of such words.
+  `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`);
   `qemu_value_at_run_time` does the same in bash for a value the launch script learns.
+- `fstab_field`: one field of an /etc/fstab line (a space is `\\040`).
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
 - `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
@@ -87,9 +88,29 @@ def shell_word(parts: str | Iterable[str]) -> str:
     return "".join(out) or "''"
 
 
-def shell_line(argv: Iterable[str]) -> str:
-    """A bash command line whose words are `argv` (shlex.join)."""
-    return " ".join(shell_word(word) for word in argv)
+def shell_command(argv: Sequence[str]) -> str:
+    """A command line for a shell that must run exactly `argv` (ssh's remote command).
+
+    Each word is a `shell_word`; a first word starting with `-` is quoted as well, since
+    `sh -c -x...` would read an unquoted one as the shell's own option.
+    """
+    if not argv:
+        raise ValueError("empty command line")
+    first = shell_word(argv[0])
+    if first.startswith("-"):
+        first = f"'{first}'"  # shlex.quote leaves such a word bare: it has no metacharacter
+    return " ".join([first, *(shell_word(w) for w in argv[1:])])
+
+
+def fstab_field(value: str) -> str:
+    """One field of an fstab line: whitespace, control characters and `\\` as the `\\ooo`
+    octal escapes fstab(5) and libmount read back (a space is `\\040`)."""
+    if not value:
+        raise ValueError("an fstab field cannot be empty")
+    return _FSTAB_SPECIAL.sub(lambda m: "".join(f"\\{b:03o}" for b in m[0].encode()), value)
+
+
+_FSTAB_SPECIAL = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 
 def qemu_value(value: str) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Sequence
+from importlib import resources
+from typing import Any
 
 from holosc.core import layout
 from holosc.core import plan as P
@@ -17,7 +20,6 @@ from holosc.core.model import MountKind, Secret, Service
 from holosc.core.render import units
 from holosc.core.render.escape import ShellVar, qemu_value, qemu_value_at_run_time, shell_word
 from holosc.core.render.secrets import fw_cfg_name
-from holosc.core.render.templates import render
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
 
@@ -202,6 +204,7 @@ def _volume_args(service: Service) -> list[Word]:
     for mount in service.mounts:
         if mount.kind is MountKind.VOLUME:
             vol = f"vol-{mount.source}"
+            serial = layout.volume_serial(mount.source)
             ro = ",readonly=on" if mount.read_only else ""
             args += [
                 ["-drive"],
@@ -211,7 +214,7 @@ def _volume_args(service: Service) -> list[Word]:
                     f"/{mount.source}.qcow2{ro}",
                 ],
                 ["-device"],
-                [f"virtio-blk-pci,drive={vol},serial={vol}"],
+                [f"virtio-blk-pci,drive={vol},serial={serial}"],
             ]
     return args
 
@@ -265,7 +268,7 @@ def _secret_args(plan: P.Plan, service: Service) -> list[Word]:
     return args
 
 
-def render_launch(plan: P.Plan, inst: P.Instance) -> str:
+def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
     service = inst.service
     args = qemu_args(plan, inst)
     quoted = [shell_word(w) for w in args]
@@ -301,8 +304,7 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
         if image.is_registry
         else "image $image does not exist"
     )
-    return render(
-        "launch.sh.j2",
+    return dict(
         instance=inst.name,
         project=plan.project.name,
         unit=layout.instance_unit(plan.project.name, service.name, inst.index),
@@ -333,6 +335,27 @@ def render_launch(plan: P.Plan, inst: P.Instance) -> str:
     )
 
 
+def render_launch(plan: P.Plan, inst: P.Instance) -> str:
+    from holosc.core.render.templates import render
+
+    return render("launch.sh.j2", **_launch_context(plan, inst))
+
+
+def launch_bytes(plan: P.Plan, inst: P.Instance) -> int:
+    """About len(render_launch(...)) in bytes, without loading the template engine (for
+    validation's output bound): the template's text, plus each inserted value as often as
+    the template names it, plus a line break and indentation per list item."""
+    template = resources.files("holosc.templates").joinpath("launch.sh.j2").read_text("utf-8")
+    size = len(template.encode("utf-8"))
+    for name, value in _launch_context(plan, inst).items():
+        if isinstance(value, list):
+            size += sum(len(str(item).encode("utf-8")) + 8 for item in value)
+        else:
+            uses = len(re.findall(r"\{\{ *" + name + r"\b", template))
+            size += uses * len(str(value).encode("utf-8"))
+    return size
+
+
 _FLAGS = {"-nodefaults", "-no-user-config", "-daemonize"}
 
 
@@ -341,6 +364,8 @@ def render_volumes_script(plan: P.Plan) -> str:
     creates = [
         f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes if v.name in used
     ]
+    from holosc.core.render.templates import render
+
     return render("volumes.sh.j2", project=plan.project.name, creates=creates)
 
 

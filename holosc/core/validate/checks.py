@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from holosc.core import images, names, quantities
+from holosc.core import compiler, images, names, quantities
 from holosc.core.document import Document, JsonPath
 from holosc.core.dotenv import parse_dotenv
 from holosc.core.files import Files
@@ -43,10 +43,11 @@ from holosc.core.validate import dockerfile, schema
 from holosc.errors import Diagnostic, ValidationError
 
 NAME = names.LABEL
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# \Z, not $: `$` also matches before a final newline, and "demo\n" is no name.
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROFILE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-PERMISSIONS = re.compile(r"^[0-7]{3,4}$")
+PERMISSIONS = re.compile(r"^[0-7]{3,4}\Z")
 MAX_INSTANCES = 253
 FALLBACK_USER = "ubuntu"
 _UNREADABLE = "\0unreadable Dockerfile"
@@ -107,7 +108,7 @@ def build_project(
     services = [
         _service(check, svc_name, raw, volumes, files, secrets)
         for svc_name, raw in raw_services.items()
-        if isinstance(raw, dict) and NAME.match(svc_name)
+        if isinstance(raw, dict) and NAME.fullmatch(svc_name)
     ]
     active = tuple(sorted(set(profiles)))
     services, absent = _select(services, raw_services, active)
@@ -124,7 +125,30 @@ def build_project(
         active,
         tuple(s for n, s in sorted(secrets.items()) if n in used),
     )
+    _check_output_size(check, project)
+    if check.errors:
+        raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
+
+
+def _check_output_size(check: _Checker, project: Project) -> None:
+    """The compiled output stays under compiler.MAX_OUTPUT_BYTES."""
+    sizes = compiler.output_bytes(project)
+    total = sum(sizes.values())
+    if total <= compiler.MAX_OUTPUT_BYTES:
+        return
+    name = max(sizes, key=lambda n: sizes[n])
+    service = project.service(name)
+    mib = 1024 * 1024
+    check.error(
+        ("services", name),
+        f"the project would write {total / mib:.1f} MiB (compiled files and the seeds "
+        f"built from them at start), over the limit of "
+        f"{compiler.MAX_OUTPUT_BYTES // mib} MiB; this service makes {sizes[name] / mib:.1f} "
+        f"MiB of it ({service.replicas} instance(s), each with its own seed)",
+        "large files belong in a volume or a bind mount, not in cloud_init or COPY",
+        key=True,
+    )
 
 
 def _project_name(check: _Checker, data: dict[str, Any], directory: Path) -> str:
@@ -132,7 +156,7 @@ def _project_name(check: _Checker, data: dict[str, Any], directory: Path) -> str
         return str(data["name"])  # the schema reports a bad explicit name
     # Like compose, derive it from the directory, normalised.
     derived = re.sub(r"[^a-z0-9-]+", "-", directory.name.lower()).strip("-")[:63].strip("-")
-    if not NAME.match(derived):
+    if not NAME.fullmatch(derived):
         check.error(
             ("name",),
             f"cannot derive a project name from directory '{directory.name}'",
@@ -333,6 +357,14 @@ def _env_ok(check: _Checker, where: JsonPath, key: str, value: str) -> bool:
 def _dockerfile(check: _Checker, at: JsonPath, rel: str, files: Files) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
+    project_dir = files.realpath(check.doc.directory)
+    if project_dir not in files.realpath(path).parents:
+        check.error(
+            where,
+            f"Dockerfile '{rel}' is outside the project directory",
+            "keep the Dockerfile and its build context beside holos.yaml",
+        )
+        return None, _UNREADABLE
     try:
         text = files.read_bytes(path).decode("utf-8")
     except OSError as exc:
@@ -590,7 +622,7 @@ def _cloud_init(check: _Checker, at: JsonPath, raw: Any, image: Image) -> CloudI
     at = (*at, "cloud_init")
     if isinstance(raw.get("user"), str):
         user = raw["user"]
-        if not USER.match(user):
+        if not USER.fullmatch(user):
             check.error(
                 (*at, "user"),
                 f"'{user}' is not a valid user name",
@@ -634,7 +666,7 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
     if "permissions" in item:
         # The raw text keeps what the user wrote: 0755 must not become the integer 755.
         permissions = check.doc.raw.get((*where, "permissions"), str(item["permissions"]))
-        if not PERMISSIONS.match(permissions):
+        if not PERMISSIONS.fullmatch(permissions):
             check.error(
                 (*where, "permissions"),
                 f"'{permissions}' is not an octal mode",
@@ -642,6 +674,12 @@ def _write_file(check: _Checker, where: JsonPath, item: dict[str, Any]) -> Write
             )
         permissions = permissions.rjust(4, "0")
     content = item["content"] if isinstance(item.get("content"), str) else ""
+    if dockerfile.looks_like_key(posixpath.basename(path), content):
+        check.warn(
+            (*where, "content") if "content" in item else (*where, "path"),
+            "this file looks like a private key; it is written in plaintext into user-data "
+            "and seed.iso, which are readable and often committed",
+        )
     owner = item["owner"] if isinstance(item.get("owner"), str) else "root:root"
     return WriteFile(path, content, permissions, owner)
 

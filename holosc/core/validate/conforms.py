@@ -10,6 +10,7 @@ on generated documents.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +109,7 @@ def _pattern_properties(arg: Any, value: Any, schema: Any, root: Any) -> bool:
         _valid(sub, v, root)
         for pattern, sub in arg.items()
         for k, v in value.items()
-        if re.search(pattern, k)
+        if regex(pattern).search(k)
     )
 
 
@@ -120,7 +121,7 @@ def _additional(arg: Any, value: Any, schema: Any, root: Any) -> bool:
     return all(
         _valid(arg, v, root)
         for k, v in value.items()
-        if k not in named and not any(re.search(p, k) for p in patterns)
+        if k not in named and not any(regex(p).search(k) for p in patterns)
     )
 
 
@@ -155,7 +156,16 @@ def _min_length(arg: Any, value: Any, schema: Any, root: Any) -> bool:
 
 
 def _pattern(arg: Any, value: Any, schema: Any, root: Any) -> bool:
-    return not isinstance(value, str) or re.search(arg, value) is not None
+    return not isinstance(value, str) or regex(arg).search(value) is not None
+
+
+@functools.cache
+def regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` as ECMA-262 reads it: a final `$` matches only at the very end (Python's
+    `$` also matches before a final newline, so "demo\n" would pass as a name)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
 
 
 def _number(value: Any) -> bool:

@@ -15,8 +15,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from holosc.core.document import Document, JsonPath
-from holosc.core.validate.conforms import conforms
-from holosc.errors import Diagnostic
+from holosc.core.validate.conforms import conforms, regex
+from holosc.errors import Diagnostic, printable
 
 if TYPE_CHECKING:
     import jsonschema
@@ -45,11 +45,20 @@ def schema_data() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> Any:
     import jsonschema  # only for documents that need explaining: its import is slow
+    import jsonschema.validators
+
+    def pattern(validator: Any, arg: str, instance: Any, schema: Any) -> Any:
+        # As conforms reads it (ECMA-262): "demo\n" does not match `^...$`.
+        if validator.is_type(instance, "string") and not regex(arg).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {arg!r}")
 
     jsonschema.Draft202012Validator.check_schema(schema_data())
-    return jsonschema.Draft202012Validator(schema_data())
+    extended = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": pattern}
+    )
+    return extended(schema_data())
 
 
 def check(doc: Document) -> list[Diagnostic]:
@@ -154,8 +163,8 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         )
     elif kind == "pattern":
         message = (
-            f"'{value}' is not a valid name: use 1-63 lowercase letters, digits and "
-            "'-', starting and ending with a letter or digit"
+            f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
+            "lowercase letters, digits and '-', starting and ending with a letter or digit"
         )
         if "propertyNames" in error.schema_path:
             path, key = (*path, str(value)), True

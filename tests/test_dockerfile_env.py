@@ -1,0 +1,68 @@
+"""Dockerfile ENV as Docker reads it: keys validated, earlier values expanded, the base
+image's variables (here: the guest's) left to the shell. The build script runs in bash."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from holosc.core.validate.checks import build_project
+from holosc.core.validate.dockerfile import convert
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
+from tests.conftest import require_tool
+
+DOCKERFILE = r"""FROM debian:12
+ENV PATH=/opt/bin:$PATH
+ENV BASE=/srv APP="$BASE/app" LIT='$BASE' ESC=\$BASE
+ENV DEF=${NOPE:-x$BASE} ALT=${BASE:+yes} NONE=${NOPE:+no} E2="a b" Q="it's \"q\""
+ENV BASE=/opt NEXT=${BASE}/next
+ENV LEGACY some value $BASE
+RUN printf '%s\n' "$PATH" "$APP" "$LIT" "$ESC" "$DEF" "$ALT" "$NONE" "$E2" "$Q" "$NEXT" "$LEGACY"
+"""
+# What `docker build` gives for the same lines (Docker's documented expansion rules),
+# with a base image PATH of /usr/bin:/bin.
+EXPECTED = [
+    "/opt/bin:/usr/bin:/bin",
+    "/srv/app",
+    "$BASE",
+    "$BASE",
+    "x/srv",
+    "yes",
+    "",
+    "a b",
+    'it\'s "q"',
+    "/opt/next",
+    "some value /opt",
+]
+
+
+def test_env_values_expand_as_in_docker(tmp_path: Path) -> None:
+    bash = require_tool("bash")
+    converted = convert(DOCKERFILE, tmp_path, HostFiles())
+    assert converted.findings == ()
+    script = tmp_path / "build.sh"
+    script.write_text(converted.provisioning.script)
+    result = subprocess.run(
+        [bash, str(script)], capture_output=True, text=True, timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == EXPECTED
+
+
+def test_env_key_cannot_become_shell(tmp_path: Path) -> None:
+    marker = tmp_path / "p"
+    converted = convert(f"FROM debian:12\nENV a;touch {marker};b=1\n", tmp_path, HostFiles())
+    assert [f.severity for f in converted.findings] == ["error"]
+    assert "is not a variable name" in converted.findings[0].message
+
+
+def test_warnings_show_dockerfile_text_escaped(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM debian:12\nHEALTH\x1b[2J\x07CHECK none\n")
+    doc = load_text("name: esc\nservices:\n  web: {dockerfile: Dockerfile}\n", directory=tmp_path)
+    warnings = [str(w) for w in build_project(doc, HostFiles()).warnings]
+    assert warnings == [
+        "holos.yaml:3:21: warning: services.web.dockerfile: Dockerfile:2: "
+        "HEALTH\\x1b[2J\\x07CHECK is skipped (supported: FROM, RUN, COPY, ENV, WORKDIR)"
+    ]
