@@ -23,7 +23,7 @@ from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
 from holosc.core.render.escape import shell_command
 from holosc.core.validate.checks import USER
-from holosc.errors import HolosError, RuntimeCommandError
+from holosc.errors import RuntimeCommandError
 from holosc.host import install, keys, lifecycle, systemd
 
 ESCAPE = b"\x1d"  # Ctrl-]
@@ -91,19 +91,13 @@ def exec_(
     user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
 ) -> None:
     """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
-    try:
-        manager = options.manager(user_scope, system)
-        name = options.project_name(project, file)
-        info = _instance(manager, name, instance)
-        _require_running(manager, name, instance)
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user_scope, system)
+    name = options.project_name(project, file)
+    info = _instance(manager, name, instance)
+    _require_running(manager, name, instance)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    try:
-        port, user = _ssh_target(info, login)
-    except HolosError as exc:
-        common.fail(exc)
+    port, user = _ssh_target(info, login)
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
             f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
@@ -170,17 +164,14 @@ def console(
 ) -> None:
     """Attach to an instance's serial console; Ctrl-] detaches. The console is also logged
     to the instance's console.log (see `holosc logs --console`)."""
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    _instance(manager, name, instance)
+    path = layout.serial_socket(manager.runtime_dir, name, instance)
     try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        _instance(manager, name, instance)
-        path = layout.serial_socket(manager.runtime_dir, name, instance)
-        try:
-            sock = connect_unix(path)
-        except OSError as exc:
-            raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
-    except HolosError as exc:
-        common.fail(exc)
+        sock = connect_unix(path)
+    except OSError as exc:
+        raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
 
