@@ -122,7 +122,7 @@ def set_profiles(given: list[str] | None) -> None:
     if given is None:
         given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
     for name in given:
-        from holosc.core.validate.checks import PROFILE
+        from holosc.core.validate.checker import PROFILE
 
         if not PROFILE.fullmatch(name):
             raise typer.BadParameter(

@@ -22,7 +22,7 @@ from holosc.cli import common, complete, options
 from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
 from holosc.core.render.escape import shell_command
-from holosc.core.validate.checks import USER
+from holosc.core.validate.checker import USER
 from holosc.errors import RuntimeCommandError
 from holosc.host import install, keys, lifecycle, systemd
 

@@ -19,7 +19,7 @@ from xml.parsers import expat
 
 from holosc.core import quantities
 from holosc.core.render.escape import yaml_document
-from holosc.core.validate.checks import NAME
+from holosc.core.validate.checker import NAME
 from holosc.errors import Diagnostic, HolosError, RuntimeCommandError
 from holosc.host import run
 
