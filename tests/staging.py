@@ -41,7 +41,8 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
     os.symlink("/lib/systemd/system", root / "usr" / "lib" / "systemd" / "system")
     bin_dir = root / "usr" / "local" / "bin"
     bin_dir.mkdir(parents=True)
-    for helper in ("holos-qmp-stop", "holos-health", "holos-seed", "sh"):  # sh: ExecStartPre=
+    # sh: the ExecStartPre= dependency check.
+    for helper in ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image", "sh"):
         # The helpers of the checkout under test first (beside the interpreter running it).
         beside = Path(sys.executable).with_name(helper)
         found = str(beside) if beside.exists() else shutil.which(helper)

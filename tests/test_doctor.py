@@ -55,13 +55,14 @@ def test_json_is_a_list_of_checks(report: list[dict[str, Any]]) -> None:
         "virtiofsd",
     ]
     assert names[7].startswith("systemd (")
-    assert names[8:12] == [
+    assert names[8:13] == [
         "holos-qmp-stop",
         "holos-health",
         "holos-seed",
+        "holos-image",
         names[7].replace("systemd", "roots"),
     ]
-    assert [n for n in names[12:] if n != "old state"] == ["state dir", "iommu"]
+    assert [n for n in names[13:] if n != "old state"] == ["state dir", "iommu"]
     for check in report:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in ("ok", "warn", "fail") and check["detail"]

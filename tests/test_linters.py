@@ -33,8 +33,10 @@ def test_ruff_format() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_compiler() -> None:
-    result = _run("mypy", "holosc")
+def test_mypy_strict_compiler(tmp_path: Path) -> None:
+    """holosc uses the image cache of holos_runtime (installed from runtime-helpers/)."""
+    (tmp_path / "holos_runtime").symlink_to(REPO / "runtime-helpers")
+    result = _run("mypy", "holosc", env=dict(os.environ, MYPYPATH=str(tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -156,6 +156,7 @@ def test_every_command_refuses_a_hostile_name_and_touches_nothing(host: Path, ba
         ({"units": {"../../victim/x/precious": "x"}, "files": {}}, None),
         ({"units": {"holos-good.target": "x"}, "files": {"../../victim/x/precious": "x"}}, None),
         ({"units": {"holos-good.target": "x"}, "files": {"../victim/launch.sh": "x"}}, None),
+        ({"units": {"holos-good-image-alpine-3.21/../../x.service": "x"}, "files": {}}, None),
         (None, {"instances": {"../../victim/x": {"ip": "10.10.0.2"}}}),
         (None, {"instances": {"-rf": {"ip": "10.10.0.2"}}}),
     ],
@@ -180,6 +181,16 @@ def test_names_from_an_installed_lock_or_manifest_are_checked(
         assert "invalid" in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert snapshot(host) == before, argv
     assert (host / "victim" / "x" / "precious").read_text() == "keep me\n"
+
+
+def test_image_units_with_a_dotted_tag_are_the_projects(host: Path) -> None:
+    """Registry tags such as alpine:3.21 give image units with a dot in their name."""
+    units = {"holos-good.target": "x", "holos-good-image-alpine-3.21.service": "x"}
+    (host / "config" / "good" / "installed.json").write_text(
+        json.dumps({"units": units, "files": {"web-0/launch.sh": "x"}})
+    )
+    result = run(host, "stop", "-p", "good")
+    assert result.returncode == 0, result.stderr
 
 
 def test_ps_lists_only_projects_with_label_names(host: Path) -> None:

@@ -50,6 +50,9 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holosc/core/validate/schema/holos.schema.json",
         "holos_runtime/qmp_stop.py",
         "holos_runtime/health.py",
+        "holos_runtime/image.py",
+        "holos_runtime/fetch.py",
+        "holos_runtime/imagecache.py",
         "holos_runtime/seed.py",
         "holosc/cli/__init__.py",
     ):
@@ -60,6 +63,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holosc = holosc.cli:main",
         "holos-qmp-stop = holos_runtime.qmp_stop:main",
         "holos-health = holos_runtime.health:main",
+        "holos-image = holos_runtime.image:main",
         "holos-seed = holos_runtime.seed:main",
     ):
         assert script in text

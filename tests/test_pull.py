@@ -10,7 +10,9 @@ import collections
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from holos_runtime.fetch import FetchError
+from holos_runtime.imagecache import Cache, backing_file
 
 from holosc.core import images
 from holosc.core.validate.checks import build_project
-from holosc.errors import ImageError, UnknownImageError
+from holosc.errors import UnknownImageError
+from holosc.host import recreate
 from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import pull
@@ -173,8 +178,21 @@ def holosc(
 
 
 def cache_listing(state: Path) -> list[str]:
+    """Every file of the cache but the download locks, as paths relative to it."""
     cache = state / "images"
-    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+    if not cache.exists():
+        return []
+    return sorted(
+        str(p.relative_to(cache))
+        for p in cache.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.parent.name != "locks"
+    )
+
+
+def blob_files(entry: images.RegistryImage, data: bytes) -> list[str]:
+    """The cache files of one pulled image: blob, its record, the tag."""
+    blob = f"blobs/{entry.algorithm}/{digest(entry, data)}"
+    return [blob, f"{blob}.json", f"tags/{entry.name}/{entry.tag}"]
 
 
 # -- checksum files ----------------------------------------------------------------------
@@ -215,7 +233,7 @@ def test_mirror_replaces_scheme_host_and_prefixes_path() -> None:
         "http://m.lan:8080/holos/x/y.img?z=1"
     )
     assert pull.mirrored("https://a.example/x", "") == "https://a.example/x"
-    with pytest.raises(ImageError, match="HOLOSC_IMAGE_MIRROR"):
+    with pytest.raises(FetchError, match="HOLOSC_IMAGE_MIRROR"):
         pull.mirrored("https://a.example/x", "mirror.lan")
 
 
@@ -245,17 +263,27 @@ def test_pull_caches_verified_image(
     result = holosc(tmp_path, site, "pull", ref)
 
     assert result.returncode == 0, result.stderr
-    path = tmp_path / "images" / entry.cache_file
+    path = tmp_path / "images" / "blobs" / entry.algorithm / digest(entry, qcow2)
     assert result.stdout == f"image: {path}\nformat: qcow2\n"
     assert path.read_bytes() == qcow2
-    assert cache_listing(tmp_path) == [entry.cache_file, f"{entry.cache_file}.json"]
+    assert cache_listing(tmp_path) == blob_files(entry, qcow2)
     record = pull.load_record(entry, tmp_path / "images")
-    assert record == pull.Record(entry.algorithm, digest(entry, qcow2), len(qcow2), entry.url)
+    assert record is not None
+    assert (record.algorithm, record.hash, record.size, record.url, record.format) == (
+        entry.algorithm,
+        digest(entry, qcow2),
+        len(qcow2),
+        entry.url,
+        "qcow2",
+    )
 
     listing = holosc(tmp_path, site, "images").stdout.splitlines()
-    assert listing[0].split() == ["NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER", "CACHED"]
-    row = next(line.split() for line in listing if line.split()[:2] == [entry.name, entry.tag])
-    assert row[-2:] == [f"{len(qcow2) / 2**20:.1f}", "MiB"]
+    assert listing[0].split() == ["IMAGE", "DIGEST", "SIZE", "PULLED", "USED", "BY"]
+    row = listing[1].split()
+    assert row[:4] == [entry.ref, record.short, f"{len(qcow2) / 2**20:.1f}", "MiB"]
+    assert row[-1] == "-"
+    catalogue = holosc(tmp_path, site, "images", "--available").stdout.splitlines()
+    assert catalogue[0].split() == ["NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER"]
 
     verified = holosc(tmp_path, site, "verify", ref)
     assert verified.returncode == 0, verified.stderr
@@ -275,16 +303,24 @@ def test_cached_image_is_reused_without_downloading(
     assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
 
 
-def test_upstream_change_replaces_cached_image(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+def test_upstream_change_moves_the_tag_and_keeps_the_old_file(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    old = tmp_path / "images" / "blobs" / "sha256" / digest(UBUNTU, qcow2)
+    inode = old.stat().st_ino
     newer = qcow2 + b"\0" * 512
     publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
 
     result = holosc(tmp_path, site, "pull", "ubuntu:noble")
 
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == newer
+    assert old.read_bytes() == qcow2 and old.stat().st_ino == inode, "never rewritten"
+    assert pull.image_path(UBUNTU, tmp_path / "images").read_bytes() == newer
+    assert cache_listing(tmp_path) == sorted(
+        [*blob_files(UBUNTU, qcow2)[:2], *blob_files(UBUNTU, newer)]
+    )
     assert holosc(tmp_path, site, "verify", "ubuntu:noble").returncode == 0
 
 
@@ -297,7 +333,7 @@ def test_redirects_are_followed(tmp_path: Path, site: Site, qcow2: bytes) -> Non
     result = holosc(tmp_path, site, "pull", "fedora")
 
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "images" / FEDORA.cache_file).read_bytes() == qcow2
+    assert pull.image_path(FEDORA, tmp_path / "images").read_bytes() == qcow2
 
 
 def test_checksum_mismatch_caches_nothing(tmp_path: Path, site: Site, qcow2: bytes) -> None:
@@ -345,9 +381,7 @@ def test_missing_checksum_file_is_an_error(tmp_path: Path, site: Site, qcow2: by
     assert site.hits[urllib.parse.urlsplit(FEDORA.url).path] == 0
 
 
-def test_concurrent_pulls_both_succeed_with_one_good_file(
-    tmp_path: Path, site: Site, qcow2: bytes
-) -> None:
+def test_concurrent_pulls_download_once(tmp_path: Path, site: Site, qcow2: bytes) -> None:
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     site.serve(UBUNTU.url, Route(qcow2, chunk_delay=0.005))  # ~0.3 s each: they overlap
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
@@ -358,10 +392,42 @@ def test_concurrent_pulls_both_succeed_with_one_good_file(
     results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
 
     assert [code for code, _ in results] == [0, 0], results
-    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 2
-    assert cache_listing(tmp_path) == [UBUNTU.cache_file, f"{UBUNTU.cache_file}.json"]
-    assert (tmp_path / "images" / UBUNTU.cache_file).read_bytes() == qcow2
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+    assert cache_listing(tmp_path) == blob_files(UBUNTU, qcow2)
+    assert pull.image_path(UBUNTU, tmp_path / "images").read_bytes() == qcow2
     assert holosc(tmp_path, site, "verify", "--all").returncode == 0
+
+
+def test_two_projects_image_units_share_one_download(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    """Two projects' image units, one on ubuntu:noble and one on ubuntu:24.04 (the same
+    upstream file), started at once: one download, one blob, both tags."""
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    site.serve(UBUNTU.url, Route(qcow2, chunk_delay=0.005))  # ~0.3 s each: they overlap
+    cache = tmp_path / "images"
+    units = []
+    for ref in ("ubuntu:noble", "ubuntu:24.04"):
+        entry = pull.entry_for(ref)
+        units.append(
+            [HELPER, "ensure", "--ref", ref, "--algorithm", entry.algorithm,
+             "--url", entry.url, "--checksum-url", entry.checksum_url,
+             "--cache", str(cache), "--mirror", site.url]
+        )  # fmt: skip
+    procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for argv in units]
+    results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
+
+    assert [code for code, _ in results] == [0, 0], results
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
+    assert sum("downloading" in err for _, err in results) == 1, results
+    blob = f"blobs/sha256/{digest(UBUNTU, qcow2)}"
+    assert cache_listing(tmp_path) == [
+        blob,
+        f"{blob}.json",
+        "tags/ubuntu/24.04",
+        "tags/ubuntu/noble",
+    ]
+    assert (cache / blob).read_bytes() == qcow2
 
 
 def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qcow2: bytes) -> None:
@@ -373,7 +439,7 @@ def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qco
         [sys.executable, "-m", "holosc", "pull", "alpine"], env=env, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 20
-    while not any(".part." in name for name in cache_listing(tmp_path)):
+    while not any("/.part." in name for name in cache_listing(tmp_path)):
         assert time.monotonic() < deadline, "the download never started"
         time.sleep(0.05)
 
@@ -386,7 +452,7 @@ def test_interrupted_pull_leaves_no_partial_file(tmp_path: Path, site: Site, qco
 def test_verify_detects_corruption_after_pull(tmp_path: Path, site: Site, qcow2: bytes) -> None:
     publish(site, ALPINE, qcow2, bsd(ALPINE, qcow2))
     assert holosc(tmp_path, site, "pull", "alpine:3.21").returncode == 0
-    image = tmp_path / "images" / ALPINE.cache_file
+    image = pull.image_path(ALPINE, tmp_path / "images")
     with image.open("r+b") as stream:
         stream.seek(len(qcow2) // 2)
         stream.write(b"\xff" * 16)
@@ -442,8 +508,195 @@ def test_ensure_images_pulls_only_missing(
     assert sorted(entry.ref for entry in missing) == ["ubuntu:24.04", "ubuntu:noble"]
     paths = pull.ensure_images(project, cache, events.append, mirror=site.url)
 
-    assert sorted(p.name for p in paths) == ["ubuntu-24.04.qcow2", "ubuntu-noble.qcow2"]
+    assert [p.name for p in paths] == [digest(UBUNTU, qcow2)] * 2  # one blob, two tags
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 1
     assert pull.missing_images(project, cache) == []
     assert pull.ensure_images(project, cache, mirror=site.url) == []
-    assert {e.stage for e in events} == set(pull.Stage) - {pull.Stage.REUSED}
+    assert {e.stage for e in events} == set(pull.Stage)  # ubuntu:24.04 reuses noble's blob
     assert all(pull.verify(entry, cache).ok for entry in missing)
+
+
+# -- the cache under concurrent use, migration, local images ----------------------------
+
+HELPER = str(Path(sys.executable).parent / "holos-image")
+
+
+def overlay(state: Path, instance: str, *source: str) -> subprocess.CompletedProcess[str]:
+    """`holos-image overlay` as launch.sh runs it, for instance p/<instance>."""
+    disk = state / "instances" / "p" / instance / "root.qcow2"
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    argv = [HELPER, "overlay", "--disk", str(disk), "--format", "qcow2", *source]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_pull_while_overlays_are_created_and_prune_waits_for_them(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    qemu_img = require_tool("qemu-img")
+    cache = tmp_path / "images"
+    by_ref = ("--ref", "ubuntu:noble", "--images", str(cache))
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    raw = tmp_path / "newer.raw"
+    raw.write_bytes(os.urandom(4 << 20))
+    subprocess.run(
+        [qemu_img, "convert", "-f", "raw", "-O", "qcow2", raw, raw.with_suffix(".qcow2")],
+        check=True,
+    )
+    newer = raw.with_suffix(".qcow2").read_bytes()
+    publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
+    site.serve(UBUNTU.url, Route(newer, chunk_delay=0.03))  # ~2 s
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env |= {"HOLOSC_STATE_DIR": str(tmp_path), pull.MIRROR_ENV: site.url}
+    puller = subprocess.Popen(
+        [sys.executable, "-m", "holosc", "pull", "ubuntu:noble"], env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 20
+    while not any("/.part." in name for name in cache_listing(tmp_path)):
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.02)
+
+    during = overlay(tmp_path, "a", *by_ref)  # does not wait for the download
+
+    assert during.returncode == 0, during.stderr
+    assert puller.poll() is None, "the overlay was created while the pull ran"
+    assert puller.wait(timeout=60) == 0
+    after = overlay(tmp_path, "b", *by_ref)
+    assert after.returncode == 0, after.stderr
+    disks = {i: tmp_path / "instances" / "p" / i / "root.qcow2" for i in "ab"}
+    blobs = {
+        "a": cache / "blobs" / "sha256" / digest(UBUNTU, qcow2),
+        "b": cache / "blobs" / "sha256" / digest(UBUNTU, newer),
+    }
+    for i in "ab":
+        assert backing_file(disks[i]) == f"../../../images/{blobs[i].relative_to(cache)}"
+    compare = [qemu_img, "compare", "-F", "qcow2", str(disks["a"]), str(blobs["a"])]
+    assert subprocess.run(compare, capture_output=True, check=False).returncode == 0
+    assert blobs["a"].read_bytes() == qcow2 and blobs["b"].read_bytes() == newer
+    assert site.hits[urllib.parse.urlsplit(UBUNTU.url).path] == 2
+
+    # A prune waits while an overlay is being created (the shared lock), then keeps both.
+    with Cache(cache).locked(shared=True):
+        pruner = subprocess.Popen(
+            [sys.executable, "-m", "holosc", "images", "prune", "--all"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        assert pruner.poll() is None, "prune did not wait for the lock"
+    out, _ = pruner.communicate(timeout=60)
+    assert pruner.returncode == 0
+    assert f"kept sha256:{digest(UBUNTU, qcow2)[:12]}: used by p/a" in out, out
+    assert f"kept sha256:{digest(UBUNTU, newer)[:12]}: used by p/b" in out, out
+    assert all(blob.exists() for blob in blobs.values())
+
+
+def test_old_layout_is_converted_once_without_downloading(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    qemu_io = require_tool("qemu-io")
+    cache = tmp_path / "images"
+    cache.mkdir()
+    old = cache / "ubuntu-noble.qcow2"  # what the previous holosc pulled, with its sidecar
+    old.write_bytes(qcow2)
+    record = {"algorithm": "sha256", "hash": digest(UBUNTU, qcow2), "size": len(qcow2)}
+    (cache / "ubuntu-noble.qcow2.json").write_text(json.dumps(record | {"url": UBUNTU.url}))
+    (cache / "debian-12.qcow2").write_bytes(qcow2)  # placed by hand: no sidecar
+    inode = old.stat().st_ino
+    disk = tmp_path / "instances" / "p" / "old" / "root.qcow2"
+    disk.parent.mkdir(parents=True)
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", old, disk],
+        check=True,
+    )
+    subprocess.run([qemu_io, "-c", "write -P 0x5a 0 64k", disk], check=True, capture_output=True)
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    publish(site, DEBIAN, qcow2, gnu(DEBIAN, qcow2))
+
+    listing = holosc(tmp_path, site, "images")
+
+    assert listing.returncode == 0, listing.stderr
+    blob = cache / "blobs" / "sha256" / digest(UBUNTU, qcow2)
+    assert old.is_symlink() and old.resolve() == blob and blob.stat().st_ino == inode
+    rows = [line.split() for line in listing.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [
+        ("debian:12", f"sha512:{digest(DEBIAN, qcow2)[:12]}", "-"),
+        ("ubuntu:noble", f"sha256:{digest(UBUNTU, qcow2)[:12]}", "p/old"),
+    ]
+    read = subprocess.run(
+        [qemu_io, "-r", "-c", "read -P 0x5a 0 64k", disk], capture_output=True, text=True
+    )
+    assert "Pattern verification failed" not in read.stdout and read.returncode == 0
+    again = holosc(tmp_path, site, "pull", "ubuntu:noble")
+    assert again.returncode == 0 and "up to date" in again.stderr, again.stderr
+    ensured = subprocess.run(
+        [HELPER, "ensure", "--ref", "debian:12", "--algorithm", "sha512", "--url", DEBIAN.url,
+         "--checksum-url", DEBIAN.checksum_url, "--cache", str(cache)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ensured.returncode == 0, ensured.stderr
+    assert site.hits.total() == 1, site.hits  # the checksum file of the explicit pull only
+    refused = holosc(tmp_path, site, "images", "rm", "ubuntu:noble")
+    assert refused.returncode == 5 and "ubuntu:noble is used by p/old" in refused.stderr
+
+
+def test_local_image_that_changed_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "disk.qcow2"
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", str(image), "64M"], check=True
+    )
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0  # unchanged: starts
+
+    os.utime(image, ns=(time.time_ns(), time.time_ns() + 10**9))  # written to
+    touched = overlay(tmp_path, "a", "--file", str(image))
+    assert touched.returncode == 1
+    (line,) = touched.stderr.splitlines()
+    assert line.startswith(f"holos-image: image {image} changed since ") and "mtime_ns" in line
+
+    copy = tmp_path / "copy.qcow2"
+    shutil.copy2(image, copy)
+    stamp = tmp_path / "instances" / "p" / "a" / "root.qcow2.base"
+    stamp.unlink()  # trust the current file again (as for an overlay made before stamps)
+    assert overlay(tmp_path, "a", "--file", str(image)).returncode == 0
+    os.replace(copy, image)  # replaced by a file with the same bytes and times
+    replaced = overlay(tmp_path, "a", "--file", str(image))
+    assert replaced.returncode == 1 and "inode" in replaced.stderr
+    assert "mtime_ns" not in replaced.stderr and "size" not in replaced.stderr.split("(")[1]
+
+
+def test_recreate_finds_disks_whose_image_moved_on(
+    tmp_path: Path, site: Site, qcow2: bytes
+) -> None:
+    """`up --recreate` picks the overlays on a tag's old digest and on a changed local
+    image, and nothing else; after removal the next overlay is on the new base."""
+    local = tmp_path / "disk.qcow2"
+    local.write_bytes(qcow2)
+    text = "name: p\nservices:\n  a:\n    image: ubuntu:noble\n  b:\n    image: ./disk.qcow2\n"
+    project = build_project(load_text(text, directory=tmp_path, environ={}), HostFiles()).project
+    cache = tmp_path / "images"
+    by_ref = ("--ref", "ubuntu:noble", "--images", str(cache))
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    assert overlay(tmp_path, "a-0", *by_ref).returncode == 0
+    assert overlay(tmp_path, "b-0", "--file", str(local)).returncode == 0
+    assert recreate.stale_disks(project, tmp_path, tmp_path) == []
+
+    newer = qcow2 + b"\0" * 4096
+    publish(site, UBUNTU, newer, gnu(UBUNTU, newer))
+    assert holosc(tmp_path, site, "pull", "ubuntu:noble").returncode == 0
+    os.utime(local, ns=(time.time_ns(), time.time_ns() + 10**9))
+    stale = recreate.stale_disks(project, tmp_path, tmp_path)
+
+    old, new = digest(UBUNTU, qcow2)[:12], digest(UBUNTU, newer)[:12]
+    assert [s.instance for s in stale] == ["a-0", "b-0"]
+    assert stale[0].reason == f"ubuntu:noble moved from sha256:{old} to sha256:{new}"
+    assert stale[1].reason.startswith(f"{local} changed (mtime_ns ")
+    for disk in stale:
+        recreate.remove(disk)
+    assert overlay(tmp_path, "a-0", *by_ref).returncode == 0
+    assert overlay(tmp_path, "b-0", "--file", str(local)).returncode == 0
+    a0 = tmp_path / "instances" / "p" / "a-0" / "root.qcow2"
+    assert Cache(cache).digest_of(a0) == f"sha256:{digest(UBUNTU, newer)}"
+    assert recreate.stale_disks(project, tmp_path, tmp_path) == []

@@ -12,10 +12,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from holos_runtime.imagecache import Cache
 
 from holosc.core.compiler import Output
 from holosc.core.model import MountKind
@@ -157,14 +159,12 @@ def _prepare_host(name: str, base: Path, kernel: Path) -> None:
     volumes.mkdir(parents=True)
     for service in project.services:
         image = service.image
-        if image.is_registry:
-            target = images / f"{image.name}-{image.tag}.{image.format}"
-        else:
-            assert image.path is not None
-            target = base / "project" / image.path
+        target = base / "project" / (image.path or f"{image.name}-{image.tag}.{image.format}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             run([img, "create", "-q", "-f", image.format, str(target), "64M"], check=True)
+        if image.is_registry:  # as if pulled: a blob in the cache and its tag
+            Cache(images).adopt(target, f"{image.name}:{image.tag}", "sha256", image.format)
         for path in (service.vm.kernel, service.vm.initrd):
             if path:
                 (base / "project" / path).write_bytes(kernel.read_bytes())
@@ -213,7 +213,8 @@ def test_qemu_accepts_every_launch_script(name: str, tmp_path: Path, guest_kerne
         env = dict(
             os.environ,
             HOLOS_ACCEL="tcg",
-            PATH=f"{shim}:{os.environ['PATH']}",
+            # holos-image of the checkout under test (launch.sh names it bare).
+            PATH=f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}",
             # Not in StateDirectory= order: systemd does not keep it either.
             STATE_DIRECTORY=f"{base / 'holos/images'}:{state}:{volumes}",
             RUNTIME_DIRECTORY=str(run_dir),

@@ -128,7 +128,13 @@ COMMANDS = {
         "pull",
         "Download a registry image into the cache, verified against the upstream checksum.",
     ),
-    "images": Command("images", "images", "List the registry images and which of them are cached."),
+    "images": Command(
+        "images",
+        "images_app",
+        "The image cache: each tag's digest, size, when it was pulled and which instances "
+        "use it (images prune, images rm to delete).",
+        group=True,
+    ),
     "verify": Command(
         "images",
         "verify",

@@ -5,15 +5,17 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
+from holos_runtime import imagecache
 
 from holosc.cli import common, options
 from holosc.core import images as registry
 from holosc.core import layout
-from holosc.errors import ExitCode, HolosError
+from holosc.errors import ExitCode, HolosError, ImageError
 from holosc.tools import pull as puller
 
 MirrorOption = Annotated[
@@ -61,24 +63,143 @@ def pull(
     print(f"image: {path}\nformat: {entry.format}")
 
 
+images_app = typer.Typer(
+    help="The image cache: each tag's digest, size, when it was pulled and which instances "
+    "use it (images prune, images rm to delete).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@images_app.callback()
 def images(
+    ctx: typer.Context,
     *,
+    available: Annotated[
+        bool, typer.Option("--available", help="List the registry's images instead.")
+    ] = False,
     user: options.UserOption = False,
     system: options.SystemOption = False,
 ) -> None:
-    """List the registry images and which of them are cached."""
-    cache = _cache_dir(user, system)
-    rows = [("NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER", "CACHED")]
+    """List cached images: tag, digest, size, pulled when, used by (instances' overlays)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if available:
+        return _catalogue()
+    try:
+        cache = puller.open_cache(_cache_dir(user, system))
+        users = cache.users()
+        tagged = cache.tagged()
+    except HolosError as exc:
+        common.fail(exc)
+    rows = [("IMAGE", "DIGEST", "SIZE", "PULLED", "USED BY")]
+    shown = set()
+    for ref, digest in [*tagged.items(), *((None, d) for d in cache.digests())]:
+        if ref is None and digest in shown:
+            continue
+        shown.add(digest)
+        record = cache.read_record(digest)
+        size = human_size(record.size) if record else "?"
+        pulled = record.pulled if record and record.pulled else "-"
+        short = record.short if record else digest[:19]
+        used = ",".join(users.get(digest, [])) or "-"
+        rows.append((ref or "<none>", short, size, pulled, used))
+    _table(rows)
+
+
+def _catalogue() -> None:
+    rows = [("NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER")]
     for entry in registry.REGISTRY:
-        path = puller.image_path(entry, cache)
-        cached = human_size(path.stat().st_size) if path.exists() else "-"
         default = "yes" if entry.default else "no"
-        rows.append((entry.name, entry.tag, default, entry.format, entry.os, entry.user, cached))
+        rows.append((entry.name, entry.tag, default, entry.format, entry.os, entry.user))
+    _table(rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+@images_app.command("prune")
+def prune(
+    *,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", "-a", help="Also delete tagged images no instance uses."),
+    ] = False,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Delete cached images no instance uses: untagged ones (tags moved on by a pull), or
+    with --all every unused one. An image an instance's disk is based on is never deleted."""
+    try:
+        cache = puller.open_cache(_cache_dir(user, system))
+        with puller.errors(), cache.locked(shared=False):
+            users, tagged = cache.users(), set(cache.tagged().values())
+            freed = 0
+            for digest in cache.digests():
+                record = cache.read_record(digest)
+                label = record.short if record else digest[:19]
+                if digest in users:
+                    if all_ or digest not in tagged:
+                        print(f"kept {label}: used by {', '.join(users[digest])}")
+                    continue
+                if digest in tagged and not all_:
+                    continue
+                freed += cache.blob(digest).stat().st_size
+                cache.remove(digest)
+                print(f"removed {label}")
+    except HolosError as exc:
+        common.fail(exc)
+    print(f"freed {human_size(freed)}")
+
+
+@images_app.command("rm")
+def remove(
+    refs: Annotated[
+        list[str],
+        typer.Argument(metavar="IMAGE", help="Tag (ubuntu:noble) or digest (sha256:abc...)."),
+    ],
+    *,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Delete cached images and their tags; refuses an image an instance uses."""
+    try:
+        cache = puller.open_cache(_cache_dir(user, system))
+        with puller.errors(), cache.locked(shared=False):
+            digests = [_find(cache, ref) for ref in refs]
+            users = cache.users()
+            refused = [
+                f"{ref} is used by {', '.join(users[digest])}"
+                for ref, digest in zip(refs, digests, strict=True)
+                if digest in users
+            ]
+            if refused:
+                raise ImageError(
+                    f"not removed: {'; '.join(refused)} (hint: holosc down those projects first)"
+                )
+            for digest in dict.fromkeys(digests):
+                cache.remove(digest)
+                print(f"removed {digest[:19]}")
+    except HolosError as exc:
+        common.fail(exc)
+
+
+def _find(cache: imagecache.Cache, ref: str) -> str:
+    """The digest a tag names, or the one cached digest that starts with `ref`."""
+    if ref.partition(":")[0] in imagecache.ALGORITHMS:
+        matches = [d for d in cache.digests() if d.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        raise ImageError(f"{ref!r} is ambiguous" if matches else f"no cached image {ref}")
+    digest = cache.tag_digest(puller.entry_for(ref).ref)
+    if digest is None:
+        raise ImageError(f"no cached image {ref}")
+    return digest
 
 
 def verify(
@@ -125,8 +246,6 @@ def verify_line(result: puller.VerifyResult) -> str:
         return f"{ref}: verified {result.algorithm}:{result.actual[:16]} {result.path}"
     if result.status is status.NOT_CACHED:
         return f"{ref}: not cached (run 'holosc pull {ref}')"
-    if result.status is status.UNRECORDED:
-        return f"{ref}: cannot verify {result.path}: no recorded checksum (run 'holosc pull {ref}')"
     got = result.detail or f"expected {result.expected}, got {result.actual}"
     return f"{ref}: CORRUPT {result.path}: {result.algorithm} mismatch: {got}"
 
@@ -150,7 +269,7 @@ class ProgressReport:
         self.started = self.drawn = 0.0
 
     def __call__(self, event: puller.Progress) -> None:
-        stage, ref = puller.Stage, event.entry.ref
+        stage, ref = puller.Stage, event.image.ref
         if event.stage is stage.CHECKSUM:
             self.line(f"{ref}: fetching checksum {event.url}")
         elif event.stage is stage.REUSED:
@@ -187,5 +306,5 @@ class ProgressReport:
                 f"{fraction:4.0%} [{'#' * filled}{'.' * (width - filled)}] {text}"
                 f"/{human_size(event.total)}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
             )
-        self.stream.write(f"\r\033[K{event.entry.ref} {text}  {human_size(speed)}/s")
+        self.stream.write(f"\r\033[K{event.image.ref} {text}  {human_size(speed)}/s")
         self.stream.flush()

@@ -15,6 +15,7 @@ from holosc.core import layout, names
 from holosc.errors import HolosError
 from holosc.host import hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
+from holosc.host import recreate as recreating
 from holosc.host.project_lock import project_lock
 from holosc.tools import pull
 
@@ -33,6 +34,24 @@ def up(
     user: options.UserOption = False,
     system: options.SystemOption = False,
     ssh_key: common.SshKeyOption = None,
+    pull_: Annotated[
+        bool,
+        typer.Option(
+            "--pull",
+            help="Pull every registry image first, moving tags to the current upstream "
+            "(new instances use it; existing disks keep the image they were created on).",
+        ),
+    ] = False,
+    recreate: Annotated[
+        bool,
+        typer.Option(
+            "--recreate",
+            help="Recreate the root disks of instances whose image moved on (a tag that "
+            "names another digest, a local image file that changed): they start afresh on "
+            "the image as it is now; what was written to their root disk is lost, named "
+            "volumes stay.",
+        ),
+    ] = False,
 ) -> None:
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
@@ -45,10 +64,16 @@ def up(
         with project_lock(manager, name, "up", say):
             if warning := lifecycle.disk_warning(loaded.project, manager):
                 say(f"holosc: warning: {warning}")
-            _pull_missing(loaded, manager)
+            _pull_images(loaded, manager, refresh=pull_)
+            project_dir = loaded.file.parent.resolve()
+            stale = (
+                recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+                if recreate
+                else []
+            )
             hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
             try:
-                lifecycle.up(output, manager, name, loaded.file.parent.resolve(), say)
+                lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
             except KeyboardInterrupt:
                 lifecycle.report_interrupted(manager, name, say)
                 raise typer.Exit(130) from None
@@ -56,10 +81,15 @@ def up(
         common.fail(exc)
 
 
-def _pull_missing(loaded: common.Loaded, manager: systemd.Manager) -> None:
-    """Download and verify registry images the project uses and the cache lacks."""
+def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bool) -> None:
+    """Download and verify registry images the project uses and the cache lacks (all of
+    them with `refresh`) here, with progress on the terminal; the image units then find
+    them cached. The download is the image units' own code (holos_runtime.fetch)."""
     pull.ensure_images(
-        loaded.project, layout.images(manager.state_dir), images.ProgressReport(sys.stderr)
+        loaded.project,
+        layout.images(manager.state_dir),
+        images.ProgressReport(sys.stderr),
+        refresh=refresh,
     )
 
 

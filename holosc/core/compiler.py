@@ -3,7 +3,8 @@
 Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
-    holos-<p>-volumes.service                      → the scope's unit directory
+    holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service
+                                                   → the scope's unit directory
     <p>/volumes.sh, <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
                                                    → %E/holos/<p>/ (installed by holosc)
 
@@ -60,6 +61,8 @@ def compile_project(project: Project, sources: Mapping[str, str] | None = None) 
         files[PurePosixPath(path)] = File(data, mode)
 
     add(layout.target_name(name), units.render_target(plan))
+    for ref in P.registry_images(project):
+        add(layout.image_unit(name, ref), units.render_image(plan, ref))
     if project.used_volumes:
         add(layout.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from holosc.core import layout
 from holosc.core.model import Image, OsFamily
 
 
@@ -27,11 +26,6 @@ class RegistryImage:
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.tag}"
-
-    @property
-    def cache_file(self) -> str:
-        """File name inside the image cache (`<state>/holos/images/`)."""
-        return layout.image_file(self.name, self.tag, self.format)
 
 
 _UBUNTU = "https://cloud-images.ubuntu.com"

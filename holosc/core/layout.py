@@ -104,6 +104,16 @@ def volume_device(volume: str) -> str:
     return f"/dev/disk/by-id/virtio-{volume_serial(volume)}"
 
 
+def image_unit(project: str, ref: str) -> str:
+    """The oneshot that fetches registry image `name:tag` (Quadlet's `.image` unit)."""
+    name, _, tag = ref.partition(":")
+    return f"holos-{project}-image-{name}-{tag}.service"
+
+
+def is_image_unit(project: str, unit: str) -> bool:
+    return unit.startswith(f"holos-{project}-image-") and "@" not in unit and not is_gate(unit)
+
+
 def unit_label(project: str, unit: str) -> str:
     """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
     prefix = f"holos-{project}-"
@@ -184,11 +194,6 @@ def volume_disk(state: Root, project: str, volume: str) -> Root:
 def images(state: Root) -> Root:
     """The image cache."""
     return state / "images"
-
-
-def image_file(name: str, tag: str, image_format: str) -> str:
-    """A registry image's file name in the image cache."""
-    return f"{name}-{tag}.{image_format}"
 
 
 def artifacts(config: Root, project: str) -> Root:

@@ -63,6 +63,12 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+def registry_images(project: Project) -> tuple[str, ...]:
+    """`name:tag` of every registry image the services use, first use first."""
+    refs = (f"{s.image.name}:{s.image.tag}" for s in project.services if s.image.is_registry)
+    return tuple(dict.fromkeys(refs))
+
+
 def multicast(project: str) -> tuple[str, int]:
     """Per-project L2 segment: group 239.a.b.c and a port in 10000..64999."""
     h = _digest(project)

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from holosc.core import layout, names
+from holosc.core import images, layout, names
 from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit.write import write_atomic
@@ -61,11 +61,15 @@ def read_manifest(manager: Manager, project: str) -> dict[str, dict[str, str]]:
     except (OSError, ValueError, TypeError, AttributeError):
         return {"units": {}, "files": {}}
     for unit in manifest["units"]:
-        if not layout.is_unit_of(unit, project):
+        if not (layout.is_unit_of(unit, project) or unit in _image_units(project)):
             raise names.invalid("unit", unit, str(path), f"not a unit of project {project}")
     for rel in manifest["files"]:
         _check_artifact(rel, str(path))
     return manifest
+
+
+def _image_units(project: str) -> set[str]:
+    return {layout.image_unit(project, ref) for ref in images.known_refs()}
 
 
 def _check_artifact(rel: str, source: str) -> None:

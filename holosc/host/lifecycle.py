@@ -20,7 +20,8 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, install, run
+from holosc.host import diskspace, install, recreate, run
+from holosc.host.recreate import StaleDisk
 from holosc.host.systemd import Manager
 
 Say = Callable[[str], None]
@@ -34,7 +35,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes unit
+    others: tuple[str, ...]  # volumes and image units
 
     @property
     def target(self) -> str:
@@ -75,7 +76,8 @@ def installed_units(manager: Manager, project: str) -> Units:
         )
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
-    others = tuple(n for n in manifest["units"] if n == layout.volumes_unit(project))
+    volumes = layout.volumes_unit(project)
+    others = tuple(n for n in manifest["units"] if n == volumes or layout.is_image_unit(project, n))
     return Units(project, tuple(order), gates, others)
 
 
@@ -110,9 +112,19 @@ def error(message: str, hint: str | None = None) -> RuntimeCommandError:
     return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
 
 
-def up(output: Output, manager: Manager, project: str, project_dir: Path, say: Say) -> None:
+def up(
+    output: Output,
+    manager: Manager,
+    project: str,
+    project_dir: Path,
+    say: Say,
+    *,
+    recreate: Sequence[StaleDisk] = (),
+) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed.
-    A running project whose output did not change is left alone (no reload, no start)."""
+    A running project whose output did not change is left alone (no reload, no start).
+    The `recreate` disks are removed first (their instances stopped if running), so that
+    their instances start on the image as it is now."""
     manager.require()
     for other in installed_elsewhere(manager, project, project_dir):
         say(
@@ -125,12 +137,15 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
     changes = install.install(output, manager, project, project_dir)
     units = installed_units(manager, project)
     shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
-    if not (changes.any or retired) and all(p["ActiveState"] == "active" for p in shown.values()):
+    if not (changes.any or retired or recreate) and all(
+        p["ActiveState"] == "active" for p in shown.values()
+    ):
         say(_running(units) + "; nothing changed")
         return
     if changes.any or retired or _stale(shown):
         manager.ctl("daemon-reload")
     _remove_instances(manager, project, retired)
+    _recreate_disks(manager, units, recreate, say)
     running = {
         u
         for u, p in manager.show(
@@ -158,6 +173,16 @@ def up(output: Output, manager: Manager, project: str, project_dir: Path, say: S
             manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
+
+
+def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
+    """Stop each instance (only it: its dependents keep running), remove its root disk;
+    the start that follows creates a new one on the image's current digest."""
+    for disk in stale:
+        unit = units.unit(disk.instance)
+        say(f"{disk.instance}: recreating its disk: {disk.reason}")
+        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+        recreate.remove(disk)
 
 
 def _stale(shown: dict[str, dict[str, str]]) -> bool:
@@ -270,7 +295,8 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
-    watched = units.watched()
+    images = [u for u in units.others if layout.is_image_unit(units.project, u)]
+    watched = [*images, *units.watched()]
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
@@ -287,9 +313,9 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
                 f"{labels.get(unit, unit)}: {states[unit].get('ActiveState')} "
                 f"({states[unit].get('Result')})"
             )
-        # A failed gate is the cause, its dependents' failed start checks the effect.
-        causes = ([u for u in failed if u in units.gates] or failed)[:3] or [units.target]
-        tail = run.output(manager.journal(causes, lines=15))
+        # A failed image or gate is the cause, its dependents' failures the effect.
+        causes = ([u for u in failed if u in images or u in units.gates] or failed)[:3]
+        tail = run.output(manager.journal(causes or [units.target], lines=15))
         for clash in port_clashes(manager, units, failed):
             say(clash)
         message = (
@@ -352,6 +378,8 @@ def _report(
                     "active": "healthy",
                     "failed": "UNHEALTHY",
                 }
+            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+                word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")
 

@@ -183,7 +183,8 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
 
     pulled = holosc("pull", "alpine:3.21")
     assert "verified" in pulled.stderr + pulled.stdout, pulled
-    assert c.run(["test", "-f", str(state / "images" / "alpine-3.21.qcow2")]).returncode == 0
+    tag = state / "images" / "tags" / "alpine" / "3.21"  # a symlink to its blob
+    assert c.run(["test", "-L", str(tag), "-a", "-f", str(tag)]).returncode == 0
 
     began = time.monotonic()
     up = holosc("up")

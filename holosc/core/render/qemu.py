@@ -43,12 +43,23 @@ def host_path_q(path: str) -> list[str]:
     ]
 
 
-def image_parts(service: Service) -> list[str]:
+def overlay_command(service: Service) -> list[Word]:
+    """`holos-image overlay`: the instance's disk, created once on the image's digest (a
+    registry image) or file (a local image, which must not change afterwards)."""
     image = service.image
+    argv: list[Word] = [
+        [units.IMAGE],
+        ["overlay"],
+        ["--disk"],
+        [_var("state"), "/root.qcow2"],
+        ["--format"],
+        [image.format],
+    ]
+    if service.vm.disk_size:
+        argv += [["--size"], [str(service.vm.disk_size)]]
     if image.path is not None:
-        return host_path(image.path)
-    assert image.name is not None and image.tag is not None
-    return [_var("images"), "/" + layout.image_file(image.name, image.tag, image.format)]
+        return [*argv, ["--file"], host_path(image.path)]
+    return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
 
 
 def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:
@@ -286,24 +297,16 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         else:
             lines.append(word)
     uses_project = _uses_project(service, plan)
+    overlay = overlay_command(service)
     parts: list[Word] = [
         *args,
-        image_parts(service),
+        *overlay,
         *(host_path(m.source) for m in service.binds),
         *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
     escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
     binds = service.binds
-    image = service.image
-    missing = (
-        (
-            f"image {image.name}:{image.tag} is not in the cache ($image): "
-            f"run holosc pull {image.name}:{image.tag}"
-        )
-        if image.is_registry
-        else "image $image does not exist"
-    )
     return dict(
         instance=inst.name,
         project=plan.project.name,
@@ -318,10 +321,7 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         ),
         cpu_model=shell_word(service.vm.cpu_model),
         cpu_is_host=service.vm.cpu_model == "host",
-        image_path=shell_word(image_parts(service)),
-        image_missing=missing,
-        image_format=image.format,
-        disk_size=f" {service.vm.disk_size}" if service.vm.disk_size else "",
+        overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         ovmf_pairs=" \\\n    ".join(f"{code}:{vars_}" for code, vars_ in layout.OVMF_PAIRS),
         virtiofsd_candidates=" ".join(layout.VIRTIOFSD),

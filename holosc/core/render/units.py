@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from holosc.core import layout
+from holosc.core import images, layout
 from holosc.core import plan as P
 from holosc.core.model import Project, Restart, Service
 from holosc.core.quantities import format_seconds
@@ -41,6 +41,7 @@ REQUIRE_ACTIVE = (
     '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
 )
 SEED = "holos-seed"
+IMAGE = "holos-image"
 
 # compose's restart: as Restart= of a QEMU unit (measured; see docs/units.md). The default
 # on-abnormal restarts after a crash or kill -9, not after a guest poweroff or a bad QEMU
@@ -98,7 +99,7 @@ def known_hosts(project: str, instance: str) -> str:
 
 def render_target(plan: P.Plan) -> str:
     project = plan.project
-    wants = []
+    wants = [layout.image_unit(project.name, ref) for ref in P.registry_images(project)]
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
@@ -292,6 +293,53 @@ def render_volumes(plan: P.Plan) -> str:
     )
 
 
+def render_image(plan: P.Plan, ref: str) -> str:
+    """Oneshot that makes sure registry image `ref` is cached and verified: at once when
+    it is, else downloading it (progress in the journal). Named by reference and upstream
+    URLs only, so the unit is the same on every host."""
+    p = plan.project.name
+    entry = images.lookup(ref)
+    assert entry is not None, ref  # validated
+    ensure = [
+        IMAGE,
+        "ensure",
+        "--ref",
+        entry.ref,
+        "--algorithm",
+        entry.algorithm,
+        "--format",
+        entry.format,
+        "--url",
+        entry.url,
+        "--checksum-url",
+        entry.checksum_url,
+    ]
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: image {entry.ref}")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("RemainAfterExit", "yes"),
+                    ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+                    ("ExecStart", exec_line(ensure)),
+                    # A dead link fails after holos-image's stall timeout; a slow one may
+                    # take as long as it needs.
+                    ("TimeoutStartSec", "infinity"),
+                ],
+            ),
+            ("X-Holos", [("Project", p), ("Image", entry.ref)]),
+        ]
+    )
+
+
 def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
     """(unit, Requires|Wants, checked at start) for what this service's instances need
     started first.
@@ -305,6 +353,10 @@ def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
     units = (
         [(layout.volumes_unit(project.name), "Requires", False)] if service.named_volumes else []
     )
+    if service.image.is_registry:
+        # Quadlet's model: an image that cannot be fetched fails the start (dependency).
+        ref = f"{service.image.name}:{service.image.tag}"
+        units.append((layout.image_unit(project.name, ref), "Requires", False))
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):

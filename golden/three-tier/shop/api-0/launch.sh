@@ -39,12 +39,9 @@ case "$accel" in kvm|tcg) ;; *) die "HOLOS_ACCEL must be kvm, tcg or auto, not '
 cpu=host
 [ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM
 
-image="${images}"/ubuntu-noble.qcow2
-[ -f "$image" ] || die "image ubuntu:noble is not in the cache ($image): run holosc pull ubuntu:noble"
-if [ ! -e "$state/root.qcow2" ]; then
-  qemu-img create -q -f qcow2 -F qcow2 -b "$image" "$state/root.qcow2.tmp"
-  mv -- "$state/root.qcow2.tmp" "$state/root.qcow2"
-fi
+# The disk: an overlay created once on the image's digest, which it keeps for life; a
+# local image that changed since is refused (docs/images.md).
+holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --ref ubuntu:noble --images "${images}"
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"

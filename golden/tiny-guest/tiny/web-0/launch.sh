@@ -41,12 +41,9 @@ case "$accel" in kvm|tcg) ;; *) die "HOLOS_ACCEL must be kvm, tcg or auto, not '
 cpu=host
 [ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM
 
-image="${project}"/guest/base.raw
-[ -f "$image" ] || die "image $image does not exist"
-if [ ! -e "$state/root.qcow2" ]; then
-  qemu-img create -q -f qcow2 -F raw -b "$image" "$state/root.qcow2.tmp"
-  mv -- "$state/root.qcow2.tmp" "$state/root.qcow2"
-fi
+# The disk: an overlay created once on the image's digest, which it keeps for life; a
+# local image that changed since is refused (docs/images.md).
+holos-image overlay --disk "${state}"/root.qcow2 --format raw --file "${project}"/guest/base.raw
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"

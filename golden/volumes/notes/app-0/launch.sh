@@ -43,12 +43,9 @@ case "$accel" in kvm|tcg) ;; *) die "HOLOS_ACCEL must be kvm, tcg or auto, not '
 cpu=host
 [ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM
 
-image="${project}"/images/app.qcow2
-[ -f "$image" ] || die "image $image does not exist"
-if [ ! -e "$state/root.qcow2" ]; then
-  qemu-img create -q -f qcow2 -F qcow2 -b "$image" "$state/root.qcow2.tmp" 21474836480
-  mv -- "$state/root.qcow2.tmp" "$state/root.qcow2"
-fi
+# The disk: an overlay created once on the image's digest, which it keeps for life; a
+# local image that changed since is refused (docs/images.md).
+holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --size 21474836480 --file "${project}"/images/app.qcow2
 
 # Bind mounts reach the guest over virtiofs, one virtiofsd per directory; each exits when
 # QEMU closes its socket.

@@ -1,0 +1,233 @@
+"""holos-image: images for the compiled units (the image units and launch.sh).
+
+Usage::
+
+    holos-image ensure --ref REF --url URL --checksum-url URL --algorithm ALG
+                       [--format FMT] [--cache DIR] [--mirror URL] [--stall-timeout S]
+    holos-image overlay --disk PATH --format FMT [--size SIZE]
+                        (--ref REF --images DIR | --file PATH)
+
+``ensure`` is the ExecStart= of an image unit: when the cache (default: the unit's
+$STATE_DIRECTORY) has REF tagged, it exits at once without touching the network;
+otherwise it downloads the image, verifies it against the upstream checksum file and
+tags it, logging progress (one line per 10 %). $HOLOSC_IMAGE_MIRROR (e.g. set with
+`systemctl set-environment`) replaces scheme and host of both URLs.
+
+``overlay`` is run by launch.sh before QEMU. The first time, it creates the instance's
+qcow2 overlay on the blob REF points at (relative backing path, so the overlay keeps
+that digest for life) or on a local image FILE, whose size, mtime and inode it records
+in `<disk>.base`. Later starts check that record and refuse to boot on a local image
+that was replaced or modified since: the overlay would read changed blocks as its own.
+
+Exit codes: 0 ok, 1 failure (one line on stderr saying what to do), 2 usage.
+Standard library only; never imports the compiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from holos_runtime import fetch
+from holos_runtime.imagecache import Cache, Legacy
+
+PROG = "holos-image"
+
+
+class Failure(Exception):
+    pass
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Images for holos units.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ensure = commands.add_parser("ensure", help="make sure an image is cached and verified")
+    ensure.add_argument("--ref", required=True)
+    ensure.add_argument("--url", required=True)
+    ensure.add_argument("--checksum-url", required=True)
+    ensure.add_argument("--algorithm", required=True, choices=sorted(fetch.HEX_LENGTH))
+    ensure.add_argument("--format", default="qcow2")
+    ensure.add_argument("--cache", type=Path)
+    ensure.add_argument("--mirror", default=None)
+    ensure.add_argument("--stall-timeout", type=float, default=60.0)
+    overlay = commands.add_parser("overlay", help="create or check an instance's overlay")
+    overlay.add_argument("--disk", required=True, type=Path)
+    overlay.add_argument("--format", required=True, choices=("qcow2", "raw"))
+    overlay.add_argument("--size", default=None)
+    source = overlay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ref")
+    source.add_argument("--file", type=Path)
+    overlay.add_argument("--images", type=Path)
+    return parser.parse_args(argv)
+
+
+# -- ensure ------------------------------------------------------------------------------
+
+
+class JournalProgress:
+    """Plain lines for the journal: start, every 10 %, done."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.step = 0
+
+    def __call__(self, event: fetch.Progress) -> None:
+        ref, stage = event.image.ref, fetch.Stage
+        if event.stage is stage.DOWNLOAD and event.done == 0:
+            self.started = time.monotonic()
+            size = f"{event.total / 2**20:.0f} MiB" if event.total else "unknown size"
+            say(f"{ref}: downloading {event.url} ({size})")
+        elif event.stage is stage.DOWNLOAD and event.total:
+            step = event.done * 10 // event.total
+            if step > self.step:
+                self.step = step
+                say(f"{ref}: {step * 10}% ({event.done / 2**20:.0f} MiB, {self.rate(event)})")
+        elif event.stage is stage.DONE:
+            say(f"{ref}: verified {event.done / 2**20:.0f} MiB ({self.rate(event)})")
+
+    def rate(self, event: fetch.Progress) -> str:
+        return f"{event.done / 2**20 / max(time.monotonic() - self.started, 1e-6):.1f} MiB/s"
+
+
+def ensure(args: argparse.Namespace) -> None:
+    cache = Cache(args.cache or images_dir())
+    source = fetch.Source(args.ref, args.url, args.checksum_url, args.algorithm, args.format)
+    try:
+        cache.migrate([Legacy(source.ref, source.algorithm, source.format)])
+        record = fetch.ensure(
+            source,
+            cache,
+            progress=JournalProgress(),
+            timeouts=fetch.Timeouts(stall=args.stall_timeout),
+            mirror=args.mirror,
+        )
+    except fetch.FetchError as exc:
+        raise Failure(
+            f"{source.ref}: {exc} (the cache has no copy yet: connect this host, set "
+            f"{fetch.MIRROR_ENV} for the manager, or copy the image in with holosc pull)"
+        ) from exc
+    except OSError as exc:
+        raise Failure(f"{source.ref}: cannot use the image cache {cache.root}: {exc}") from exc
+    say(f"{source.ref}: {record.short} ({record.size / 2**20:.0f} MiB) ready")
+
+
+def images_dir() -> Path:
+    """The images directory among $STATE_DIRECTORY (its order is not kept by systemd)."""
+    for entry in os.environ.get("STATE_DIRECTORY", "").split(":"):
+        if entry.endswith("/holos/images"):
+            return Path(entry)
+    raise Failure("no holos/images directory in STATE_DIRECTORY: pass --cache")
+
+
+# -- overlay -----------------------------------------------------------------------------
+
+
+def overlay(args: argparse.Namespace) -> None:
+    disk: Path = args.disk
+    stamp = disk.with_name(disk.name + ".base")
+    if args.file is not None:
+        if disk.exists():
+            check_stamp(args.file, stamp, disk)
+            return
+        write_stamp(args.file, stamp)
+        create(disk, str(args.file), args.format, args.size)
+        return
+    if disk.exists():
+        return  # its backing blob is immutable; a prune refuses it while the overlay exists
+    if args.images is None:
+        raise Failure("overlay --ref needs --images")
+    cache = Cache(args.images)
+    with cache.locked(shared=True):  # no prune between resolving the tag and the overlay
+        record = cache.resolve(args.ref)
+        if record is None:
+            raise Failure(
+                f"image {args.ref} is not in the cache {cache.root}: start the project "
+                f"(its image unit fetches it) or run holosc pull {args.ref}"
+            )
+        backing = os.path.relpath(cache.blob(record.digest), disk.parent)
+        create(disk, backing, args.format, args.size)
+    say(f"{disk.parent.name}: new disk on {args.ref} ({record.short})")
+
+
+def create(disk: Path, backing: str, fmt: str, size: str | None) -> None:
+    tmp = disk.with_name(disk.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", backing, str(tmp)]
+    result = subprocess.run(argv + ([size] if size else []), capture_output=True, text=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise Failure(f"qemu-img create {disk} failed: {result.stderr.strip()}")
+    os.replace(tmp, disk)
+
+
+def identity(path: Path) -> dict[str, int]:
+    """What changes when a file is modified or replaced: cheap at any size (one stat)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise Failure(f"image {path} does not exist") from None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def write_stamp(image: Path, stamp: Path) -> None:
+    text = " ".join(f"{k}={v}" for k, v in identity(image).items()) + "\n"
+    tmp = stamp.with_name(stamp.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, stamp)
+
+
+def stamp_changes(image: Path, stamp: Path) -> list[str] | None:
+    """What changed in `image` since `stamp` was written ("mtime_ns 1 -> 2"), or None
+    when there is no readable stamp."""
+    now = identity(image)
+    try:
+        recorded = dict(pair.split("=", 1) for pair in stamp.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return [f"{k} {recorded.get(k)} -> {v}" for k, v in now.items() if recorded.get(k) != str(v)]
+
+
+def check_stamp(image: Path, stamp: Path, disk: Path) -> None:
+    changed = stamp_changes(image, stamp)
+    if changed is None:
+        write_stamp(image, stamp)  # an overlay made before stamps existed: trust it once
+        return
+    if changed:
+        raise Failure(
+            f"image {image} changed since {disk} was created on it ({', '.join(changed)}); "
+            "booting would corrupt the disk: put the original image back, or start afresh "
+            "on the new image with holosc up --recreate (the instance's root disk is "
+            "recreated; named volumes stay)"
+        )
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``holos-image``; returns the exit code."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        ensure(args) if args.command == "ensure" else overlay(args)
+    except Failure as exc:
+        say(f"{PROG}: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
