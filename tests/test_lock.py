@@ -30,3 +30,10 @@ def test_a_lock_naming_a_path_or_lacking_a_field_is_refused() -> None:
         Lock.from_json(json.dumps(data), LOCK_FILE)
     with pytest.raises(ValueError):
         Lock.from_json("[]", LOCK_FILE)
+
+
+def test_a_hand_written_lock_needs_only_what_exec_uses() -> None:
+    """tests/runtime/test_ssh_argv.py installs a lock with a port and a user only."""
+    lock = Lock.from_json('{"instances": {"web-0": {"ssh_port": 2222, "user": "u"}}}', "x")
+    web = lock.instances["web-0"]
+    assert (web.service, web.ssh_port, web.user, web.ip_order()) == ("web", 2222, "u", ())

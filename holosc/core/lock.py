@@ -27,7 +27,7 @@ class LockedInstance:
     ports: tuple[str, ...]  # "host:guest"
 
     def ip_order(self) -> tuple[int, ...]:
-        return tuple(int(part) for part in self.ip.split("."))
+        return tuple(int(part) for part in self.ip.split(".") if part.isdigit())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _instance(name: str, info: Any, source: str) -> LockedInstance:
     try:
         return LockedInstance(
             service=str(info.get("service") or layout.split_instance(name)[0]),
-            ip=str(info["ip"]),
+            ip=str(info.get("ip", "")),  # only orders instances; exec needs port and user
             ssh_port=int(info["ssh_port"]),
             user=str(info["user"]),
             ports=tuple(map(str, info.get("ports", ()))),
