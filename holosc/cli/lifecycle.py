@@ -12,7 +12,6 @@ import typer
 
 from holosc.cli import common, complete, images, options
 from holosc.core import layout, names
-from holosc.errors import HolosError
 from holosc.host import hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
 from holosc.host import recreate as recreating
@@ -55,30 +54,27 @@ def up(
 ) -> None:
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
-    try:
-        manager = options.manager(user, system)
-        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-        common.print_diagnostics(loaded.warnings)
-        output = common.compile_loaded(loaded)
-        name = loaded.project.name
-        with project_lock(manager, name, "up", say):
-            if warning := lifecycle.disk_warning(loaded.project, manager):
-                say(f"holosc: warning: {warning}")
-            _pull_images(loaded, manager, refresh=pull_)
-            project_dir = loaded.file.parent.resolve()
-            stale = (
-                recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
-                if recreate
-                else []
-            )
-            hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
-            try:
-                lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
-            except KeyboardInterrupt:
-                lifecycle.report_interrupted(manager, name, say)
-                raise typer.Exit(130) from None
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+    common.print_diagnostics(loaded.warnings)
+    output = common.compile_loaded(loaded)
+    name = loaded.project.name
+    with project_lock(manager, name, "up", say):
+        if warning := lifecycle.disk_warning(loaded.project, manager):
+            say(f"holosc: warning: {warning}")
+        _pull_images(loaded, manager, refresh=pull_)
+        project_dir = loaded.file.parent.resolve()
+        stale = (
+            recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+            if recreate
+            else []
+        )
+        hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
+        try:
+            lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
+        except KeyboardInterrupt:
+            lifecycle.report_interrupted(manager, name, say)
+            raise typer.Exit(130) from None
 
 
 def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bool) -> None:
@@ -105,14 +101,11 @@ def down(
 ) -> None:
     """Stop the project gracefully (reverse dependency order), remove its units and instance
     disks. Named volumes and the SSH key are kept unless --volumes."""
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        with project_lock(manager, name, "down", say):
-            lifecycle.down(manager, name, volumes=volumes, say=say)
-            hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    with project_lock(manager, name, "down", say):
+        lifecycle.down(manager, name, volumes=volumes, say=say)
+        hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
 
 
 def _service_units(manager: object, name: str, services: list[str]) -> list[str]:
@@ -169,21 +162,18 @@ def _start_or_stop(
     user: bool,
     system: bool,
 ) -> None:
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        for service in services or []:
-            names.check("service", service, "the command line")
-        manager.require()
-        with project_lock(manager, name, verb, say):
-            units = _service_units(manager, name, services or [])
-            if verb == "start":
-                lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
-            else:
-                lifecycle.stop_units(manager, name, units, say)
-        say(f"{verb} done: {' '.join(units)}")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    for service in services or []:
+        names.check("service", service, "the command line")
+    manager.require()
+    with project_lock(manager, name, verb, say):
+        units = _service_units(manager, name, services or [])
+        if verb == "start":
+            lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
+        else:
+            lifecycle.stop_units(manager, name, units, say)
+    say(f"{verb} done: {' '.join(units)}")
 
 
 def install(
@@ -199,30 +189,25 @@ def install(
     ssh_key: common.SshKeyOption = None,
 ) -> None:
     """Install the compiled units without starting them; --enable for reboot survival."""
-    try:
-        manager = options.manager(user, system)
-        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-        output = common.compile_loaded(loaded)
-        name = loaded.project.name
-        if dry_run:
-            for path in output.files:
-                dest = (
-                    manager.unit_dir / path.name
-                    if len(path.parts) == 1
-                    else manager.config_dir / path
-                )
-                print(f"would write {dest}")
-            if enable:
-                print(f"would link {installer.wants_link(manager, name)}")
-            return
-        with project_lock(manager, name, "install", say):
-            installer.install(output, manager, name, loaded.file.parent.resolve())
-            if enable:
-                say(f"enabled: {installer.enable(manager, name)}")
-            manager.ctl("daemon-reload", check=False)
-        say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+    output = common.compile_loaded(loaded)
+    name = loaded.project.name
+    if dry_run:
+        for path in output.files:
+            dest = (
+                manager.unit_dir / path.name if len(path.parts) == 1 else manager.config_dir / path
+            )
+            print(f"would write {dest}")
+        if enable:
+            print(f"would link {installer.wants_link(manager, name)}")
+        return
+    with project_lock(manager, name, "install", say):
+        installer.install(output, manager, name, loaded.file.parent.resolve())
+        if enable:
+            say(f"enabled: {installer.enable(manager, name)}")
+        manager.ctl("daemon-reload", check=False)
+    say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
 
 
 def uninstall(
@@ -233,12 +218,9 @@ def uninstall(
     system: options.SystemOption = False,
 ) -> None:
     """Remove the installed units and boot link (disks and volumes stay). Idempotent."""
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        with project_lock(manager, name, "uninstall", say):
-            removed = installer.uninstall(manager, name)
-            manager.ctl("daemon-reload", check=False)
-        say(f"uninstalled {name}: removed {len(removed)} path(s)")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    with project_lock(manager, name, "uninstall", say):
+        removed = installer.uninstall(manager, name)
+        manager.ctl("daemon-reload", check=False)
+    say(f"uninstalled {name}: removed {len(removed)} path(s)")
