@@ -121,25 +121,63 @@ def _type_hint(types: list[str], value: Any, path: JsonPath) -> str | None:
 
 def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
     path: JsonPath = tuple(error.absolute_path)
+    key = False
+    hint = None
+    if error.validator == "additionalProperties":
+        path, message, hint = _unknown_key(path, error.instance, error.schema)
+        key = True
+    elif error.validator == "pattern":
+        path, message, key = _bad_name(path, error)
+    else:
+        message, hint = _message(path, error)
+    return doc.diagnostic(path, message, hint=hint, key=key)
+
+
+def _unknown_key(path: JsonPath, value: Any, schema: Any) -> tuple[JsonPath, str, str | None]:
+    """The first unknown key (x- keys last), with the closest known key as a hint."""
+    allowed = sorted(schema.get("properties", {}))
+    extra = sorted(set(value) - set(allowed))
+    unknown = next((k for k in extra if not k.startswith("x-")), extra[0] if extra else "?")
+    close = difflib.get_close_matches(unknown, allowed, n=1)
+    hint = (
+        f"did you mean '{close[0]}'?"
+        if close
+        else (f"known keys: {', '.join(allowed)}; x- keys are ignored" if allowed else None)
+    )
+    return (*path, unknown), f"unknown key '{unknown}'", hint
+
+
+def _bad_name(path: JsonPath, error: jsonschema.ValidationError) -> tuple[JsonPath, str, bool]:
+    """A name that fails its pattern: a secret, a profile, or a DNS-label name."""
+    value: Any = error.instance
+    if path[:1] == ("secrets",):
+        message = (
+            f"'{value}' is not a valid secret name: use up to 63 letters, digits, '_', '.' "
+            "and '-', starting with a letter or digit"
+        )
+        return (*path, str(value)), message, True
+    if path[-2:-1] == ("profiles",):
+        message = (
+            f"'{value}' is not a valid profile name: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+        return path, message, False
+    message = (
+        f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
+        "lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )
+    if "propertyNames" in error.schema_path:
+        return (*path, str(value)), message, True
+    return path, message, False
+
+
+def _message(path: JsonPath, error: jsonschema.ValidationError) -> tuple[str, str | None]:
+    """Message and hint for every other kind of schema error."""
     kind = error.validator
     value: Any = error.instance
     arg: Any = error.validator_value
-    schema: Any = error.schema
     hint = None
-    key = False
-    if kind == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed))
-        unknown = next((k for k in extra if not k.startswith("x-")), extra[0] if extra else "?")
-        close = difflib.get_close_matches(unknown, allowed, n=1)
-        path, key = (*path, unknown), True
-        message = f"unknown key '{unknown}'"
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else (f"known keys: {', '.join(allowed)}; x- keys are ignored" if allowed else None)
-        )
-    elif kind == "required":
+    if kind == "required":
         message = f"missing required key '{arg[0] if len(arg) == 1 else error.message}'"
         missing = [k for k in arg if k not in value]
         message = f"missing required key '{missing[0]}'" if missing else message
@@ -150,24 +188,6 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
         hint = _type_hint(types, value, path)
     elif kind == "enum":
         message = f"'{value}' is not one of: {', '.join(map(str, arg))}"
-    elif kind == "pattern" and path[:1] == ("secrets",):
-        message = (
-            f"'{value}' is not a valid secret name: use up to 63 letters, digits, '_', '.' "
-            "and '-', starting with a letter or digit"
-        )
-        path, key = (*path, str(value)), True
-    elif kind == "pattern" and path[-2:-1] == ("profiles",):
-        message = (
-            f"'{value}' is not a valid profile name: use letters, digits, '_', '.' and '-', "
-            "starting with a letter or digit"
-        )
-    elif kind == "pattern":
-        message = (
-            f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
-            "lowercase letters, digits and '-', starting and ending with a letter or digit"
-        )
-        if "propertyNames" in error.schema_path:
-            path, key = (*path, str(value)), True
     elif kind == "minimum":
         message = f"must be at least {arg}, not {value}"
     elif kind == "maximum":
@@ -189,4 +209,4 @@ def _diagnostic(doc: Document, error: jsonschema.ValidationError) -> Diagnostic:
             message = f"must be a list of service names or a mapping, not {_describe(value)}"
     else:
         message = error.message
-    return doc.diagnostic(path, message, hint=hint, key=key)
+    return message, hint
