@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from holosc.compiler import compile_project
+from holosc.core.compiler import compile_project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_file, load_text
-from holosc.validate import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def timed(fn: Callable[[], object], runs: int = 5) -> float:
 
 def compile_file(path: Path) -> int:
     doc = load_file(path, environ={})
-    return len(compile_project(build_project(doc).project).files)
+    return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
 def large_project(services: int, replicas: int, provisioned: bool = False) -> str:
@@ -78,7 +79,7 @@ SCALES = ((1, 1), (23, 1), (23, 11))  # 1, 23 and 253 instances (the subnet's ma
 
 def compile_text(text: str) -> int:
     doc = load_text(text, environ={})
-    return len(compile_project(build_project(doc).project).files)
+    return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
 def growth(runs: int = 3) -> None:
@@ -164,7 +165,7 @@ def main() -> None:
         print(f"compile {example.parent.name:<12} {seconds * 1000:8.1f} ms  ({files} files)")
     text = large_project(50, 5)
     seconds = timed(
-        lambda: compile_project(build_project(load_text(text, environ={})).project),
+        lambda: compile_project(build_project(load_text(text, environ={}), HostFiles()).project),
         runs=3,
     )
     print(f"compile 50 services x 5 replicas (250 VMs) {seconds:6.2f} s")

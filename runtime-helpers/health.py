@@ -162,7 +162,7 @@ def pause(args: argparse.Namespace, sshd_silent: bool) -> None:
 def pinned_host_key(known_hosts: str, alias: str) -> list[str]:
     """ssh options that accept only the key pinned for `alias` in `known_hosts`.
 
-    `holosc exec` passes the same (holosc.keys.pinned_host_key). ssh splits
+    `holosc exec` passes the same (holosc.host.keys.pinned_host_key). ssh splits
     UserKnownHostsFile at whitespace and expands `%` tokens in it, so the path is quoted
     and its `%` doubled.
     """
@@ -198,7 +198,7 @@ def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
 def remote_command(argv: Sequence[str]) -> str:
     """ARGV as the command line the guest's shell runs (`sh -c LINE`): each word quoted,
     and a first word starting with "-" quoted too, or `sh -c -x` reads it as an option.
-    The same rule as holosc.render.escape.shell_command (helpers never import holosc)."""
+    The same rule as holosc.core.render.escape.shell_command (helpers never import holosc)."""
     first = shlex.quote(argv[0])
     if first.startswith("-"):
         first = f"'{first}'"

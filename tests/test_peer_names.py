@@ -12,7 +12,7 @@ import os
 import shlex
 import subprocess
 
-from holosc.render import hosts
+from holosc.core.render import hosts
 
 PEERS = "# holos project shop\n10.10.0.2 db db-0\n10.10.0.3 web web-0\n"
 

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from holosc.compiler import LOCK_FILE, Output, compile_project
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.lock import LOCK_FILE, Lock
+from holosc.core.model import Project
+from holosc.core.validate.checks import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 from tests.conftest import EXAMPLES, REPO
 
 STACK = """\
@@ -47,10 +50,18 @@ CACHE = """\
 """
 
 
+def project(text: str) -> Project:
+    doc = load_text(text, directory=EXAMPLES / "tiny-guest")
+    return build_project(doc, HostFiles()).project
+
+
+def as_lock(data: dict[str, object]) -> Lock:
+    return Lock.from_json(json.dumps(data), "test")
+
+
 def compile_stack(previous: Output | None = None, *, api: int = 2, extra: str = "") -> Output:
-    doc = load_text(STACK.format(api=api, extra=extra), directory=EXAMPLES / "tiny-guest")
-    lock = json.loads(previous.files[Path(LOCK_FILE)].data) if previous else None
-    return compile_project(build_project(doc).project, previous=lock)
+    lock = Lock.from_json(previous.files[Path(LOCK_FILE)].data, "test") if previous else None
+    return compile_project(project(STACK.format(api=api, extra=extra)), previous=lock)
 
 
 def instance_files(output: Output, instance: str) -> dict[str, bytes]:
@@ -102,10 +113,9 @@ def test_removing_a_service_in_the_middle_moves_nobody() -> None:
         )
         .replace("depends_on: [api]", "depends_on: [db]")
     )
-    doc = load_text(text, directory=EXAMPLES / "tiny-guest")
-    lock = json.loads(with_cache.files[Path(LOCK_FILE)].data)
-    after = compile_project(build_project(doc).project, previous=lock)
-    fresh = compile_project(build_project(doc).project)
+    lock = Lock.from_json(with_cache.files[Path(LOCK_FILE)].data, "test")
+    after = compile_project(project(text), previous=lock)
+    fresh = compile_project(project(text))
     for inst in ("db-0", "web-0", "web-1", "cache-0"):
         assert instance_files(after, inst) == instance_files(with_cache, inst), inst
     assert instance_files(fresh, "web-0") != instance_files(with_cache, "web-0")
@@ -138,8 +148,9 @@ def test_an_edited_lock_cannot_double_book(tampered: dict[str, object]) -> None:
     before = compile_stack()
     lock = json.loads(before.files[Path(LOCK_FILE)].data)
     lock["instances"]["api-1"] |= tampered
-    doc = load_text(STACK.format(api=2, extra=""), directory=EXAMPLES / "tiny-guest")
-    after = lock_instances(compile_project(build_project(doc).project, previous=lock))
+    after = lock_instances(
+        compile_project(project(STACK.format(api=2, extra="")), previous=as_lock(lock))
+    )
     ips = [i["ip"] for i in after.values()]
     host_ports = [
         str(p).split(":")[0] for i in after.values() for p in [i["ssh_port"], *i["ports"]]

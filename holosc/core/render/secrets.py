@@ -1,0 +1,32 @@
+"""Secrets in the guest: QEMU hands each one over as a fw_cfg file, and a boot command
+copies it to its target (by default /run/secrets/<name>, a tmpfs) with its mode and
+owner on every boot. Neither the compiled output nor the seed holds a secret's bytes;
+the launch script names the host file, which QEMU reads when it starts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from holosc.core.model import Service
+from holosc.core.render import fwcfg
+from holosc.core.render.escape import shell_word
+
+
+def fw_cfg_name(index: int) -> str:
+    # fw_cfg names are at most 55 bytes and user entries start with "opt/".
+    return f"opt/holos/s{index}"
+
+
+def guest_command(service: Service) -> list[str] | None:
+    """A bootcmd (every boot, before services start) that installs the service's secrets."""
+    if not service.secrets:
+        return None
+    lines = [f"d={fwcfg.DIR}", *fwcfg.wait_lines('"$d/opt/holos"')]
+    for i, use in enumerate(service.secrets):
+        source = f'"$d"/{fw_cfg_name(i)}/raw'
+        lines.append(f"install -d -m 0755 {shell_word(posixpath.dirname(use.target))}")
+        lines.append(
+            f"install -m {use.mode:04o} -o {use.uid} -g {use.gid} {source} {shell_word(use.target)}"
+        )
+    return ["sh", "-ec", "\n".join(lines)]

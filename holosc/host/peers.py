@@ -1,0 +1,56 @@
+"""Live peer names: after `holosc up` changed the project's peer list (a service scaled,
+added or removed), each guest that kept running gets the new /etc/hosts over SSH.
+
+Guests that start get the list from QEMU (render/hosts.py); the ones that run on must not
+be restarted for it (compose semantics). A guest that cannot be reached (no sshd, no sudo
+or doas) keeps its old list until its next start, and `up` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from holosc.core import layout
+from holosc.core.render import hosts
+from holosc.errors import HolosError
+from holosc.host import guestssh, install, run
+from holosc.host.systemd import Manager
+
+TIMEOUT = 60  # seconds for one guest: connect, authenticate, write a small file
+OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+
+
+def update(
+    manager: Manager, project: str, instances: Sequence[str], say: Callable[[str], None]
+) -> None:
+    """Send the installed peer list to each of `instances` (running guests)."""
+    lock = install.read_lock(manager, project)
+    if not instances or lock is None:
+        return
+    peers = layout.peers_file(manager.config_dir, project).read_text()
+
+    def send(instance: str) -> str:
+        if instance not in lock.instances:
+            return "not in the installed lock"
+        try:
+            address = guestssh.target(lock.instances[instance])
+            argv = guestssh.ssh_argv(
+                manager, project, instance, address, hosts.update_command(), OPTIONS
+            )
+            result = run.run(argv, check=False, timeout=TIMEOUT, input=peers)
+        except HolosError as exc:
+            return exc.message
+        lines = result.stderr.strip().splitlines()
+        return "" if result.returncode == 0 else lines[-1] if lines else f"exit {result.returncode}"
+
+    # At once: an unreachable guest costs its connect timeout, not the sum of them.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for instance, why in zip(instances, pool.map(send, instances), strict=True):
+            if why:
+                say(
+                    f"holosc: warning: {instance}: peer names not updated ({why}); "
+                    "it gets them at its next start"
+                )
+            else:
+                say(f"{instance}: peer names updated")
