@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from holosc.compiler import compile_project
+from holosc.core.compiler import compile_project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_file, load_text
-from holosc.validate import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def timed(fn: Callable[[], object], runs: int = 5) -> float:
 
 def compile_file(path: Path) -> int:
     doc = load_file(path, environ={})
-    return len(compile_project(build_project(doc).project).files)
+    return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
 def large_project(services: int, replicas: int, provisioned: bool = False) -> str:
@@ -78,7 +79,7 @@ SCALES = ((1, 1), (23, 1), (23, 11))  # 1, 23 and 253 instances (the subnet's ma
 
 def compile_text(text: str) -> int:
     doc = load_text(text, environ={})
-    return len(compile_project(build_project(doc).project).files)
+    return len(compile_project(build_project(doc, HostFiles()).project).files)
 
 
 def growth(runs: int = 3) -> None:
@@ -91,38 +92,59 @@ def growth(runs: int = 3) -> None:
         print(f"{count:9} {seconds * 1000:11.1f} {count / seconds:12.0f}")
 
 
-def whole_build(holosc: list[str], runs: int = 5) -> dict[str, tuple[float, float]]:
+def whole_build(
+    holosc: list[str], runs: int = 5, before: list[str] | None = None
+) -> dict[str, tuple[float, float]]:
     """`holosc build` of the 253-instance project as a whole process, into an empty
     directory and again over its own unchanged output: median wall and CPU seconds (on a
-    busy machine the wall time is mostly waiting for a core)."""
-    labels = ("build 253 (fresh)", "build 253 (unchanged)")
-    wall: dict[str, list[float]] = {label: [] for label in labels}
-    cpu: dict[str, list[float]] = {label: [] for label in labels}
+    busy machine the wall time is mostly waiting for a core). With `before` (an earlier
+    holosc), its builds take turns with these, labelled "(before)"."""
+    versions = {"": holosc} | ({" (before)": before} if before else {})
+    labels = [
+        (f"build 253 ({kind}){suffix}", argv, kind, suffix)
+        for suffix, argv in versions.items()
+        for kind in ("fresh", "unchanged")
+    ]
+    wall: dict[str, list[float]] = {label: [] for label, *_ in labels}
+    cpu: dict[str, list[float]] = {label: [] for label, *_ in labels}
     env = {**os.environ, "HOLOSC_SSH_KEY": str(REPO / "tests" / "data" / "golden_key")}
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp, "holos.yaml")
         project.write_text(large_project(23, 11, provisioned=True))
         for run in range(runs):
-            for label in labels:
-                fresh = label.endswith("(fresh)")
-                out = Path(tmp, "fresh", str(run)) if fresh else Path(tmp, "kept")
-                argv = [*holosc, "build", "-f", str(project), "-o", str(out)]
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            for label, holosc_cmd, kind, suffix in labels:
+                out = (
+                    Path(tmp, f"fresh{suffix}", str(run))
+                    if kind == "fresh"
+                    else Path(tmp, f"kept{suffix}")
+                )
+                argv = [*holosc_cmd, "build", "-f", str(project), "-o", str(out)]
+                before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 result = subprocess.run(argv, env=env, capture_output=True, check=False)
                 wall[label].append(time.perf_counter() - start)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu[label].append(
-                    after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                    after.ru_utime - before_usage.ru_utime + after.ru_stime - before_usage.ru_stime
                 )
                 if result.returncode != 0:
                     raise SystemExit(result.stderr.decode())
-    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in labels}
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in wall}
+
+
+def growth_before(before: Path) -> None:
+    """growth() of an earlier checkout, in its own interpreter."""
+    print(f"before ({before.name}):")
+    subprocess.run(
+        [str(before / ".venv" / "bin" / "python"), __file__, "--growth"],
+        env={**os.environ, "PYTHONPATH": str(before)},
+        check=True,
+    )
 
 
 def report_build(results: dict[str, tuple[float, float]]) -> None:
     for label, (seconds, cpu) in results.items():
-        print(f"{label:<24} {seconds:6.2f} s wall {cpu:6.2f} s cpu  (target < 0.5 s)")
+        print(f"{label:<33} {seconds:6.2f} s wall {cpu:6.2f} s cpu  (target < 0.5 s)")
 
 
 def holosc_argv() -> list[str]:
@@ -132,6 +154,8 @@ def holosc_argv() -> list[str]:
 
 def main() -> None:
     growth()
+    if "--growth" in sys.argv:
+        return
     report_build(whole_build(holosc_argv()))
     if "--quick" in sys.argv:
         return
@@ -141,7 +165,7 @@ def main() -> None:
         print(f"compile {example.parent.name:<12} {seconds * 1000:8.1f} ms  ({files} files)")
     text = large_project(50, 5)
     seconds = timed(
-        lambda: compile_project(build_project(load_text(text, environ={})).project),
+        lambda: compile_project(build_project(load_text(text, environ={}), HostFiles()).project),
         runs=3,
     )
     print(f"compile 50 services x 5 replicas (250 VMs) {seconds:6.2f} s")

@@ -8,7 +8,9 @@ asserts nothing; needs root, like tests/test_lifecycle.py).
 Every holosc run, and the `python -c pass` they are compared with, goes through the same
 nsenter into the private systemd's namespaces. A systemctl wrapper counts the queries.
 
-Usage: python bench/lifecycle.py [RUNS]
+Usage: python bench/lifecycle.py [RUNS] [BEFORE]
+BEFORE: a checkout of an earlier commit with its own .venv: its holosc takes turns with
+this one on the same projects ("(before)" rows; a failed run is counted and shown).
 """
 
 from __future__ import annotations
@@ -82,15 +84,30 @@ class Bench:
         wrapper.write_text(f'#!/bin/sh\necho "$1" >> {self.log}\nexec systemctl "$@"\n')
         wrapper.chmod(0o755)
         self.env = {"HOLOSC_SYSTEMCTL": str(wrapper), "HOLOSC_SSH_KEY": str(tmp / "key")}
+        self.failures: list[str] = []
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "key")])
 
-    def holosc(self, project: Path, *args: str) -> tuple[tuple[float, float], list[str]]:
-        """(wall, CPU) seconds of one holosc run, and the systemctl verbs it used."""
+    def holosc(
+        self, project: Path, *args: str, before: Path | None = None
+    ) -> tuple[tuple[float, float], list[str]]:
+        """(wall, CPU) seconds of one holosc run, and the systemctl verbs it used; with
+        `before`, the holosc of that checkout (its failure is reported, not fatal)."""
         self.log.write_text("")
         with timer() as took:
-            result = self.sd.holosc(*args, cwd=project, **self.env)
+            if before is None:
+                result = self.sd.holosc(*args, cwd=project, **self.env)
+            else:
+                python = str(before / ".venv" / "bin" / "python")
+                env = dict(os.environ, HOLOS_ACCEL="tcg", PYTHONPATH=str(before), **self.env)
+                result = self.sd.run(
+                    [python, "-m", "holosc", *args], check=False, env=env, cwd=project, timeout=900
+                )
         if result.returncode != 0:
-            raise SystemExit(f"holosc {' '.join(args)} failed:\n{result.stderr}")
+            if before is None:
+                raise SystemExit(f"holosc {' '.join(args)} failed:\n{result.stderr}")
+            self.failures.append(
+                f"(before) holosc {' '.join(args)}: {result.stderr.strip()[-300:]}"
+            )
         return took[0], self.log.read_text().split()
 
     def python(self) -> tuple[float, float]:
@@ -113,18 +130,19 @@ def timer() -> Iterator[list[tuple[float, float]]]:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    before = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     if os.geteuid() != 0:
         sys.exit("needs root (a private systemd in its own namespaces)")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         sd = PrivateSystemd(tmp / "systemd").start()
         try:
-            measure(Bench(sd, tmp), tmp, runs)
+            measure(Bench(sd, tmp), tmp, runs, before)
         finally:
             sd.stop()
 
 
-def measure(bench: Bench, tmp: Path, runs: int) -> None:
+def measure(bench: Bench, tmp: Path, runs: int, before: Path | None = None) -> None:
     big = tmp / "big"
     big.mkdir()
     (big / "holos.yaml").write_text(large_project(23, 11, provisioned=True))
@@ -140,29 +158,34 @@ def measure(bench: Bench, tmp: Path, runs: int) -> None:
         samples["ps (nothing installed)"].append(bench.holosc(empty, "ps")[0])
     bench.holosc(big, "install")
     bench.holosc(life, "up")
-    samples |= {"ps big (253 inst, installed)": [], "up life (running, unchanged)": []}
+    cases: list[tuple[str, Path, tuple[str, ...], Path | None]] = [
+        ("ps big (253 inst, installed)", big, ("ps", "-p", "big"), None),
+        ("up life (running, unchanged)", life, ("up",), None),
+    ]
+    if before is not None:
+        cases += [(f"{label} (before)", p, args, before) for label, p, args, _ in cases]
+    samples |= {label: [] for label, *_ in cases}
     calls: dict[str, list[str]] = {}
     for _ in range(runs):
-        for label, project, args in (
-            ("ps big (253 inst, installed)", big, ("ps", "-p", "big")),
-            ("up life (running, unchanged)", life, ("up",)),
-        ):
-            seconds, calls[label] = bench.holosc(project, *args)
+        for label, project, args, version in cases:
+            seconds, calls[label] = bench.holosc(project, *args, before=version)
             samples[label].append(seconds)
     bench.holosc(life, "down")
     base = statistics.median(t[0] for t in samples["python -c pass"])
     base_cpu = statistics.median(t[1] for t in samples["python -c pass"])
     print(f"lifecycle against a private systemd, median of {runs} runs (through nsenter)")
-    print(f"{'case':30} {'wall ms':>8} {'x py':>5} {'cpu ms':>7} {'x py':>5}  systemctl calls")
+    print(f"{'case':39} {'wall ms':>8} {'x py':>5} {'cpu ms':>7} {'x py':>5}  systemctl calls")
     for label, times in samples.items():
         wall = statistics.median(t[0] for t in times)
         cpu = statistics.median(t[1] for t in times)
         used = " ".join(calls.get(label, [])) or "-"
         print(
-            f"{label:30} {wall * 1000:8.1f} {wall / base:5.1f} {cpu * 1000:7.1f} "
+            f"{label:39} {wall * 1000:8.1f} {wall / base:5.1f} {cpu * 1000:7.1f} "
             f"{cpu / base_cpu:5.1f}  {used}"
         )
     print("(the calls include holosc asking the manager where its directories are)")
+    for failure in dict.fromkeys(bench.failures):
+        print(f"failed: {failure}")
 
 
 if __name__ == "__main__":

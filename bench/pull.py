@@ -26,7 +26,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from holosc import images, pull
+from holosc.core import images
+from holosc.tools import pull
 
 GIB = 1 << 30
 MIB = 1 << 20

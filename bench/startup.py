@@ -4,7 +4,9 @@ Each case runs as a whole process, interleaved with the others round by round (t
 machine is shared: a burst of load hits every case alike), and is reported as its median
 and as a ratio to the median of a bare `python -c pass` of the same interpreter.
 
-Usage: python bench/startup.py [RUNS]
+Usage: python bench/startup.py [RUNS] [BEFORE]
+BEFORE: a checkout of an earlier commit with its own .venv; its holosc runs as extra cases
+in the same rounds ("(before)"), so before and after are measured side by side.
 `holosc ps` talks to a stub systemctl that answers "running" and lists nothing (the
 whole-process cost of ps with no project installed, without a systemd); bench/run_all.py
 measures it against a real (private) systemd too.
@@ -71,20 +73,29 @@ def stub_systemctl(directory: Path) -> dict[str, str]:
     return {"HOLOSC_SYSTEMCTL": str(stub), "HOLOSC_CONFIG_DIR": str(directory / "config")}
 
 
-def cases(ps_env: Mapping[str, str], ps_label: str = "holosc ps (stub systemctl)") -> list[Case]:
-    holosc = holosc_argv()
-    return [
-        ("python -c pass", [sys.executable, "-c", "pass"], {}),
-        ("holosc --help", [*holosc, "--help"], {}),
-        (ps_label, [*holosc, "ps"], ps_env),
-        ("holosc validate three-tier", [*holosc, "validate", "-f", str(EXAMPLE)], {}),
-    ]
+def cases(
+    ps_env: Mapping[str, str],
+    ps_label: str = "holosc ps (stub systemctl)",
+    before: Path | None = None,
+) -> list[Case]:
+    versions = [("", holosc_argv())]
+    if before is not None:
+        versions.append((" (before)", [str(before / ".venv" / "bin" / "holosc")]))
+    result: list[Case] = [("python -c pass", [sys.executable, "-c", "pass"], {})]
+    for suffix, holosc in versions:
+        result += [
+            ("holosc --help" + suffix, [*holosc, "--help"], {}),
+            (ps_label + suffix, [*holosc, "ps"], ps_env),
+            ("holosc validate three-tier" + suffix, [*holosc, "validate", "-f", str(EXAMPLE)], {}),
+        ]
+    return result
 
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+    before = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     with tempfile.TemporaryDirectory() as tmp:
-        medians = interleaved(cases(stub_systemctl(Path(tmp))), runs)
+        medians = interleaved(cases(stub_systemctl(Path(tmp)), before=before), runs)
     print(f"holosc startup, whole process, median of {runs} interleaved runs")
     report(medians)
 

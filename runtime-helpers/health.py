@@ -23,6 +23,11 @@ Semantics (compose/docker, with one deliberate difference):
 * ``--interval`` is the sleep between the end of one probe and the start of the next,
   as docker's "interval seconds after each previous check completes"; there is no
   sleep after the last failing probe;
+* until the guest's sshd has greeted once, the helper looks for its greeting before a
+  probe (QEMU's port forward accepts a connection and closes it while the guest's sshd
+  does not listen) and, if it was silent, every 0.25 s of the following interval,
+  probing as soon as it answers: a booting guest is probed when it can take a login,
+  not up to one interval later;
 * ``--timeout`` bounds each probe: TCP connect, SSH handshake and command together
   (the ssh process is killed when it expires);
 * a probe that *starts* within ``--start-period`` does not count as a failure;
@@ -60,6 +65,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -72,6 +78,7 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 127
 
 DEFAULT_RETRIES = 3
+SSHD_POLL = 0.25  # seconds between looks for the guest's sshd greeting
 
 # What may stand in ssh's destination: nothing that starts with "-" or holds "@", ":" or
 # whitespace (no option, no second user, no ssh:// URL); IPv6 addresses are bare.
@@ -129,10 +136,33 @@ def run(argv: Sequence[str], *, timeout: float) -> ProbeResult:
     return ProbeResult(False, f"{reason}: {stderr}" if stderr else reason)
 
 
+def sshd_answers(host: str, port: int, timeout: float) -> bool:
+    """Whether an SSH server greets on host:port. QEMU's port forward accepts every
+    connection at once, also before the guest's sshd listens, and then closes it."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            greeting = b""
+            while len(greeting) < 4 and (data := sock.recv(4 - len(greeting))):
+                greeting += data
+            return greeting == b"SSH-"
+    except OSError:
+        return False
+
+
+def pause(args: argparse.Namespace, sshd_silent: bool) -> None:
+    """The interval before the next probe; when sshd was silent at the last probe, cut
+    short as soon as it answers."""
+    until = time.monotonic() + args.interval
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(SSHD_POLL, left) if sshd_silent else left)
+        if sshd_silent and sshd_answers(args.host, args.port, min(1.0, max(left, SSHD_POLL))):
+            return
+
+
 def pinned_host_key(known_hosts: str, alias: str) -> list[str]:
     """ssh options that accept only the key pinned for `alias` in `known_hosts`.
 
-    `holosc exec` passes the same (holosc.keys.pinned_host_key). ssh splits
+    `holosc exec` passes the same (holosc.host.keys.pinned_host_key). ssh splits
     UserKnownHostsFile at whitespace and expands `%` tokens in it, so the path is quoted
     and its `%` doubled.
     """
@@ -168,7 +198,7 @@ def ssh_argv(ssh: str, args: argparse.Namespace) -> list[str]:
 def remote_command(argv: Sequence[str]) -> str:
     """ARGV as the command line the guest's shell runs (`sh -c LINE`): each word quoted,
     and a first word starting with "-" quoted too, or `sh -c -x` reads it as an option.
-    The same rule as holosc.render.escape.shell_command (helpers never import holosc)."""
+    The same rule as holosc.core.render.escape.shell_command (helpers never import holosc)."""
     first = shlex.quote(argv[0])
     if first.startswith("-"):
         first = f"'{first}'"
@@ -216,8 +246,11 @@ def check(argv: Sequence[str], args: argparse.Namespace, name: str) -> int:
     start = time.monotonic()
     failures = 0
     attempt = 0
+    sshd_seen = False  # once sshd has greeted, it is not looked for again
     while True:
         attempt += 1
+        sshd_silent = not sshd_seen and not sshd_answers(args.host, args.port, 1.0)
+        sshd_seen = not sshd_silent
         probe_start = time.monotonic() - start
         result = run(argv, timeout=args.timeout)
         elapsed = time.monotonic() - start
@@ -243,7 +276,7 @@ def check(argv: Sequence[str], args: argparse.Namespace, name: str) -> int:
                 result.reason,
             )
             return EXIT_UNHEALTHY
-        time.sleep(args.interval)
+        pause(args, sshd_silent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -176,7 +176,9 @@ def prepare(args: argparse.Namespace) -> bytes:
         except OSError as exc:
             raise SeedError(f"cannot read the compiled {name}: {exc}") from exc
     key = Path(args.key)
-    project_key = ensure_keypair(key, f"holos-{key.parent.name}")  # as holosc.keys names it
+    project_key = ensure_keypair(
+        key, f"holos-{key.parent.name}"
+    )  # as holosc.core.layout.key_comment
     if not state.is_dir():
         raise SeedError(f"state directory {state} is missing")
     host_public = ensure_keypair(state / HOST_KEY, args.alias)

@@ -6,15 +6,19 @@ package to install rather than skipping it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from holosc.compiler import Output, compile_project
-from holosc.load import load_file, load_text
-from holosc.validate import Result, build_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.validate.checks import Result, build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_file, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -30,6 +34,33 @@ PACKAGES = {
     "sshd": "openssh-server",
     "ssh": "openssh-client",
 }
+
+
+def run_holosc(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m holosc ARGS` as people run it: the one CLI runner of the tests.
+
+    `env` is laid over this process's environment; a None value removes the variable.
+    """
+    full = dict(os.environ, COLUMNS="100")
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return subprocess.run(
+        [sys.executable, "-m", "holosc", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def require_tool(name: str) -> str:
@@ -58,7 +89,7 @@ def example_names() -> list[str]:
 
 def build_example(name: str) -> Result:
     doc = load_file(EXAMPLES / name / "holos.yaml", environ={})
-    return build_project(doc)
+    return build_project(doc, HostFiles())
 
 
 def compile_example(name: str) -> Output:
@@ -67,7 +98,7 @@ def compile_example(name: str) -> Output:
 
 def compile_text(text: str, directory: Path | None = None, **env: str) -> Output:
     doc = load_text(text, directory=directory or EXAMPLES, environ=env)
-    return compile_project(build_project(doc).project)
+    return compile_project(build_project(doc, HostFiles()).project)
 
 
 # Fixtures shared by every test module (imported here so pytest registers them).

@@ -67,7 +67,7 @@ def install(kill_at: int) -> None:
             setattr(os, name, _wrap(getattr(os, name), kill_at))
     os.open = _wrap(os.open, kill_at, flags_arg=1)
     try:
-        from holosc import tree
+        from holosc.emit import tree
     except ImportError:  # a holosc before tree.py: its renames go through os
         return
     tree.renameat2 = _wrap(tree.renameat2, kill_at)

@@ -17,9 +17,11 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
+from holosc.core.document import Document
+from holosc.core.validate.checks import Result, build_project
 from holosc.export.kubevirt import Export, Options, export_project
-from holosc.load import Document, load_text
-from holosc.validate import Result, build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 from tests.conftest import REPO, build_example
 
 SCHEMAS = REPO / "tests" / "data" / "kubevirt"
@@ -98,7 +100,7 @@ def comment_words(text: str) -> list[list[str]]:
 
 def load_case(path: Path) -> tuple[Document, Result]:
     doc = load_text(path.read_text(), directory=CASES, environ={})
-    return doc, build_project(doc)
+    return doc, build_project(doc, HostFiles())
 
 
 def case_names(errors: bool) -> list[str]:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from holosc.compiler import Output
+from holosc.core.compiler import Output
 
 
 def write_output(output: Output, directory: Path) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from holosc.assemble import load_project
+from holosc.core.model import Project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.model import Project
-from holosc.validate import build_project
+from holosc.load.assemble import load_project
+from holosc.load.files import HostFiles
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -22,7 +23,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def build(path: Path) -> Project:
-    return build_project(load_project(path, environ={})).project
+    return build_project(load_project(path, environ={}), HostFiles()).project
 
 
 def errors(path: Path) -> list[str]:

@@ -23,10 +23,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from holosc.compiler import Output, compile_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 
 CASES = Path(__file__).parent / "cases"
 ENV = {"GREETING": "hello from holosc", "API_TOKEN": "not-a-real-token"}
@@ -100,7 +101,7 @@ def test_feature_case(case: str) -> None:
     assertions = _assertions(text)
     profiles = [a[1] for a in assertions if a[0] == "use-profile"]
     assertions = [a for a in assertions if a[0] != "use-profile"]
-    result = build_project(doc, profiles=profiles)
+    result = build_project(doc, HostFiles(), profiles=profiles)
     output = compile_project(result.project)
     warnings = [str(w) for w in result.warnings]
     assert assertions, f"{case} has no assertions"
@@ -119,6 +120,6 @@ def test_error_case(case: str) -> None:
     expected = [a[1] for a in _assertions(text) if a[0] == "assert-error"]
     assert expected, f"{case} lists no assert-error"
     with pytest.raises(HolosError) as info:
-        build_project(load_text(text, directory=CASES, environ={}))
+        build_project(load_text(text, directory=CASES, environ={}), HostFiles())
     errors = [str(d) for d in info.value.diagnostics if d.severity == "error"]
     assert sorted(errors) == sorted(expected)

@@ -4,6 +4,7 @@ schema; atomic and minimal writes; errors with positions and documented exit cod
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -17,19 +18,11 @@ import pytest
 import yaml
 
 from holosc.errors import ExitCode, RuntimeCommandError
-from tests.conftest import EXAMPLES, REPO
+from tests.conftest import EXAMPLES, REPO, run_holosc
 
 
 def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="100")
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_holosc(*args, cwd=cwd)
 
 
 @pytest.fixture
@@ -49,6 +42,9 @@ def test_build_writes_then_leaves_unchanged_files_alone(project: Path) -> None:
     assert unit.stat().st_mtime == 1
     assert (out / "shop" / "web-1" / "launch.sh").stat().st_mode & 0o777 == 0o755
     assert not list(out.rglob("id_ed25519")), "no private key in the output"
+    lock = json.loads((out / "holos.lock.json").read_text())
+    digest = hashlib.sha256((project / "holos.yaml").read_bytes()).hexdigest()
+    assert lock["sources"] == {"holos.yaml": digest}  # hashed as read, not read again
 
 
 def test_check_and_diff_report_drift(project: Path) -> None:
@@ -262,8 +258,8 @@ def test_missing_ssh_keygen_or_journalctl_is_a_runtime_error(
 ) -> None:
     import typer
 
-    from holosc import keys
     from holosc.cli import common
+    from holosc.host import keys
 
     monkeypatch.setenv("PATH", str(tmp_path))  # neither ssh-keygen nor journalctl there
     with pytest.raises(RuntimeCommandError) as raised:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from holosc import systemd
+from holosc.host import systemd
 from tests.conftest import require_tool
 
 

@@ -1,5 +1,5 @@
-"""holosc.conforms (the quick schema check) never calls a document valid that jsonschema
-rejects, and calls every valid fixture valid (so `holosc validate` skips jsonschema)."""
+"""holosc.core.validate.conforms (the quick schema check) never calls a document valid that
+jsonschema rejects, and calls every valid fixture valid (so `holosc validate` skips jsonschema)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holosc import schema
-from holosc.conforms import conforms
+from holosc.core.validate import schema
+from holosc.core.validate.conforms import conforms
 from holosc.errors import HolosError
-from holosc.load import load_file
+from holosc.load.parse import load_file
 from tests.conftest import EXAMPLES
 
 CASES = Path(__file__).parent / "cases"

@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from holosc import devices as D
-from holosc.load import load_text
-from holosc.quantities import PCI_PATTERN
-from holosc.validate import build_project
+from holosc.core.quantities import PCI_PATTERN
+from holosc.core.validate.checks import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
+from holosc.tools import devices as D
+from tests.conftest import run_holosc
 
 PCI_IDS = """\
 # a few lines in the format of /usr/share/misc/pci.ids
@@ -69,17 +70,8 @@ def sysfs(tmp_path: Path) -> Path:
 
 
 def holosc(*args: str, sysfs_root: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, COLUMNS="100")
-    env.pop("HOLOSC_SYSFS_ROOT", None)
-    if sysfs_root is not None:
-        env["HOLOSC_SYSFS_ROOT"] = str(sysfs_root)
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sysfs = str(sysfs_root) if sysfs_root is not None else None
+    return run_holosc(*args, env={"HOLOSC_SYSFS_ROOT": sysfs}, timeout=60)
 
 
 def test_scan_reads_ids_names_drivers_and_groups(sysfs: Path) -> None:
@@ -180,7 +172,7 @@ services:
 
 def _warnings(root: Path) -> list[str]:
     doc = load_text(PROJECT, directory=root)
-    project = build_project(doc).project
+    project = build_project(doc, HostFiles()).project
     return [str(d) for d in D.device_warnings(project, root, doc=doc)]
 
 
@@ -202,12 +194,14 @@ def test_device_warnings_for_missing_and_unbound_devices(sysfs: Path) -> None:
 
 def test_device_warnings_without_iommu_or_document(tmp_path: Path) -> None:
     root = make_sysfs(tmp_path / "sys", iommu=False)
-    project = build_project(load_text(PROJECT, directory=root)).project
+    project = build_project(load_text(PROJECT, directory=root), HostFiles()).project
     warnings = D.device_warnings(project, root)
     assert {d.severity for d in warnings} == {"warning"}
     assert any("IOMMU is off" in d.message for d in warnings)
     assert warnings[0].path == "services.ml.devices[0].pci" and warnings[0].line is None
-    plain = build_project(load_text("services: {a: {image: ./x.qcow2}}", directory=root))
+    plain = build_project(
+        load_text("services: {a: {image: ./x.qcow2}}", directory=root), HostFiles()
+    )
     assert D.device_warnings(plain.project, root) == []
 
 

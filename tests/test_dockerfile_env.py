@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from holosc.dockerfile import convert
-from holosc.load import HostFiles, load_text
-from holosc.validate import build_project
+from holosc.core.validate.checks import build_project
+from holosc.core.validate.dockerfile import convert
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 from tests.conftest import require_tool
 
 DOCKERFILE = r"""FROM debian:12
@@ -60,7 +61,7 @@ def test_env_key_cannot_become_shell(tmp_path: Path) -> None:
 def test_warnings_show_dockerfile_text_escaped(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12\nHEALTH\x1b[2J\x07CHECK none\n")
     doc = load_text("name: esc\nservices:\n  web: {dockerfile: Dockerfile}\n", directory=tmp_path)
-    warnings = [str(w) for w in build_project(doc).warnings]
+    warnings = [str(w) for w in build_project(doc, HostFiles()).warnings]
     assert warnings == [
         "holos.yaml:3:21: warning: services.web.dockerfile: Dockerfile:2: "
         "HEALTH\\x1b[2J\\x07CHECK is skipped (supported: FROM, RUN, COPY, ENV, WORKDIR)"

@@ -7,26 +7,20 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from holosc import doctor as D
-from holosc import systemd
+from holosc.core import layout
 from holosc.errors import HolosError
-from tests.conftest import REPO
+from holosc.host import systemd
+from holosc.tools import doctor as D
+from tests.conftest import REPO, run_holosc
 
 
 def holosc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", "doctor", *args],
-        env=dict(os.environ, COLUMNS="100", **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_holosc("doctor", *args, env=env)
 
 
 def kvm_really_usable() -> bool:
@@ -182,12 +176,13 @@ def test_verdict() -> None:
 
 
 def test_firmware_and_virtiofsd_candidates_match_the_launch_script() -> None:
-    """doctor must look where the generated launch scripts look."""
-    template = (REPO / "templates" / "launch.sh.j2").read_text()
-    pairs = re.findall(r"(/usr/share/\S+?\.fd):(/usr/share/\S+?\.fd)", template)
-    assert tuple(pairs) == D.OVMF_PAIRS
-    loop = re.search(r"for candidate in ([^;]+);", template)
-    assert loop is not None and tuple(loop[1].split()) == D.VIRTIOFSD
+    """doctor must look where the generated launch scripts look (one list, in layout)."""
+    gpu = (REPO / "golden" / "gpu" / "ml" / "trainer-0" / "launch.sh").read_text()
+    pairs = re.findall(r"(/usr/share/\S+?\.fd):(/usr/share/\S+?\.fd)", gpu)
+    assert tuple(pairs) == layout.OVMF_PAIRS
+    volumes = (REPO / "golden" / "volumes" / "notes" / "db-0" / "launch.sh").read_text()
+    loop = re.search(r"for candidate in ([^;]+);", volumes)
+    assert loop is not None and tuple(loop[1].split()) == layout.VIRTIOFSD
 
 
 # UnitPath of systemd 257's managers, as measured in a booted Debian 13 container.

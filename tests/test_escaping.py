@@ -20,11 +20,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holosc.render.escape import (
+from holosc.core.render.escape import (
     ShellVar,
     Specifier,
     exec_line,
     qemu_value,
+    qemu_value_at_run_time,
     shell_command,
     shell_word,
     unit_value,
@@ -223,3 +224,12 @@ def test_qemu_option_values_survive_real_qemu(value: str) -> None:
             proc.kill()
             proc.wait()
     assert os.path.exists(tmp) is False
+
+
+@settings(max_examples=25, deadline=None)
+@given(printable)
+def test_qemu_values_doubled_at_run_time_match_the_compiled_ones(value: str) -> None:
+    """The launch script's `<var>_q=${var//,/,,}` gives what qemu_value gives."""
+    script = f'dir={shell_word(value)}\n{qemu_value_at_run_time("dir")}\nprintf %s "$dir_q"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.stdout == qemu_value(value)

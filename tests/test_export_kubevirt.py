@@ -21,20 +21,19 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from holosc import plan as P
+from holosc.core import plan as P
+from holosc.core.model import MountKind, Project
+from holosc.core.render import cloudinit, secrets
 from holosc.errors import HolosError
 from holosc.export import userdata
 from holosc.export.kubevirt import LOCK_FILE, Export, Manifest, Options, export_project
-from holosc.model import MountKind, Project
-from holosc.render import cloudinit, secrets
-from tests.conftest import EXAMPLES, REPO, example_names, require_tool
+from tests.conftest import EXAMPLES, REPO, example_names, require_tool, run_holosc
 from tests.kubevirt import (
     CASES,
     GOLDEN,
@@ -394,13 +393,7 @@ def test_export_error_case(case: str) -> None:
 
 
 def holosc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", *args],
-        env=dict(os.environ, COLUMNS="100", **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_holosc(*args, env=env)
 
 
 def test_cli_stdout_is_the_golden_stream_and_deterministic(tmp_path: Path) -> None:

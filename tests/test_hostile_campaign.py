@@ -28,11 +28,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holosc.compiler import Output, compile_project
+from holosc.core.compiler import Output, compile_project
+from holosc.core.render.escape import yaml_document
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_text
-from holosc.render.escape import yaml_document
-from holosc.validate import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 from tests.conftest import require_tool
 from tests.staging import verify_root
 
@@ -152,7 +153,9 @@ def compiled(data: dict[str, Any]) -> tuple[Output, Any] | None:
     """The output, or None when validation refuses the values (never an internal error)."""
     text_ = yaml_document(literal(data))
     try:
-        result = build_project(load_text(text_, directory=Path("/nonexistent"), environ={}))
+        result = build_project(
+            load_text(text_, directory=Path("/nonexistent"), environ={}), HostFiles()
+        )
     except HolosError:
         return None
     return compile_project(result.project), result.project

@@ -9,10 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from holosc import compiler
-from holosc.compiler import compile_project
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.core import compiler
+from holosc.core.compiler import compile_project
+from holosc.core.validate.checks import build_project
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
 from tests.conftest import require_tool
 from tests.staging import verify_root
 
@@ -100,7 +101,7 @@ def test_interpolation_cannot_amplify_a_variable(tmp_path: Path) -> None:
     refs = ", ".join(['"${BIG}"'] * 20)
     text = f"name: amp\nservices:\n  web:\n    image: debian:12\n    x-refs: [{refs}]\n"
     try:
-        build_project(load_text(text, environ={"BIG": "x" * 512 * 1024}))
+        build_project(load_text(text, environ={"BIG": "x" * 512 * 1024}), HostFiles())
     except Exception as exc:
         errors = [str(d) for d in getattr(exc, "diagnostics", ())]
     else:
@@ -138,7 +139,7 @@ def test_output_is_bounded_in_bytes(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
     # The estimate the bound uses is no smaller than what is written.
     small = text.replace("replicas: 20", "replicas: 2")
-    built = build_project(load_text(small)).project
+    built = build_project(load_text(small), HostFiles()).project
     total = sum(len(f.data) for f in compile_project(built).files.values())
     assert 2 * 1024 * 1024 < total <= sum(compiler.output_bytes(built).values())
 
@@ -152,7 +153,7 @@ def test_longest_durations_compile_to_units_systemd_accepts(tmp_path: Path) -> N
         "      timeout: 31536000\n      start_period: 8760h\n"
         "      retries: 1000000000000000000000\n"
     )
-    output = compile_project(build_project(load_text(text)).project)
+    output = compile_project(build_project(load_text(text), HostFiles()).project)
     units = verify_root(output, tmp_path / "root", "long")
     gate = (units / "holos-long-web-healthy.service").read_text()
     assert "TimeoutStartSec=infinity" in gate

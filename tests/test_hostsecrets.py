@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from holosc.core.model import Project, Secret
 from holosc.errors import RuntimeCommandError
-from holosc.hostsecrets import remove_environment_secrets, write_environment_secrets
-from holosc.model import Project, Secret
+from holosc.host.hostsecrets import remove_environment_secrets, write_environment_secrets
 
 
 def project(*secrets: Secret) -> Project:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from holos_runtime.imagecache import backing_file
 
-from holosc import pull
+from holosc.tools import pull
 from tests.conftest import require_tool
 from tests.guestkernel import READY_MARK
 from tests.systemd_harness import PrivateSystemd

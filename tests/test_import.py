@@ -12,19 +12,19 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from holosc import importer
+from holosc.core.model import Project
+from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
-from holosc.load import load_text
-from holosc.model import Project
-from holosc.validate import build_project
-from tests.conftest import REPO
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
+from holosc.tools import importer
+from tests.conftest import REPO, run_holosc
 
 DATA = REPO / "tests" / "data" / "libvirt"
 
@@ -75,21 +75,15 @@ esac
 def holosc(
     *args: str, path: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ, COLUMNS="100", **(env or {}))
+    overlay: dict[str, str | None] = {**(env or {})}
     if path is not None:
-        full_env["PATH"] = path
-    return subprocess.run(
-        [sys.executable, "-m", "holosc", "import", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        overlay["PATH"] = path
+    return run_holosc("import", *args, env=overlay, timeout=60)
 
 
 def validated(text: str) -> Project:
     """The project `text` describes; raises if `holosc validate` would reject it."""
-    return build_project(load_text(text, environ={})).project
+    return build_project(load_text(text, environ={}), HostFiles()).project
 
 
 def services(text: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from holosc.render.units import serialize
+from holosc.core.render.units import serialize
 from tests.conftest import EXAMPLES, REPO, compile_example, example_names
 
 

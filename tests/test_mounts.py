@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from holosc.compiler import Output
+from holosc.core.compiler import Output
 from tests.conftest import compile_text, require_tool
 from tests.guestkernel import MODULES, newc
 from tests.test_cases import qemu_argv

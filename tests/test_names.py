@@ -17,8 +17,8 @@ from typing import NamedTuple
 import pytest
 from typer.testing import CliRunner
 
-from holosc import names
 from holosc.cli import app
+from holosc.core import names
 
 HOSTILE = ["/some/dir", ".", "..", "a/b", "-x", "", "Web", "web\n", "a" * 64, "x/../.."]
 

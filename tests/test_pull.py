@@ -26,10 +26,13 @@ import pytest
 from holos_runtime.fetch import FetchError
 from holos_runtime.imagecache import Cache, backing_file
 
-from holosc import images, pull, recreate
+from holosc.core import images
+from holosc.core.validate.checks import build_project
 from holosc.errors import UnknownImageError
-from holosc.load import load_text
-from holosc.validate import build_project
+from holosc.host import recreate
+from holosc.load.files import HostFiles
+from holosc.load.parse import load_text
+from holosc.tools import pull
 from tests.conftest import EXAMPLES, require_tool
 
 ALPINE = pull.entry_for("alpine:3.21")
@@ -496,7 +499,7 @@ def test_ensure_images_pulls_only_missing(
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
     doc = load_text(PROJECT, directory=EXAMPLES, environ={})
-    project = build_project(doc).project
+    project = build_project(doc, HostFiles()).project
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
     cache = tmp_path / "images"
     events: list[pull.Progress] = []
@@ -671,7 +674,7 @@ def test_recreate_finds_disks_whose_image_moved_on(
     local = tmp_path / "disk.qcow2"
     local.write_bytes(qcow2)
     text = "name: p\nservices:\n  a:\n    image: ubuntu:noble\n  b:\n    image: ./disk.qcow2\n"
-    project = build_project(load_text(text, directory=tmp_path, environ={})).project
+    project = build_project(load_text(text, directory=tmp_path, environ={}), HostFiles()).project
     cache = tmp_path / "images"
     by_ref = ("--ref", "ubuntu:noble", "--images", str(cache))
     publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from holos_runtime.imagecache import Cache
 
-from holosc.compiler import Output
-from holosc.model import MountKind
-from holosc.plan import build_plan
+from holosc.core.compiler import Output
+from holosc.core.model import MountKind
+from holosc.core.plan import build_plan
 from tests.conftest import (
     build_example,
     cloud_config_verdict,

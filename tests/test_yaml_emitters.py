@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from holosc.render import escape
+from holosc.core.render import escape
 
 
 def both(data: Any) -> tuple[str, str]:

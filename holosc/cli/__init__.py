@@ -20,7 +20,7 @@ import typer.main
 import typer.models
 
 from holosc.cli import common
-from holosc.errors import ExitCode
+from holosc.errors import ExitCode, HolosError
 
 EPILOG = f"Exit codes: {ExitCode.table()}."
 HELP = "docker compose for KVM, as a compiler: holos.yaml → systemd units + QEMU."
@@ -207,6 +207,13 @@ class LazyGroup(typer.core.TyperGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Every command's domain error becomes its message and exit code here, once."""
+        try:
+            return super().invoke(ctx)
+        except HolosError as exc:
+            common.fail(exc)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         from typer._click.utils import make_default_short_help

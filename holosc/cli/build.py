@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from holosc.cli import common
-from holosc.emit import diff, emit, plan_changes
-from holosc.errors import ExitCode, HolosError
+from holosc.emit.write import diff, emit, plan_changes
+from holosc.errors import ExitCode
 
 
 def build(
@@ -38,26 +38,23 @@ def build(
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
     """Compile holos.yaml into systemd units, launch scripts and cloud-init seeds."""
-    try:
-        loaded = common.load(file)
-        common.exit_on_warnings(loaded.warnings, strict)
-        compiled = common.compile_loaded(loaded)
-        root = output or loaded.file.parent / "deploy"
-        if check or show_diff:
-            if show_diff:
-                sys.stdout.write(diff(compiled, root))
-            changes = plan_changes(compiled, root)
-            if changes.any:
-                if check:
-                    for rel in changes.written:
-                        print(f"would write {rel}", file=sys.stderr)
-                    for rel in changes.removed:
-                        print(f"would remove {rel}", file=sys.stderr)
-                raise typer.Exit(int(ExitCode.DRIFT))
-            return
-        changes = emit(compiled, root)
-    except HolosError as exc:
-        common.fail(exc)
+    loaded = common.load(file)
+    common.exit_on_warnings(loaded.warnings, strict)
+    compiled = common.compile_loaded(loaded)
+    root = output or loaded.file.parent / "deploy"
+    if check or show_diff:
+        if show_diff:
+            sys.stdout.write(diff(compiled, root))
+        changes = plan_changes(compiled, root)
+        if changes.any:
+            if check:
+                for rel in changes.written:
+                    print(f"would write {rel}", file=sys.stderr)
+                for rel in changes.removed:
+                    print(f"would remove {rel}", file=sys.stderr)
+            raise typer.Exit(int(ExitCode.DRIFT))
+        return
+    changes = emit(compiled, root)
     for rel in changes.kept:
         print(
             f"holosc: kept {rel}: no longer compiled, but edited since holosc wrote it",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import os
 import sys
 from collections.abc import Iterable
@@ -13,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from holosc.errors import Diagnostic, ExitCode, HolosError, LoadError, RuntimeCommandError
+from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 
 if TYPE_CHECKING:
-    from holosc.compiler import Output
-    from holosc.load import Document
-    from holosc.model import Project
+    from holosc.core.compiler import Output
+    from holosc.core.document import Document
+    from holosc.core.model import Project
 
 # The loader, validator and compiler are imported by the functions that use them, so
 # commands that never read holos.yaml (ps, --help) start without them.
@@ -56,7 +55,7 @@ class Loaded:
 
 
 def compose_path(file: Path | None) -> Path:
-    from holosc.load import find_compose_file
+    from holosc.load.parse import find_compose_file
 
     return file if file is not None else find_compose_file(Path.cwd())
 
@@ -73,13 +72,15 @@ def load(
 
     :raises HolosError: on any invalid input.
     """
-    from holosc import devices, keys, systemd
-    from holosc.assemble import load_project
-    from holosc.validate import build_project
+    from holosc.core.validate.checks import build_project
+    from holosc.host import keys, systemd
+    from holosc.load.assemble import load_project
+    from holosc.load.files import HostFiles
+    from holosc.tools import devices
 
     path = compose_path(file)
     doc = load_project(path)
-    result = build_project(doc, profiles=profiles)
+    result = build_project(doc, HostFiles(), profiles=profiles)
     if with_key:
         root = state_root or systemd.manager().state_dir
         # %S/holos of the default scope's manager unless the caller knows the manager.
@@ -94,15 +95,9 @@ def load(
 
 
 def compile_loaded(loaded: Loaded) -> Output:
-    from holosc.compiler import compile_project
-    from holosc.load import read_regular
+    from holosc.core.compiler import compile_project
 
-    try:
-        digest = hashlib.sha256(read_regular(loaded.file)).hexdigest()
-    except OSError as exc:
-        message = f"cannot read file: {exc.strerror or exc}"
-        raise LoadError(message, [Diagnostic(message, file=loaded.file.name)]) from exc
-    return compile_project(loaded.project, {loaded.file.name: digest})
+    return compile_project(loaded.project, {loaded.file.name: loaded.doc.sha256})
 
 
 class Color(enum.StrEnum):
@@ -127,7 +122,7 @@ def set_profiles(given: list[str] | None) -> None:
     if given is None:
         given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
     for name in given:
-        from holosc.validate import PROFILE
+        from holosc.core.validate.checker import PROFILE
 
         if not PROFILE.fullmatch(name):
             raise typer.BadParameter(

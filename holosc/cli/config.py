@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from holosc import model, schema
 from holosc.cli import common
-from holosc.errors import HolosError
-from holosc.render.escape import yaml_document
+from holosc.core import model
+from holosc.core.render.escape import yaml_document
+from holosc.core.validate import schema
 
 
 class Format(StrEnum):
@@ -32,10 +32,7 @@ def config(
     images: Annotated[bool, typer.Option("--images", help="Print the images used.")] = False,
 ) -> None:
     """Print the resolved project (interpolated, defaults filled), like `docker compose config`."""
-    try:
-        loaded = common.load(file)
-    except HolosError as exc:
-        common.fail(exc)
+    loaded = common.load(file)
     common.print_diagnostics(loaded.warnings)
     if quiet:
         return

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from holosc import devices as D
+from holosc.tools import devices as D
 
 
 def devices(

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from holosc import doctor as D
 from holosc.cli import options
 from holosc.errors import ExitCode
+from holosc.tools import doctor as D
 
 
 def doctor(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from holosc.cli import common
-from holosc.errors import HolosError
+from holosc.core import layout
+from holosc.core.model import Project
 from holosc.export.kubevirt import (
     EXPOSE,
     LOCK_FILE,
@@ -96,31 +98,32 @@ def kubevirt(
         ignore_extra_args=ignore_extra_args,
         container_disks=_container_disks(container_disk or []),
     )
-    try:
-        loaded = common.load(file)
-        result = export_project(loaded.project, options, loaded.doc)
-        common.exit_on_warnings((*loaded.warnings, *result.warnings), strict)
-        if output is None:
-            sys.stdout.write(result.stream())
-        else:
-            changes = write_dir(result.output(), output, LOCK_FILE)
-    except HolosError as exc:
-        common.fail(exc)
-    for note in result.notes:
-        print(f"holosc: note: {note}", file=sys.stderr)
-    # Only the public half, and only in this hint: the manifests hold no key at all. The
-    # state directory is not asked of systemd: exporting needs no systemd on this machine.
-    private = os.environ.get("HOLOSC_SSH_KEY") or f"%S/holos/ssh/{loaded.project.name}/id_ed25519"
-    print(
-        f"holosc: note: the VMs take the project's SSH public key from Secret "
-        f"{ssh_secret_name(loaded.project)}: "
-        f"{ssh_secret_command(loaded.project, namespace, private + '.pub')}"
-        + ("" if "HOLOSC_SSH_KEY" in os.environ else " (%S: /var/lib as root, else ~/.config)"),
-        file=sys.stderr,
-    )
+    loaded = common.load(file)
+    result = export_project(loaded.project, options, loaded.doc)
+    common.exit_on_warnings((*loaded.warnings, *result.warnings), strict)
+    if output is None:
+        sys.stdout.write(result.stream())
+    else:
+        changes = write_dir(result.output(), output, LOCK_FILE)
+    _print_notes(result.notes, loaded.project, namespace)
     if output is not None:
         print(
             f"{output}: {len(changes.written)} written, {len(changes.removed)} removed, "
             f"{changes.unchanged} unchanged",
             file=sys.stderr,
         )
+
+
+def _print_notes(notes: Sequence[str], project: Project, namespace: str | None) -> None:
+    for note in notes:
+        print(f"holosc: note: {note}", file=sys.stderr)
+    # Only the public half, and only in this hint: the manifests hold no key at all. The
+    # state directory is not asked of systemd: exporting needs no systemd on this machine.
+    private = os.environ.get("HOLOSC_SSH_KEY") or str(layout.key(layout.STATE, project.name))
+    print(
+        f"holosc: note: the VMs take the project's SSH public key from Secret "
+        f"{ssh_secret_name(project)}: "
+        f"{ssh_secret_command(project, namespace, private + '.pub')}"
+        + ("" if "HOLOSC_SSH_KEY" in os.environ else " (%S: /var/lib as root, else ~/.config)"),
+        file=sys.stderr,
+    )

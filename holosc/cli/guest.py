@@ -18,41 +18,40 @@ from typing import Annotated
 
 import typer
 
-from holosc import install, keys, lifecycle, names, systemd, validate
-from holosc import plan as P
 from holosc.cli import common, complete, options
-from holosc.errors import HolosError, RuntimeCommandError
-from holosc.render.escape import shell_command
+from holosc.core import layout, names
+from holosc.core.lock import LockedInstance
+from holosc.core.render.escape import shell_command
+from holosc.core.validate.checker import USER
+from holosc.errors import RuntimeCommandError
+from holosc.host import install, keys, lifecycle, systemd
 
 ESCAPE = b"\x1d"  # Ctrl-]
 
 
-def _instance(manager: systemd.Manager, project: str, instance: str) -> dict[str, object]:
+def _instance(manager: systemd.Manager, project: str, instance: str) -> LockedInstance:
     names.check_instance(instance, "the command line")
     lock = install.read_lock(manager, project)
-    instances = install.lock_instances(manager, project, lock)
-    if not lock:
+    if lock is None:
         raise lifecycle.error(f"project '{project}' is not installed")
-    if instance not in instances:
+    if instance not in lock.instances:
         raise lifecycle.error(
             f"no instance '{instance}' in project '{project}'",
-            f"instances: {', '.join(sorted(instances))}",
+            f"instances: {', '.join(sorted(lock.instances))}",
         )
-    info = instances[instance]
-    assert isinstance(info, dict)
-    return info
+    return lock.instances[instance]
 
 
 def _require_running(manager: systemd.Manager, project: str, instance: str) -> None:
     """Fail at once for an instance whose unit is not running (instead of waiting --wait
     seconds for an SSH banner that cannot come)."""
-    unit = P.instance_unit(project, *P.split_instance(instance))
+    unit = layout.instance_unit(project, *layout.split_instance(instance))
     try:
         props = manager.show([unit], ["ActiveState", "SubState"])[unit]
     except RuntimeCommandError:
         return  # no manager to ask (a guest started by hand): the SSH wait decides
     if props.get("ActiveState") not in ("active", "activating", "reloading"):
-        service = P.split_instance(instance)[0]
+        service = layout.split_instance(instance)[0]
         raise lifecycle.error(
             f"instance '{instance}' is not running "
             f"({props.get('ActiveState', '?')}/{props.get('SubState', '?')})",
@@ -92,19 +91,13 @@ def exec_(
     user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
 ) -> None:
     """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
-    try:
-        manager = options.manager(user_scope, system)
-        name = options.project_name(project, file)
-        info = _instance(manager, name, instance)
-        _require_running(manager, name, instance)
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user_scope, system)
+    name = options.project_name(project, file)
+    info = _instance(manager, name, instance)
+    _require_running(manager, name, instance)
     if command and command[0] == "--":  # options end at the instance, like compose exec
         command = command[1:]
-    try:
-        port, user = _ssh_target(info, login)
-    except HolosError as exc:
-        common.fail(exc)
+    port, user = _ssh_target(info, login)
     if wait > 0 and not _wait_for_ssh(port, wait):
         print(
             f"holosc: {instance}: no SSH banner on 127.0.0.1:{port} after {wait:g} s; "
@@ -112,7 +105,7 @@ def exec_(
             file=sys.stderr,
         )
     key = keys.key_path(manager.state_dir, name)
-    known_hosts = manager.state_dir / "instances" / name / instance / "known_hosts"
+    known_hosts = layout.known_hosts(manager.state_dir, name, instance)
     if not known_hosts.is_file():
         common.fail(
             lifecycle.error(
@@ -120,19 +113,19 @@ def exec_(
                 "the instance writes it when it starts: holosc up, or holosc start",
             )
         )
-    pinned = keys.pinned_host_key(known_hosts, P.host_key_alias(name, instance))
+    pinned = keys.pinned_host_key(known_hosts, layout.host_key_alias(name, instance))
     argv = ssh_argv(key, port, user, command or [], pinned)
     common.replace_process(argv, "openssh-client")
 
 
-def _ssh_target(info: dict[str, object], login: str | None) -> tuple[int, str]:
+def _ssh_target(info: LockedInstance, login: str | None) -> tuple[int, str]:
     """The forwarded port and login user, refused unless each is what it must be: the lock
     file is read from disk and --user from the command line, and both reach ssh's argv."""
-    port = info.get("ssh_port")
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+    port = info.ssh_port
+    if not 0 < port < 65536:
         raise lifecycle.error(f"the installed lock file has no valid SSH port ({port!r})")
-    user = login or info.get("user")
-    if not isinstance(user, str) or not validate.USER.fullmatch(user):
+    user = login or info.user
+    if not USER.fullmatch(user):
         raise lifecycle.error(f"{user!r} is not a valid user name", "e.g. --user ubuntu")
     return port, user
 
@@ -171,17 +164,14 @@ def console(
 ) -> None:
     """Attach to an instance's serial console; Ctrl-] detaches. The console is also logged
     to the instance's console.log (see `holosc logs --console`)."""
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    _instance(manager, name, instance)
+    path = layout.serial_socket(manager.runtime_dir, name, instance)
     try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        _instance(manager, name, instance)
-        path = manager.runtime_dir / name / instance / "serial.sock"
-        try:
-            sock = connect_unix(path)
-        except OSError as exc:
-            raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
-    except HolosError as exc:
-        common.fail(exc)
+        sock = connect_unix(path)
+    except OSError as exc:
+        raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
 

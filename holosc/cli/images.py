@@ -12,10 +12,11 @@ from typing import Annotated, TextIO
 import typer
 from holos_runtime import imagecache
 
-from holosc import images as registry
-from holosc import pull as puller
-from holosc.cli import common, options
-from holosc.errors import ExitCode, HolosError, ImageError
+from holosc.cli import options
+from holosc.core import images as registry
+from holosc.core import layout
+from holosc.errors import ExitCode, ImageError
+from holosc.tools import pull as puller
 
 MirrorOption = Annotated[
     str | None,
@@ -29,7 +30,7 @@ MirrorOption = Annotated[
 
 
 def _cache_dir(user: bool, system: bool) -> Path:
-    return options.manager(user, system).state_dir / "images"
+    return layout.images(options.manager(user, system).state_dir)
 
 
 def pull(
@@ -48,17 +49,14 @@ def pull(
     """Download a registry image into the cache, verified against the upstream checksum.
 
     An image already cached with the upstream checksum is not downloaded again."""
-    try:
-        entry = puller.entry_for(image)
-        path = puller.pull(
-            entry,
-            _cache_dir(user, system),
-            progress=ProgressReport(sys.stderr),
-            timeouts=puller.Timeouts(connect_timeout, stall_timeout),
-            mirror=mirror or "",
-        )
-    except HolosError as exc:
-        common.fail(exc)
+    entry = puller.entry_for(image)
+    path = puller.pull(
+        entry,
+        _cache_dir(user, system),
+        progress=ProgressReport(sys.stderr),
+        timeouts=puller.Timeouts(connect_timeout, stall_timeout),
+        mirror=mirror or "",
+    )
     print(f"image: {path}\nformat: {entry.format}")
 
 
@@ -85,12 +83,9 @@ def images(
         return
     if available:
         return _catalogue()
-    try:
-        cache = puller.open_cache(_cache_dir(user, system))
-        users = cache.users()
-        tagged = cache.tagged()
-    except HolosError as exc:
-        common.fail(exc)
+    cache = puller.open_cache(_cache_dir(user, system))
+    users = cache.users()
+    tagged = cache.tagged()
     rows = [("IMAGE", "DIGEST", "SIZE", "PULLED", "USED BY")]
     shown = set()
     for ref, digest in [*tagged.items(), *((None, d) for d in cache.digests())]:
@@ -134,25 +129,22 @@ def prune(
 ) -> None:
     """Delete cached images no instance uses: untagged ones (tags moved on by a pull), or
     with --all every unused one. An image an instance's disk is based on is never deleted."""
-    try:
-        cache = puller.open_cache(_cache_dir(user, system))
-        with puller.errors(), cache.locked(shared=False):
-            users, tagged = cache.users(), set(cache.tagged().values())
-            freed = 0
-            for digest in cache.digests():
-                record = cache.read_record(digest)
-                label = record.short if record else digest[:19]
-                if digest in users:
-                    if all_ or digest not in tagged:
-                        print(f"kept {label}: used by {', '.join(users[digest])}")
-                    continue
-                if digest in tagged and not all_:
-                    continue
-                freed += cache.blob(digest).stat().st_size
-                cache.remove(digest)
-                print(f"removed {label}")
-    except HolosError as exc:
-        common.fail(exc)
+    cache = puller.open_cache(_cache_dir(user, system))
+    with puller.errors(), cache.locked(shared=False):
+        users, tagged = cache.users(), set(cache.tagged().values())
+        freed = 0
+        for digest in cache.digests():
+            record = cache.read_record(digest)
+            label = record.short if record else digest[:19]
+            if digest in users:
+                if all_ or digest not in tagged:
+                    print(f"kept {label}: used by {', '.join(users[digest])}")
+                continue
+            if digest in tagged and not all_:
+                continue
+            freed += cache.blob(digest).stat().st_size
+            cache.remove(digest)
+            print(f"removed {label}")
     print(f"freed {human_size(freed)}")
 
 
@@ -167,25 +159,22 @@ def remove(
     system: options.SystemOption = False,
 ) -> None:
     """Delete cached images and their tags; refuses an image an instance uses."""
-    try:
-        cache = puller.open_cache(_cache_dir(user, system))
-        with puller.errors(), cache.locked(shared=False):
-            digests = [_find(cache, ref) for ref in refs]
-            users = cache.users()
-            refused = [
-                f"{ref} is used by {', '.join(users[digest])}"
-                for ref, digest in zip(refs, digests, strict=True)
-                if digest in users
-            ]
-            if refused:
-                raise ImageError(
-                    f"not removed: {'; '.join(refused)} (hint: holosc down those projects first)"
-                )
-            for digest in dict.fromkeys(digests):
-                cache.remove(digest)
-                print(f"removed {digest[:19]}")
-    except HolosError as exc:
-        common.fail(exc)
+    cache = puller.open_cache(_cache_dir(user, system))
+    with puller.errors(), cache.locked(shared=False):
+        digests = [_find(cache, ref) for ref in refs]
+        users = cache.users()
+        refused = [
+            f"{ref} is used by {', '.join(users[digest])}"
+            for ref, digest in zip(refs, digests, strict=True)
+            if digest in users
+        ]
+        if refused:
+            raise ImageError(
+                f"not removed: {'; '.join(refused)} (hint: holosc down those projects first)"
+            )
+        for digest in dict.fromkeys(digests):
+            cache.remove(digest)
+            print(f"removed {digest[:19]}")
 
 
 def _find(cache: imagecache.Cache, ref: str) -> str:
@@ -223,18 +212,15 @@ def verify(
     if not all_ and not refs:
         raise typer.BadParameter("verify requires an image name or --all")
     cache = _cache_dir(user, system)
-    try:
-        entries = list(registry.REGISTRY) if all_ else [puller.entry_for(r) for r in refs or ()]
-        results = (puller.verify(entry, cache) for entry in entries)
-        failed = 0
-        for result in results:
-            if all_ and result.status is puller.VerifyStatus.NOT_CACHED:
-                print(f"{result.entry.ref}: skipped (not cached)")
-                continue
-            failed += not result.ok
-            print(verify_line(result), file=sys.stdout if result.ok else sys.stderr)
-    except HolosError as exc:
-        common.fail(exc)
+    entries = list(registry.REGISTRY) if all_ else [puller.entry_for(r) for r in refs or ()]
+    results = (puller.verify(entry, cache) for entry in entries)
+    failed = 0
+    for result in results:
+        if all_ and result.status is puller.VerifyStatus.NOT_CACHED:
+            print(f"{result.entry.ref}: skipped (not cached)")
+            continue
+        failed += not result.ok
+        print(verify_line(result), file=sys.stdout if result.ok else sys.stderr)
     if failed:
         raise typer.Exit(int(ExitCode.DRIFT))
 

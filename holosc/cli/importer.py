@@ -10,10 +10,9 @@ from typing import Annotated
 
 import typer
 
-from holosc import importer
-from holosc.cli import common
 from holosc.errors import EmitError, HolosError
-from holosc.load import read_regular
+from holosc.load.parse import read_regular
+from holosc.tools import importer
 
 
 def import_(
@@ -62,19 +61,16 @@ def import_(
         raise typer.BadParameter("--all cannot be combined with explicit domain names")
     if xml is None and not names and not all_domains:
         raise typer.BadParameter("import requires a domain name, --all, or --xml <file>")
-    try:
-        imported = _convert(names, all_domains, xml, connect)
-        text = importer.compose_document(imported, project)
-        for item in imported:
-            for note in item.warnings:
-                print(f"warning: {item.name}: {note}", file=sys.stderr)
-        if output in (None, "-"):
-            sys.stdout.write(text)
-        else:
-            _write(Path(output), text)
-            print(f"wrote {output} ({len(imported)} service(s))", file=sys.stderr)
-    except HolosError as exc:
-        common.fail(exc)
+    imported = _convert(names, all_domains, xml, connect)
+    text = importer.compose_document(imported, project)
+    for item in imported:
+        for note in item.warnings:
+            print(f"warning: {item.name}: {note}", file=sys.stderr)
+    if output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        _write(Path(output), text)
+        print(f"wrote {output} ({len(imported)} service(s))", file=sys.stderr)
 
 
 def _convert(

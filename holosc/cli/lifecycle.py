@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from holosc import hostsecrets, lifecycle, names, plan, pull, systemd
-from holosc import install as installer
-from holosc import recreate as recreating
 from holosc.cli import common, complete, images, options
-from holosc.errors import HolosError
-from holosc.project_lock import project_lock
+from holosc.core import layout, names
+from holosc.host import hostsecrets, lifecycle, systemd
+from holosc.host import install as installer
+from holosc.host import recreate as recreating
+from holosc.host.project_lock import project_lock
+from holosc.tools import pull
 
 
 def say(line: str) -> None:
@@ -52,30 +54,27 @@ def up(
 ) -> None:
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
-    try:
-        manager = options.manager(user, system)
-        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-        common.print_diagnostics(loaded.warnings)
-        output = common.compile_loaded(loaded)
-        name = loaded.project.name
-        with project_lock(manager, name, "up", say):
-            if warning := lifecycle.disk_warning(loaded.project, manager):
-                say(f"holosc: warning: {warning}")
-            _pull_images(loaded, manager, refresh=pull_)
-            project_dir = loaded.file.parent.resolve()
-            stale = (
-                recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
-                if recreate
-                else []
-            )
-            hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
-            try:
-                lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
-            except KeyboardInterrupt:
-                lifecycle.report_interrupted(manager, name, say)
-                raise typer.Exit(130) from None
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+    common.print_diagnostics(loaded.warnings)
+    output = common.compile_loaded(loaded)
+    name = loaded.project.name
+    with project_lock(manager, name, "up", say):
+        if warning := lifecycle.disk_warning(loaded.project, manager):
+            say(f"holosc: warning: {warning}")
+        _pull_images(loaded, manager, refresh=pull_)
+        project_dir = loaded.file.parent.resolve()
+        stale = (
+            recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+            if recreate
+            else []
+        )
+        hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
+        try:
+            lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
+        except KeyboardInterrupt:
+            lifecycle.report_interrupted(manager, name, say)
+            raise typer.Exit(130) from None
 
 
 def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bool) -> None:
@@ -84,7 +83,7 @@ def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bo
     them cached. The download is the image units' own code (holos_runtime.fetch)."""
     pull.ensure_images(
         loaded.project,
-        manager.state_dir / "images",
+        layout.images(manager.state_dir),
         images.ProgressReport(sys.stderr),
         refresh=refresh,
     )
@@ -102,21 +101,18 @@ def down(
 ) -> None:
     """Stop the project gracefully (reverse dependency order), remove its units and instance
     disks. Named volumes and the SSH key are kept unless --volumes."""
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        with project_lock(manager, name, "down", say):
-            lifecycle.down(manager, name, volumes=volumes, say=say)
-            hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    with project_lock(manager, name, "down", say):
+        lifecycle.down(manager, name, volumes=volumes, say=say)
+        hostsecrets.remove_environment_secrets(manager.runtime_dir, name)
 
 
 def _service_units(manager: object, name: str, services: list[str]) -> list[str]:
     units = lifecycle.installed_units(manager, name)  # type: ignore[arg-type]
     if not services:
         return [*units.instance_units(), *units.gates]
-    known = {plan.split_instance(i)[0] for i in units.instances}
+    known = {layout.split_instance(i)[0] for i in units.instances}
     result = []
     for service in services:
         if service not in known:
@@ -129,34 +125,33 @@ def _service_units(manager: object, name: str, services: list[str]) -> list[str]
     return result
 
 
-def start(
-    services: Annotated[
-        list[str] | None,
-        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
-    ] = None,
-    *,
-    file: common.FileOption = None,
-    project: options.ProjectOption = None,
-    user: options.UserOption = False,
-    system: options.SystemOption = False,
-) -> None:
-    """Start the named services (and what they depend on), as installed."""
-    _start_or_stop("start", services, file, project, user, system)
+def _services_command(verb: str, doc: str) -> Callable[..., None]:
+    """`holosc start` and `holosc stop`: one signature, two verbs."""
+
+    def command(
+        services: Annotated[
+            list[str] | None,
+            typer.Argument(help="Services (default: all).", autocompletion=complete.services),
+        ] = None,
+        *,
+        file: common.FileOption = None,
+        project: options.ProjectOption = None,
+        user: options.UserOption = False,
+        system: options.SystemOption = False,
+    ) -> None:
+        _start_or_stop(verb, services, file, project, user, system)
+
+    command.__name__ = command.__qualname__ = verb
+    command.__doc__ = doc
+    return command
 
 
-def stop(
-    services: Annotated[
-        list[str] | None,
-        typer.Argument(help="Services (default: all).", autocompletion=complete.services),
-    ] = None,
-    *,
-    file: common.FileOption = None,
-    project: options.ProjectOption = None,
-    user: options.UserOption = False,
-    system: options.SystemOption = False,
-) -> None:
-    """Stop the named services gracefully; other services are never touched."""
-    _start_or_stop("stop", services, file, project, user, system)
+start = _services_command(
+    "start", "Start the named services (and what they depend on), as installed."
+)
+stop = _services_command(
+    "stop", "Stop the named services gracefully; other services are never touched."
+)
 
 
 def _start_or_stop(
@@ -167,21 +162,18 @@ def _start_or_stop(
     user: bool,
     system: bool,
 ) -> None:
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        for service in services or []:
-            names.check("service", service, "the command line")
-        manager.require()
-        with project_lock(manager, name, verb, say):
-            units = _service_units(manager, name, services or [])
-            if verb == "start":
-                lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
-            else:
-                lifecycle.stop_units(manager, name, units, say)
-        say(f"{verb} done: {' '.join(units)}")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    for service in services or []:
+        names.check("service", service, "the command line")
+    manager.require()
+    with project_lock(manager, name, verb, say):
+        units = _service_units(manager, name, services or [])
+        if verb == "start":
+            lifecycle.start_units(manager, lifecycle.installed_units(manager, name), units, say)
+        else:
+            lifecycle.stop_units(manager, name, units, say)
+    say(f"{verb} done: {' '.join(units)}")
 
 
 def install(
@@ -197,30 +189,25 @@ def install(
     ssh_key: common.SshKeyOption = None,
 ) -> None:
     """Install the compiled units without starting them; --enable for reboot survival."""
-    try:
-        manager = options.manager(user, system)
-        loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-        output = common.compile_loaded(loaded)
-        name = loaded.project.name
-        if dry_run:
-            for path in output.files:
-                dest = (
-                    manager.unit_dir / path.name
-                    if len(path.parts) == 1
-                    else manager.config_dir / path
-                )
-                print(f"would write {dest}")
-            if enable:
-                print(f"would link {installer.wants_link(manager, name)}")
-            return
-        with project_lock(manager, name, "install", say):
-            installer.install(output, manager, name, loaded.file.parent.resolve())
-            if enable:
-                say(f"enabled: {installer.enable(manager, name)}")
-            manager.ctl("daemon-reload", check=False)
-        say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
+    output = common.compile_loaded(loaded)
+    name = loaded.project.name
+    if dry_run:
+        for path in output.files:
+            dest = (
+                manager.unit_dir / path.name if len(path.parts) == 1 else manager.config_dir / path
+            )
+            print(f"would write {dest}")
+        if enable:
+            print(f"would link {installer.wants_link(manager, name)}")
+        return
+    with project_lock(manager, name, "install", say):
+        installer.install(output, manager, name, loaded.file.parent.resolve())
+        if enable:
+            say(f"enabled: {installer.enable(manager, name)}")
+        manager.ctl("daemon-reload", check=False)
+    say(f"installed {name} into {manager.unit_dir} ({manager.scope} scope)")
 
 
 def uninstall(
@@ -231,12 +218,9 @@ def uninstall(
     system: options.SystemOption = False,
 ) -> None:
     """Remove the installed units and boot link (disks and volumes stay). Idempotent."""
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        with project_lock(manager, name, "uninstall", say):
-            removed = installer.uninstall(manager, name)
-            manager.ctl("daemon-reload", check=False)
-        say(f"uninstalled {name}: removed {len(removed)} path(s)")
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    with project_lock(manager, name, "uninstall", say):
+        removed = installer.uninstall(manager, name)
+        manager.ctl("daemon-reload", check=False)
+    say(f"uninstalled {name}: removed {len(removed)} path(s)")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from holosc import names, systemd
 from holosc.cli import common
-from holosc.errors import HolosError
+from holosc.core import names
+from holosc.host import systemd
 
 UserOption = Annotated[bool, typer.Option("--user", help="Use the user's systemd manager.")]
 SystemOption = Annotated[
@@ -29,9 +29,6 @@ def manager(user: bool, system: bool) -> systemd.Manager:
 
 def project_name(project: str | None, file: Path | None) -> str:
     """The project named on the command line, or the one holos.yaml describes."""
-    try:
-        if project is not None:
-            return names.check("project", project, "--project")
-        return names.check("project", common.load(file).project.name)
-    except HolosError as exc:
-        common.fail(exc)
+    if project is not None:
+        return names.check("project", project, "--project")
+    return names.check("project", common.load(file).project.name)

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from holosc import lifecycle, names, status
 from holosc.cli import common, complete, options
-from holosc.errors import HolosError
+from holosc.core import layout, names
+from holosc.host import lifecycle, status
 
 
 def ps(
@@ -24,14 +24,11 @@ def ps(
     system: options.SystemOption = False,
 ) -> None:
     """Projects and instances with state, PID, uptime, health and ports, read from systemd."""
-    try:
-        manager = options.manager(user, system)
-        if project is not None:
-            names.check("project", project, "--project")
-        manager.require()
-        rows = status.all_status(manager, project)
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    if project is not None:
+        names.check("project", project, "--project")
+    manager.require()
+    rows = status.all_status(manager, project)
     if as_json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
@@ -70,27 +67,24 @@ def logs(
     system: options.SystemOption = False,
 ) -> None:
     """The journal of a service's or instance's units (QEMU, stop helper, health probes)."""
-    try:
-        manager = options.manager(user, system)
-        name = options.project_name(project, file)
-        names.check("service or instance", target, "the command line")
-        units = lifecycle.installed_units(manager, name)
-        if target in units.instances:
-            instances, unit_names = [target], [units.unit(target)]
-        else:
-            insts, gates = units.of_service(target)
-            if not insts:
-                raise lifecycle.error(
-                    f"no service or instance '{target}' in project '{name}'",
-                    f"instances: {', '.join(units.instances)}",
-                )
-            instances = [i for i in units.instances if units.unit(i) in insts]
-            unit_names = insts + gates
-    except HolosError as exc:
-        common.fail(exc)
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    names.check("service or instance", target, "the command line")
+    units = lifecycle.installed_units(manager, name)
+    if target in units.instances:
+        instances, unit_names = [target], [units.unit(target)]
+    else:
+        insts, gates = units.of_service(target)
+        if not insts:
+            raise lifecycle.error(
+                f"no service or instance '{target}' in project '{name}'",
+                f"instances: {', '.join(units.instances)}",
+            )
+        instances = [i for i in units.instances if units.unit(i) in insts]
+        unit_names = insts + gates
     if console:
         for inst in instances:
-            log = manager.state_dir / "instances" / name / inst / "console.log"
+            log = layout.console_log(manager.state_dir, name, inst)
             print(f"==> {inst} <==")
             try:
                 print("".join(log.read_text(errors="replace").splitlines(True)[-lines:]))

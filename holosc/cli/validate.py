@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from holosc import plan as P
 from holosc.cli import common
-from holosc.errors import HolosError
+from holosc.core import plan as P
 
 
 def validate(
@@ -18,10 +17,7 @@ def validate(
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
     """Validate holos.yaml: every error at once, as FILE:LINE:COL: error: PATH: message."""
-    try:
-        loaded = common.load(file)
-    except HolosError as exc:
-        common.fail(exc)
+    loaded = common.load(file)
     common.exit_on_warnings(loaded.warnings, strict)
     if quiet:
         return

@@ -18,20 +18,20 @@ import hashlib
 import json
 import math
 import re
-import shlex
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from holosc import __version__, images
-from holosc import plan as P
-from holosc.compiler import File, Output
+from holosc import __version__
+from holosc.core import images, layout
+from holosc.core import plan as P
+from holosc.core.compiler import File, Output
+from holosc.core.document import Document, JsonPath, format_path
+from holosc.core.model import Mount, Project, Restart, Service
+from holosc.core.render.escape import shell_word, yaml_comment, yaml_document
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
-from holosc.load import Document, JsonPath, format_path
-from holosc.model import Mount, Project, Restart, Service
-from holosc.render.escape import yaml_comment, yaml_document
 
 # Not .yaml/.yml/.json: `kubectl apply -f DIR` skips it.
 LOCK_FILE = "holos-export.lock"
@@ -270,7 +270,7 @@ class _Exporter:
         comments += self.dependency_comments(service)
         comments += [f"warning: {w}" for w in self.service_warnings.get(service.name, [])]
         if service.replicas == 1:
-            name = P.instance_name(service.name, 0)
+            name = layout.instance_name(service.name, 0)
             body: dict[str, Any] = {
                 "apiVersion": VM_API,
                 "kind": "VirtualMachine",
@@ -292,7 +292,9 @@ class _Exporter:
                     },
                 },
             }
-            names = ", ".join(P.instance_name(service.name, i) for i in range(service.replicas))
+            names = ", ".join(
+                layout.instance_name(service.name, i) for i in range(service.replicas)
+            )
             head = (
                 f"holos service {service.name}: {service.replicas} replicas, "
                 f"VirtualMachinePool {service.name} (VMs {names})"
@@ -364,7 +366,7 @@ class _Exporter:
         disk_name = (
             f"{service.name}-root"
             if service.replicas > 1
-            else (f"{P.instance_name(service.name, 0)}-root")
+            else (f"{layout.instance_name(service.name, 0)}-root")
         )
         container = self.options.container_disks.get(service.name)
         if container is not None:
@@ -416,19 +418,7 @@ class _Exporter:
     def vmi_spec(
         self, service: Service, root: dict[str, Any], comments: list[str]
     ) -> dict[str, Any]:
-        vm = service.vm
-        cpu: dict[str, Any] = {"cores": vm.vcpu}
-        if vm.cpu_model == "host":
-            cpu["model"] = "host-passthrough"
-        elif vm.cpu_model != "max":
-            cpu["model"] = vm.cpu_model
-        domain: dict[str, Any] = {
-            "cpu": cpu,
-            "memory": {"guest": f"{vm.memory_mb}Mi"},
-            "machine": {"type": vm.machine},
-        }
-        if vm.uefi or service.devices:
-            domain["firmware"] = {"bootloader": {"efi": {"secureBoot": False}}}
+        domain = _domain(service)
         disks: list[dict[str, Any]] = [
             {"name": "root", "bootOrder": 1, "disk": {"bus": "virtio"}},
             {"name": "cloudinit", "disk": {"bus": "virtio"}},
@@ -472,23 +462,8 @@ class _Exporter:
                 }
             ],
         }
-        hc = service.healthcheck
-        if hc is not None:
-            spec["readinessProbe"] = {
-                "exec": {"command": list(hc.test)},
-                "initialDelaySeconds": hc.start_period_ms // 1000,
-                "periodSeconds": seconds(hc.interval_ms),
-                "timeoutSeconds": seconds(hc.timeout_ms),
-                "failureThreshold": hc.retries,
-            }
-            comments.append(
-                "healthcheck: readinessProbe run by qemu-guest-agent in the guest; "
-                "the service's DNS name lists an instance only while it passes"
-            )
-            if service.environment:
-                comments.append(
-                    "  the probe does not see environment: (build's runs over SSH, which does)"
-                )
+        if service.healthcheck is not None:
+            spec["readinessProbe"] = _readiness_probe(service, comments)
         spec["volumes"] = volumes
         return spec
 
@@ -578,7 +553,7 @@ def volume_disk(mount: Mount) -> dict[str, Any]:
 
 
 def upload_command(exporter: _Exporter, service: Service) -> str:
-    q = shlex.quote
+    q = shell_word
     return (
         f"virtctl image-upload dv {service.name}-image -n {exporter.namespace} --no-create "
         f"--image-path={q(service.image.path or '')}"
@@ -587,7 +562,7 @@ def upload_command(exporter: _Exporter, service: Service) -> str:
 
 def ssh_secret_command(project: Project, namespace: str | None, public_key: str) -> str:
     """How to create the Secret the VMs read the project's SSH public key from."""
-    q = shlex.quote
+    q = shell_word
     return (
         f"kubectl -n {namespace or project.name} create secret generic "
         f"{ssh_secret_name(project)} --from-file=key={q(public_key)}"
@@ -608,3 +583,40 @@ def export_project(project: Project, options: Options, doc: Document | None = No
     :raises ExportError: with every reason the project cannot be exported as asked.
     """
     return _Exporter(project, options, doc).run()
+
+
+def _domain(service: Service) -> dict[str, Any]:
+    """A VMI's domain: CPU, memory, machine and firmware (devices are added by vmi_spec)."""
+    vm = service.vm
+    cpu: dict[str, Any] = {"cores": vm.vcpu}
+    if vm.cpu_model == "host":
+        cpu["model"] = "host-passthrough"
+    elif vm.cpu_model != "max":
+        cpu["model"] = vm.cpu_model
+    domain: dict[str, Any] = {
+        "cpu": cpu,
+        "memory": {"guest": f"{vm.memory_mb}Mi"},
+        "machine": {"type": vm.machine},
+    }
+    if vm.uefi or service.devices:
+        domain["firmware"] = {"bootloader": {"efi": {"secureBoot": False}}}
+    return domain
+
+
+def _readiness_probe(service: Service, comments: list[str]) -> dict[str, Any]:
+    """The compose healthcheck as a readinessProbe run by qemu-guest-agent."""
+    hc = service.healthcheck
+    assert hc is not None
+    comments.append(
+        "healthcheck: readinessProbe run by qemu-guest-agent in the guest; "
+        "the service's DNS name lists an instance only while it passes"
+    )
+    if service.environment:
+        comments.append("  the probe does not see environment: (build's runs over SSH, which does)")
+    return {
+        "exec": {"command": list(hc.test)},
+        "initialDelaySeconds": hc.start_period_ms // 1000,
+        "periodSeconds": seconds(hc.interval_ms),
+        "timeoutSeconds": seconds(hc.timeout_ms),
+        "failureThreshold": hc.retries,
+    }

@@ -1,7 +1,7 @@
 """The cloud-init user-data of a service on a cluster: what `build` compiles, changed only
 where a cluster must differ (docs/kubevirt.md, "cloud-init on the cluster").
 
-The compiler's renderer (holosc.render.cloudinit) writes it; this module chooses its
+The compiler's renderer (holosc.core.render.cloudinit) writes it; this module chooses its
 inputs and applies the documented differences, each in one place:
 
 1. no /etc/hosts: names resolve through cluster DNS (`manage_etc_hosts: localhost` keeps
@@ -22,13 +22,12 @@ inputs and applies the documented differences, each in one place:
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from typing import Any
 
-from holosc import plan as P
-from holosc.model import OsFamily, Project, Service
-from holosc.render.cloudinit import user_data_doc
-from holosc.render.escape import yaml_document
+from holosc.core import plan as P
+from holosc.core.model import OsFamily, Project, Service
+from holosc.core.render.cloudinit import user_data_doc
+from holosc.core.render.escape import shell_word, yaml_document
 
 AGENT_PACKAGE = "qemu-guest-agent"
 WAIT_SECONDS = 600
@@ -42,7 +41,7 @@ def start_agent(os_family: OsFamily) -> str:
 
 def wait_for(name: str) -> str:
     """A first-boot line that waits until `name` resolves, and fails runcmd if it never does."""
-    q = shlex.quote
+    q = shell_word
     loop = f"until getent hosts {q(name)} >/dev/null; do sleep 2; done"
     message = f"holos: {name} did not become ready within {WAIT_SECONDS} s"
     return f"timeout {WAIT_SECONDS} sh -c {q(loop)} || {{ echo {q(message)} >&2; exit 1; }}"

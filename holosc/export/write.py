@@ -14,8 +14,8 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-from holosc.compiler import Output
-from holosc.emit import Changes, write_atomic
+from holosc.core.compiler import Output
+from holosc.emit.write import Changes, write_atomic
 from holosc.errors import Diagnostic, EmitError
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from holosc import pull
+from holosc.tools import pull
 from tests.conftest import require_tool
 from tests.distro.container import UID, USER, Container
 from tests.distro.root import INSIDE, SYSTEMD_VERSION, ensure_root, source_binds

@@ -1,7 +1,7 @@
 """Fixtures for the runtime-helper tests: a real sshd on 127.0.0.1 and tiny QEMU guests.
 
-Nothing is mocked.  A missing tool skips locally but fails when ``CI`` is set, so CI can
-never pass by skipping.
+Nothing is mocked.  A missing tool fails the test with the package to install
+(tests.conftest.require_tool): nothing is skipped, locally or in CI.
 
 The guest is the Debian cloud kernel plus a busybox initramfs built here.  The kernel
 comes from ``apt-get download`` (cached under ``$HOLOSC_TEST_CACHE`` or

@@ -13,9 +13,9 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from holosc.compiler import compile_project
-from holosc.render.guestenv import PROFILE, SSHD_DROPIN
-from holosc.validate import build_project
+from holosc.core.compiler import compile_project
+from holosc.core.render.guestenv import PROFILE, SSHD_DROPIN
+from holosc.core.validate.checks import build_project
 from tests.conftest import require_tool
 from tests.runtime.conftest import Sshd, free_port, run, wait_listening
 
@@ -47,13 +47,14 @@ def _random_values(n: int) -> list[str]:
 
 
 def _compiled_files(values: dict[str, str]) -> dict[str, str]:
-    from holosc.load import load_text
+    from holosc.load.files import HostFiles
+    from holosc.load.parse import load_text
 
     # `$$` is a literal `$` in holos.yaml (interpolation), as in compose.
     env = yaml.safe_dump(values, allow_unicode=True, default_flow_style=False).replace("$", "$$")
     text = "name: envt\nservices:\n  app:\n    image: debian:12\n    environment:\n"
     text += "".join("      " + line + "\n" for line in env.splitlines())
-    project = build_project(load_text(text, directory=Path("."), environ={})).project
+    project = build_project(load_text(text, directory=Path("."), environ={}), HostFiles()).project
     user_data = compile_project(project).files[PurePosixPath("envt/app-0/user-data")]
     doc = yaml.safe_load(user_data.data.decode())
     return {f["path"]: f["content"] for f in doc["write_files"]}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -90,6 +92,70 @@ def test_refused_port_reports_connection_refused(sshd: Any) -> None:
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "connection refused" in proc.stderr
+
+
+class Forward:
+    """A port that behaves like QEMU's user-mode forward: it accepts every connection at
+    once; until `open()` it closes it (the guest's sshd does not listen yet), afterwards it
+    relays to `target`."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.relaying = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def open(self) -> None:
+        self.relaying.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.relaying.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_probes_as_soon_as_sshd_answers(sshd: Any) -> None:
+    """While the forwarded port has no sshd behind it, the helper watches for its greeting
+    instead of sleeping a whole interval: with an interval of an hour it is healthy soon
+    after sshd appears (before the fix it slept the hour, and the 120 s bound failed)."""
+    forward = Forward(sshd.port)
+    args = [*sshd.health_args(), "--port", str(forward.port)]  # the last --port wins
+    args += ["--interval", "3600", "--timeout", "10", "--start-period", "3600"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "holos_runtime.health", *args, "--", "true"],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "attempt 1" in first and "not counted" in first, first
+        forward.open()
+        _, rest = proc.communicate(timeout=120)
+        assert proc.returncode == 0, first + rest
+        assert attempts(first + rest)[-1] == "ok", first + rest
+    finally:
+        proc.kill()
+        forward.close()
 
 
 def test_string_form_exit_code_is_reported(sshd: Any) -> None:

@@ -1,0 +1,103 @@
+"""holos.lock.json: what was compiled from what, one frozen type for writer and readers.
+
+The compiler writes it (`Lock.to_json`); `holosc` reads it back from an installed project
+(`Lock.from_json`: instances for exec, ps and the unit order, digests for a minimal
+rebuild). Every instance name is checked before anyone makes a path of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from holosc.core import layout, names
+
+LOCK_FILE = "holos.lock.json"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LockedInstance:
+    service: str
+    ip: str
+    ssh_port: int
+    user: str
+    ports: tuple[str, ...]  # "host:guest"
+
+    def ip_order(self) -> tuple[int, ...]:
+        return tuple(int(part) for part in self.ip.split(".") if part.isdigit())
+
+
+@dataclasses.dataclass(frozen=True)
+class Lock:
+    compiler: str
+    project: str
+    profiles: tuple[str, ...]
+    sources: Mapping[str, str]  # input file name -> sha256
+    instances: Mapping[str, LockedInstance]
+    files: Mapping[str, str]  # output path -> sha256
+
+    def to_json(self) -> str:
+        data = {
+            "compiler": self.compiler,
+            "project": self.project,
+            "profiles": list(self.profiles),
+            "sources": dict(self.sources),
+            "instances": {
+                name: {**dataclasses.asdict(inst), "ports": list(inst.ports)}
+                for name, inst in self.instances.items()
+            },
+            "files": dict(self.files),
+        }
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str) -> Lock:
+        """Parse a lock read from `source` (named in errors).
+
+        :raises ValueError: when it is not JSON of a lock's shape.
+        :raises names.NameError_: when it names an instance that is not <label>-<index>.
+        """
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: not a JSON object")
+        instances = _mapping(data.get("instances", {}), "instances", source)
+        return cls(
+            compiler=str(data.get("compiler", "")),
+            project=str(data.get("project", "")),
+            profiles=tuple(map(str, data.get("profiles", ()))),
+            sources=_strings(data.get("sources", {}), "sources", source),
+            instances=MappingProxyType(
+                {
+                    names.check_instance(name, source): _instance(name, info, source)
+                    for name, info in instances.items()
+                }
+            ),
+            files=_strings(data.get("files", {}), "files", source),
+        )
+
+
+def _instance(name: str, info: Any, source: str) -> LockedInstance:
+    info = _mapping(info, "instance", source)
+    try:
+        return LockedInstance(
+            service=str(info.get("service") or layout.split_instance(name)[0]),
+            ip=str(info.get("ip", "")),  # only orders instances; exec needs port and user
+            ssh_port=int(info["ssh_port"]),
+            user=str(info["user"]),
+            ports=tuple(map(str, info.get("ports", ()))),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{source}: an instance entry lacks {exc}") from exc
+
+
+def _mapping(value: Any, what: str, source: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{source}: '{what}' is not a mapping")
+    return value
+
+
+def _strings(value: Any, what: str, source: str) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in _mapping(value, what, source).items()})

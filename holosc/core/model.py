@@ -1,0 +1,229 @@
+"""The validated project: frozen, deeply immutable types that renderers trust.
+
+Built once by `holosc.core.validate.checks.build_project`; nothing downstream re-checks inputs.
+Durations are whole milliseconds and sizes whole bytes, so output never depends on
+float formatting. Paths from holos.yaml stay as written (relative to the project
+directory, or absolute); the launch scripts resolve them on the host at run time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class Condition(enum.StrEnum):
+    STARTED = "service_started"
+    HEALTHY = "service_healthy"
+    COMPLETED = "service_completed_successfully"
+
+
+class Restart(enum.StrEnum):
+    """compose's `restart:`; None (not given) is holosc's default, systemd's on-abnormal."""
+
+    NO = "no"
+    ALWAYS = "always"
+    ON_FAILURE = "on-failure"
+    UNLESS_STOPPED = "unless-stopped"
+
+
+class OsFamily(enum.StrEnum):
+    SYSTEMD = "systemd"
+    OPENRC = "openrc"
+
+
+class MountKind(enum.StrEnum):
+    BIND = "bind"
+    VOLUME = "volume"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Image:
+    """A registry image (`name`, `tag`) or a local file (`path`)."""
+
+    format: str
+    os: OsFamily
+    default_user: str | None = None
+    path: str | None = None
+    name: str | None = None
+    tag: str | None = None
+
+    @property
+    def is_registry(self) -> bool:
+        return self.name is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Vm:
+    vcpu: int = 1
+    memory_mb: int = 512
+    disk_size: int | None = None
+    machine: str = "q35"
+    cpu_model: str = "host"
+    uefi: bool = False
+    extra_args: tuple[str, ...] = ()
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Port:
+    """`host` is None for an automatically chosen host port."""
+
+    guest: int
+    host: int | None
+    protocol: str = "tcp"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Mount:
+    kind: MountKind
+    source: str  # a volume name, or a host path as written
+    target: str
+    read_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Device:
+    pci: str  # normalised 0000:01:00.0
+    rom_file: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dependency:
+    """`condition` None is the short form: healthy if the dependency has a healthcheck.
+    `restart`: compose's `restart: true`, restart the dependent when the dependency restarts."""
+
+    service: str
+    condition: Condition | None = None
+    required: bool = True
+    restart: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriteFile:
+    path: str
+    content: str = ""
+    permissions: str = "0644"
+    owner: str = "root:root"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloudInit:
+    user: str = "ubuntu"
+    ssh_authorized_keys: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    write_files: tuple[WriteFile, ...] = ()
+    runcmd: tuple[str | tuple[str, ...], ...] = ()
+    bootcmd: tuple[str | tuple[str, ...], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Secret:
+    """A top-level secret: a host file (as written) or a variable read by `holosc up`."""
+
+    name: str
+    file: str | None = None
+    environment: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecretUse:
+    """A service's use of a secret: where it appears in the guest, and as whom."""
+
+    source: str
+    target: str  # absolute path in the guest
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Healthcheck:
+    """`test` is exec form; a compose string test is stored as ("sh", "-c", text)."""
+
+    test: tuple[str, ...]
+    interval_ms: int = 30_000
+    timeout_ms: int = 30_000
+    retries: int = 3
+    start_period_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Provisioning:
+    """What a Dockerfile turned into: files to write and a script to run first."""
+
+    files: tuple[WriteFile, ...]
+    script: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    image: Image
+    replicas: int = 1
+    vm: Vm = Vm()
+    ports: tuple[Port, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    devices: tuple[Device, ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    cloud_init: CloudInit = CloudInit()
+    stop_grace_ms: int = 30_000
+    healthcheck: Healthcheck | None = None
+    provisioning: Provisioning | None = None
+    restart: Restart | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # for SSH sessions and login shells
+    secrets: tuple[SecretUse, ...] = ()
+
+    @property
+    def binds(self) -> tuple[Mount, ...]:
+        """Host directories shared into the guest, in declaration order."""
+        return tuple(m for m in self.mounts if m.kind is MountKind.BIND)
+
+    @property
+    def named_volumes(self) -> tuple[Mount, ...]:
+        return tuple(m for m in self.mounts if m.kind is MountKind.VOLUME)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Volume:
+    name: str
+    size: int = 10 * 1024**3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Project:
+    """A whole holos.yaml. `services` are in dependency order (dependencies first)."""
+
+    name: str
+    services: tuple[Service, ...]
+    volumes: tuple[Volume, ...] = ()
+    profiles: tuple[str, ...] = ()  # the active profiles the services were selected by
+    secrets: tuple[Secret, ...] = ()
+
+    def secret(self, name: str) -> Secret:
+        return next(s for s in self.secrets if s.name == name)
+
+    @property
+    def used_volumes(self) -> frozenset[str]:
+        """Names of the top-level volumes some service mounts."""
+        return frozenset(m.source for s in self.services for m in s.named_volumes)
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+
+def to_dict(value: Any) -> Any:
+    """A JSON-ready view of a model value (enums as strings, tuples as lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_dict(v) for v in value]
+    return value

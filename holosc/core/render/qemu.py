@@ -1,0 +1,372 @@
+"""The launch script of one instance: preparation, then `exec qemu-system-x86_64`.
+
+Every QEMU argument is one shell word built by `escape.shell_word`; values inside
+option strings go through `escape.qemu_value` (at compile time) or through a `*_q`
+shell variable whose commas the script doubles (at run time, for host paths).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from holosc.core import layout
+from holosc.core import plan as P
+from holosc.core.model import MountKind, Secret, Service
+from holosc.core.render import units
+from holosc.core.render.escape import ShellVar, qemu_value, qemu_value_at_run_time, shell_word
+from holosc.core.render.secrets import fw_cfg_name
+
+Word = Sequence[str]  # literal strings and ShellVar names, concatenated
+
+
+def _var(name: str) -> ShellVar:
+    return ShellVar(name)
+
+
+def host_path(path: str, var: str = "project") -> list[str]:
+    """A holos.yaml path as shell-word parts: absolute stays, relative joins $project."""
+    if path.startswith("/"):
+        return [path]
+    rel = posixpath.normpath(path)
+    return [_var(var)] if rel == "." else [_var(var), "/" + rel]
+
+
+def host_path_q(path: str) -> list[str]:
+    """Like host_path, for use inside a QEMU option string."""
+    return [
+        qemu_value(p) if not isinstance(p, ShellVar) else p for p in host_path(path, "project_q")
+    ]
+
+
+def overlay_command(service: Service) -> list[Word]:
+    """`holos-image overlay`: the instance's disk, created once on the image's digest (a
+    registry image) or file (a local image, which must not change afterwards)."""
+    image = service.image
+    argv: list[Word] = [
+        [units.IMAGE],
+        ["overlay"],
+        ["--disk"],
+        [_var("state"), "/root.qcow2"],
+        ["--format"],
+        [image.format],
+    ]
+    if service.vm.disk_size:
+        argv += [["--size"], [str(service.vm.disk_size)]]
+    if image.path is not None:
+        return [*argv, ["--file"], host_path(image.path)]
+    return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
+
+
+def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:
+    """Where QEMU reads a secret: the user's file, or what `holosc up` wrote for a
+    variable into the project's runtime directory (tmpfs, mode 0700)."""
+    if secret.file is not None:
+        return host_path_q(secret.file) if quoted else host_path(secret.file)
+    return [_var("run_q" if quoted else "run"), f"/../secrets/{secret.name}"]
+
+
+def _secret_checks(plan: P.Plan, service: Service) -> list[str]:
+    """A clear message instead of QEMU's when a secret's host file is not there."""
+    lines = []
+    for use in service.secrets:
+        secret = plan.project.secret(use.source)
+        path = shell_word(secret_path(secret))
+        why = (
+            f"cannot read {path}"
+            if secret.file is not None
+            else f"it comes from the variable {secret.environment} at holosc up: run holosc up"
+        )
+        lines.append(f"[ -r {path} ] || die {shell_word(f'secret {secret.name}:')} {why}")
+    return lines
+
+
+def _uses_project(service: Service, plan: P.Plan) -> bool:
+    paths = [
+        service.image.path,
+        service.vm.kernel,
+        service.vm.initrd,
+        *(d.rom_file for d in service.devices),
+        *(m.source for m in service.binds),
+        *(plan.project.secret(u.source).file for u in service.secrets),
+    ]
+    return any(p is not None and not p.startswith("/") for p in paths)
+
+
+def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
+    """The virtiofs socket of bind mount `index`, relative to the runtime directory.
+
+    Unique on the host, not only in the directory: QEMU 7.2's virtiofsd locks a file
+    named after the socket path it is given, so two instances' `fs0.sock` collided."""
+    digest = hashlib.sha256(f"{plan.project.name}/{inst.name}".encode()).hexdigest()[:12]
+    return f"fs{index}-{digest}.sock"
+
+
+def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    """QEMU's argv for one instance, as words of literal text and launch-script variables."""
+    service = inst.service
+    return [
+        *_machine_args(inst),
+        *_firmware_args(service),
+        *_disk_args(),
+        *_network_args(plan, inst),
+        *_volume_args(service),
+        *_share_args(plan, inst),
+        *_device_args(service),
+        *_kernel_args(service),
+        *_secret_args(plan, service),
+        *([a] for a in service.vm.extra_args),
+    ]
+
+
+def _machine_args(inst: P.Instance) -> list[Word]:
+    service = inst.service
+    vm = service.vm
+    machine = qemu_value(vm.machine) + ",accel="
+    return [
+        [
+            "-name",
+        ],
+        [inst.name],
+        ["-machine"],
+        [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
+        ["-cpu"],
+        [_var("cpu")],
+        ["-smp"],
+        [str(vm.vcpu)],
+        ["-m"],
+        [f"{vm.memory_mb}M"],
+        ["-nodefaults"],
+        ["-no-user-config"],
+        ["-display"],
+        ["none"],
+        ["-daemonize"],
+        ["-pidfile"],
+        [_var("run"), "/qemu.pid"],
+        ["-chardev"],
+        [
+            "socket,id=console0,path=serial.sock,server=on,wait=off,logfile=",
+            _var("state_q"),
+            "/console.log,logappend=on",
+        ],
+        ["-serial"],
+        ["chardev:console0"],
+        ["-chardev"],
+        ["socket,id=qmp,path=qmp.sock,server=on,wait=off"],
+        ["-mon"],
+        ["chardev=qmp,mode=control"],
+        ["-device"],
+        ["virtio-rng-pci"],
+    ]
+
+
+def _firmware_args(service: Service) -> list[Word]:
+    if not service.vm.uefi:
+        return []
+    return [
+        ["-drive"],
+        ["if=pflash,format=raw,readonly=on,file=", _var("ovmf_code_q")],
+        ["-drive"],
+        ["if=pflash,format=raw,file=", _var("state_q"), "/OVMF_VARS.fd"],
+    ]
+
+
+def _disk_args() -> list[Word]:
+    # Explicit devices, in this order: QEMU creates `-drive if=virtio` disks after every
+    # `-device`, so a volume would become /dev/vda ahead of the root disk.
+    return [
+        ["-drive"],
+        [
+            "id=root,if=none,format=qcow2,cache=writeback,discard=unmap,file=",
+            _var("state_q"),
+            "/root.qcow2",
+        ],
+        ["-device"],
+        ["virtio-blk-pci,drive=root"],
+        ["-drive"],
+        # Built by holos-seed (ExecStartPre) from the compiled texts and this host's keys.
+        ["id=seed,if=none,format=raw,readonly=on,file=", _var("run_q"), "/seed.iso"],
+        ["-device"],
+        ["virtio-blk-pci,drive=seed"],
+    ]
+
+
+def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
+    return [
+        ["-netdev"],
+        [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
+        ["-device"],
+        [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
+        # Multicast on loopback: the private segment never leaves this host.
+        ["-netdev"],
+        [f"socket,id=net1,mcast={plan.mcast_group}:{plan.mcast_port},localaddr=127.0.0.1"],
+        ["-device"],
+        [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
+    ]
+
+
+def _volume_args(service: Service) -> list[Word]:
+    args: list[Word] = []
+    for mount in service.mounts:
+        if mount.kind is MountKind.VOLUME:
+            vol = f"vol-{mount.source}"
+            serial = layout.volume_serial(mount.source)
+            ro = ",readonly=on" if mount.read_only else ""
+            args += [
+                ["-drive"],
+                [
+                    f"id={vol},if=none,format=qcow2,cache=writeback,discard=unmap,file=",
+                    _var("volumes_q"),
+                    f"/{mount.source}.qcow2{ro}",
+                ],
+                ["-device"],
+                [f"virtio-blk-pci,drive={vol},serial={serial}"],
+            ]
+    return args
+
+
+def _share_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    binds = inst.service.binds
+    if not binds:
+        return []
+    # vhost-user needs guest RAM the virtiofsd processes can map.
+    args: list[Word] = [
+        ["-object"],
+        [f"memory-backend-memfd,id=mem,size={inst.service.vm.memory_mb}M,share=on"],
+        ["-numa"],
+        ["node,memdev=mem"],
+    ]
+    for i, _ in enumerate(binds):
+        args += [
+            ["-chardev"],
+            [f"socket,id=fs{i},path={share_socket(plan, inst, i)}"],
+            ["-device"],
+            [f"vhost-user-fs-pci,chardev=fs{i},tag=share{i}"],
+        ]
+    return args
+
+
+def _device_args(service: Service) -> list[Word]:
+    args: list[Word] = []
+    for device in service.devices:
+        rom = [",romfile=", *host_path_q(device.rom_file)] if device.rom_file else []
+        args += [["-device"], [f"vfio-pci,host={device.pci}", *rom]]
+    return args
+
+
+def _kernel_args(service: Service) -> list[Word]:
+    vm = service.vm
+    if not vm.kernel:
+        return []
+    args: list[Word] = [["-kernel"], host_path(vm.kernel)]
+    if vm.initrd:
+        args += [["-initrd"], host_path(vm.initrd)]
+    if vm.cmdline is not None:
+        args += [["-append"], [vm.cmdline]]
+    return args
+
+
+def _secret_args(plan: P.Plan, service: Service) -> list[Word]:
+    args: list[Word] = []
+    for i, use in enumerate(service.secrets):
+        path = secret_path(plan.project.secret(use.source), quoted=True)
+        args += [["-fw_cfg"], [f"name={fw_cfg_name(i)},file=", *path]]
+    return args
+
+
+def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
+    service = inst.service
+    args = qemu_args(plan, inst)
+    quoted = [shell_word(w) for w in args]
+    # Pair each option with its value on one line, for review.
+    lines: list[str] = []
+    for word in quoted:
+        if (
+            lines
+            and lines[-1].startswith("-")
+            and " " not in lines[-1]
+            and not word.startswith("-")
+            and lines[-1] not in _FLAGS
+        ):
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    uses_project = _uses_project(service, plan)
+    overlay = overlay_command(service)
+    parts: list[Word] = [
+        *args,
+        *overlay,
+        *(host_path(m.source) for m in service.binds),
+        *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
+    ]
+    used = {p for w in parts for p in w if isinstance(p, ShellVar)}
+    escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
+    binds = service.binds
+    return dict(
+        instance=inst.name,
+        project=plan.project.name,
+        unit=layout.instance_unit(plan.project.name, service.name, inst.index),
+        uses_project=uses_project,
+        escape_lines=[qemu_value_at_run_time(v) for v in escaped],
+        ovmf_escape=qemu_value_at_run_time("ovmf_code"),
+        reads_volumes="volumes" in used or "volumes_q" in used,
+        reads_images="images" in used or "images_q" in used,
+        read_vars=" ".join(
+            f'{v}=""' for v in ("volumes", "images") if v in used or f"{v}_q" in used
+        ),
+        cpu_model=shell_word(service.vm.cpu_model),
+        cpu_is_host=service.vm.cpu_model == "host",
+        overlay=" ".join(shell_word(w) for w in overlay),
+        uefi=service.vm.uefi,
+        ovmf_pairs=" \\\n    ".join(f"{code}:{vars_}" for code, vars_ in layout.OVMF_PAIRS),
+        virtiofsd_candidates=" ".join(layout.VIRTIOFSD),
+        shares=[
+            f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
+            + (" ro" if m.read_only else " rw")
+            for i, m in enumerate(binds)
+        ],
+        secret_checks=_secret_checks(plan, service),
+        args=lines,
+    )
+
+
+def render_launch(plan: P.Plan, inst: P.Instance) -> str:
+    from holosc.core.render.templates import render
+
+    return render("launch.sh.j2", **_launch_context(plan, inst))
+
+
+def launch_bytes(plan: P.Plan, inst: P.Instance) -> int:
+    """About len(render_launch(...)) in bytes, without loading the template engine (for
+    validation's output bound): the template's text, plus each inserted value as often as
+    the template names it, plus a line break and indentation per list item."""
+    template = resources.files("holosc.templates").joinpath("launch.sh.j2").read_text("utf-8")
+    size = len(template.encode("utf-8"))
+    for name, value in _launch_context(plan, inst).items():
+        if isinstance(value, list):
+            size += sum(len(str(item).encode("utf-8")) + 8 for item in value)
+        else:
+            uses = len(re.findall(r"\{\{ *" + name + r"\b", template))
+            size += uses * len(str(value).encode("utf-8"))
+    return size
+
+
+_FLAGS = {"-nodefaults", "-no-user-config", "-daemonize"}
+
+
+def render_volumes_script(plan: P.Plan) -> str:
+    used = plan.project.used_volumes
+    creates = [
+        f"create {shell_word(v.name)} {v.size}" for v in plan.project.volumes if v.name in used
+    ]
+    from holosc.core.render.templates import render
+
+    return render("volumes.sh.j2", project=plan.project.name, creates=creates)
+
+
+__all__ = ["qemu_args", "render_launch", "render_volumes_script", "units"]

@@ -1,0 +1,1 @@
+"""Validate: holos.yaml's shape (JSON schema), then its meaning, into one frozen Project."""

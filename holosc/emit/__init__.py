@@ -1,0 +1,1 @@
+"""Emit: write the compiler's output into the output directory, atomically."""

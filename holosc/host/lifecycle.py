@@ -1,0 +1,459 @@
+"""up, down, start and stop: compiled units driven through systemd.
+
+holosc keeps no state of its own: what is installed is read from the manager's
+directories (installed.json, holos.lock.json) and what runs is asked of systemd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from holosc.core import layout, names
+from holosc.core.compiler import Output
+from holosc.core.model import Project
+from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
+from holosc.host import diskspace, install, recreate, run
+from holosc.host.recreate import StaleDisk
+from holosc.host.systemd import Manager
+
+Say = Callable[[str], None]
+STATE_PROPS = ("ActiveState", "SubState", "Result", "MainPID")
+
+
+@dataclasses.dataclass(frozen=True)
+class Units:
+    """The installed units of one project, by role."""
+
+    project: str
+    instances: tuple[str, ...]  # instance names, dependency order
+    gates: tuple[str, ...]  # unit names
+    others: tuple[str, ...]  # volumes and image units
+
+    @property
+    def target(self) -> str:
+        return layout.target_name(self.project)
+
+    def instance_units(self, names: Sequence[str] | None = None) -> list[str]:
+        return [self.unit(i) for i in (self.instances if names is None else names)]
+
+    def unit(self, instance: str) -> str:
+        return layout.instance_unit(self.project, *layout.split_instance(instance))
+
+    def of_service(self, service: str) -> tuple[list[str], list[str]]:
+        """(instance units, gate units) of one service."""
+        insts = [i for i in self.instances if layout.split_instance(i)[0] == service]
+        gate = layout.gate_unit(self.project, service)
+        return self.instance_units(insts), [gate] if gate in self.gates else []
+
+    def watched(self) -> list[str]:
+        """The units whose state `ps` and `up` report: instances, then health gates."""
+        return [*self.instance_units(), *self.gates]
+
+    def label(self, unit: str) -> str:
+        """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
+        return layout.unit_label(self.project, unit)
+
+    def all(self) -> list[str]:
+        return [*self.others, *self.instance_units(), *self.gates, self.target]
+
+
+def installed_units(manager: Manager, project: str) -> Units:
+    """:raises RuntimeCommandError: when the project is not installed."""
+    lock = install.read_lock(manager, project)
+    manifest = install.read_manifest(manager, project)
+    if lock is None or not manifest["units"]:
+        raise error(
+            f"project '{project}' is not installed",
+            "run holosc up (or holosc install) in its directory first",
+        )
+    order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
+    gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
+    volumes = layout.volumes_unit(project)
+    others = tuple(n for n in manifest["units"] if n == volumes or layout.is_image_unit(project, n))
+    return Units(project, tuple(order), gates, others)
+
+
+def installed_elsewhere(manager: Manager, project: str, project_dir: Path) -> list[str]:
+    """Other installed projects whose holos.yaml directory is `project_dir` (a rename)."""
+    found = []
+    for other in install.installed_projects(manager):
+        link = manager.artifacts(other) / "project"
+        if other != project and link.is_symlink() and Path(os.readlink(link)) == project_dir:
+            found.append(other)
+    return found
+
+
+def disk_warning(project: Project, manager: Manager) -> str | None:
+    """A warning when the declared root disks and named volumes can outgrow the state
+    filesystem (see diskspace.oversubscribed)."""
+    state = manager.state_dir
+    items: list[tuple[str, Path, int]] = []
+    for service in project.services:
+        for index in range(service.replicas if service.vm.disk_size else 0):
+            inst = layout.instance_name(service.name, index)
+            disk = layout.root_disk(state, project.name, inst)
+            items.append((f"{inst} disk", disk, service.vm.disk_size or 0))
+    for volume in project.volumes:
+        if volume.name in project.used_volumes:
+            path = layout.volume_disk(state, project.name, volume.name)
+            items.append((f"volume {volume.name}", path, volume.size))
+    return diskspace.oversubscribed(state, items)
+
+
+def error(message: str, hint: str | None = None) -> RuntimeCommandError:
+    return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
+
+
+def up(
+    output: Output,
+    manager: Manager,
+    project: str,
+    project_dir: Path,
+    say: Say,
+    *,
+    recreate: Sequence[StaleDisk] = (),
+) -> None:
+    """Install, reload, restart what changed, start everything; raise if anything failed.
+    A running project whose output did not change is left alone (no reload, no start).
+    The `recreate` disks are removed first (their instances stopped if running), so that
+    their instances start on the image as it is now."""
+    manager.require()
+    for other in installed_elsewhere(manager, project, project_dir):
+        say(
+            f"holosc: warning: project '{other}' was installed from this directory too "
+            f"({project_dir}) and is still installed: renamed? its VMs keep running and "
+            f"its volumes are not '{project}''s; holosc down -p {other} removes it "
+            f"(add --volumes to delete its volumes)"
+        )
+    retired = _stop_removed(output, manager, project, say)
+    changes = install.install(output, manager, project, project_dir)
+    units = installed_units(manager, project)
+    shown = manager.show_loaded(units.all(), ["LoadState", "NeedDaemonReload", "ActiveState"])
+    if not (changes.any or retired or recreate) and all(
+        p["ActiveState"] == "active" for p in shown.values()
+    ):
+        say(_running(units) + "; nothing changed")
+        return
+    if changes.any or retired or _stale(shown):
+        manager.ctl("daemon-reload")
+    _remove_instances(manager, project, retired)
+    _recreate_disks(manager, units, recreate, say)
+    running = {
+        u
+        for u, p in manager.show(
+            units.instance_units(sorted(changes.changed_instances)), ["ActiveState"]
+        ).items()
+        if p.get("ActiveState") in ("active", "activating", "reloading")
+    }
+    for inst in units.instances:  # dependency order
+        unit = units.unit(inst)
+        if unit in running:
+            say(f"{inst}: changed, restarting")
+            # A new version starts a new life: earlier crashes do not count towards the
+            # start limit (which counts restarts by `up` too).
+            manager.ctl("reset-failed", units=[unit], check=False)
+            # Only this unit: dependents of a restarted VM keep running (compose semantics).
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
+    for gate in units.gates:
+        service = layout.gate_service(project, gate)
+        if any(
+            units.unit(i) in running
+            for i in units.instances
+            if layout.split_instance(i)[0] == service
+        ):
+            say(f"{service}: re-checking health")
+            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
+    clear_start_limits(manager, units, units.all(), say)
+    _start_and_watch(manager, units, units.all(), say)
+
+
+def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
+    """Stop each instance (only it: its dependents keep running), remove its root disk;
+    the start that follows creates a new one on the image's current digest."""
+    for disk in stale:
+        unit = units.unit(disk.instance)
+        say(f"{disk.instance}: recreating its disk: {disk.reason}")
+        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+        recreate.remove(disk)
+
+
+def _stale(shown: dict[str, dict[str, str]]) -> bool:
+    """Whether systemd's copy of a loaded unit differs from its file (a reload was missed;
+    units not loaded are read afresh when started). One `systemctl show` for all units:
+    an unchanged re-run of `up` costs no daemon-reload."""
+    return any(
+        p["LoadState"] != "not-loaded"
+        and (p.get("LoadState") != "loaded" or p.get("NeedDaemonReload") != "no")
+        for p in shown.values()
+    )
+
+
+def report_interrupted(manager: Manager, project: str, say: Say) -> None:
+    """After Ctrl-C in `up`: what was left running and how to go on."""
+    try:
+        units = installed_units(manager, project)
+        states = manager.show([*units.instance_units(), *units.gates], ["ActiveState"])
+    except RuntimeCommandError:
+        say(f"{project}: interrupted before anything was installed")
+        return
+    word = {"active": "running", "activating": "starting", "failed": "FAILED"}
+    left = [
+        f"{units.label(u)} {word.get(p.get('ActiveState', ''), p.get('ActiveState', '?'))}"
+        for u, p in states.items()
+    ]
+    say(f"{project}: interrupted; {', '.join(left)}")
+    say(
+        "systemd finishes the starts already queued; run holosc up again to continue, "
+        f"or holosc down -p {project} to stop everything"
+    )
+
+
+def clear_start_limits(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+    """Before starting what the user asked for: say which units systemd gave up restarting
+    (start limit hit), and `reset-failed` every failed one so that the start can go on."""
+    states = manager.show(names, ["ActiveState", "Result", "NRestarts"])
+    failed = [u for u, p in states.items() if p.get("ActiveState") == "failed"]
+    for unit in failed:
+        if states[unit].get("Result") == "start-limit-hit" or _gave_up(manager, unit):
+            say(
+                f"{units.label(unit)}: systemd stopped restarting it after "
+                f"{states[unit].get('NRestarts') or 0} restart(s) (start limit hit: it kept "
+                "crashing); clearing that (reset-failed) and starting it"
+            )
+    if failed:
+        manager.ctl("reset-failed", units=failed, check=False)
+
+
+def journal_tail(manager: Manager, unit: str, lines: int) -> str:
+    """The last `lines` messages of `unit`, without decoration ('' when unreadable)."""
+    return run.output([*manager.journal([unit], lines=lines), "-o", "cat"])
+
+
+def _gave_up(manager: Manager, unit: str) -> bool:
+    """systemd 252 keeps Result=signal when an automatic restart hits the start limit; only
+    its journal says so."""
+    tail = journal_tail(manager, unit, 3)
+    return "Start request repeated too quickly" in tail
+
+
+def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+    """`holosc start`: clear start limits the user overrides by asking, then start."""
+    clear_start_limits(manager, units, names, say)
+    result = manager.ctl("start", units=names, check=False)
+    if result.returncode != 0:
+        states = manager.show(names, STATE_PROPS)
+        failed = [u for u in names if states[u].get("ActiveState") != "active"]
+        tail = run.output(manager.journal(failed[:3] or names[:1], lines=15))
+        message = (
+            f"{', '.join(units.label(u) for u in failed) or result.stderr.strip()} "
+            "did not start" + ("\n" + tail.rstrip() if tail.strip() else "")
+        )
+        raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
+
+
+def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> list[str]:
+    """Stop what this install removes by the path of `holosc stop`, while its unit files
+    still exist (without them systemd forgets ExecStop= and kills the VM); returns the
+    removed instances."""
+    instances, others = install.removals(output, manager, project)
+    units = [layout.instance_unit(project, *layout.split_instance(i)) for i in instances]
+    units += others
+    alive = [
+        u
+        for u, p in manager.show(units, ["ActiveState"]).items()
+        if p.get("ActiveState") not in ("inactive", "failed", "")
+    ]
+    if alive:
+        started = time.monotonic()
+        say(f"{project}: stopping removed {' '.join(instances or alive)}")
+        stop_units(manager, project, alive, say)
+        say(f"{project}: removed units stopped in {time.monotonic() - started:.1f} s")
+    if units:
+        manager.ctl("reset-failed", units=units, check=False)
+    return instances
+
+
+def _remove_instances(manager: Manager, project: str, instances: Sequence[str]) -> None:
+    """Disks and runtime directories of removed instances, as `down` removes them."""
+    for inst in instances:
+        shutil.rmtree(layout.instance_state(manager.state_dir, project, inst), ignore_errors=True)
+        shutil.rmtree(manager.runtime_dir / project / inst, ignore_errors=True)
+
+
+def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+    """`systemctl start` every unit by name (so a failed gate fails the call) and report
+    each instance's progress while it runs."""
+    result: list[subprocess.CompletedProcess[str]] = []
+    worker = threading.Thread(
+        target=lambda: result.append(manager.ctl("start", units=names, check=False))
+    )
+    images = [u for u in units.others if layout.is_image_unit(units.project, u)]
+    watched = [*images, *units.watched()]
+    # Report changes only: a state left from an earlier run is no news ("FAILED").
+    seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
+    worker.start()
+    labels = {u: units.label(u) for u in watched}
+    while worker.is_alive():
+        _report(manager, watched, labels, seen, say)
+        worker.join(timeout=1.0)
+    _report(manager, watched, labels, seen, say)
+    states = manager.show(watched, STATE_PROPS)
+    failed = [u for u in watched if states[u].get("ActiveState") != "active"]
+    if result[0].returncode != 0 or failed:
+        for unit in failed or watched[:1]:
+            say(
+                f"{labels.get(unit, unit)}: {states[unit].get('ActiveState')} "
+                f"({states[unit].get('Result')})"
+            )
+        # A failed image or gate is the cause, its dependents' failures the effect.
+        causes = ([u for u in failed if u in images or u in units.gates] or failed)[:3]
+        tail = run.output(manager.journal(causes or [units.target], lines=15))
+        for clash in port_clashes(manager, units, failed):
+            say(clash)
+        message = (
+            f"project {units.project} did not start: "
+            f"{', '.join(labels.get(u, u) for u in failed) or result[0].stderr.strip()}"
+            + ("\n" + tail.rstrip() if tail.strip() else "")
+        )
+        raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
+    say(_running(units))
+
+
+def _running(units: Units) -> str:
+    return f"{units.project}: {len(units.instances)} instance(s) running" + (
+        f", {len(units.gates)} health gate(s) passed" if units.gates else ""
+    )
+
+
+_HOSTFWD = re.compile(r"host forwarding rule '(tcp|udp):([^:']*):(\d+)-")
+
+
+def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[str]:
+    """One line per published port QEMU could not bind: the port, the service and, when
+    `ss` can tell, the process that holds it."""
+    lines = []
+    for unit in failed:
+        if unit not in units.instance_units():
+            continue
+        log = journal_tail(manager, unit, 30)
+        for proto, addr, port in sorted(set(_HOSTFWD.findall(log))):
+            inst = units.label(unit)
+            lines.append(
+                f"{inst}: host port {port}/{proto} ({addr or '*'}) of service "
+                f"{layout.split_instance(inst)[0]} is already in use"
+                + (f" by {holder}" if (holder := _port_holder(proto, port)) else "")
+            )
+    return lines
+
+
+def _port_holder(proto: str, port: str) -> str | None:
+    """`ss` names the listening process (root sees every process)."""
+    out = run.output(
+        ["ss", "-Hlnp", "-t" if proto == "tcp" else "-u", f"sport = :{port}"], timeout=10
+    )
+    found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return f"{found[1]} (pid {found[2]})" if found else ("another process" if out else None)
+
+
+def _report(
+    manager: Manager, units: list[str], labels: dict[str, str], seen: dict[str, str], say: Say
+) -> None:
+    for unit, props in manager.show(units, ["ActiveState"]).items():
+        state = props.get("ActiveState", "?")
+        if seen.get(unit) != state:
+            seen[unit] = state
+            word = {"activating": "starting", "active": "running", "failed": "FAILED"}
+            label = labels.get(unit, unit)
+            if layout.is_gate(unit):
+                word = {
+                    "activating": "waiting for health",
+                    "active": "healthy",
+                    "failed": "UNHEALTHY",
+                }
+            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+                word = {"failed": "FAILED"}
+            if state in word:
+                say(f"{label}: {word[state]}")
+
+
+def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
+    """Stop exactly these units (dependents are left alone) and wait until they are down;
+    say which VMs had to be force-quit."""
+    manager.ctl("stop", "--job-mode=ignore-dependencies", units=names)
+    report_forced(manager, project, names, say)
+
+
+_STOP_OUTCOMES = (
+    ("guest shut down after", None),
+    ("nothing to stop", None),
+    ("sending quit", "did not shut down in its grace period; force-quit (QMP quit)"),
+    ("could not stop", "did not answer QMP; killed by systemd"),
+)
+
+
+def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> None:
+    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log."""
+    for unit in names:
+        if "@" not in unit:
+            continue
+        log = journal_tail(manager, unit, 12)
+        last = max(
+            ((log.rfind(marker), outcome) for marker, outcome in _STOP_OUTCOMES),
+            key=lambda found: found[0],
+        )
+        if last[0] >= 0 and last[1]:
+            say(f"{layout.unit_label(project, unit)}: {last[1]}")
+
+
+def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
+    """Units still running after `timeout` (systemctl may return before PartOf= stops)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [
+            u
+            for u, p in manager.show(names, ["ActiveState"]).items()
+            if p.get("ActiveState") not in ("inactive", "failed", "")
+        ]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
+    names.check("project", project)
+    units = installed_units(manager, project)
+    manager.require()
+    started = time.monotonic()
+    running = [
+        u
+        for u, p in manager.show(units.instance_units(), ["ActiveState"]).items()
+        if p.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
+    ]
+    # One transaction: systemd stops in reverse dependency order (the reverse of After=).
+    manager.ctl("stop", units=list(reversed(units.all())))
+    alive = wait_stopped(manager, units.all())
+    if alive:
+        raise error(f"units still running after stop: {' '.join(alive)}")
+    report_forced(manager, project, running, say)
+    say(
+        f"{project}: stopped {len(units.instances)} instance(s) in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    # Failed units would stay listed as "not-found failed" once their files are gone.
+    manager.ctl("reset-failed", units=units.all(), check=False)
+    install.uninstall(manager, project)
+    manager.ctl("daemon-reload")
+    shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)
+    shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
+    if volumes:
+        shutil.rmtree(layout.volumes(manager.state_dir, project), ignore_errors=True)
+        shutil.rmtree(layout.project_keys(manager.state_dir, project), ignore_errors=True)
+        say(f"{project}: removed named volumes and the project key")

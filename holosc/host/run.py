@@ -1,0 +1,69 @@
+"""The one way holosc runs a program and waits for it: argv lists only (no shell), stdin
+closed, output captured, always a timeout, and one way of turning failure into an error.
+
+`os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common.
+"""
+
+from __future__ import annotations
+
+import shlex  # only to show a command in a message (escape.py would import yaml)
+import subprocess
+from collections.abc import Sequence
+
+from holosc.errors import Diagnostic, RuntimeCommandError
+
+TIMEOUT = 60.0  # seconds; callers that wait on purpose (qemu-img, virsh) pass their own
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = TIMEOUT,
+    hint: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` and return its result.
+
+    :raises RuntimeCommandError: when the program is missing (with `hint`, e.g. the package
+        to install), does not finish within `timeout`, or, with `check`, exits non-zero
+        (its last line of stderr in the message).
+    """
+    assert argv and all(isinstance(a, str) for a in argv) and not argv[0].startswith("-")
+    try:
+        result = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as exc:
+        raise error(f"{argv[0]} not found", hint) from exc
+    except OSError as exc:
+        raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise error(f"{shlex.join(argv)} timed out after {timeout:g} s") from exc
+    if check and result.returncode != 0:
+        raise error(failure(argv, result))
+    return result
+
+
+def output(argv: Sequence[str], *, timeout: float = TIMEOUT) -> str:
+    """stdout of `argv`, or "" when it cannot run: for what only adds detail to a message
+    (a journal tail, who holds a port)."""
+    try:
+        return run(argv, check=False, timeout=timeout).stdout
+    except RuntimeCommandError:
+        return ""
+
+
+def failure(argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> str:
+    detail = (result.stderr or result.stdout).strip().splitlines()
+    return f"{shlex.join(argv)} failed (exit {result.returncode})" + (
+        f": {detail[-1]}" if detail else ""
+    )
+
+
+def error(message: str, hint: str | None = None) -> RuntimeCommandError:
+    return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])

@@ -1,0 +1,30 @@
+"""The host's disk as the compiler's file reader (holosc.core.files.Files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from holosc.core.files import Kind
+from holosc.load.parse import read_regular
+
+
+class HostFiles:
+    """The files a project refers to (Dockerfiles, COPY sources, images), read on demand.
+
+    Validation receives this object instead of touching the disk itself, so the
+    compiler core stays pure and tests can substitute a dictionary-backed reader.
+    """
+
+    def read_bytes(self, path: Path) -> bytes:
+        return read_regular(path)
+
+    def realpath(self, path: Path) -> Path:
+        return path.resolve()
+
+    def kind(self, path: Path) -> Kind:
+        """ "file", "dir", "missing" or "other" (a FIFO, device or socket)."""
+        if path.is_dir():
+            return "dir"
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else "missing"

@@ -1,9 +1,0 @@
-"""The default systemd scope. Where things live is asked of the manager (holosc.systemd)."""
-
-from __future__ import annotations
-
-import os
-
-
-def default_scope() -> str:
-    return "system" if os.geteuid() == 0 else "user"

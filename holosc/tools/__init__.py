@@ -1,0 +1,1 @@
+"""Tools beside the pipeline: image pulls, PCI devices, doctor, import from libvirt."""
