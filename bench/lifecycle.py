@@ -55,7 +55,7 @@ services:
 """
 
 
-def tiny_project(root: Path) -> Path:
+def tiny_project(root: Path, name: str = "life") -> Path:
     """The busybox guests of tests/test_lifecycle.py (kernel cached by the tests)."""
     kernel = guestkernel.cache_dir() / "kernel"
     if not (kernel / "evdev.ko").exists():
@@ -69,7 +69,7 @@ def tiny_project(root: Path) -> Path:
         ("init", 0o100755, guestkernel.INIT_ACPI.replace("READY_MARK", "ready").encode()),
     ]
     root.mkdir()
-    (root / "holos.yaml").write_text(TINY)
+    (root / "holos.yaml").write_text(TINY.replace("name: life", f"name: {name}"))
     shutil.copy(kernel / "vmlinuz", root / "vmlinuz")
     (root / "acpi.cpio.gz").write_bytes(gzip.compress(guestkernel.newc(entries), mtime=0))
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root / "disk.qcow2"), "32M"])
@@ -162,8 +162,15 @@ def measure(bench: Bench, tmp: Path, runs: int, before: Path | None = None) -> N
         ("ps big (253 inst, installed)", big, ("ps", "-p", "big"), None),
         ("up life (running, unchanged)", life, ("up",), None),
     ]
-    if before is not None:
-        cases += [(f"{label} (before)", p, args, before) for label, p, args, _ in cases]
+    # The earlier holosc gets a project of its own: its output may differ, and an `up` of
+    # the other version's install would be a change.
+    old = tiny_project(tmp / "old", "old") if before is not None else None
+    if before is not None and old is not None:
+        bench.holosc(old, "up", before=before)
+        cases += [
+            ("ps big (253 inst, installed) (before)", big, ("ps", "-p", "big"), before),
+            ("up old (running, unchanged) (before)", old, ("up",), before),
+        ]
     samples |= {label: [] for label, *_ in cases}
     calls: dict[str, list[str]] = {}
     for _ in range(runs):
@@ -171,6 +178,8 @@ def measure(bench: Bench, tmp: Path, runs: int, before: Path | None = None) -> N
             seconds, calls[label] = bench.holosc(project, *args, before=version)
             samples[label].append(seconds)
     bench.holosc(life, "down")
+    if old is not None:
+        bench.holosc(old, "down", before=before)
     base = statistics.median(t[0] for t in samples["python -c pass"])
     base_cpu = statistics.median(t[1] for t in samples["python -c pass"])
     print(f"lifecycle against a private systemd, median of {runs} runs (through nsenter)")

@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from holosc.core import compiler
+from holosc.core import compiler, layout
 from holosc.core.model import (
     Condition,
     MountKind,
@@ -114,39 +114,53 @@ def check_cross_service(
     host_ports: dict[int, str] = {}
     users: dict[str, list[tuple[str, bool]]] = {}
     for service in services:
-        at = ("services", service.name)
-        for dep in service.depends_on:
-            target = by_name.get(dep.service)
-            if dep.condition is Condition.COMPLETED:
-                check.error(
-                    (*at, "depends_on", dep.service),
-                    "condition service_completed_successfully is not supported: a VM "
-                    "service runs until it is stopped",
-                    "use service_started, or service_healthy with a healthcheck",
-                )
-            if dep.condition is Condition.HEALTHY and target and target.healthcheck is None:
-                check.error(
-                    (*at, "depends_on"),
-                    f"'{dep.service}' has no healthcheck, so "
-                    "condition service_healthy can never be met",
-                    f"add a healthcheck to '{dep.service}' or use service_started",
-                )
-        for i, port in enumerate(service.ports):
-            if port.host is None:
-                continue
-            for r in range(service.replicas):
-                owner = host_ports.get(port.host + r)
-                if owner and owner != service.name:
-                    check.error(
-                        (*at, "ports", i),
-                        f"host port {port.host + r} is also published by service '{owner}'",
-                    )
-                host_ports[port.host + r] = service.name
+        _check_conditions(check, service, by_name)
+        _check_host_ports(check, service, host_ports)
         for mount in service.mounts:
             if mount.kind is MountKind.VOLUME:
                 users.setdefault(mount.source, []).extend(
-                    (f"{service.name}-{r}", not mount.read_only) for r in range(service.replicas)
+                    (layout.instance_name(service.name, r), not mount.read_only)
+                    for r in range(service.replicas)
                 )
+    _check_volume_writers(check, users)
+
+
+def _check_conditions(check: Checker, service: Service, by_name: dict[str, Service]) -> None:
+    at = ("services", service.name)
+    for dep in service.depends_on:
+        target = by_name.get(dep.service)
+        if dep.condition is Condition.COMPLETED:
+            check.error(
+                (*at, "depends_on", dep.service),
+                "condition service_completed_successfully is not supported: a VM "
+                "service runs until it is stopped",
+                "use service_started, or service_healthy with a healthcheck",
+            )
+        if dep.condition is Condition.HEALTHY and target and target.healthcheck is None:
+            check.error(
+                (*at, "depends_on"),
+                f"'{dep.service}' has no healthcheck, so "
+                "condition service_healthy can never be met",
+                f"add a healthcheck to '{dep.service}' or use service_started",
+            )
+
+
+def _check_host_ports(check: Checker, service: Service, host_ports: dict[int, str]) -> None:
+    """Each replica publishes port + index: no two services may claim one host port."""
+    for i, port in enumerate(service.ports):
+        if port.host is None:
+            continue
+        for r in range(service.replicas):
+            owner = host_ports.get(port.host + r)
+            if owner and owner != service.name:
+                check.error(
+                    ("services", service.name, "ports", i),
+                    f"host port {port.host + r} is also published by service '{owner}'",
+                )
+            host_ports[port.host + r] = service.name
+
+
+def _check_volume_writers(check: Checker, users: dict[str, list[tuple[str, bool]]]) -> None:
     # QEMU locks disk images: a writer excludes every other user, readers may share.
     for name, attached in sorted(users.items()):
         writers = [inst for inst, rw in attached if rw]
