@@ -210,6 +210,10 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
             "letters, digits and _, not starting with a digit",
         )
         return False
+    if key == "_":
+        # bash sets $_ to the last argument of every command: the value would be lost.
+        check.error(where, "'_' is the shell's own variable", "choose another name")
+        return False
     if re.search(r"[\x00\n\r]", value):
         check.error(
             where,
