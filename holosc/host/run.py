@@ -19,11 +19,12 @@ def run(
     argv: Sequence[str],
     *,
     check: bool = True,
-    timeout: float = TIMEOUT,
+    timeout: float | None = TIMEOUT,
     hint: str | None = None,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` and return its result (stdin: `input`, else closed).
+    """Run `argv` and return its result (stdin: `input`, else closed). `timeout=None`
+    only for a program that bounds its own wait (systemctl waiting for a job).
 
     :raises RuntimeCommandError: when the program is missing (with `hint`, e.g. the package
         to install), does not finish within `timeout`, or, with `check`, exits non-zero
