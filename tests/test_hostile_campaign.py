@@ -5,8 +5,8 @@ text, keeps those that validate, and checks the compiled output with the real co
 - every unit file is `Key=value` lines in sections, nothing else (a sample also passes
   `systemd-analyze verify` silently);
 - every launch.sh passes `bash -n` (a sample also passes shellcheck), and bash itself,
-  expanding the QEMU command line, the `cpu=`/`image=` lines and the virtiofs shares,
-  yields each value as exactly the word or QEMU option value it was meant to be;
+  expanding the QEMU command line, the `cpu=` line, the disk's overlay command and the
+  virtiofs shares, yields each value as exactly the word or QEMU option value it was meant to be;
 - user-data re-parses (PyYAML, as cloud-init) to exactly the input values;
 - fstab lines read back (findmnt) to the mount targets.
 
@@ -214,6 +214,11 @@ HOST_CPU = '[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM'
 SHARES_START = 'die "virtiofsd did not create $1"\n}\n'
 CONSOLE_LOG = "\n# QEMU's -daemonize sets umask"
 SECRETS = "\n# Secrets reach the guest as fw_cfg files"
+DISK = (
+    "\n\n# The disk: an overlay created once on the image's digest, which it keeps for life;"
+    " a\n# local image that changed since is refused (docs/images.md).\n"
+)
+AFTER_DISK = ("\n\novmf_code=", "\n\n# Bind mounts", SECRETS, CONSOLE_LOG)
 
 
 def _between(script: str, start: str, end: str) -> str:
@@ -239,13 +244,15 @@ def check_launch(output: Output, project: Any, bash: str) -> None:
         vfio = next(a for a in argv if a.startswith("vfio-pci,"))
         rom = service.devices[0].rom_file
         assert qemu_opts(vfio) == ["vfio-pci", "host=0000:01:00.0", f"romfile={host(rom)}"]
-        # cpu=, image= and the virtiofs shares, as bash reads them (values may span lines).
-        cpu = _between(script, "\ncpu=", "\nimage=").replace(HOST_CPU, "")
+        # cpu=, the disk's overlay command and the virtiofs shares, as bash reads them
+        # (values may span lines).
+        cpu = _between(script, "\ncpu=", DISK).replace(HOST_CPU, "")
         assert bash_words(bash, "cpu=" + cpu + "\nprintf '%s\\0' \"$cpu\"") == [vm.cpu_model]
-        image = _between(script, "\nimage=", '\n[ -f "$image" ]')
-        assert bash_words(bash, "image=" + image + "\nprintf '%s\\0' \"$image\"") == [
-            host(service.image.path)
-        ]
+        after = min(script.index(m, script.index(DISK)) for m in AFTER_DISK if m in script)
+        overlay = script[script.index(DISK) + len(DISK) : after]
+        words = bash_words(bash, "holos-image() { printf '%s\\0' \"$@\"; }\n" + overlay)
+        assert words[:3] == ["overlay", "--disk", "/st/root.qcow2"], words
+        assert words[-2:] == ["--file", host(service.image.path)], words
         shares = _between(script, SHARES_START, SECRETS if SECRETS in script else CONSOLE_LOG)
         words = bash_words(bash, "share() { printf '%s\\0' \"$@\"; }\n" + shares)
         # socket (relative to $run, unique on the host), source, read-only mode
