@@ -1,5 +1,6 @@
 """The one way holosc runs a program and waits for it: argv lists only (no shell), stdin
-closed, output captured, always a timeout, and one way of turning failure into an error.
+closed, output captured, a timeout unless the program bounds itself, and one way of
+turning failure into an error.
 
 `os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common.
 """
@@ -19,10 +20,11 @@ def run(
     argv: Sequence[str],
     *,
     check: bool = True,
-    timeout: float = TIMEOUT,
+    timeout: float | None = TIMEOUT,
     hint: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` and return its result.
+    """Run `argv` and return its result. `timeout=None` is only for `systemctl start` and
+    `stop`, which wait for jobs that systemd bounds itself (TimeoutStartSec=, TimeoutStopSec=).
 
     :raises RuntimeCommandError: when the program is missing (with `hint`, e.g. the package
         to install), does not finish within `timeout`, or, with `check`, exits non-zero
@@ -43,7 +45,7 @@ def run(
     except OSError as exc:
         raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise error(f"{shlex.join(argv)} timed out after {timeout:g} s") from exc
+        raise error(f"{shlex.join(argv)} timed out after {exc.timeout:g} s") from exc
     if check and result.returncode != 0:
         raise error(failure(argv, result))
     return result

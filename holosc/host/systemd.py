@@ -275,7 +275,7 @@ def manager(scope: str | None = None, env: Mapping[str, str] | None = None) -> M
 def _run(
     argv: Sequence[str], *, check: bool, timeout: float | None
 ) -> subprocess.CompletedProcess[str]:
-    return run.run(argv, check=check, timeout=timeout or run.TIMEOUT, hint="holosc needs systemd")
+    return run.run(argv, check=check, timeout=timeout, hint="holosc needs systemd")
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeCommandError:
