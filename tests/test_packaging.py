@@ -47,7 +47,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
     for required in (
         "holosc/templates/launch.sh.j2",
         "holosc/templates/volumes.sh.j2",
-        "holosc/core/validate/schema/holos.schema.json",
+        "holosc/core/validate/holos.schema.json",
         "holos_runtime/qmp_stop.py",
         "holos_runtime/health.py",
         "holos_runtime/image.py",

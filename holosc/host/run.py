@@ -1,5 +1,6 @@
 """The one way holosc runs a program and waits for it: argv lists only (no shell), stdin
-closed, output captured, always a timeout, and one way of turning failure into an error.
+closed, output captured, a timeout unless the program bounds itself, and one way of
+turning failure into an error.
 
 `os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common.
 """
@@ -21,10 +22,10 @@ def run(
     check: bool = True,
     timeout: float | None = TIMEOUT,
     hint: str | None = None,
-    input: str | None = None,
+    input: str | None = None,  # noqa: A002 (subprocess's name): the program's stdin
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` and return its result (stdin: `input`, else closed). `timeout=None`
-    only for a program that bounds its own wait (systemctl waiting for a job).
+    """Run `argv` and return its result (stdin: `input`, else closed). `timeout=None` is only for `systemctl start` and
+    `stop`, which wait for jobs that systemd bounds itself (TimeoutStartSec=, TimeoutStopSec=).
 
     :raises RuntimeCommandError: when the program is missing (with `hint`, e.g. the package
         to install), does not finish within `timeout`, or, with `check`, exits non-zero
@@ -45,7 +46,7 @@ def run(
     except OSError as exc:
         raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise error(f"{shlex.join(argv)} timed out after {timeout:g} s") from exc
+        raise error(f"{shlex.join(argv)} timed out after {exc.timeout:g} s") from exc
     if check and result.returncode != 0:
         raise error(failure(argv, result))
     return result

@@ -178,13 +178,8 @@ class Manager:
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `systemctl ARGS -- UNITS`; a failure raises RuntimeCommandError unless
-        check=False. Units follow `--`, so no unit name can become an option. A start,
-        stop or restart waits for its job as long as systemd does (the units' own
-        Timeout*Sec=: a stack behind health gates takes minutes); anything else has
-        run.TIMEOUT unless `timeout` says otherwise."""
+        check=False. Units follow `--`, so no unit name can become an option."""
         tail = ["--", *units] if units else []
-        if timeout is None and args[0] not in JOB_VERBS:
-            timeout = run.TIMEOUT
         return _run([*self.systemctl, *args, *tail], check=check, timeout=timeout)
 
     def show(self, units: Sequence[str], props: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -275,9 +270,6 @@ def manager(scope: str | None = None, env: Mapping[str, str] | None = None) -> M
         else ["journalctl", *flag]
     )
     return Manager(scope=scope, systemctl=tuple(systemctl), journalctl=tuple(journalctl), env=env)
-
-
-JOB_VERBS = frozenset({"start", "stop", "restart", "try-restart", "reload-or-restart"})
 
 
 def _run(
