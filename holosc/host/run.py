@@ -22,10 +22,11 @@ def run(
     check: bool = True,
     timeout: float | None = TIMEOUT,
     hint: str | None = None,
-    input: str | None = None,  # noqa: A002 (subprocess's name): the program's stdin
+    input: str | None = None,  # the program's stdin (subprocess's name)
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` and return its result (stdin: `input`, else closed). `timeout=None` is only for `systemctl start` and
-    `stop`, which wait for jobs that systemd bounds itself (TimeoutStartSec=, TimeoutStopSec=).
+    """Run `argv` and return its result (stdin: `input`, else closed). `timeout=None` is
+    only for `systemctl start` and `stop`, which wait for jobs that systemd bounds itself
+    (TimeoutStartSec=, TimeoutStopSec=).
 
     :raises RuntimeCommandError: when the program is missing (with `hint`, e.g. the package
         to install), does not finish within `timeout`, or, with `check`, exits non-zero
