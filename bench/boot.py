@@ -2,7 +2,7 @@
 asserts nothing. Needs root and the Debian test guest of tests/e2e (built by the first
 e2e run); boots real guests, so run it under the VM lock:
 
-    flock /work/vm.lock .venv/bin/python bench/boot.py
+    .venv/bin/python bench/boot.py
 
 1. Each service alone: from `systemctl start` of its first instance (the unit leaving
    "inactive") to its health gate passing, both on the host's clock, against the guest's

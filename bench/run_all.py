@@ -9,7 +9,7 @@
 4. lifecycle: `ps` of 253 installed instances and an unchanged `up`, against a private
    systemd (bench/lifecycle.py; root only, skipped otherwise).
 
-Usage: flock /work/vm.lock python bench/run_all.py [RUNS] [BEFORE] [--no-boot]
+Usage: python bench/run_all.py [RUNS] [BEFORE] [--no-boot]
 This machine is shared: runs are interleaved and reported as medians. BEFORE: a checkout of
 an earlier commit with its own .venv, measured in the same rounds ("(before)" rows).
 """
