@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
+from holosc.cli.common import terminal_safe
 from holosc.errors import ExitCode, RuntimeCommandError
 from tests.conftest import EXAMPLES, REPO, run_holosc
 
@@ -370,3 +371,12 @@ def test_quiet_silences_summaries_not_errors(project: Path) -> None:
     (project / "holos.yaml").write_text("services: {web: {replicas: many}}\n")
     failed = holosc("-q", "validate", cwd=project)
     assert failed.returncode == 3 and "must be an integer" in failed.stderr
+
+
+def test_console_logs_cannot_drive_the_terminal() -> None:
+    """`logs --console` prints what a guest wrote: a title change, a screen clear, a
+    carriage return that hides text and a C1 CSI all show as text; tab and LF stay."""
+    hostile = "boot ok\r\n\x1b]0;owned\x07\x1b[2J\rhidden\x9b1m\tend\n"
+    assert terminal_safe(hostile) == (
+        "boot ok\n\\x1b]0;owned\\x07\\x1b[2J\\x0dhidden\\x9b1m\tend\n"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -133,6 +134,17 @@ def set_profiles(given: list[str] | None) -> None:
                 param_hint="--profile / HOLOS_PROFILES",
             )
     profiles = tuple(given)
+
+
+# C0 and C1 controls but tab and newline: what a terminal would act on.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text a guest wrote (its serial console), made safe to print: escape sequences in it
+    could retitle, recolour or rewrite the user's terminal, so every control character
+    shows as a visible \\xNN. The serial console's CR LF line ends become LF."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:

@@ -87,7 +87,8 @@ def logs(
             log = layout.console_log(manager.state_dir, name, inst)
             print(f"==> {inst} <==")
             try:
-                print("".join(log.read_text(errors="replace").splitlines(True)[-lines:]))
+                tail = "".join(log.read_text(errors="replace").splitlines(True)[-lines:])
+                print(common.terminal_safe(tail))
             except OSError as exc:
                 print(f"(cannot read {log}: {exc})", file=sys.stderr)
         return
