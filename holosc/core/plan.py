@@ -120,17 +120,16 @@ def build_plan(project: Project, previous: Mapping[str, Allocation] | None = Non
     }
     names = [(s, r) for s in project.services for r in range(s.replicas)]
     kept = _kept(names, previous or {}, static)
-    kept_ips = [kept.get(layout.instance_name(s.name, r)) for s, r in names]
+    olds = [kept.get(layout.instance_name(s.name, r)) for s, r in names]
     ips = _hand_out(
-        [_host_number(a.ip) if a else None for a in kept_ips], range(FIRST_HOST, LAST_HOST + 1)
+        [_host_number(a.ip) if a else None for a in olds], range(FIRST_HOST, LAST_HOST + 1)
     )
     taken = static | {a.ssh_port for a in kept.values()}
     taken |= {f.host for a in kept.values() for f in a.forwards}
     free = _free_ports(port_block(project.name), taken)
     instances = []
-    for (service, index), host in zip(names, ips, strict=True):
+    for (service, index), old, host in zip(names, olds, ips, strict=True):
         internal, user = macs(project.name, service.name, index)
-        old = kept.get(layout.instance_name(service.name, index))
         instances.append(
             Instance(
                 service=service,
