@@ -132,10 +132,10 @@ def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: boo
     )
     base_key, steps = key, []
     for raw in spec["steps"]:
-        data = {"script": raw["script"], "input": raw.get("input") or ""}
-        key = L.chain(key, data)
+        script = lines(raw["script"])
+        key = L.chain(key, {"script": script, "input": raw.get("input") or ""})
         blob = base64.b64decode(raw["input"]) if raw.get("input") else b""
-        steps.append(Step(key, raw["instruction"], raw["line"], raw["script"], blob))
+        steps.append(Step(key, raw["instruction"], raw["line"], script, blob))
     seal = seal_script(spec["seal"])
     steps.append(Step(L.chain(key, {"seal": seal}), "seal", 0, seal))
     vm = dict(spec["vm"])
@@ -154,6 +154,11 @@ def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: boo
     )
 
 
+def lines(text: list[str]) -> str:
+    """A script as the spec keeps it (a list of lines, for reviewable diffs)."""
+    return "".join(f"{line}\n" for line in text)
+
+
 def seal_script(seal: dict[str, Any]) -> str:
     """What makes a builder's disk an image every replica can boot as a new machine."""
     environment = "".join(
@@ -168,7 +173,7 @@ backslash or line break" >&2 ;;
     )
     return (
         "set -e\n"
-        + seal["exports"]
+        + lines(seal["exports"])
         + "touch /etc/environment\n"
         + environment
         + """sed -i '/ holos-builder-[0-9a-f]*$/d' /root/.ssh/authorized_keys 2>/dev/null || true

@@ -1,10 +1,13 @@
 """Dockerfile ENV as Docker reads it: keys validated, earlier values expanded, the base
-image's variables (here: the guest's) left to the shell. The build script runs in bash."""
+image's variables (here: the guest's) left to the shell. Each build step runs under the
+guest's /bin/sh (holos-bake); the first-boot script of the cluster export in bash."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from holosc.core.validate.checks import build_project
 from holosc.core.validate.dockerfile import convert
@@ -37,16 +40,20 @@ EXPECTED = [
 ]
 
 
-def test_env_values_expand_as_in_docker(tmp_path: Path) -> None:
-    bash = require_tool("bash")
+@pytest.mark.parametrize("form", ["build step", "first boot"])
+def test_env_values_expand_as_in_docker(tmp_path: Path, form: str) -> None:
     converted = convert(DOCKERFILE, tmp_path, HostFiles())
     assert converted.findings == ()
-    script = tmp_path / "build.sh"
-    script.write_text(converted.provisioning.script)
+    if form == "build step":  # as holos-bake runs it: sh -c SCRIPT, as root in the guest
+        (step,) = converted.build.steps
+        argv = [require_tool("dash"), "-c", step.script]
+    else:
+        script = tmp_path / "build.sh"
+        script.write_text(converted.build.first_boot.script)
+        argv = [require_tool("bash"), str(script)]
     result = subprocess.run(
-        [bash, str(script)], capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        argv, capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == EXPECTED
 
