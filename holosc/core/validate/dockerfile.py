@@ -169,8 +169,9 @@ def _copy_step(lineno: int, args: str, env: dict[str, Word], copied: WriteFile) 
 
 _CONVERTED = ("RUN", "ENV", "WORKDIR", "COPY")
 _KEY_WARNING = (
-    "COPY {}: the file looks like a private key; it is written in plaintext into "
-    "user-data and seed.iso, which are readable and often committed"
+    "COPY {}: the file looks like a private key; it is written in plaintext into the "
+    "build file <p>/<service>.build.json and the built image, which are readable and "
+    "often committed"
 )
 
 
