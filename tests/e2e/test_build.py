@@ -105,6 +105,9 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     assert len(boots) == 1, boots  # both replicas boot the one build
     ids = {stack.exec(i, "cat /etc/machine-id") for i in ("app-0", "app-1")}
     assert len(ids) == 2, ids  # sealed: each replica is a machine of its own
+    # ... and nothing of the builder's access stayed in the image.
+    keys = stack.exec("app-0", "sudo cat /root/.ssh/authorized_keys 2>/dev/null; true")
+    assert "holos-builder" not in keys, keys
 
     # Unchanged: no builder at all.
     before = layers(stack)
