@@ -299,7 +299,10 @@ def _instructions(text: str) -> list[tuple[int, str, str]]:
     result: list[tuple[int, str, str]] = []
     pending: list[str] = []
     start = 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only, as Docker reads them: str.splitlines() would also end one
+    # at a form feed or U+2028 inside a value.
+    for lineno, raw in enumerate(text.removesuffix("\n").split("\n"), 1):
+        raw = raw.removesuffix("\r")
         stripped = raw.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue
