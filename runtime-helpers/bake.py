@@ -523,9 +523,15 @@ class VM:
         ready = "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; true"
         while True:
             self._check_alive()
-            result = subprocess.run(
-                self._ssh(ready), capture_output=True, stdin=subprocess.DEVNULL, timeout=600
-            )
+            try:
+                result = subprocess.run(
+                    self._ssh(ready), capture_output=True, stdin=subprocess.DEVNULL, timeout=600
+                )
+            except subprocess.TimeoutExpired:  # cloud-init never finished
+                raise Failure(
+                    f"the builder VM's cloud-init did not finish in 600 s; its console ends "
+                    f"with:\n{self.console_tail()}"
+                ) from None
             if result.returncode == 0:
                 self.say(f"builder ready in {time.monotonic() - started:.1f} s")
                 return
