@@ -71,21 +71,30 @@ def up(
         baker.bake(
             loaded.project, output, project_dir, layout.images(manager.state_dir), common.note
         )
-        stale = recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
-        if stale and not recreate:
-            for disk in stale:
-                say(f"holosc: warning: {disk.instance} keeps its disk: {disk.reason}")
-            say(
-                "holosc: warning: holosc up --recreate moves them onto the image as it is "
-                "now (their root disks are recreated; named volumes stay)"
-            )
-            stale = []
+        stale = _disks_to_recreate(loaded, manager, project_dir, recreate=recreate)
         hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
         try:
             lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
         except KeyboardInterrupt:
             lifecycle.report_interrupted(manager, name, say)
             raise typer.Exit(130) from None
+
+
+def _disks_to_recreate(
+    loaded: common.Loaded, manager: systemd.Manager, project_dir: Path, *, recreate: bool
+) -> list[recreating.StaleDisk]:
+    """The disks whose image moved on: all of them with --recreate, else none, and a
+    warning names each (a rebuilt Dockerfile or a pulled tag changes no running disk)."""
+    stale = recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+    if recreate or not stale:
+        return stale
+    for disk in stale:
+        say(f"holosc: warning: {disk.instance} keeps its disk: {disk.reason}")
+    say(
+        "holosc: warning: holosc up --recreate moves them onto the image as it is now "
+        "(their root disks are recreated; named volumes stay)"
+    )
+    return []
 
 
 def _pull_images(loaded: common.Loaded, manager: systemd.Manager, *, refresh: bool) -> None:
