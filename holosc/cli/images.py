@@ -207,9 +207,9 @@ def _prune_builds(built: Layers, all_: bool) -> int:
         print(f"removed build {tag}: no instance uses it")
     for layer in pruned.layers:
         print(f"removed layer {layer.key[:12]}: {excerpt(layer.made_by)}")
-    for key, count, users in pruned.kept:
-        below = f" and {count - 1} below" if count > 1 else ""
-        print(f"kept layer {key[:12]}{below}: used by {', '.join(users)}")
+    for kept in pruned.kept:
+        below = f" and {kept.depth - 1} below" if kept.depth > 1 else ""
+        print(f"kept layer {kept.key[:12]}{below}: used by {', '.join(kept.users)}")
     return pruned.freed
 
 
@@ -235,13 +235,22 @@ def remove(
             if digest in users
         ]
         if refused:
-            raise ImageError(
-                f"not removed: {'; '.join(refused)} (hint: holosc down those projects first; "
-                "holosc images prune --all then deletes the builds no instance uses)"
-            )
+            hint = _rm_hint([u for d in digests for u in users.get(d, [])])
+            raise ImageError(f"not removed: {'; '.join(refused)} (hint: {hint})")
         for digest in dict.fromkeys(digests):
             cache.remove(digest)
             print(f"removed {digest[:19]}")
+
+
+def _rm_hint(users: list[str]) -> str:
+    hints = []
+    if any("/" in u and " " not in u for u in users):
+        hints.append("holosc down those projects first")
+    if any(layercache.is_build(u) for u in users):
+        hints.append("holosc images prune --all deletes the builds no instance uses")
+    if any(u.startswith("unused layer ") for u in users):
+        hints.append("holosc images prune deletes unused layers")
+    return "; ".join(hints)
 
 
 def _find(cache: imagecache.Cache, ref: str) -> str:

@@ -9,6 +9,7 @@ so that blob is used for as long as the chain is.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from holos_runtime.imagecache import backing_file
@@ -38,10 +39,17 @@ class Layer:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Kept:
+    key: str  # a build tag's layer, or one an instance's overlay is directly on
+    depth: int  # layers in its chain, itself included
+    users: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Pruned:
     tags: tuple[str, ...]  # "<project>/<service>" dropped (prune --all)
-    layers: tuple[Layer, ...]  # removed
-    kept: tuple[tuple[str, int, tuple[str, ...]], ...]  # (top key, layers, users) per top
+    layers: tuple[Layer, ...]  # removed, top first
+    kept: tuple[Kept, ...]
     freed: int
 
 
@@ -148,13 +156,13 @@ def prune(layers: Layers, *, all_: bool) -> Pruned:
     dropped = _drop_unused_tags(layers) if all_ else []
     used = layers.used()
     removed = []
-    for layer in all_layers(layers, used):
+    for layer in reversed(all_layers(layers, used)):  # top first: no layer loses its parent
         if not layer.users:
             layers.remove(layer.key)
             removed.append(layer)
     layers.remove_abandoned_work()
     kept = tuple(
-        (key, len(layers.lineage(key)), tuple(used[key]))
+        Kept(key, len(layers.lineage(key)), tuple(used[key]))
         for key in dict.fromkeys([*layers.all_tags().values(), *_instance_tops(layers)])
         if key in used
     )
@@ -167,6 +175,9 @@ def _drop_unused_tags(layers: Layers) -> list[str]:
     for tag, key in layers.all_tags().items():
         if key not in needed:
             project, _, service = tag.partition("/")
-            layers.tag(project, service).unlink(missing_ok=True)
+            link = layers.tag(project, service)
+            link.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the project's last build: its directory too
+                link.parent.rmdir()
             dropped.append(tag)
     return dropped
