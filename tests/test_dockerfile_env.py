@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from holosc.core.validate.checks import build_project
 from holosc.core.validate.dockerfile import convert
@@ -73,3 +75,28 @@ def test_warnings_show_dockerfile_text_escaped(tmp_path: Path) -> None:
         "holos.yaml:3:21: warning: services.web.dockerfile: Dockerfile:2: "
         "HEALTH\\x1b[2J\\x07CHECK is skipped (supported: FROM, RUN, COPY, ENV, WORKDIR)"
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r"), max_size=40
+    )
+)
+def test_any_env_value_reaches_a_run_step_as_written(value: str) -> None:
+    """Hostile ENV text (quotes, `$(...)`, backquotes, `;`, globs) is a value, never shell:
+    the step script holos-bake runs gives it back byte for byte under the guest's sh."""
+    escaped = "".join("\\" + c if c in '"\\$' else c for c in value)
+    dockerfile = f'FROM debian:12\nENV V="{escaped}"\nRUN printf %s "$V"\n'
+    converted = convert(dockerfile, Path("/nonexistent"), HostFiles())
+    assert converted.findings == ()
+    (step,) = converted.build.steps
+    result = subprocess.run(
+        [require_tool("dash"), "-c", step.script],
+        capture_output=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == value

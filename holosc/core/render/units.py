@@ -375,6 +375,8 @@ def render_build(plan: P.Plan, service: Service) -> str:
                     ("Type", "oneshot"),
                     ("RemainAfterExit", "yes"),
                     ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+                    # Built images hold what the Dockerfile put there: the manager's alone.
+                    *PRIVATE,
                     ("ExecStart", exec_line([BAKE, "--spec", spec])),
                     # RUN steps (package installs) may take as long as they need.
                     ("TimeoutStartSec", "infinity"),

@@ -169,8 +169,9 @@ def _copy_step(lineno: int, args: str, env: dict[str, Word], copied: WriteFile) 
 
 _CONVERTED = ("RUN", "ENV", "WORKDIR", "COPY")
 _KEY_WARNING = (
-    "COPY {}: the file looks like a private key; it is written in plaintext into "
-    "user-data and seed.iso, which are readable and often committed"
+    "COPY {}: the file looks like a private key; it is written in plaintext into the "
+    "build file <p>/<service>.build.json and the built image, which are readable and "
+    "often committed"
 )
 
 
@@ -298,7 +299,10 @@ def _instructions(text: str) -> list[tuple[int, str, str]]:
     result: list[tuple[int, str, str]] = []
     pending: list[str] = []
     start = 0
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only, as Docker reads them: str.splitlines() would also end one
+    # at a form feed or U+2028 inside a value.
+    for lineno, raw in enumerate(text.removesuffix("\n").split("\n"), 1):
+        raw = raw.removesuffix("\r")
         stripped = raw.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue
