@@ -99,7 +99,7 @@ def images(
     used = built.used()
     if layers:
         return _layers(built, used)
-    users = _merged(cache.users(), layercache.blob_users(built, used))
+    users = layercache.merged(cache.users(), layercache.blob_users(built, used))
     tagged = cache.tagged()
     rows = [("IMAGE", "DIGEST", "SIZE", "PULLED", "USED BY")]
     shown = set()
@@ -142,15 +142,6 @@ def _short(digest: str) -> str:
     return f"{algorithm}:{value[:12]}" if algorithm in imagecache.ALGORITHMS else digest
 
 
-def _merged(*maps: layercache.Users) -> layercache.Users:
-    merged: layercache.Users = {}
-    for users in maps:
-        for digest, names in users.items():
-            known = merged.setdefault(digest, [])
-            known += [n for n in names if n not in known]
-    return merged
-
-
 def _catalogue() -> None:
     rows = [("NAME", "TAG", "DEFAULT", "FORMAT", "OS", "USER")]
     for entry in registry.REGISTRY:
@@ -182,9 +173,9 @@ def prune(
     or layer an instance's disk or a kept build is based on is never deleted."""
     cache = puller.open_cache(_cache_dir(user, system))
     with puller.errors(), cache.locked(shared=False):
-        freed = _prune_builds(Layers(cache), all_)
         built = Layers(cache)
-        users = _merged(cache.users(), layercache.blob_users(built, built.used()))
+        freed = _prune_builds(built, all_)
+        users = layercache.merged(cache.users(), layercache.blob_users(built, built.used()))
         tagged = set(cache.tagged().values())
         for digest in cache.digests():
             record = cache.read_record(digest)
@@ -228,7 +219,7 @@ def remove(
     with puller.errors(), cache.locked(shared=False):
         digests = [_find(cache, ref) for ref in refs]
         built = Layers(cache)
-        users = _merged(cache.users(), layercache.blob_bases(built, built.used()))
+        users = layercache.merged(cache.users(), layercache.blob_bases(built, built.used()))
         refused = [
             f"{ref} is used by {', '.join(users[digest])}"
             for ref, digest in zip(refs, digests, strict=True)

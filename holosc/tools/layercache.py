@@ -150,6 +150,15 @@ def _add(found: Users, digest: str, users: list[str]) -> None:
     known += [u for u in users if u not in known]
 
 
+def merged(*maps: Users) -> Users:
+    """Users maps joined: each digest's users once, in order of first mention."""
+    found: Users = {}
+    for users in maps:
+        for digest, names in users.items():
+            _add(found, digest, names)
+    return found
+
+
 def prune(layers: Layers, *, all_: bool) -> Pruned:
     """Delete the layers nothing uses; with `all_` first the build tags no instance
     uses. Call under the cache's exclusive lock."""
