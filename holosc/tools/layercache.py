@@ -77,9 +77,7 @@ def images(layers: Layers, used: Users) -> list[Image]:
 
 def _instance_tops(layers: Layers) -> list[str]:
     """The layers instances' overlays are directly on, in instance order."""
-    instances = layers.cache.root.parent / "instances"
-    overlays = sorted(instances.glob("*/*/*.qcow2")) if instances.is_dir() else []
-    return list(dict.fromkeys(k for o in overlays if (k := layers.key_of(o)) is not None))
+    return list(dict.fromkeys(key for key, _ in layers.overlays()))
 
 
 def chain_size(layers: Layers, key: str) -> int:
