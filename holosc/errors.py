@@ -152,6 +152,13 @@ class UnknownImageError(ImageError):
     exit_code = ExitCode.USAGE
 
 
+class BuildFailedError(RuntimeCommandError):
+    """A step of a Dockerfile build failed (its output was shown); the cache keeps the
+    layers of the steps before it."""
+
+    exit_code = ExitCode.DRIFT
+
+
 class UnitFailedError(RuntimeCommandError):
     """systemd ran the request but a unit failed or a health gate did not pass."""
 

@@ -5,7 +5,7 @@ Usage::
     holos-image ensure --ref REF --url URL --checksum-url URL --algorithm ALG
                        [--format FMT] [--cache DIR] [--mirror URL] [--stall-timeout S]
     holos-image overlay --disk PATH --format FMT [--size SIZE]
-                        (--ref REF --images DIR | --file PATH)
+                        (--ref REF --images DIR | --build P/SERVICE --images DIR | --file PATH)
 
 ``ensure`` is the ExecStart= of an image unit: when the cache (default: the unit's
 $STATE_DIRECTORY) has REF tagged, it exits at once without touching the network;
@@ -15,7 +15,8 @@ tags it, logging progress (one line per 10 %). $HOLOSC_IMAGE_MIRROR (e.g. set wi
 
 ``overlay`` is run by launch.sh before QEMU. The first time, it creates the instance's
 qcow2 overlay on the blob REF points at (relative backing path, so the overlay keeps
-that digest for life) or on a local image FILE, whose size, mtime and inode it records
+that digest for life), on the layer a service's build tag names (holos-bake made it), or
+on a local image FILE, whose size, mtime and inode it records
 in `<disk>.base`. Later starts check that record and refuse to boot on a local image
 that was replaced or modified since: the overlay would read changed blocks as its own.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from holos_runtime import fetch
 from holos_runtime.imagecache import Cache, Legacy
+from holos_runtime.layers import Layers
 
 PROG = "holos-image"
 
@@ -61,6 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     overlay.add_argument("--size", default=None)
     source = overlay.add_mutually_exclusive_group(required=True)
     source.add_argument("--ref")
+    source.add_argument("--build")
     source.add_argument("--file", type=Path)
     overlay.add_argument("--images", type=Path)
     return parser.parse_args(argv)
@@ -140,8 +143,11 @@ def overlay(args: argparse.Namespace) -> None:
     if disk.exists():
         return  # its backing blob is immutable; a prune refuses it while the overlay exists
     if args.images is None:
-        raise Failure("overlay --ref needs --images")
+        raise Failure("overlay --ref and --build need --images")
     cache = Cache(args.images)
+    if args.build is not None:
+        overlay_on_build(cache, args)
+        return
     with cache.locked(shared=True):  # no prune between resolving the tag and the overlay
         record = cache.resolve(args.ref)
         if record is None:
@@ -152,6 +158,21 @@ def overlay(args: argparse.Namespace) -> None:
         backing = os.path.relpath(cache.blob(record.digest), disk.parent)
         create(disk, backing, args.format, args.size)
     say(f"{disk.parent.name}: new disk on {args.ref} ({record.short})")
+
+
+def overlay_on_build(cache: Cache, args: argparse.Namespace) -> None:
+    """The disk of a `dockerfile:` service's instance: on the layer its build tag names."""
+    project, _, service = args.build.partition("/")
+    layers = Layers(cache)
+    with cache.locked(shared=True):  # no prune between resolving the tag and the overlay
+        key = layers.tagged(project, service)
+        if key is None or layers.record(key) is None:
+            raise Failure(
+                f"the image of {project}/{service} is not built: its build unit "
+                f"(holos-{project}-{service}-build.service) builds it, or run holosc bake"
+            )
+        create(args.disk, os.path.relpath(layers.path(key), args.disk.parent), "qcow2", args.size)
+    say(f"{args.disk.parent.name}: new disk on the build of {args.build} ({key[:12]})")
 
 
 def create(disk: Path, backing: str, fmt: str, size: str | None) -> None:

@@ -42,7 +42,14 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
     bin_dir = root / "usr" / "local" / "bin"
     bin_dir.mkdir(parents=True)
     # sh: the ExecStartPre= dependency check.
-    for helper in ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image", "sh"):
+    for helper in (
+        "holos-qmp-stop",
+        "holos-health",
+        "holos-seed",
+        "holos-image",
+        "holos-bake",
+        "sh",
+    ):
         # The helpers of the checkout under test first (beside the interpreter running it).
         beside = Path(sys.executable).with_name(helper)
         found = str(beside) if beside.exists() else shutil.which(helper)

@@ -1,10 +1,15 @@
 """Dockerfile ENV as Docker reads it: keys validated, earlier values expanded, the base
-image's variables (here: the guest's) left to the shell. The build script runs in bash."""
+image's variables (here: the guest's) left to the shell. Each build step runs under the
+guest's /bin/sh (holos-bake); the first-boot script of the cluster export in bash."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from holosc.core.validate.checks import build_project
 from holosc.core.validate.dockerfile import convert
@@ -37,16 +42,20 @@ EXPECTED = [
 ]
 
 
-def test_env_values_expand_as_in_docker(tmp_path: Path) -> None:
-    bash = require_tool("bash")
+@pytest.mark.parametrize("form", ["build step", "first boot"])
+def test_env_values_expand_as_in_docker(tmp_path: Path, form: str) -> None:
     converted = convert(DOCKERFILE, tmp_path, HostFiles())
     assert converted.findings == ()
-    script = tmp_path / "build.sh"
-    script.write_text(converted.provisioning.script)
+    if form == "build step":  # as holos-bake runs it: sh -c SCRIPT, as root in the guest
+        (step,) = converted.build.steps
+        argv = [require_tool("dash"), "-c", step.script]
+    else:
+        script = tmp_path / "build.sh"
+        script.write_text(converted.build.first_boot.script)
+        argv = [require_tool("bash"), str(script)]
     result = subprocess.run(
-        [bash, str(script)], capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        argv, capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == EXPECTED
 
@@ -66,3 +75,28 @@ def test_warnings_show_dockerfile_text_escaped(tmp_path: Path) -> None:
         "holos.yaml:3:21: warning: services.web.dockerfile: Dockerfile:2: "
         "HEALTH\\x1b[2J\\x07CHECK is skipped (supported: FROM, RUN, COPY, ENV, WORKDIR)"
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n\r"), max_size=40
+    )
+)
+def test_any_env_value_reaches_a_run_step_as_written(value: str) -> None:
+    """Hostile ENV text (quotes, `$(...)`, backquotes, `;`, globs) is a value, never shell:
+    the step script holos-bake runs gives it back byte for byte under the guest's sh."""
+    escaped = "".join("\\" + c if c in '"\\$' else c for c in value)
+    dockerfile = f'FROM debian:12\nENV V="{escaped}"\nRUN printf %s "$V"\n'
+    converted = convert(dockerfile, Path("/nonexistent"), HostFiles())
+    assert converted.findings == ()
+    (step,) = converted.build.steps
+    result = subprocess.run(
+        [require_tool("dash"), "-c", step.script],
+        capture_output=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == value

@@ -175,7 +175,8 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
     """`build`'s user-data of `inst` with docs/kubevirt.md's differences applied, written
     independently of holosc/export/userdata.py."""
     plan = P.build_plan(project)
-    doc = yaml.safe_load(cloudinit.user_data(plan, inst))
+    # A cluster has no builder VM: a Dockerfile runs at first boot there (docs/kubevirt.md).
+    doc = cloudinit.user_data_doc(plan, inst, first_boot_build=True)
     service = inst.service
     del doc["hostname"]  # from KubeVirt's meta-data (the VMI's name)
     doc["manage_etc_hosts"] = "localhost"  # names through cluster DNS

@@ -64,6 +64,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos-qmp-stop = holos_runtime.qmp_stop:main",
         "holos-health = holos_runtime.health:main",
         "holos-image = holos_runtime.image:main",
+        "holos-bake = holos_runtime.bake:main",
         "holos-seed = holos_runtime.seed:main",
     ):
         assert script in text

@@ -7,6 +7,7 @@ every launch script paused, answering QMP, then quitting.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from holos_runtime.imagecache import Cache
+from holos_runtime.layers import LayerRecord, Layers
 
 from holosc.core.compiler import Output
 from holosc.core.model import MountKind
@@ -150,6 +152,18 @@ def _qmp(path: Path, *commands: str) -> list[dict[str, object]]:
     return replies
 
 
+def _as_if_built(cache: Cache, project: str, service: str, base: Path, fmt: str) -> None:
+    store = Layers(cache)
+    key = hashlib.sha256(f"{project}/{service}".encode()).hexdigest()
+    work = store.work_dir()
+    layer = work / f"{key}.qcow2"
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base), str(layer)]
+    run(argv, check=True)
+    store.commit(layer, LayerRecord(key, "base", "seal", project, service, "now"))
+    work.rmdir()
+    store.set_tag(project, service, key)
+
+
 def _prepare_host(name: str, base: Path, kernel: Path) -> None:
     """Small real disks and files where the launch scripts expect the project's inputs."""
     project = build_example(name).project
@@ -165,6 +179,8 @@ def _prepare_host(name: str, base: Path, kernel: Path) -> None:
             run([img, "create", "-q", "-f", image.format, str(target), "64M"], check=True)
         if image.is_registry:  # as if pulled: a blob in the cache and its tag
             Cache(images).adopt(target, f"{image.name}:{image.tag}", "sha256", image.format)
+        if service.build is not None:  # as if built: a layer on the base and the build tag
+            _as_if_built(Cache(images), project.name, service.name, target, image.format)
         for path in (service.vm.kernel, service.vm.initrd):
             if path:
                 (base / "project" / path).write_bytes(kernel.read_bytes())

@@ -57,6 +57,12 @@ COMMANDS = {
         "Print the JSON Schema of holos.yaml (for editors: yaml-language-server).",
         epilog=None,
     ),
+    "bake": Command(
+        "bake",
+        "bake",
+        "Build the images of services with a dockerfile: each RUN and COPY a cached layer, "
+        "the builder VM booted only for what the cache lacks.",
+    ),
     "up": Command(
         "lifecycle",
         "up",

@@ -16,6 +16,7 @@ from holosc.host import hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
 from holosc.host import recreate as recreating
 from holosc.host.project_lock import project_lock
+from holosc.tools import bake as baker
 from holosc.tools import pull
 
 
@@ -65,11 +66,20 @@ def up(
             say(f"holosc: warning: {warning}")
         _pull_images(loaded, manager, refresh=pull_)
         project_dir = loaded.file.parent.resolve()
-        stale = (
-            recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
-            if recreate
-            else []
+        # Build what the cache lacks here, with its output on the terminal; the build
+        # units then find every layer cached.
+        baker.bake(
+            loaded.project, output, project_dir, layout.images(manager.state_dir), common.note
         )
+        stale = recreating.stale_disks(loaded.project, manager.state_dir, project_dir)
+        if stale and not recreate:
+            for disk in stale:
+                say(f"holosc: warning: {disk.instance} keeps its disk: {disk.reason}")
+            say(
+                "holosc: warning: holosc up --recreate moves them onto the image as it is "
+                "now (their root disks are recreated; named volumes stay)"
+            )
+            stale = []
         hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
         try:
             lifecycle.up(output, manager, name, project_dir, say, recreate=stale)

@@ -3,9 +3,10 @@
 Output layout (see docs/units.md):
 
     holos-<p>.target, holos-<p>-<svc>@.service, holos-<p>-<svc>-healthy.service,
-    holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service
-                                                   → the scope's unit directory
+    holos-<p>-volumes.service, holos-<p>-image-<name>-<tag>.service,
+    holos-<p>-<svc>-build.service                  → the scope's unit directory
     <p>/volumes.sh, <p>/hosts (peer names: core/render/hosts.py),
+    <p>/<svc>.build.json (a Dockerfile's build: core/render/build.py),
     <p>/<svc>-<i>/{launch.sh, user-data, meta-data, network-config}
                                                    → %E/holos/<p>/ (installed by holosc)
 
@@ -55,7 +56,7 @@ def compile_project(
     addresses and ports, see plan.build_plan)."""
     # The renderers (jinja2, PyYAML) load here, not when commands that only read
     # the lock file or the Output type import this module.
-    from holosc.core.render import cloudinit, hosts, qemu, units
+    from holosc.core.render import build, cloudinit, hosts, qemu, units
 
     plan = P.build_plan(project, allocations(previous))
     name = project.name
@@ -72,6 +73,9 @@ def compile_project(
         add(layout.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
     add(f"{name}/{layout.PEERS_FILE}", hosts.peers(plan))
+    for service, _ in build.builds(project):
+        add(layout.build_unit(name, service.name), units.render_build(plan, service))
+        add(layout.build_spec(name, service.name), build.spec(project, service))
     for service in project.services:
         add(layout.template_name(name, service.name), units.render_template(plan, service))
         if service.healthcheck is not None:

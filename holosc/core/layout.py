@@ -110,12 +110,32 @@ def image_unit(project: str, ref: str) -> str:
     return f"holos-{project}-image-{name}-{tag}.service"
 
 
+def build_unit(project: str, service: str) -> str:
+    """The oneshot that builds a `dockerfile:` service's image (Quadlet's `.build` unit)."""
+    return f"holos-{project}-{service}-build.service"
+
+
+def is_build_unit(unit: str) -> bool:
+    return unit.endswith("-build.service") and "@" not in unit
+
+
+def build_spec(project: str, service: str) -> str:
+    """The compiled build of a `dockerfile:` service, below the output directory."""
+    return f"{project}/{service}{BUILD_SUFFIX}"
+
+
+def build_tag(project: str, service: str) -> str:
+    """How holos-image overlay and holos-bake name a service's built image in the cache."""
+    return f"{project}/{service}"
+
+
 def is_image_unit(project: str, unit: str) -> bool:
     return unit.startswith(f"holos-{project}-image-") and "@" not in unit and not is_gate(unit)
 
 
 def unit_label(project: str, unit: str) -> str:
-    """db-0 for holos-p-db@0.service, db-healthy for the gate, else the unit name."""
+    """db-0 for holos-p-db@0.service, db-healthy for the gate, web-build for a build,
+    else the unit name."""
     prefix = f"holos-{project}-"
     if unit.startswith(prefix) and unit.endswith(".service"):
         name = unit[len(prefix) : -len(".service")]
@@ -205,6 +225,16 @@ def artifacts(config: Root, project: str) -> Root:
 PEERS_FILE = "hosts"  # every instance's address and names (core/render/hosts.py)
 PROJECT_FILES = ("volumes.sh", PEERS_FILE)  # <p>/NAME
 INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
+
+
+BUILD_SUFFIX = ".build.json"
+
+
+def is_project_file(name: str) -> bool:
+    """Whether `name` is a file the compiler writes directly below <p>/."""
+    if name in PROJECT_FILES:
+        return True
+    return name.endswith(BUILD_SUFFIX) and names.is_label(name.removesuffix(BUILD_SUFFIX))
 
 
 def peers_file(config: Root, project: str) -> Root:

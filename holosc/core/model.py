@@ -153,10 +153,33 @@ class Healthcheck:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Provisioning:
-    """What a Dockerfile turned into: files to write and a script to run first."""
+    """A Dockerfile as first-boot provisioning: files to write and a script to run first
+    (the cluster export's form: a cluster has no builder VM)."""
 
     files: tuple[WriteFile, ...]
     script: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BuildStep:
+    """One RUN or COPY: a POSIX sh script the builder VM runs as root, `input` its stdin."""
+
+    line: int
+    instruction: str  # as written (continuations joined), for messages
+    script: str
+    input: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Build:
+    """What a Dockerfile turned into: the steps of its image (holos-bake), the ENV the
+    image keeps, and the same as first-boot provisioning."""
+
+    dockerfile: str  # as holos.yaml names it
+    steps: tuple[BuildStep, ...]
+    exports: str  # `export NAME=value` lines of the final ENV, and the WORKDIR made
+    environment: tuple[str, ...]  # ENV names written to the image's /etc/environment
+    first_boot: Provisioning
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,7 +195,7 @@ class Service:
     cloud_init: CloudInit = CloudInit()
     stop_grace_ms: int = 30_000
     healthcheck: Healthcheck | None = None
-    provisioning: Provisioning | None = None
+    build: Build | None = None
     restart: Restart | None = None
     environment: tuple[tuple[str, str], ...] = ()  # for SSH sessions and login shells
     secrets: tuple[SecretUse, ...] = ()

@@ -124,7 +124,7 @@ def _compiled_shape(rel: str) -> bool:
     if not names.is_label(parts[0]):
         return False
     if len(parts) == 2:
-        return parts[1] in layout.PROJECT_FILES
+        return layout.is_project_file(parts[1])
     return len(parts) == 3 and names.is_label(parts[1]) and parts[2] in layout.INSTANCE_FILES
 
 

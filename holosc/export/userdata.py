@@ -60,7 +60,7 @@ def user_data(project: Project, service: Service) -> str:
     cluster = cluster_project(project)
     plan = P.build_plan(cluster)
     inst = plan.of(cluster.service(service.name))[0]
-    doc: dict[str, Any] = user_data_doc(plan, inst, etc_hosts=False)
+    doc: dict[str, Any] = user_data_doc(plan, inst, etc_hosts=False, first_boot_build=True)
     del doc["hostname"]
     doc["manage_etc_hosts"] = "localhost"
     packages = list(doc.get("packages", []))

@@ -75,7 +75,7 @@ def _image_units(project: str) -> set[str]:
 def _check_artifact(rel: str, source: str) -> None:
     """An installed file: volumes.sh, hosts, the lock, or <instance>/<seed or launch file>."""
     parts = rel.split("/")
-    if len(parts) == 1 and parts[0] in (*layout.PROJECT_FILES, LOCK_FILE):
+    if len(parts) == 1 and (layout.is_project_file(parts[0]) or parts[0] == LOCK_FILE):
         return
     if len(parts) == 2 and parts[1] in layout.INSTANCE_FILES:
         names.check_instance(parts[0], source)

@@ -35,7 +35,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes and image units
+    others: tuple[str, ...]  # volumes, image and build units
 
     @property
     def target(self) -> str:
@@ -77,7 +77,11 @@ def installed_units(manager: Manager, project: str) -> Units:
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
     volumes = layout.volumes_unit(project)
-    others = tuple(n for n in manifest["units"] if n == volumes or layout.is_image_unit(project, n))
+    others = tuple(
+        n
+        for n in manifest["units"]
+        if n == volumes or layout.is_image_unit(project, n) or layout.is_build_unit(n)
+    )
     return Units(project, tuple(order), gates, others)
 
 
@@ -300,7 +304,9 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", units=names, check=False))
     )
-    images = [u for u in units.others if layout.is_image_unit(units.project, u)]
+    images = [
+        u for u in units.others if layout.is_image_unit(units.project, u) or layout.is_build_unit(u)
+    ]
     watched = [*images, *units.watched()]
     # Report changes only: a state left from an earlier run is no news ("FAILED").
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
@@ -383,7 +389,8 @@ def _report(
                     "active": "healthy",
                     "failed": "UNHEALTHY",
                 }
-            elif "@" not in unit and "-image-" in unit:  # up pulled already: quiet unless it fails
+            elif "@" not in unit and ("-image-" in unit or layout.is_build_unit(unit)):
+                # up pulled and built already: quiet unless it fails
                 word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")

@@ -2,9 +2,10 @@
 
 An overlay keeps the digest it was created on for its whole life (docs/images.md). Only
 when asked does an instance move to what its image is now: a registry tag that names
-another digest (after `holosc pull` or `up --pull`), or a local image file that changed
-(which `holos-image overlay` refuses to boot). Recreating removes the instance's root
-disk; its named volumes stay.
+another digest (after `holosc pull` or `up --pull`), a build that made another image
+(after an edit of the Dockerfile), or a local image file that changed (which
+`holos-image overlay` refuses to boot). Recreating removes the instance's root disk; its
+named volumes stay.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from holos_runtime.image import Failure, stamp_changes
 from holos_runtime.imagecache import Cache
+from holos_runtime.layers import Layers
 
 from holosc.core import layout
 from holosc.core.model import Project
@@ -40,7 +42,9 @@ def stale_disks(project: Project, state_dir: Path, project_dir: Path) -> list[St
             if not disk.exists():
                 continue
             image = service.image
-            if image.path is not None:
+            if service.build is not None:
+                reason = _rebuilt(Layers(cache), project.name, service.name, disk)
+            elif image.path is not None:
                 reason = _local_change(project_dir / image.path, disk)
             else:
                 reason = _moved_tag(cache, f"{image.name}:{image.tag}", disk)
@@ -55,6 +59,13 @@ def _moved_tag(cache: Cache, ref: str, disk: Path) -> str | None:
     if now is None or base is None or base == now.digest:
         return None
     return f"{ref} moved from {_short(base)} to {now.short}"
+
+
+def _rebuilt(layers: Layers, project: str, service: str, disk: Path) -> str | None:
+    now, base = layers.tagged(project, service), layers.key_of(disk)
+    if now is None or base is None or base == now:
+        return None
+    return f"the build of {service} moved from {base[:12]} to {now[:12]}"
 
 
 def _local_change(image: Path, disk: Path) -> str | None:

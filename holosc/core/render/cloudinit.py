@@ -2,7 +2,7 @@
 
 All three are YAML built as data and written by `escape.yaml_document`. The guest gets
 its host name, the boot command that writes /etc/hosts from the project's peer list
-(render/hosts.py), its login user, the Dockerfile provisioning, the
+(render/hosts.py), its login user, the Dockerfile provisioning (cluster export only), the
 user's cloud_init, and mount lines for volumes and binds. Nothing of the building host:
 the project key and the guest's SSH host key are joined at start by holos-seed as
 vendor-data (see docs/units.md, "Host-specific material").
@@ -69,10 +69,14 @@ def user_data(plan: P.Plan, inst: P.Instance) -> str:
     return "#cloud-config\n" + yaml_document(user_data_doc(plan, inst))
 
 
-def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> dict[str, Any]:
+def user_data_doc(
+    plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True, first_boot_build: bool = False
+) -> dict[str, Any]:
     """The user-data of `inst` as data. Nothing in it names another instance (peers come
     from the project's hosts file at boot). `etc_hosts=False` leaves /etc/hosts alone (a
-    cluster resolves names through its DNS instead, see holosc/export)."""
+    cluster resolves names through its DNS instead, see holosc/export). A Dockerfile's
+    steps are in the image the instance boots (holos-bake); `first_boot_build` runs them
+    at first boot instead, for a cluster, which has no builder."""
     service = inst.service
     ci = service.cloud_init
     keys = [*ci.ssh_authorized_keys]
@@ -97,9 +101,10 @@ def user_data_doc(plan: P.Plan, inst: P.Instance, *, etc_hosts: bool = True) -> 
     doc["user"] = user
     files = []
     runcmd: list[Any] = []
-    if service.provisioning is not None:
-        files += [_file(f) for f in service.provisioning.files]
-        files.append(_file(WriteFile(dockerfile.SCRIPT_PATH, service.provisioning.script, "0755")))
+    if service.build is not None and first_boot_build:
+        provisioning = service.build.first_boot
+        files += [_file(f) for f in provisioning.files]
+        files.append(_file(WriteFile(dockerfile.SCRIPT_PATH, provisioning.script, "0755")))
         runcmd.append(["bash", dockerfile.SCRIPT_PATH])
     files += [_file(f) for f in environment_files(service)]
     files += [_file(f) for f in ci.write_files]

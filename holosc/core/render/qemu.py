@@ -43,9 +43,10 @@ def host_path_q(path: str) -> list[str]:
     ]
 
 
-def overlay_command(service: Service) -> list[Word]:
+def overlay_command(project: str, service: Service) -> list[Word]:
     """`holos-image overlay`: the instance's disk, created once on the image's digest (a
-    registry image) or file (a local image, which must not change afterwards)."""
+    registry image), its built image (a Dockerfile) or file (a local image, which must
+    not change afterwards)."""
     image = service.image
     argv: list[Word] = [
         [units.IMAGE],
@@ -53,10 +54,13 @@ def overlay_command(service: Service) -> list[Word]:
         ["--disk"],
         [_var("state"), "/root.qcow2"],
         ["--format"],
-        [image.format],
+        ["qcow2" if service.build is not None else image.format],
     ]
     if service.vm.disk_size:
         argv += [["--size"], [str(service.vm.disk_size)]]
+    if service.build is not None:
+        tag = layout.build_tag(project, service.name)
+        return [*argv, ["--build"], [tag], ["--images"], [_var("images")]]
     if image.path is not None:
         return [*argv, ["--file"], host_path(image.path)]
     return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
@@ -304,7 +308,7 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         else:
             lines.append(word)
     uses_project = _uses_project(service, plan)
-    overlay = overlay_command(service)
+    overlay = overlay_command(plan.project.name, service)
     parts: list[Word] = [
         *args,
         *overlay,

@@ -42,6 +42,7 @@ REQUIRE_ACTIVE = (
 )
 SEED = "holos-seed"
 IMAGE = "holos-image"
+BAKE = "holos-bake"
 
 # compose's restart: as Restart= of a QEMU unit (measured; see docs/units.md). The default
 # on-abnormal restarts after a crash or kill -9, not after a guest poweroff or a bad QEMU
@@ -103,6 +104,8 @@ def render_target(plan: P.Plan) -> str:
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
+        if service.build is not None:
+            wants.append(layout.build_unit(project.name, service.name))
         wants += [
             layout.instance_unit(project.name, service.name, i) for i in range(service.replicas)
         ]
@@ -340,6 +343,50 @@ def render_image(plan: P.Plan, ref: str) -> str:
     )
 
 
+def render_build(plan: P.Plan, service: Service) -> str:
+    """Oneshot that builds a `dockerfile:` service's image (holos-bake): at once when every
+    layer is cached, else in a builder VM (its output in the journal). It names the build
+    file, not its result, so the unit is the same on every host."""
+    p = plan.project.name
+    assert service.build is not None, service.name
+    spec = Specifier(f"{layout.CONFIG}/{layout.build_spec(p, service.name)}")
+    requires = []
+    if service.image.is_registry:
+        requires = [layout.image_unit(p, f"{service.image.name}:{service.image.tag}")]
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    (
+                        "Description",
+                        unit_value(
+                            f"holos {p}: build {service.name} from {service.build.dockerfile}"
+                        ),
+                    ),
+                    ("PartOf", layout.target_name(p)),
+                    *(("Requires", u) for u in requires),
+                    *(("After", u) for u in requires),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("RemainAfterExit", "yes"),
+                    ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+                    # Built images hold what the Dockerfile put there: the manager's alone.
+                    *PRIVATE,
+                    ("ExecStart", exec_line([BAKE, "--spec", spec])),
+                    # RUN steps (package installs) may take as long as they need.
+                    ("TimeoutStartSec", "infinity"),
+                ],
+            ),
+            ("X-Holos", [("Project", p), ("Build", service.name)]),
+        ]
+    )
+
+
 def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
     """(unit, Requires|Wants, checked at start) for what this service's instances need
     started first.
@@ -353,7 +400,10 @@ def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
     units = (
         [(layout.volumes_unit(project.name), "Requires", False)] if service.named_volumes else []
     )
-    if service.image.is_registry:
+    if service.build is not None:
+        # Quadlet's `.build` units: instances boot the built image, so they wait for it.
+        units.append((layout.build_unit(project.name, service.name), "Requires", False))
+    elif service.image.is_registry:
         # Quadlet's model: an image that cannot be fetched fails the start (dependency).
         ref = f"{service.image.name}:{service.image.tag}"
         units.append((layout.image_unit(project.name, ref), "Requires", False))

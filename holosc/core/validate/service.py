@@ -53,9 +53,9 @@ def build_service(
 ) -> Service:
     at: JsonPath = ("services", name)
     replicas = raw.get("replicas", 1) if isinstance(raw.get("replicas"), int) else 1
-    provisioning, base = None, None
+    build, base = None, None
     if isinstance(raw.get("dockerfile"), str):
-        provisioning, base = _dockerfile(check, at, raw["dockerfile"], files)
+        build, base = _dockerfile(check, at, raw["dockerfile"], files)
     image = _image(check, at, raw, base, files)
     vm = _vm(check, at, raw.get("vm"))
     devices = _devices(check, at, raw.get("devices"))
@@ -82,7 +82,7 @@ def build_service(
         cloud_init=cloud_init,
         stop_grace_ms=grace,
         healthcheck=_healthcheck(check, at, raw.get("healthcheck")),
-        provisioning=provisioning,
+        build=build,
         restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
         environment=_environment(check, at, raw, files),
         secrets=tuple(_secret_uses(check, (*at, "secrets"), raw.get("secrets"), secrets)),
@@ -242,11 +242,11 @@ def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[A
     except UnicodeDecodeError:
         check.error(where, f"Dockerfile '{rel}' is not UTF-8 text")
         return None, UNREADABLE
-    converted = dockerfile.convert(text, path.parent, files)
+    converted = dockerfile.convert(text, path.parent, files, rel)
     for finding in converted.findings:
         report = check.error if finding.severity == "error" else check.warn
         report(where, f"{rel}:{finding.line}: {finding.message}")
-    return converted.provisioning, converted.base_image
+    return converted.build, converted.base_image
 
 
 def _image(

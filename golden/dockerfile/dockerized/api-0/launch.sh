@@ -44,7 +44,7 @@ cpu=host
 
 # The disk: an overlay created once on the image's digest, which it keeps for life; a
 # local image that changed since is refused (docs/images.md).
-holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --ref ubuntu:noble --images "${images}"
+holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --build dockerized/api --images "${images}"
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"
