@@ -26,11 +26,12 @@ ENV BASE=/opt NEXT=${BASE}/next
 ENV LEGACY some value $BASE
 RUN printf '%s\n' "$PATH" "$APP" "$LIT" "$ESC" "$DEF" "$ALT" "$NONE" "$E2" "$Q" "$NEXT" "$LEGACY"
 """
-# What `docker build` gives for the same lines (Docker's documented expansion rules),
-# with a base image PATH of /usr/bin:/bin.
+# What `docker build` gives for the same lines (Docker's documented expansion rules: a
+# line's values expand with the variables as they were before that line), with a base
+# image PATH of /usr/bin:/bin and no BASE.
 EXPECTED = [
     "/opt/bin:/usr/bin:/bin",
-    "/srv/app",
+    "/app",
     "$BASE",
     "$BASE",
     "x/srv",
@@ -38,7 +39,7 @@ EXPECTED = [
     "",
     "a b",
     'it\'s "q"',
-    "/opt/next",
+    "/srv/next",
     "some value /opt",
 ]
 
