@@ -27,18 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tests.conftest  # noqa: E402,F401  (imports tests.guestkernel without a cycle)
+from tests.e2e.test_stack import GUEST as E2E_GUEST  # noqa: E402
 from tests.guest.image import FILES, image_dir  # noqa: E402
 from tests.systemd_harness import PrivateSystemd  # noqa: E402
 
-GUEST = """\
-x-guest: &guest
-  image: ./guest/base.raw
-  stop_grace_period: 60s
-  vm:
-    memory_mb: 512
-    kernel: ./guest/vmlinuz
-    initrd: ./guest/initrd.img
-    cmdline: root=/dev/vda rw console=ttyS0 quiet
+GUEST = (
+    E2E_GUEST
+    + """\
   cloud_init: {user: holos}
   healthcheck:
     test: "true"
@@ -46,6 +41,7 @@ x-guest: &guest
     retries: 3
     start_period: 900s
 """
+)
 SERVICES = {  # the stack, in dependency order: name -> (replicas, depends_on)
     "db": (1, None),
     "api": (1, "db"),

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tests.conftest  # noqa: E402,F401  (imports tests.guestkernel without a cycle)
+from tests.e2e.test_stack import GUEST as E2E_GUEST  # noqa: E402
 from tests.guest.image import FILES, image_dir  # noqa: E402
 from tests.systemd_harness import PrivateSystemd  # noqa: E402
 
@@ -43,15 +44,9 @@ DOCKERFILE = (  # BENCH_RUN makes each run's layers new: its first build is cold
     + "RUN echo {last} > /opt/app/last\n"
 )
 HEALTH = "test -f /opt/app/data -a -f /opt/app/last"
-GUEST = f"""\
-x-guest: &guest
-  image: ./guest/base.raw
-  stop_grace_period: 60s
-  vm:
-    memory_mb: 512
-    kernel: ./guest/vmlinuz
-    initrd: ./guest/initrd.img
-    cmdline: root=/dev/vda rw console=ttyS0 quiet
+GUEST = (
+    E2E_GUEST
+    + f"""\
   cloud_init: {{user: holos}}
   healthcheck:
     test: {HEALTH}
@@ -60,6 +55,7 @@ x-guest: &guest
     retries: 3
     start_period: 1800s
 """
+)
 BUILT = GUEST + "name: {name}\nservices:\n  app:\n    <<: *guest\n    dockerfile: ./Dockerfile\n"
 # The same steps at first boot: what a dockerfile: service compiled to before builds.
 FIRST_BOOT = (

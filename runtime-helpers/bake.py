@@ -445,6 +445,12 @@ class VM:
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
             "-device", f"virtio-net-pci,netdev=net0,mac={MAC}",
         ]  # fmt: skip
+        if vm.get("ovmf_pairs"):
+            code, variables = self._firmware(vm["ovmf_pairs"])
+            argv += [
+                "-drive", f"if=pflash,format=raw,readonly=on,file={_q(code)}",
+                "-drive", f"if=pflash,format=raw,file={_q(variables)}",
+            ]  # fmt: skip
         if vm.get("kernel"):
             argv += ["-kernel", vm["kernel"]]
         if vm.get("initrd"):
@@ -452,6 +458,19 @@ class VM:
         if vm.get("cmdline"):
             argv += ["-append", vm["cmdline"]]
         return argv
+
+    def _firmware(self, pairs: list[list[str]]) -> tuple[str, Path]:
+        """OVMF as launch.sh finds it (HOLOS_OVMF_CODE/VARS first); the builder's EFI
+        variables are a copy of the template, thrown away with the builder."""
+        given = (os.environ.get("HOLOS_OVMF_CODE", ""), os.environ.get("HOLOS_OVMF_VARS", ""))
+        for code, template in [list(given), *pairs]:
+            if code and os.access(code, os.R_OK) and os.access(template, os.R_OK):
+                variables = self.tmp / "OVMF_VARS.fd"
+                shutil.copyfile(template, variables)
+                return code, variables
+        raise Failure(
+            "OVMF firmware not found: install ovmf, or set HOLOS_OVMF_CODE and HOLOS_OVMF_VARS"
+        )
 
     def start(self, disk: Path) -> None:
         seed = self._seed()
@@ -504,9 +523,15 @@ class VM:
         ready = "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; true"
         while True:
             self._check_alive()
-            result = subprocess.run(
-                self._ssh(ready), capture_output=True, stdin=subprocess.DEVNULL, timeout=600
-            )
+            try:
+                result = subprocess.run(
+                    self._ssh(ready), capture_output=True, stdin=subprocess.DEVNULL, timeout=600
+                )
+            except subprocess.TimeoutExpired:  # cloud-init never finished
+                raise Failure(
+                    f"the builder VM's cloud-init did not finish in 600 s; its console ends "
+                    f"with:\n{self.console_tail()}"
+                ) from None
             if result.returncode == 0:
                 self.say(f"builder ready in {time.monotonic() - started:.1f} s")
                 return

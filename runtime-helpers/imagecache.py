@@ -292,10 +292,9 @@ class Cache:
 
     def digest_of(self, overlay: Path) -> str | None:
         """The digest an overlay is based on (its qcow2 backing file), or None."""
-        backing = backing_file(overlay)
-        if backing is None:
+        path = backing_path(overlay)
+        if path is None:
             return None
-        path = PurePosixPath(os.path.normpath(overlay.parent / backing))
         if len(path.parts) >= 3 and path.parts[-3] == "blobs" and path.parts[-2] in ALGORITHMS:
             return f"{path.parts[-2]}:{path.parts[-1]}"
         if path.parent.name == "images":  # an old-layout path, now a symlink to its blob
@@ -325,6 +324,14 @@ class Cache:
             with contextlib.suppress(OSError):
                 if part.stat().st_mtime < cutoff:
                     part.unlink()
+
+
+def backing_path(overlay: Path) -> PurePosixPath | None:
+    """The file an overlay's backing name resolves to (relative to its directory), or None."""
+    backing = backing_file(overlay)
+    if backing is None:
+        return None
+    return PurePosixPath(os.path.normpath(overlay.parent / backing))
 
 
 def backing_file(path: Path) -> str | None:

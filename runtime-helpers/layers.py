@@ -37,7 +37,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from holos_runtime.imagecache import Cache, _fsync_dir, _write_json, backing_file
+from holos_runtime.imagecache import Cache, _fsync_dir, _write_json, backing_file, backing_path
 
 BUILDER_VERSION = "holos-bake 1"
 HEX = frozenset("0123456789abcdef")
@@ -140,13 +140,10 @@ class Layers:
 
     def key_of(self, overlay: Path) -> str | None:
         """The layer an instance's overlay is based on, or None."""
-        backing = backing_file(overlay)
-        if backing is None:
+        path = backing_path(overlay)
+        if path is None or path.parent.name != "layers" or path.suffix != ".qcow2":
             return None
-        path = Path(os.path.normpath(overlay.parent / backing))
-        if path.parent.name == "layers" and path.suffix == ".qcow2" and len(path.stem) == 64:
-            return path.stem
-        return None
+        return path.stem if len(path.stem) == 64 else None
 
     def used(self) -> dict[str, list[str]]:
         """{layer key: users} for every layer a build tag or an instance overlay needs,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from holosc.core.validate.checks import build_project
 from holosc.core.validate.dockerfile import convert
+from holosc.errors import HolosError
 from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from tests.conftest import require_tool
@@ -25,11 +26,12 @@ ENV BASE=/opt NEXT=${BASE}/next
 ENV LEGACY some value $BASE
 RUN printf '%s\n' "$PATH" "$APP" "$LIT" "$ESC" "$DEF" "$ALT" "$NONE" "$E2" "$Q" "$NEXT" "$LEGACY"
 """
-# What `docker build` gives for the same lines (Docker's documented expansion rules),
-# with a base image PATH of /usr/bin:/bin.
+# What `docker build` gives for the same lines (Docker's documented expansion rules: a
+# line's values expand with the variables as they were before that line), with a base
+# image PATH of /usr/bin:/bin and no BASE.
 EXPECTED = [
     "/opt/bin:/usr/bin:/bin",
-    "/srv/app",
+    "/app",
     "$BASE",
     "$BASE",
     "x/srv",
@@ -37,7 +39,7 @@ EXPECTED = [
     "",
     "a b",
     'it\'s "q"',
-    "/opt/next",
+    "/srv/next",
     "some value /opt",
 ]
 
@@ -67,13 +69,15 @@ def test_env_key_cannot_become_shell(tmp_path: Path) -> None:
     assert "is not a variable name" in converted.findings[0].message
 
 
-def test_warnings_show_dockerfile_text_escaped(tmp_path: Path) -> None:
+def test_errors_show_dockerfile_text_escaped(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM debian:12\nHEALTH\x1b[2J\x07CHECK none\n")
     doc = load_text("name: esc\nservices:\n  web: {dockerfile: Dockerfile}\n", directory=tmp_path)
-    warnings = [str(w) for w in build_project(doc, HostFiles()).warnings]
-    assert warnings == [
-        "holos.yaml:3:21: warning: services.web.dockerfile: Dockerfile:2: "
-        "HEALTH\\x1b[2J\\x07CHECK is skipped (supported: FROM, RUN, COPY, ENV, WORKDIR)"
+    with pytest.raises(HolosError) as info:
+        build_project(doc, HostFiles())
+    assert [str(d) for d in info.value.diagnostics] == [
+        "holos.yaml:3:21: error: services.web.dockerfile: Dockerfile:2: "
+        "HEALTH\\x1b[2J\\x07CHECK none: HEALTH\\x1b[2J\\x07CHECK is not a Dockerfile "
+        "instruction (hint: did you mean HEALTHCHECK?)"
     ]
 
 

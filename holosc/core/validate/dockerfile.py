@@ -1,29 +1,37 @@
-"""Turn a Dockerfile into a build: one step per RUN and COPY for the builder VM.
+"""Turn a Dockerfile into a build: one step per RUN, COPY and ADD for the builder VM.
 
-FROM, RUN, COPY, ENV and WORKDIR are converted; other instructions are skipped with a
-warning (they describe containers, not VMs). COPY sources are read from the build
-context (the Dockerfile's directory) and may not escape it.
+FROM, RUN, COPY, ADD of a local file, ENV, ARG, WORKDIR and SHELL are converted.
+Instructions that describe a container, not a VM (CMD, EXPOSE, ...), are skipped with a
+warning; the rest (USER, heredocs, multi-stage, ADD of a URL or an archive, a word that
+is no Docker instruction) are errors with a hint. docs/format.md has the table. COPY and
+ADD sources are read from the build context (the Dockerfile's directory) and may not
+escape it.
 
 Each step is a POSIX sh script that holos-bake runs as root in the builder VM (COPY's
-file content is its standard input): the ENV in effect exported, the WORKDIR made and
-entered, then the command. The same instructions also convert to the first-boot form
-(one script plus files for cloud-init), which the cluster export uses: a cluster has no
-builder.
+file content is its standard input): the ENV and ARG values in effect exported, the
+WORKDIR made and entered, then the command. The same instructions also convert to the
+first-boot form (one script plus files for cloud-init), which the cluster export uses: a
+cluster has no builder.
 
-`$VAR` and `${VAR}` (with `:-`, `:+`, `-`, `+`) in ENV, WORKDIR and COPY are expanded
-as Docker does: a variable an earlier ENV set is replaced by its value. In ENV values, a
-variable no earlier ENV set (`PATH` in `ENV PATH=/opt/bin:$PATH`) comes from the base
-image's environment in Docker; here the guest's environment provides it, so it stays a
-reference that the build script's shell expands. WORKDIR and COPY paths must not use one.
+`$VAR` and `${VAR}` (with `:-`, `:+`, `-`, `+`) in ENV, ARG, WORKDIR, COPY and ADD are
+expanded as Docker does: a variable an earlier ENV or ARG set is replaced by its value
+(the last one set wins; an ARG is not kept in the image). In ENV and ARG values, a
+variable nothing set (`PATH` in `ENV PATH=/opt/bin:$PATH`) comes from the base image's
+environment in Docker; here the guest's environment provides it, so it stays a reference
+that the build script's shell expands. WORKDIR and COPY paths must not use one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import posixpath
 import re
+import shlex
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from holosc.core.files import Files
 from holosc.core.model import Build, BuildStep, Provisioning, WriteFile
@@ -32,23 +40,41 @@ from holosc.errors import printable
 
 SCRIPT_PATH = "/var/lib/holos/build.sh"
 
-_HINTS = {
-    "ADD": "use COPY, or download in a RUN step",
-    "ARG": "use ENV or ${VAR} interpolation in holos.yaml",
+# Every instruction word of Docker's Dockerfile reference.
+INSTRUCTIONS = (
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+    "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
+    "WORKDIR",
+)  # fmt: skip
+
+# Instructions about containers that mean nothing for a VM: skipped, with where holosc
+# does the same thing.
+_SKIPPED = {
     "CMD": "use cloud_init.runcmd or a systemd unit in the guest",
     "ENTRYPOINT": "use cloud_init.runcmd or a systemd unit in the guest",
     "EXPOSE": "publish ports with services.<name>.ports",
     "HEALTHCHECK": "use services.<name>.healthcheck",
-    "USER": "RUN steps run as root in the guest",
+    "LABEL": "a VM image has no labels; keep the note as a comment",
+    "MAINTAINER": "a VM image has no labels; keep the note as a comment",
+    "ONBUILD": "nothing is built FROM a holosc image; write the instruction where it applies",
+    "STOPSIGNAL": "a guest stops by ACPI shutdown; see services.<name>.stop_grace_period",
     "VOLUME": "use services.<name>.volumes",
 }
+_USER_HINT = (
+    "RUN steps run as root in the builder VM: use RUN runuser -u NAME -- COMMAND; "
+    "the login user is cloud_init.user"
+)
+_HEREDOC_HINT = "put the script in a file beside the Dockerfile, COPY it and RUN it"
+_ARG_BEFORE_FROM_HINT = (
+    "holosc has no --build-arg, so FROM cannot vary: write the image in FROM, "
+    "and declare build variables after it"
+)
 
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODE = re.compile(r"^[0-7]{3,4}\Z")
 _OWNER_PART = r"([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})"
 _OWNER = re.compile(rf"^{_OWNER_PART}(:{_OWNER_PART})?\Z")
-_COPY_FLAGS = ("--chmod", "--chown", "--from")
 
 
 _KEY_NAME = re.compile(r"^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|.*\.(pem|key|p12|pfx))\Z", re.I)
@@ -61,12 +87,16 @@ def looks_like_key(name: str, content: str) -> bool:
 
 
 class DockerfileError(ValueError):
-    """A line that cannot be converted; the message is for the user."""
+    """A line that cannot be converted; the message and hint are for the user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EnvRef:
-    """`${name<op>word}` of a variable no earlier ENV set: the guest's shell expands it."""
+    """`${name<op>word}` of a variable nothing set earlier: the guest's shell expands it."""
 
     name: str
     op: str = ""
@@ -83,6 +113,7 @@ class Finding:
     line: int
     message: str
     severity: str = "error"
+    hint: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,51 +123,185 @@ class Converted:
     findings: tuple[Finding, ...]
 
 
+@dataclasses.dataclass(slots=True)
+class _State:
+    """What the instructions read so far have set."""
+
+    context: Path
+    files: Files
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    froms: int = 0
+    base: str | None = None
+    workdir: str = "/"
+    env: dict[str, Word] = dataclasses.field(default_factory=dict)  # ENV: kept in the image
+    # ENV and ARG values in effect (the last one set wins): expanded in later
+    # instructions and exported to RUN steps.
+    scope: dict[str, Word] = dataclasses.field(default_factory=dict)
+    shell: list[str] | None = None  # SHELL: its argv for shell-form RUN (None: /bin/sh -c)
+    steps: list[BuildStep] = dataclasses.field(default_factory=list)
+    script: list[str] = dataclasses.field(
+        default_factory=lambda: [
+            "#!/bin/bash",
+            "# Generated by holosc from a Dockerfile.",
+            "set -e",
+        ]
+    )
+    copies: list[WriteFile] = dataclasses.field(default_factory=list)
+
+    def warn(self, line: int, message: str, hint: str | None = None) -> None:
+        self.findings.append(Finding(line, message, "warning", hint))
+
+
 def convert(text: str, context: Path, files: Files, name: str = "Dockerfile") -> Converted:
     """Convert Dockerfile `text` whose build context is `context`; `name` is its path as
     holos.yaml gives it."""
-    findings: list[Finding] = []
-    base: str | None = None
-    script = ["#!/bin/bash", "# Generated by holosc from a Dockerfile.", "set -euo pipefail"]
-    copies: list[WriteFile] = []
-    steps: list[BuildStep] = []
-    workdir = "/"
-    env: dict[str, Word] = {}
-    for lineno, keyword, args in _instructions(text):
+    state = _State(context, files)
+    for line in _instructions(text):
         try:
-            workdir = _instruction(keyword, args, script, copies, workdir, env, context, files)
-            if keyword == "RUN":
-                steps.append(_run_step(lineno, args, env, workdir))
-            elif keyword == "COPY":
-                steps.append(_copy_step(lineno, args, env, copies[-1]))
+            _convert(state, line)
         except DockerfileError as exc:
-            findings.append(Finding(lineno, f"{keyword} {shown(args)}: {exc}"))
-            continue
-        if keyword == "COPY" and _copies_a_key(args, copies[-1]):
-            findings.append(Finding(lineno, _KEY_WARNING.format(shown(args)), "warning"))
-        if keyword == "FROM":
-            if base is not None:
-                findings.append(
-                    Finding(
-                        lineno, "multi-stage builds are not supported; only one FROM is allowed"
-                    )
-                )
-            base = next((a for a in args.split() if not a.startswith("--")), None)
-        elif keyword not in _CONVERTED:
-            hint = _HINTS.get(keyword, "supported: FROM, RUN, COPY, ENV, WORKDIR")
-            findings.append(Finding(lineno, f"{shown(keyword)} is skipped ({hint})", "warning"))
+            message = f"{line.keyword} {shown(line.args)}".rstrip() + f": {exc}"
+            state.findings.append(Finding(line.number, message, hint=exc.hint))
     build = Build(
         dockerfile=name,
-        steps=tuple(steps),
-        exports=_exports(env) + f"mkdir -p -- {shell_word(workdir)}\n",
-        environment=tuple(env),
-        first_boot=Provisioning(tuple(copies), "\n".join(script) + "\n"),
+        steps=tuple(state.steps),
+        exports=_exports(state.env) + f"mkdir -p -- {shell_word(state.workdir)}\n",
+        environment=tuple(state.env),
+        first_boot=Provisioning(tuple(state.copies), "\n".join(state.script) + "\n"),
     )
-    return Converted(base, build, tuple(findings))
+    return Converted(state.base, build, tuple(state.findings))
+
+
+def _convert(state: _State, line: _Line) -> None:
+    if line.keyword in _SKIPPED:
+        state.warn(line.number, f"{line.keyword} is skipped", _SKIPPED[line.keyword])
+    elif line.heredoc:
+        raise DockerfileError("heredocs are not supported", _HEREDOC_HINT)
+    elif line.keyword in _CONVERT:
+        _CONVERT[line.keyword](state, line.number, line.args)
+    elif line.keyword == "USER":
+        raise DockerfileError("switching users is not supported", _USER_HINT)
+    else:
+        close = difflib.get_close_matches(line.keyword, INSTRUCTIONS, n=1)
+        raise DockerfileError(
+            f"{shown(line.keyword)} is not a Dockerfile instruction",
+            f"did you mean {close[0]}?"
+            if close
+            else f"the instructions are {', '.join(INSTRUCTIONS)}",
+        )
+
+
+def _from(state: _State, lineno: int, args: str) -> None:
+    state.froms += 1
+    if state.froms > 1:
+        state.findings.append(
+            Finding(lineno, "multi-stage builds are not supported; only one FROM is allowed")
+        )
+        return
+    state.base = next((a for a in args.split() if not a.startswith("--")), None)
+
+
+def _run(state: _State, lineno: int, args: str) -> None:
+    """RUN: its shell form runs under SHELL (/bin/sh -c by default), as in Docker; the
+    exec form as argv. Standard input is empty: a prompt fails instead of waiting for
+    ever. The first-boot script runs the shell form inline unless SHELL set one."""
+    argv = _exec_form(args)
+    command = shell_command(argv or [*(state.shell or ["/bin/sh", "-c"]), args])
+    script = "set -e\nexec </dev/null\n" + _exports(state.scope) + _enter(state.workdir)
+    state.steps.append(BuildStep(lineno, f"RUN {args}", script + command + "\n"))
+    state.script += ["", command if argv or state.shell else args]
+
+
+def _env(state: _State, lineno: int, args: str) -> None:
+    pairs = _env_pairs(args)
+    for key, _ in pairs:
+        _check_name(key)
+    # Docker expands each value with the variables as they were before this line:
+    # `ENV A=x B=$A` gives B the earlier A (the base image's, when no line set it).
+    before = dict(state.scope)
+    for key, value in pairs:
+        state.env[key] = state.scope[key] = expand(value, before)
+    state.script.append(_exports({key: state.env[key] for key, _ in pairs}).rstrip("\n"))
+
+
+def _arg(state: _State, lineno: int, args: str) -> None:
+    """ARG NAME[=default]...: a build variable, as in Docker: later instructions expand
+    it and RUN steps see it, but the image does not keep it."""
+    if not state.froms:
+        raise DockerfileError("ARG before FROM is not supported", _ARG_BEFORE_FROM_HINT)
+    words = _split_words(args)
+    if not words:
+        raise DockerfileError("needs NAME or NAME=default")
+    pairs = [word.partition("=") for word in words]
+    for name, _, _ in pairs:
+        _check_name(name)
+    for name, has_default, value in pairs:
+        if has_default:
+            state.scope[name] = expand(value, state.scope)
+            state.script.append(f"export {name}={_shell_word(state.scope[name])}")
+        elif name not in state.scope:
+            state.warn(
+                lineno,
+                f"ARG {name} has no default and holosc has no --build-arg: {name} is unset",
+                f"give it a default: ARG {name}=VALUE",
+            )
+
+
+def _check_name(key: str) -> None:
+    if not _ENV_KEY.match(key):
+        raise DockerfileError(
+            f"'{shown(key)}' is not a variable name (letters, digits and '_', "
+            "not starting with a digit)"
+        )
+
+
+def _workdir(state: _State, lineno: int, args: str) -> None:
+    path = _literal(expand(args.strip(), state.scope))
+    state.workdir = posixpath.join(state.workdir, path)
+    workdir = shell_word(state.workdir)
+    state.script.append(f"mkdir -p {workdir} && cd {workdir}")
+
+
+def _shell(state: _State, lineno: int, args: str) -> None:
+    argv = _exec_form(args)
+    if argv is None:
+        raise DockerfileError(
+            "SHELL takes the JSON form", 'for example SHELL ["/bin/bash", "-eux", "-c"]'
+        )
+    state.shell = argv
+
+
+def _copy_instruction(keyword: str) -> Callable[[_State, int, str], None]:
+    def convert(state: _State, lineno: int, args: str) -> None:
+        copied = _copy(keyword, args, state)
+        state.copies.append(copied)
+        state.steps.append(_copy_step(lineno, f"{keyword} {args}", copied))
+        if _copies_a_key(args, copied):
+            state.warn(lineno, _KEY_WARNING.format(keyword, shown(args)))
+
+    return convert
+
+
+_CONVERT: dict[str, Callable[[_State, int, str], None]] = {
+    "FROM": _from,
+    "RUN": _run,
+    "ENV": _env,
+    "ARG": _arg,
+    "WORKDIR": _workdir,
+    "SHELL": _shell,
+    "COPY": _copy_instruction("COPY"),
+    "ADD": _copy_instruction("ADD"),
+}
 
 
 def _exports(env: dict[str, Word]) -> str:
-    return "".join(f"export {key}={_shell_word(value)}\n" for key, value in env.items())
+    """One `export` for all: the shell expands every value before it assigns any, so a
+    reference left to the guest (`$PATH` in `PATH=/opt/bin:$PATH`, a name no earlier
+    line set) is the base image's value, as in Docker, even when the Dockerfile sets
+    that name too."""
+    if not env:
+        return ""
+    return "export " + " ".join(f"{key}={_shell_word(value)}" for key, value in env.items()) + "\n"
 
 
 def _enter(workdir: str) -> str:
@@ -144,15 +309,7 @@ def _enter(workdir: str) -> str:
     return f"mkdir -p -- {shell_word(workdir)} && cd -- {shell_word(workdir)}\n"
 
 
-def _run_step(lineno: int, args: str, env: dict[str, Word], workdir: str) -> BuildStep:
-    """RUN: its shell form runs under /bin/sh -c, as in Docker; the exec form as argv.
-    Standard input is empty: a prompt fails instead of waiting for ever."""
-    command = shell_command(_exec_form(args) or ["/bin/sh", "-c", args])
-    script = "set -e\nexec </dev/null\n" + _exports(env) + _enter(workdir) + command + "\n"
-    return BuildStep(lineno, f"RUN {args}", script)
-
-
-def _copy_step(lineno: int, args: str, env: dict[str, Word], copied: WriteFile) -> BuildStep:
+def _copy_step(lineno: int, instruction: str, copied: WriteFile) -> BuildStep:
     """COPY: the file's content arrives as standard input; it appears whole or not at all."""
     dest = shell_word(copied.path)
     tmp = shell_word(copied.path + ".holos-copy")
@@ -164,12 +321,11 @@ def _copy_step(lineno: int, args: str, env: dict[str, Word], copied: WriteFile) 
         + f"chown {shell_word(copied.owner)} -- {tmp}\n"
         + f"mv -f -- {tmp} {dest}\n"
     )
-    return BuildStep(lineno, f"COPY {args}", script, copied.content.encode("utf-8"))
+    return BuildStep(lineno, instruction, script, copied.content.encode("utf-8"))
 
 
-_CONVERTED = ("RUN", "ENV", "WORKDIR", "COPY")
 _KEY_WARNING = (
-    "COPY {}: the file looks like a private key; it is written in plaintext into the "
+    "{} {}: the file looks like a private key; it is written in plaintext into the "
     "build file <p>/<service>.build.json and the built image, which are readable and "
     "often committed"
 )
@@ -185,36 +341,6 @@ def shown(text: str, limit: int = 60) -> str:
     """A Dockerfile excerpt for a message: control characters escaped, long text cut."""
     text = printable(text, keep_newlines=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _instruction(
-    keyword: str,
-    args: str,
-    script: list[str],
-    copies: list[WriteFile],
-    workdir: str,
-    env: dict[str, Word],
-    context: Path,
-    files: Files,
-) -> str:
-    """Convert RUN, ENV, WORKDIR and COPY; returns the working directory after the line."""
-    if keyword == "RUN":
-        script += ["", _run_line(args)]
-    elif keyword == "ENV":
-        for key, value in _env_pairs(args):
-            if not _ENV_KEY.match(key):
-                raise DockerfileError(
-                    f"'{shown(key)}' is not a variable name (letters, digits and '_', "
-                    "not starting with a digit)"
-                )
-            env[key] = expand(value, env)
-            script.append(f"export {key}={_shell_word(env[key])}")
-    elif keyword == "WORKDIR":
-        workdir = posixpath.join(workdir, _literal(expand(args.strip(), env)))
-        script.append(f"mkdir -p {shell_word(workdir)} && cd {shell_word(workdir)}")
-    elif keyword == "COPY":
-        copies.append(_copy(args, workdir, env, context, files))
-    return workdir
 
 
 def expand(text: str, env: dict[str, Word]) -> Word:
@@ -271,11 +397,11 @@ def _merge(parts: list[str | EnvRef] | Word) -> Word:
 
 
 def _literal(word: Word) -> str:
-    """A path: references to variables no ENV set are errors (Docker would take them from
-    the base image, which holosc does not read)."""
+    """A path: references to variables nothing set are errors (Docker would take them
+    from the base image, which holosc does not read)."""
     refs = [p.name for p in word if isinstance(p, EnvRef)]
     if refs:
-        raise DockerfileError(f"${refs[0]} is not set by an earlier ENV")
+        raise DockerfileError(f"${refs[0]} is not set by an earlier ENV or ARG")
     return "".join(p for p in word if isinstance(p, str))
 
 
@@ -294,19 +420,25 @@ def _shell_ref(ref: EnvRef) -> str:
     return f"${{{ref.name}{ref.op}{inner}}}"
 
 
-def _instructions(text: str) -> list[tuple[int, str, str]]:
-    """(line, KEYWORD, arguments) with continuations joined and comments dropped."""
-    result: list[tuple[int, str, str]] = []
+class _Line(NamedTuple):
+    number: int  # of the line the instruction starts on
+    keyword: str  # upper case
+    args: str
+    heredoc: bool = False  # its here-documents' lines were read and are not in args
+
+
+def _instructions(text: str) -> list[_Line]:
+    """The instructions, with continuations joined and comments dropped."""
+    result: list[_Line] = []
+    # Lines end at "\n" only, as Docker reads them: str.splitlines() would also end one
+    # at a form feed or U+2028 inside a value. Docker skips a byte order mark.
+    text = text.removeprefix("\ufeff").removesuffix("\n")
+    lines = iter(enumerate((r.removesuffix("\r") for r in text.split("\n")), 1))
     pending: list[str] = []
     start = 0
-    # Lines end at "\n" only, as Docker reads them: str.splitlines() would also end one
-    # at a form feed or U+2028 inside a value.
-    for lineno, raw in enumerate(text.removesuffix("\n").split("\n"), 1):
-        raw = raw.removesuffix("\r")
+    for lineno, raw in lines:
         stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
+        if stripped.startswith("#") or not (pending or stripped):
             continue
         if not pending:
             start = lineno
@@ -314,18 +446,44 @@ def _instructions(text: str) -> list[tuple[int, str, str]]:
             pending.append(stripped[:-1].rstrip())
             continue
         pending.append(stripped)
-        keyword, _, args = " ".join(p for p in pending if p).partition(" ")
-        result.append((start, keyword.upper(), args.strip()))
+        result += _instruction(start, pending, lines)
         pending = []
-    if pending:
-        keyword, _, args = " ".join(pending).partition(" ")
-        result.append((start, keyword.upper(), args.strip()))
-    return result
+    return result + _instruction(start, pending, lines)
 
 
-def _run_line(args: str) -> str:
-    argv = _exec_form(args)
-    return shell_command(argv) if argv else args
+def _instruction(start: int, parts: list[str], rest: Iterator[tuple[int, str]]) -> list[_Line]:
+    """The instruction in `parts`; the bodies of its here-documents are read off `rest`
+    (up to each terminator, as BuildKit does), so that they are not read as instructions."""
+    words = " ".join(p for p in parts if p).split(None, 1)
+    if not words:
+        return []
+    keyword, args = words[0].upper(), words[1] if len(words) > 1 else ""
+    inner = args.split(None, 1)[0].upper() if keyword == "ONBUILD" and args else keyword
+    heredocs = _heredocs(args) if inner in ("ADD", "COPY", "RUN") else []
+    for name, chomp in heredocs:
+        for _, raw in rest:
+            if (raw.lstrip("\t") if chomp else raw) == name:
+                break
+    return [_Line(start, keyword, args, bool(heredocs))]
+
+
+# A shell word, quotes kept; a here-document is a word `[n]<<[-]NAME` (NAME maybe quoted).
+_WORD = re.compile(r"""(?:[^\s"'\\]|\\.|"(?:[^"\\]|\\.)*"?|'[^']*'?)+""")
+_HEREDOC = re.compile(r"^[0-9]*<<(-?)([^<]+)\Z")
+
+
+def _heredocs(args: str) -> list[tuple[str, bool]]:
+    """(terminator, leading tabs stripped) of each here-document `args` opens."""
+    found = []
+    for word in _WORD.findall(args):
+        m = _HEREDOC.match(word)
+        try:
+            names = shlex.split(m[2]) if m else []
+        except ValueError:
+            continue
+        if m and len(names) == 1 and names[0]:
+            found.append((names[0], m[1] == "-"))
+    return found
 
 
 def _exec_form(args: str) -> list[str] | None:
@@ -402,13 +560,14 @@ def _split_words(text: str) -> list[str]:
     return words
 
 
-def _copy(args: str, workdir: str, env: dict[str, Word], context: Path, files: Files) -> WriteFile:
+def _copy(keyword: str, args: str, state: _State) -> WriteFile:
+    """COPY, or ADD of a local file: the same file, checks and flags."""
     words = args.split()
     flags = {w.split("=", 1)[0]: w.partition("=")[2] for w in words if w.startswith("--")}
-    paths = [_literal(expand(w, env)) for w in words if not w.startswith("--")]
-    if "--from" in flags:
+    paths = [_literal(expand(w, state.scope)) for w in words if not w.startswith("--")]
+    if "--from" in flags and keyword == "COPY":
         raise DockerfileError("multi-stage COPY --from is not supported")
-    unknown = sorted(set(flags) - set(_COPY_FLAGS))
+    unknown = sorted(set(flags) - {"--chmod", "--chown"})
     if unknown:
         raise DockerfileError(f"flag {shown(unknown[0])} is not supported (only --chmod, --chown)")
     mode = flags.get("--chmod") or "0644"
@@ -420,9 +579,47 @@ def _copy(args: str, workdir: str, env: dict[str, Word], context: Path, files: F
     if len(paths) != 2:
         raise DockerfileError(
             "needs exactly one source and one destination "
-            "(split multi-source COPY into one COPY per source)"
+            f"(split multi-source {keyword} into one {keyword} per source)"
         )
     source, dest = paths
+    if keyword == "ADD" and _URL.match(source):
+        raise DockerfileError(
+            f"source '{source}' is a URL, which holosc does not download",
+            "download it in a RUN step with curl, wget or git clone",
+        )
+    real = _source(keyword, source, state.context, state.files)
+    if dest.endswith("/"):
+        dest += PurePosixPath(source).name
+    dest = posixpath.normpath(posixpath.join(state.workdir, dest))
+    try:
+        data = state.files.read_bytes(real)
+    except OSError as exc:
+        raise DockerfileError(f"cannot read source '{source}': {exc}") from exc
+    if keyword == "ADD" and data[257:262] == b"ustar":  # a tar's header, whatever its name
+        raise _archive(source)
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DockerfileError(f"cannot read source '{source}': {exc}") from exc
+    return WriteFile(dest, content, mode.rjust(4, "0"), owner)
+
+
+# ADD downloads these (git@host:repo is a Git repository)...
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*://|git@)", re.I)
+# ... and extracts these archives, which Docker recognises by their content: a tar,
+# compressed or not (holosc also looks for the tar header in what it reads).
+_ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|tar\.zst)\Z", re.I)
+
+
+def _archive(source: str) -> DockerfileError:
+    return DockerfileError(
+        f"source '{source}' is an archive, which ADD would extract; holosc does not",
+        "COPY the archive and extract it in a RUN step with tar -xf",
+    )
+
+
+def _source(keyword: str, source: str, context: Path, files: Files) -> Path:
+    """The real path of a single file inside the build context."""
     if PurePosixPath(source).is_absolute():
         raise DockerfileError(f"source '{source}' escapes the build context")
     real_context = files.realpath(context)
@@ -434,13 +631,8 @@ def _copy(args: str, workdir: str, env: dict[str, Word], context: Path, files: F
         raise DockerfileError(
             f"source '{source}' is "
             + {"dir": "a directory", "other": "not a regular file"}.get(kind, "missing")
-            + "; COPY takes single files (use a volume for directories)"
+            + f"; {keyword} takes single files (use a volume for directories)"
         )
-    if dest.endswith("/"):
-        dest += PurePosixPath(source).name
-    dest = posixpath.normpath(posixpath.join(workdir, dest))
-    try:
-        content = files.read_bytes(real).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DockerfileError(f"cannot read source '{source}': {exc}") from exc
-    return WriteFile(dest, content, mode.rjust(4, "0"), owner)
+    if keyword == "ADD" and _ARCHIVE.search(source):
+        raise _archive(source)
+    return real

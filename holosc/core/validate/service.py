@@ -245,7 +245,7 @@ def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[A
     converted = dockerfile.convert(text, path.parent, files, rel)
     for finding in converted.findings:
         report = check.error if finding.severity == "error" else check.warn
-        report(where, f"{rel}:{finding.line}: {finding.message}")
+        report(where, f"{rel}:{finding.line}: {finding.message}", finding.hint)
     return converted.build, converted.base_image
 
 
