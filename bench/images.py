@@ -5,6 +5,9 @@
 
 * prune: `holosc images prune --all` over N cached digests (half of them used by an
   overlay, so kept), as a subprocess: what a person waits for.
+* built images: `holosc images`, `images --layers`, `images prune` (all used) and
+  `prune --all` (half the builds unused) over 20 builds of 10 layers each (200 layers,
+  each build's instances on half of them).
 * change detection of a local image (`holos-image overlay --file`, run at every start):
   the stat it does, against reading samples or the whole file, on a sparse file of
   --local-gib GiB; and the whole helper process as launch.sh runs it.
@@ -34,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from holos_runtime.imagecache import Cache  # noqa: E402
+from holos_runtime.layers import LayerRecord, Layers, chain  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.systemd_harness import PrivateSystemd
@@ -87,6 +91,48 @@ def bench_prune(root: Path, count: int = 40) -> None:
         f"prune --all: {count} digests ({removed} removed, {count - removed} kept as used) "
         f"{took:.2f} s; nothing to remove {again:.2f} s; holosc start-up alone {startup:.2f} s"
     )
+
+
+def bench_layers(root: Path, builds: int = 20, depth: int = 10) -> None:
+    state = root / "layers"
+    cache = Cache(state / "images").create()
+    seed = state / "seed.qcow2"
+    qemu_img("create", "-f", "qcow2", str(seed), "64M")
+    base = cache.adopt(seed, "bench:base", "sha256", "qcow2")
+    layers = Layers(cache)
+    for b in range(builds):
+        parent, below = base.digest, os.path.relpath(cache.blob(base.digest), layers.root)
+        for step in range(depth):
+            key = chain(parent, f"{b}/{step}")
+            built = layers.work_dir() / f"{key}.qcow2"
+            qemu_img("create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b", below, str(built),
+                     "64M")  # fmt: skip
+            layers.commit(built, LayerRecord(key, parent, f"RUN step {step}", "p", f"s{b}", ""))
+            built.parent.rmdir()
+            parent, below = key, f"{key}.qcow2"
+        layers.set_tag("p", f"s{b}", parent)
+        if b % 2:
+            for i in range(2):
+                disk = state / "instances" / "p" / f"s{b}-{i}" / "root.qcow2"
+                disk.parent.mkdir(parents=True)
+                backing = os.path.relpath(layers.path(parent), disk.parent)
+                qemu_img("create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b", backing,
+                         str(disk), "64M")  # fmt: skip
+    env = dict(os.environ, HOLOSC_STATE_DIR=str(state), PYTHONPATH=str(REPO))
+
+    def holosc(*args: str) -> float:
+        argv = [sys.executable, "-m", "holosc", *args]
+        return timed(lambda: subprocess.run(argv, env=env, capture_output=True, check=True))
+
+    count = builds * depth
+    print(
+        f"built images, {count} layers ({builds} builds, {builds} instances): "
+        f"images {holosc('images'):.2f} s, --layers {holosc('images', '--layers'):.2f} s, "
+        f"prune (all used) {holosc('images', 'prune'):.2f} s, prune --all "
+        f"({count // 2} layers removed) {holosc('images', 'prune', '--all'):.2f} s; "
+        f"holosc start-up alone {holosc('images', '--help'):.2f} s"
+    )
+    assert len(layers.keys()) == count // 2
 
 
 # -- local image change detection -------------------------------------------------------
@@ -220,6 +266,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         bench_prune(Path(tmp))
+        bench_layers(Path(tmp))
         bench_change_detection(Path(tmp), args.local_gib)
         if not args.skip_systemd:
             bench_bare_start(Path(tmp) / "start", args.size_mib)

@@ -150,15 +150,20 @@ class Layers:
         with the layers below them (a layer is needed while anything above it is)."""
         users: dict[str, list[str]] = {}
         roots = [(key, f"build {tag}") for tag, key in self.all_tags().items()]
+        for key, user in [*roots, *self.overlays()]:
+            for layer in self.lineage(key):
+                users.setdefault(layer, []).append(user)
+        return users
+
+    def overlays(self) -> list[tuple[str, str]]:
+        """(layer key, "<project>/<instance>") of every instance overlay on a layer."""
+        found = []
         instances = self.cache.root.parent / "instances"
         for overlay in sorted(instances.glob("*/*/*.qcow2")) if instances.is_dir() else []:
             key = self.key_of(overlay)
             if key is not None:
-                roots.append((key, f"{overlay.parent.parent.name}/{overlay.parent.name}"))
-        for key, user in roots:
-            for layer in self.lineage(key):
-                users.setdefault(layer, []).append(user)
-        return users
+                found.append((key, f"{overlay.parent.parent.name}/{overlay.parent.name}"))
+        return found
 
     def base_digest(self, key: str) -> str | None:
         """The registry blob digest at the bottom of `key`'s chain, if any."""

@@ -7,7 +7,9 @@ Adapted from shared/testing/throwaway-systemd.sh, with its safety rules:
 - /run is a private tmpfs, and /etc/holos and /var/lib/holos are bind-mounted from the
   test's directory, so compiled projects never touch the host's copies;
 - with net=True it gets a private network namespace (loopback only), so QEMU's
-  multicast and port forwards stay inside.
+  multicast and port forwards stay inside;
+- it sees the cgroup hierarchies from inside its own cgroup namespace, so its units live
+  below the test's cgroup, not beside the host's (or a booted container's) own units.
 holosc runs inside the same namespaces through `nsenter` and asks this systemd for its unit
 directory and roots, as it would ask the PID 1 of a host.
 """
@@ -44,6 +46,31 @@ STUB_UNITS = (
 INNER = r"""
 set -e
 mount -t tmpfs -o mode=755 tmpfs /run
+# The cgroup hierarchies mounted again from inside the new cgroup namespace, so that their
+# root is this systemd's own cgroup: otherwise it takes the outer root for its own and puts
+# init.scope and system.slice beside the outer manager's (in a booted container, into
+# the container's own system.slice), and systemd 257 refuses such paths outside its
+# namespace (journald exits: "Failed to acquire cgroup root path: Protocol driver not
+# attached"). Over a fresh tmpfs: the kernel refuses to mount a filesystem again on its
+# own mount point. With cgroup v1 (a tmpfs of hierarchies), the tmpfs gets its entries.
+mapfile -t cgroup_mounts < <(awk \
+  '$2 ~ "^/sys/fs/cgroup" && $3 ~ "^cgroup2?$" { print $3, $2, $4 }' /proc/self/mounts)
+cgroup_entries=()
+if [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ]; then
+  mapfile -t cgroup_entries < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -printf '%y %f %l\n')
+fi
+mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+for entry in "${cgroup_entries[@]}"; do
+  read -r kind name target <<< "$entry"
+  case $kind in
+    d) mkdir "/sys/fs/cgroup/$name" ;;
+    l) ln -s "$target" "/sys/fs/cgroup/$name" ;;
+  esac
+done
+for line in "${cgroup_mounts[@]}"; do
+  read -r type dir opts <<< "$line"
+  mount -t "$type" -o "$opts" "$type" "$dir"
+done
 mount --bind "$STATE/etc-holos" /etc/holos
 mount --bind "$STATE/var-lib-holos" /var/lib/holos
 mkdir -p /run/systemd/journald.conf.d

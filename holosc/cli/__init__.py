@@ -138,7 +138,7 @@ COMMANDS = {
         "images",
         "images_app",
         "The image cache: each tag's digest, size, when it was pulled and which instances "
-        "use it (images prune, images rm to delete).",
+        "use it, and the images built from Dockerfiles (images prune, images rm to delete).",
         group=True,
     ),
     "verify": Command(

@@ -11,11 +11,13 @@ from typing import Annotated, TextIO
 
 import typer
 from holos_runtime import imagecache
+from holos_runtime.layers import Layers
 
 from holosc.cli import options
 from holosc.core import images as registry
 from holosc.core import layout
 from holosc.errors import ExitCode, ImageError
+from holosc.tools import layercache
 from holosc.tools import pull as puller
 
 MirrorOption = Annotated[
@@ -62,7 +64,7 @@ def pull(
 
 images_app = typer.Typer(
     help="The image cache: each tag's digest, size, when it was pulled and which instances "
-    "use it (images prune, images rm to delete).",
+    "use it, and the images built from Dockerfiles (images prune, images rm to delete).",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -75,16 +77,29 @@ def images(
     available: Annotated[
         bool, typer.Option("--available", help="List the registry's images instead.")
     ] = False,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers", help="List every build layer: what made it, its parent, who needs it."
+        ),
+    ] = False,
     user: options.UserOption = False,
     system: options.SystemOption = False,
 ) -> None:
-    """List cached images: tag, digest, size, pulled when, used by (instances' overlays)."""
+    """List cached images: tag, digest, size, pulled (or built) when, used by (instances'
+    overlays; `build <project>/<service>` for a registry image a build is based on)."""
     if ctx.invoked_subcommand is not None:
         return
+    if available and layers:
+        raise typer.BadParameter("--available and --layers list different things: pick one")
     if available:
         return _catalogue()
     cache = puller.open_cache(_cache_dir(user, system))
-    users = cache.users()
+    built = Layers(cache)
+    used = built.used()
+    if layers:
+        return _layers(built, used)
+    users = layercache.merged(cache.users(), layercache.blob_users(built, used))
     tagged = cache.tagged()
     rows = [("IMAGE", "DIGEST", "SIZE", "PULLED", "USED BY")]
     shown = set()
@@ -96,9 +111,35 @@ def images(
         size = human_size(record.size) if record else "?"
         pulled = record.pulled if record and record.pulled else "-"
         short = record.short if record else digest[:19]
-        used = ",".join(users.get(digest, [])) or "-"
-        rows.append((ref or "<none>", short, size, pulled, used))
+        used_by = ",".join(users.get(digest, [])) or "-"
+        rows.append((ref or "<none>", short, size, pulled, used_by))
+    for image in layercache.images(built, used):
+        size = human_size(image.size)
+        used_by = ",".join(image.instances) or "-"
+        rows.append((image.name, image.key[:12], size, image.created, used_by))
     _table(rows)
+
+
+def _layers(built: Layers, used: layercache.Users) -> None:
+    rows = [("LAYER", "MADE BY", "SIZE", "PARENT", "USED BY")]
+    for layer in layercache.all_layers(built, used):
+        parent = layer.parent[:12] if len(layer.parent) == 64 else _short(layer.parent)
+        used_by = ",".join(layer.users) or "-"
+        rows.append(
+            (layer.key[:12], excerpt(layer.made_by), human_size(layer.size), parent, used_by)
+        )
+    _table(rows)
+
+
+def excerpt(text: str, width: int = 40) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _short(digest: str) -> str:
+    """sha256:1a2b3c4d5e6f for a digest; anything else (a local file) as it is."""
+    algorithm, _, value = digest.partition(":")
+    return f"{algorithm}:{value[:12]}" if algorithm in imagecache.ALGORITHMS else digest
 
 
 def _catalogue() -> None:
@@ -122,17 +163,20 @@ def prune(
     *,
     all_: Annotated[
         bool,
-        typer.Option("--all", "-a", help="Also delete tagged images no instance uses."),
+        typer.Option("--all", "-a", help="Also delete tagged images and builds no instance uses."),
     ] = False,
     user: options.UserOption = False,
     system: options.SystemOption = False,
 ) -> None:
-    """Delete cached images no instance uses: untagged ones (tags moved on by a pull), or
-    with --all every unused one. An image an instance's disk is based on is never deleted."""
+    """Delete cached images no instance uses: untagged ones (tags moved on by a pull), build
+    layers no build or instance needs, or with --all every unused image and build. An image
+    or layer an instance's disk or a kept build is based on is never deleted."""
     cache = puller.open_cache(_cache_dir(user, system))
     with puller.errors(), cache.locked(shared=False):
-        users, tagged = cache.users(), set(cache.tagged().values())
-        freed = 0
+        built = Layers(cache)
+        freed = _prune_builds(built, all_)
+        users = layercache.merged(cache.users(), layercache.blob_users(built, built.used()))
+        tagged = set(cache.tagged().values())
         for digest in cache.digests():
             record = cache.read_record(digest)
             label = record.short if record else digest[:19]
@@ -148,6 +192,18 @@ def prune(
     print(f"freed {human_size(freed)}")
 
 
+def _prune_builds(built: Layers, all_: bool) -> int:
+    pruned = layercache.prune(built, all_=all_)
+    for tag in pruned.tags:
+        print(f"removed build {tag}: no instance uses it")
+    for layer in pruned.layers:
+        print(f"removed layer {layer.key[:12]}: {excerpt(layer.made_by)}")
+    for kept in pruned.kept:
+        below = f" and {kept.depth - 1} below" if kept.depth > 1 else ""
+        print(f"kept layer {kept.key[:12]}{below}: used by {', '.join(kept.users)}")
+    return pruned.freed
+
+
 @images_app.command("rm")
 def remove(
     refs: Annotated[
@@ -158,23 +214,34 @@ def remove(
     user: options.UserOption = False,
     system: options.SystemOption = False,
 ) -> None:
-    """Delete cached images and their tags; refuses an image an instance uses."""
+    """Delete cached images and their tags; refuses an image an instance or a build uses."""
     cache = puller.open_cache(_cache_dir(user, system))
     with puller.errors(), cache.locked(shared=False):
         digests = [_find(cache, ref) for ref in refs]
-        users = cache.users()
+        built = Layers(cache)
+        users = layercache.merged(cache.users(), layercache.blob_bases(built, built.used()))
         refused = [
             f"{ref} is used by {', '.join(users[digest])}"
             for ref, digest in zip(refs, digests, strict=True)
             if digest in users
         ]
         if refused:
-            raise ImageError(
-                f"not removed: {'; '.join(refused)} (hint: holosc down those projects first)"
-            )
+            hint = _rm_hint([u for d in digests for u in users.get(d, [])])
+            raise ImageError(f"not removed: {'; '.join(refused)} (hint: {hint})")
         for digest in dict.fromkeys(digests):
             cache.remove(digest)
             print(f"removed {digest[:19]}")
+
+
+def _rm_hint(users: list[str]) -> str:
+    hints = []
+    if any("/" in u and " " not in u for u in users):
+        hints.append("holosc down those projects first")
+    if any(layercache.is_build(u) for u in users):
+        hints.append("holosc images prune --all deletes the builds no instance uses")
+    if any(u.startswith("unused layer ") for u in users):
+        hints.append("holosc images prune deletes unused layers")
+    return "; ".join(hints)
 
 
 def _find(cache: imagecache.Cache, ref: str) -> str:
