@@ -65,7 +65,7 @@ def _listing(loaded: common.Loaded, *, services: bool, profiles: bool) -> list[s
 
 
 def _image_name(image: model.Image) -> str:
-    return f"{image.name}:{image.tag}" if image.is_registry else str(image.path)
+    return image.ref if image.is_registry else str(image.path)
 
 
 def schema_command() -> None:

@@ -53,6 +53,12 @@ class Image:
     def is_registry(self) -> bool:
         return self.name is not None
 
+    @property
+    def ref(self) -> str:
+        """`name:tag` of a registry image (what the registry, tags and units name)."""
+        assert self.is_registry, self.path
+        return f"{self.name}:{self.tag}"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Vm:

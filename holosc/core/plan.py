@@ -81,7 +81,7 @@ def _digest(text: str) -> bytes:
 
 def registry_images(project: Project) -> tuple[str, ...]:
     """`name:tag` of every registry image the services use, first use first."""
-    refs = (f"{s.image.name}:{s.image.tag}" for s in project.services if s.image.is_registry)
+    refs = (s.image.ref for s in project.services if s.image.is_registry)
     return tuple(dict.fromkeys(refs))
 
 

@@ -373,7 +373,7 @@ class _Exporter:
             comments.append(f"image: containerDisk {container} (ephemeral: reset on every start)")
             return {"name": "root", "containerDisk": {"image": container}}, []
         if image.is_registry:
-            entry = images.lookup(f"{image.name}:{image.tag}")
+            entry = images.lookup(image.ref)
             assert entry is not None  # validate resolved it
             source: dict[str, Any] = {"http": {"url": entry.url}}
             comments += [

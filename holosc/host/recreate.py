@@ -47,7 +47,7 @@ def stale_disks(project: Project, state_dir: Path, project_dir: Path) -> list[St
             elif image.path is not None:
                 reason = _local_change(project_dir / image.path, disk)
             else:
-                reason = _moved_tag(cache, f"{image.name}:{image.tag}", disk)
+                reason = _moved_tag(cache, image.ref, disk)
             if reason:
                 stale.append(StaleDisk(inst, disk, reason))
     return stale

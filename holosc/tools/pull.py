@@ -145,7 +145,7 @@ def missing_images(project: Project, cache_dir: Path) -> list[RegistryImage]:
         image = service.image
         if not image.is_registry:
             continue
-        entry = entry_for(f"{image.name}:{image.tag}")
+        entry = entry_for(image.ref)
         if entry not in missing and cache.resolve(entry.ref) is None:
             missing.append(entry)
     return missing
@@ -168,11 +168,7 @@ def ensure_images(
     entries = missing_images(project, cache_dir)
     if refresh:
         entries = list(
-            dict.fromkeys(
-                entry_for(f"{s.image.name}:{s.image.tag}")
-                for s in project.services
-                if s.image.is_registry
-            )
+            dict.fromkeys(entry_for(s.image.ref) for s in project.services if s.image.is_registry)
         )
     return [
         pull(entry, cache_dir, progress=progress, timeouts=timeouts, mirror=mirror)

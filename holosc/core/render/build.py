@@ -26,7 +26,7 @@ def spec(project: Project, service: Service) -> str:
     if image.path is not None:
         base["file"] = image.path
     else:
-        base["ref"] = f"{image.name}:{image.tag}"
+        base["ref"] = image.ref
     doc = {
         "format": FORMAT,
         "project": project.name,

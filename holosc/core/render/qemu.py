@@ -63,7 +63,7 @@ def overlay_command(project: str, service: Service) -> list[Word]:
         return [*argv, ["--build"], [tag], ["--images"], [_var("images")]]
     if image.path is not None:
         return [*argv, ["--file"], host_path(image.path)]
-    return [*argv, ["--ref"], [f"{image.name}:{image.tag}"], ["--images"], [_var("images")]]
+    return [*argv, ["--ref"], [image.ref], ["--images"], [_var("images")]]
 
 
 def secret_path(secret: Secret, *, quoted: bool = False) -> list[str]:

@@ -269,30 +269,43 @@ def _probe_argv(project: str, service: Service, inst: P.Instance) -> list[str]:
     ]
 
 
-def render_volumes(plan: P.Plan) -> str:
-    """Oneshot that creates missing named volumes; it never deletes one."""
+def _oneshot(
+    plan: P.Plan,
+    description: str,
+    service: Sequence[tuple[str, str]],
+    holos: Sequence[tuple[str, str]],
+    unit: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A project's oneshot that stays active once done (volumes, an image, a build)."""
     p = plan.project.name
     return serialize(
         [
             (
                 "Unit",
                 [
-                    ("Description", unit_value(f"holos {p}: named volumes")),
+                    ("Description", unit_value(f"holos {p}: {description}")),
                     ("PartOf", layout.target_name(p)),
+                    *unit,
                 ],
             ),
-            (
-                "Service",
-                [
-                    ("Type", "oneshot"),
-                    ("RemainAfterExit", "yes"),
-                    ("StateDirectory", layout.below_root(layout.volumes(layout.STATE, p))),
-                    *PRIVATE,
-                    ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
-                ],
-            ),
-            ("X-Holos", [("Project", p)]),
+            ("Service", [("Type", "oneshot"), ("RemainAfterExit", "yes"), *service]),
+            ("X-Holos", [("Project", p), *holos]),
         ]
+    )
+
+
+def render_volumes(plan: P.Plan) -> str:
+    """Oneshot that creates missing named volumes; it never deletes one."""
+    p = plan.project.name
+    return _oneshot(
+        plan,
+        "named volumes",
+        [
+            ("StateDirectory", layout.below_root(layout.volumes(layout.STATE, p))),
+            *PRIVATE,
+            ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
+        ],
+        [],
     )
 
 
@@ -300,7 +313,6 @@ def render_image(plan: P.Plan, ref: str) -> str:
     """Oneshot that makes sure registry image `ref` is cached and verified: at once when
     it is, else downloading it (progress in the journal). Named by reference and upstream
     URLs only, so the unit is the same on every host."""
-    p = plan.project.name
     entry = images.lookup(ref)
     assert entry is not None, ref  # validated
     ensure = [
@@ -317,29 +329,17 @@ def render_image(plan: P.Plan, ref: str) -> str:
         "--checksum-url",
         entry.checksum_url,
     ]
-    return serialize(
+    return _oneshot(
+        plan,
+        f"image {entry.ref}",
         [
-            (
-                "Unit",
-                [
-                    ("Description", unit_value(f"holos {p}: image {entry.ref}")),
-                    ("PartOf", layout.target_name(p)),
-                ],
-            ),
-            (
-                "Service",
-                [
-                    ("Type", "oneshot"),
-                    ("RemainAfterExit", "yes"),
-                    ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
-                    ("ExecStart", exec_line(ensure)),
-                    # A dead link fails after holos-image's stall timeout; a slow one may
-                    # take as long as it needs.
-                    ("TimeoutStartSec", "infinity"),
-                ],
-            ),
-            ("X-Holos", [("Project", p), ("Image", entry.ref)]),
-        ]
+            ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+            ("ExecStart", exec_line(ensure)),
+            # A dead link fails after holos-image's stall timeout; a slow one may take as
+            # long as it needs.
+            ("TimeoutStartSec", "infinity"),
+        ],
+        [("Image", entry.ref)],
     )
 
 
@@ -350,40 +350,20 @@ def render_build(plan: P.Plan, service: Service) -> str:
     p = plan.project.name
     assert service.build is not None, service.name
     spec = Specifier(f"{layout.CONFIG}/{layout.build_spec(p, service.name)}")
-    requires = []
-    if service.image.is_registry:
-        requires = [layout.image_unit(p, f"{service.image.name}:{service.image.tag}")]
-    return serialize(
+    base = [layout.image_unit(p, service.image.ref)] if service.image.is_registry else []
+    return _oneshot(
+        plan,
+        f"build {service.name} from {service.build.dockerfile}",
         [
-            (
-                "Unit",
-                [
-                    (
-                        "Description",
-                        unit_value(
-                            f"holos {p}: build {service.name} from {service.build.dockerfile}"
-                        ),
-                    ),
-                    ("PartOf", layout.target_name(p)),
-                    *(("Requires", u) for u in requires),
-                    *(("After", u) for u in requires),
-                ],
-            ),
-            (
-                "Service",
-                [
-                    ("Type", "oneshot"),
-                    ("RemainAfterExit", "yes"),
-                    ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
-                    # Built images hold what the Dockerfile put there: the manager's alone.
-                    *PRIVATE,
-                    ("ExecStart", exec_line([BAKE, "--spec", spec])),
-                    # RUN steps (package installs) may take as long as they need.
-                    ("TimeoutStartSec", "infinity"),
-                ],
-            ),
-            ("X-Holos", [("Project", p), ("Build", service.name)]),
-        ]
+            ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+            # Built images hold what the Dockerfile put there: the manager's alone.
+            *PRIVATE,
+            ("ExecStart", exec_line([BAKE, "--spec", spec])),
+            # RUN steps (package installs) may take as long as they need.
+            ("TimeoutStartSec", "infinity"),
+        ],
+        [("Build", service.name)],
+        [*(("Requires", u) for u in base), *(("After", u) for u in base)],
     )
 
 
@@ -405,8 +385,7 @@ def _after(project: Project, service: Service) -> list[tuple[str, str, bool]]:
         units.append((layout.build_unit(project.name, service.name), "Requires", False))
     elif service.image.is_registry:
         # Quadlet's model: an image that cannot be fetched fails the start (dependency).
-        ref = f"{service.image.name}:{service.image.tag}"
-        units.append((layout.image_unit(project.name, ref), "Requires", False))
+        units.append((layout.image_unit(project.name, service.image.ref), "Requires", False))
     for dep in service.depends_on:
         target = project.service(dep.service)
         if P.waits_for_health(target, dep.condition):
