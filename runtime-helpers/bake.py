@@ -43,13 +43,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from holos_runtime import layers as L
 from holos_runtime.health import pinned_host_key, remote_command
-from holos_runtime.image import identity
+from holos_runtime.image import Failure as ImageFailure
+from holos_runtime.image import identity, images_dir
 from holos_runtime.imagecache import Cache, now
 from holos_runtime.seed import build_iso
 
@@ -292,16 +293,20 @@ class Builder:
 
     def _commit(self, depth: int) -> None:
         """Give the closed layers their final backing names and move them into the cache."""
-        for offset, step in enumerate(self.done):
-            index = depth + offset
+        for index, step in enumerate(self.done, depth):
+            parent = self.plan.steps[index - 1].key if index else None
             built = self.work / f"{step.key}.qcow2"
-            below = self.plan.steps[index - 1].key if index else ""
-            backing = f"{below}.qcow2" if index else self._base_name()
-            fmt = self.plan.base_format if index == 0 else "qcow2"
-            rebase(built, backing, fmt)
-            parent = self.plan.base_key if index == 0 else self.plan.steps[index - 1].key
+            if parent is None:  # the first layer, on the base image
+                rebase(built, self._base_name(), self.plan.base_format)
+            else:
+                rebase(built, f"{parent}.qcow2", "qcow2")
             record = L.LayerRecord(
-                step.key, parent, step.made_by[:200], self.plan.project, self.plan.service, now()
+                step.key,
+                parent or self.plan.base_key,
+                step.made_by[:200],
+                self.plan.project,
+                self.plan.service,
+                now(),
             )
             self.layers.commit(built, record)
 
@@ -613,26 +618,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def images_dir(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    state = os.environ.get("STATE_DIRECTORY", "")
-    for directory in state.split(":"):
-        if directory.endswith("/holos/images"):
-            return Path(directory)
-    raise Failure("no images directory: pass --images, or run from the build unit")
-
-
 def say(line: str) -> None:
     print(line, flush=True)
-
-
-@contextlib.contextmanager
-def interrupted_as_failure() -> Iterator[None]:
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Failure("interrupted", 130) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -642,21 +629,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        with interrupted_as_failure():
-            spec = load_spec(args.spec)
-            project_dir = args.project_dir or args.spec.parent / "project"
-            cache = Cache(images_dir(args.images))
-            bake(
-                spec,
-                cache,
-                project_dir,
-                say,
-                no_cache=args.no_cache,
-                boot_timeout=args.boot_timeout,
-            )
+        spec = load_spec(args.spec)
+        project_dir = args.project_dir or args.spec.parent / "project"
+        cache = Cache(args.images or images_dir("--images"))
+        bake(spec, cache, project_dir, say, no_cache=args.no_cache, boot_timeout=args.boot_timeout)
     except Failure as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return exc.code
+    except ImageFailure as exc:  # no images directory
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -119,12 +119,12 @@ def ensure(args: argparse.Namespace) -> None:
     say(f"{source.ref}: {record.short} ({record.size / 2**20:.0f} MiB) ready")
 
 
-def images_dir() -> Path:
+def images_dir(option: str = "--cache") -> Path:
     """The images directory among $STATE_DIRECTORY (its order is not kept by systemd)."""
     for entry in os.environ.get("STATE_DIRECTORY", "").split(":"):
         if entry.endswith("/holos/images"):
             return Path(entry)
-    raise Failure("no holos/images directory in STATE_DIRECTORY: pass --cache")
+    raise Failure(f"no holos/images directory in STATE_DIRECTORY: pass {option}")
 
 
 # -- overlay -----------------------------------------------------------------------------

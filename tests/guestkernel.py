@@ -137,3 +137,18 @@ def initramfs(guest_kernel: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         images[kind] = d / f"{kind}.cpio.gz"
         images[kind].write_bytes(gzip.compress(newc(entries), mtime=0))
     return images
+
+
+def tiny_project(
+    directory: Path, text: str, guest_kernel: Path, initramfs: dict[str, Path]
+) -> Path:
+    """A project of tiny guests in `directory`: holos.yaml, the kernel as ./vmlinuz, the
+    power-button initramfs as ./acpi.cpio.gz, and a project key pair beside it
+    (`directory.parent / "key"`, for HOLOSC_SSH_KEY)."""
+    directory.mkdir()
+    (directory / "holos.yaml").write_text(text)
+    shutil.copy(guest_kernel / "vmlinuz", directory / "vmlinuz")
+    shutil.copy(initramfs["acpi"], directory / "acpi.cpio.gz")
+    key = directory.parent / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return directory

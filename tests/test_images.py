@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from holos_runtime.imagecache import backing_file
 
 from holosc.tools import pull
 from tests.conftest import require_tool
-from tests.guestkernel import READY_MARK
+from tests.guestkernel import READY_MARK, tiny_project
 from tests.systemd_harness import PrivateSystemd
 
 UBUNTU = pull.entry_for("ubuntu:noble")
@@ -69,14 +68,8 @@ def publish(www: Path, pattern: int) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path, guest_kernel: Path, initramfs: dict[str, Path]) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / "holos.yaml").write_text(PROJECT.format(replicas=1))
-    shutil.copy(guest_kernel / "vmlinuz", d / "vmlinuz")
-    shutil.copy(initramfs["acpi"], d / "acpi.cpio.gz")
-    key = tmp_path / "key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    return d
+    text = PROJECT.format(replicas=1)
+    return tiny_project(tmp_path / "project", text, guest_kernel, initramfs)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, require_tool
-from tests.guestkernel import READY_MARK
+from tests.guestkernel import READY_MARK, tiny_project
 from tests.systemd_harness import PrivateSystemd
 
 PROJECT = """\
@@ -48,17 +47,11 @@ volumes:
 
 @pytest.fixture
 def project(tmp_path: Path, guest_kernel: Path, initramfs: dict[str, Path]) -> Path:
-    d = tmp_path / "project"
-    d.mkdir()
-    (d / "holos.yaml").write_text(PROJECT)
-    shutil.copy(guest_kernel / "vmlinuz", d / "vmlinuz")
-    shutil.copy(initramfs["acpi"], d / "acpi.cpio.gz")
+    d = tiny_project(tmp_path / "project", PROJECT, guest_kernel, initramfs)
     subprocess.run(
         [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", str(d / "disk.qcow2"), "32M"],
         check=True,
     )
-    key = tmp_path / "key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return d
 
 
