@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from holosc.core import images, quantities
@@ -32,6 +32,7 @@ from holosc.core.model import (
     Volume,
     WriteFile,
 )
+from holosc.core.render.escape import qemu_cpu, qemu_name
 from holosc.core.validate import dockerfile
 from holosc.core.validate.checker import (
     ENV_NAME,
@@ -323,7 +324,37 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
     for key in ("initrd", "cmdline"):
         if key in values and "kernel" not in values:
             check.error((*at, key), f"{key} needs vm.kernel (direct kernel boot)")
+    for key, (valid, what, hint) in _QEMU_VALUES.items():
+        if key in values and not _accepts(valid, values[key]):
+            check.error((*at, key), f"'{values[key]}' is not {what}", hint)
+            del values[key]
     return Vm(**values)
+
+
+# vm values that land in a QEMU option's implied position or in -cpu, where QEMU has no
+# escape (holos_runtime.optstrings): refused unless QEMU reads them back as written.
+_QEMU_VALUES = {
+    "machine": (
+        qemu_name,
+        "a QEMU machine type (letters, digits, '.', '_', '-'; "
+        "qemu-system-x86_64 -machine help lists them)",
+        "machine options go in vm.extra_args: ['-machine', 'smm=off']",
+    ),
+    "cpu_model": (
+        qemu_cpu,
+        "a QEMU CPU model with optional features (MODEL[,+FLAG|,-FLAG|,FLAG=VALUE...]; "
+        "qemu-system-x86_64 -cpu help lists them)",
+        "for example host, max or Skylake-Client",
+    ),
+}
+
+
+def _accepts(valid: Callable[[str], str], value: str) -> bool:
+    try:
+        valid(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _devices(check: Checker, at: JsonPath, raw: Any) -> tuple[Device, ...]:
