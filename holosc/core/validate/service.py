@@ -157,13 +157,19 @@ def _id(check: Checker, where: JsonPath, value: Any) -> int | None:
     return None
 
 
+def _listed(value: Any) -> list[Any]:
+    """The items of a list in holos.yaml; none when it is something else (the schema
+    reports that: checks go on with what is well-formed, to report every error at once)."""
+    return value if isinstance(value, list) else []
+
+
 def _environment(
     check: Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
     """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
     result: dict[str, str] = {}
     listed = raw.get("env_file")
-    for i, rel in enumerate([listed] if isinstance(listed, str) else listed or []):
+    for i, rel in enumerate([listed] if isinstance(listed, str) else _listed(listed)):
         where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
         if isinstance(rel, str):
             result |= _env_file(check, where, rel, files)
@@ -224,9 +230,20 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
     return True
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
+    if _CONTROL.search(rel) or rel.endswith("\\"):
+        # The path names the build in its unit's Description=, a one-line value.
+        check.error(
+            where,
+            f"'{rel}': a Dockerfile path cannot hold control characters or end in '\\'",
+            "rename the Dockerfile",
+        )
+        return None, UNREADABLE
     project_dir = files.realpath(check.doc.directory)
     if project_dir not in files.realpath(path).parents:
         check.error(
@@ -242,6 +259,10 @@ def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[A
         return None, UNREADABLE
     except UnicodeDecodeError:
         check.error(where, f"Dockerfile '{rel}' is not UTF-8 text")
+        return None, UNREADABLE
+    if "\0" in text:  # no argv can carry it: the build's ssh to the builder would fail
+        line = text.count("\n", 0, text.index("\0")) + 1
+        check.error(where, f"{rel}:{line}: a NUL byte is not allowed in a Dockerfile")
         return None, UNREADABLE
     converted = dockerfile.convert(text, path.parent, files, rel)
     for finding in converted.findings:
@@ -530,7 +551,7 @@ def _cloud_init(check: Checker, at: JsonPath, raw: Any, image: Image) -> CloudIn
                 "starting with a letter or '_', at most 32 characters",
             )
     write_files = []
-    for i, item in enumerate(raw.get("write_files") or []):
+    for i, item in enumerate(_listed(raw.get("write_files"))):
         if isinstance(item, dict) and isinstance(item.get("path"), str):
             write_files.append(_write_file(check, (*at, "write_files", i), item))
 
