@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from holos_runtime.terminal import terminal_safe as terminal_safe  # the one, re-exported
 
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 
@@ -116,9 +116,10 @@ quiet = False  # set once by the global -q/--quiet option
 
 
 def note(line: str) -> None:
-    """Progress and summaries on stderr; -q silences them (never warnings or errors)."""
+    """Progress and summaries on stderr; -q silences them (never warnings or errors).
+    Lines may quote a guest (a build step's output): they pass `terminal_safe`."""
     if not quiet:
-        print(line, file=sys.stderr, flush=True)
+        print(terminal_safe(line), file=sys.stderr, flush=True)
 
 
 def set_profiles(given: list[str] | None) -> None:
@@ -134,17 +135,6 @@ def set_profiles(given: list[str] | None) -> None:
                 param_hint="--profile / HOLOS_PROFILES",
             )
     profiles = tuple(given)
-
-
-# C0 and C1 controls but tab and newline: what a terminal would act on.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text a guest wrote (its serial console), made safe to print: escape sequences in it
-    could retitle, recolour or rewrite the user's terminal, so every control character
-    shows as a visible \\xNN. The serial console's CR LF line ends become LF."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
@@ -171,7 +161,7 @@ def fail(exc: HolosError) -> NoReturn:
         if errors > 1:
             print(f"holosc: {errors} errors", file=sys.stderr)
     else:
-        print(f"holosc: error: {exc.message}", file=sys.stderr)
+        print(f"holosc: error: {terminal_safe(exc.message)}", file=sys.stderr)
     raise typer.Exit(int(exc.exit_code))
 
 
