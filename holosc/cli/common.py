@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from holos_runtime.terminal import terminal_safe as terminal_safe  # the one, re-exported
 
+from holosc.cli import streams
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 
 if TYPE_CHECKING:
@@ -149,8 +150,9 @@ def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
             if ansi:
                 text, caret = snippet.rsplit("\n", 1)
                 mark = "\033[1;31m" if diag.severity == "error" else "\033[1;33m"
-                snippet = f"{text}\n{caret[:-1]}{mark}^\033[0m"
-            print(snippet, file=sys.stderr)
+                streams.control(f"{text}\n{caret[:-1]}{mark}^\033[0m\n")
+            else:
+                print(snippet, file=sys.stderr)
 
 
 def fail(exc: HolosError) -> NoReturn:
