@@ -18,6 +18,7 @@ QEMU reads what holosc accepts as one name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -169,9 +170,10 @@ def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(tmp_path: Pa
         shares = {d: _served(s, project / d) for s, d in zip(sockets, ("ro", "rw"), strict=True)}
     finally:
         os.kill(pid, signal.SIGKILL)
-        for socket_name in sockets:
+        for socket_name in sockets:  # they end with QEMU's connection, or now
             for virtiofsd in _processes_naming(f"--socket-path={socket_name}"):
-                os.kill(virtiofsd, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(virtiofsd, signal.SIGKILL)
     files = {b["device"]: b["inserted"]["file"] for b in blocks if "inserted" in b}
     root = next(b for b in blocks if b["device"] == "root")["inserted"]["image"]
     assert files["root"] == str(state / "root.qcow2"), files
