@@ -148,7 +148,9 @@ def test_import_warnings_with_c1_controls_are_escaped(tmp_path: Path) -> None:
 def test_nothing_writes_past_the_wrapped_streams() -> None:
     """The wrapper holds only if no code writes to the file descriptors or the original
     streams itself; the interactive console is the one exception, on purpose."""
-    bypass = re.compile(r"__std(out|err)__|std(out|err)\.(buffer|fileno)|os\.(write|fdopen)\([12]\b")
+    bypass = re.compile(
+        r"__std(out|err)__|std(out|err)\.(buffer|fileno)|os\.(write|fdopen)\([12]\b"
+    )
     allowed = {"holosc/cli/guest.py"}  # `holosc console`: the guest's terminal, raw
     found = [
         f"{path.relative_to(REPO)}:{n}: {line.strip()}"
