@@ -15,11 +15,15 @@ from pathlib import Path, PurePosixPath
 
 from holosc.core import jsontext
 from holosc.core.compiler import Output
+from holosc.emit import safedir
 from holosc.emit.write import Changes, write_atomic
 from holosc.errors import Diagnostic, EmitError
 
 
 def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
+    """:raises EmitError: when `root` (or a directory above it) is another user's or
+    writable by others (safedir.py), or cannot be written."""
+    safedir.check_dir(root, create=True)
     previous = _previous_lock(root / lock_file)
     wanted = {str(p) for p in output.files}
     stale = sorted(
