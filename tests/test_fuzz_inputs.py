@@ -67,6 +67,7 @@ def _settings(what: str) -> settings:
 
 NASTY = [
     "", " ", "'", '"', "\\", "$", "${", "${X}", "${X:?boom}", "${X:-d}", "$$", "%", "%i",
+    "${ODD}",  # an environment variable that is not UTF-8 (set by the holos.yaml test)
     ",", ",,", "=", ":", "#", "&a", "*a", "<<", "{", "[", "-", "--x", "\n", "\r", "\t",
     "\x00", "\x01", "\x1b[31m", "\x7f", "\x85", "\u2028", "\ufffe", "\ud800", "é", "日本",
     "../../etc/passwd", "/etc/shadow", "/proc/self/environ", "/dev/zero", "a" * 300,
@@ -117,8 +118,8 @@ def mutated(draw: st.DrawFn, tree: Any, most: int = 3) -> Any:
             continue
         parent, last = _parent(tree, path), path[-1]
         change = draw(st.sampled_from(["replace", "replace", "drop", "add", "repeat", "wrap"]))
-        if change == "replace":
-            parent[last] = draw(values)
+        if change == "replace":  # text most often: it reaches the output more than errors
+            parent[last] = draw(st.one_of(text, text, values))
         elif change == "drop":
             del parent[last]
         elif change == "add" and isinstance(parent, dict):
@@ -273,11 +274,20 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
     }
     db = {
         "dockerfile": "Dockerfile",
-        **maybe({"healthcheck": {"test": "true"}, "extends": "base"}),
+        **maybe(
+            {
+                "healthcheck": {"test": "true"},
+                "extends": draw(
+                    st.sampled_from(["base", {"service": "extra", "file": "inc.yaml"}])
+                ),
+                "stop_grace_period": "${GRACE:-5s}",  # interpolated from .env
+                "cloud_init": {"runcmd": ["echo ${GREETING}", "echo $$HOME"]},
+            }
+        ),
     }
     return {
         "name": "fuzz",
-        **maybe({"include": ["inc.yaml"]}),
+        **maybe({"include": draw(st.sampled_from([["inc.yaml"], [{"path": "inc.yaml"}]]))}),
         "services": {"web": web, "db": db, "base": {"image": "debian:12", "replicas": 0}},
         "volumes": {"data": {"size": "1G"}},
         "secrets": {"token": {"file": "./token.txt"}, "other": {"environment": "TOKEN"}},
@@ -293,10 +303,15 @@ YAML_SYNTAX = [
 @st.composite
 def holos_files(draw: st.DrawFn) -> tuple[bytes, dict[str, bytes]]:
     data = draw(mutated(draw(projects()), most=4))
-    text = yaml_document(data).encode("utf-8", "surrogatepass")
+    # PyYAML's own emitter: libyaml refuses lone surrogates, which holosc must refuse too.
+    text = yaml_document(data, libyaml=False).encode("utf-8", "surrogatepass")
+    included = yaml_document(draw(mutated(INCLUDED, most=2)), libyaml=False)
     side = {
-        "inc.yaml": yaml_document(draw(mutated(INCLUDED, most=2))).encode("utf-8", "replace"),
-        "app.env": draw(bytes_mutated(b"A=1\nexport B='two'\nC=\"x\\ny\"\n", [b"=", b"'"])),
+        "inc.yaml": included.encode("utf-8", "surrogatepass"),
+        "app.env": draw(
+            bytes_mutated(b'A=1\nexport B=\'two\'\nC="x \\"y\\""  # c\n', [b"=", b"'"])
+        ),
+        ".env": draw(bytes_mutated(b"GRACE=10s\nGREETING='hello, world'\n", [b"=", b"${"])),
         "Dockerfile": draw(bytes_mutated(DOCKERFILE.encode(), [b"\\\n", b"RUN ", b"COPY "])),
     }
     return draw(bytes_mutated(text, YAML_SYNTAX)), side
@@ -322,6 +337,7 @@ def test_no_holos_yaml_ends_in_an_internal_error(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TOKEN", "t")
+    monkeypatch.setenv("ODD", "not \udcff UTF-8")  # as Python reads such bytes
     tally = _fuzz(tmp_path_factory, "holos.yaml", holos_files(), _holos_yaml)
     assert tally.codes["validate 0"] and tally.codes["validate 3"], tally.codes
 

@@ -128,3 +128,21 @@ def test_an_xml_encoding_python_cannot_decode_is_invalid_input(tmp_path: Path) -
     assert "db.xml: parse libvirt xml: line 1: cannot read the declared encoding 'utf-7'" in (
         ran.stderr
     )
+
+
+def test_a_nul_in_dotenv_is_positioned(tmp_path: Path) -> None:
+    """Its values are interpolated after the NUL check of holos.yaml's own text: a NUL
+    reached launch.sh, and a secret's path QEMU's option-string escaping refuses."""
+    _write(tmp_path, b"IMAGE=./a.qcow2\nFILE=./s\0\n", ".env")
+    _write(tmp_path, ONE + "    secrets: [s]\nsecrets:\n  s: {file: '${FILE}'}\n")
+    _refused(tmp_path, "build", where=".env:2:9: error: a NUL character (\\0) is not allowed")
+
+
+def test_an_environment_variable_that_is_not_utf8_is_positioned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python keeps such bytes as lone surrogates, which no output file can encode."""
+    monkeypatch.setenv("CMDLINE", "console=\udcff")
+    _write(tmp_path, ONE + "    vm: {kernel: ./k, cmdline: '${CMDLINE}'}\n")
+    said = _refused(tmp_path, "build", where="holos.yaml:5:32: error: services.web.vm.cmdline:")
+    assert "bytes that are not UTF-8" in said

@@ -39,7 +39,7 @@ from holosc.core.document import (
 )
 from holosc.core.dotenv import parse_dotenv
 from holosc.core.interpolate import interpolate_document
-from holosc.errors import Diagnostic, LoadError
+from holosc.errors import Diagnostic, LoadError, ValidationError
 
 MAX_NODES = 200_000  # after alias expansion: bounds "billion laughs" documents
 MAX_DEPTH = 64
@@ -181,7 +181,39 @@ def load_text(
         quoted=frozenset(builder.quoted),
         sources={file: tuple(text.splitlines())},
     )
-    return interpolate_document(doc, {} if environ is None else environ)
+    return _check_interpolated(interpolate_document(doc, {} if environ is None else environ))
+
+
+def _check_interpolated(doc: Document) -> Document:
+    """Refuse what interpolation brought that the YAML text could not hold: Python keeps
+    an environment variable's bytes that are not UTF-8 as lone surrogates, which no file
+    holosc writes can encode."""
+    errors = [
+        doc.diagnostic(
+            path,
+            "the value holds bytes that are not UTF-8 or a NUL (from the environment)",
+            hint="set the variable to UTF-8 text",
+        )
+        for path, value in _strings(doc.data)
+        if "\0" in value or _SURROGATE.search(value)
+    ]
+    if errors:
+        raise ValidationError(f"{len(errors)} error(s) in {doc.file}", errors)
+    return doc
+
+
+def _strings(data: Any) -> list[tuple[JsonPath, str]]:
+    """Every string value of `data` with its path (keys are never interpolated)."""
+    found, stack = [], [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            stack += [((*path, k), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [((*path, i), v) for i, v in enumerate(value)]
+    return found
 
 
 def _compose(text: str, file: str) -> yaml.nodes.Node | None:
@@ -443,4 +475,9 @@ def read_dotenv(path: Path) -> dict[str, str]:
         raise LoadError(
             f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
         ) from exc
+    if "\0" in text:  # its values become holos.yaml values, which cannot hold NUL either
+        at = text.index("\0")
+        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        message = "a NUL character (\\0) is not allowed in .env"
+        raise LoadError(message, [Diagnostic(message, file=path.name, line=line, col=col)])
     return parse_dotenv(text)
