@@ -102,6 +102,8 @@ LOCKS = {
     "deep": "[" * 100_000 + "]" * 100_000,
     "deep-inside": '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}",
     "profiles": '{"project": "demo", "profiles": 5, "instances": {}}',
+    # found by tests/test_fuzz_inputs.py: a NUL in a file name the export lock lists
+    "nul-name": '{"files": {"\\u00000-namespace-demo.yaml": "0", "a/../b": "0"}}',
 }
 
 
