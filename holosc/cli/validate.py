@@ -25,7 +25,7 @@ def validate(
     project = loaded.project
     print(f"project: {project.name}")
     print(f"order: {' '.join(s.name for s in project.services)}")
-    print(f"network: {P.SUBNET} (multicast {plan.mcast_group}:{plan.mcast_port})")
+    print(f"network: {P.SUBNET} ({', '.join(plan.networks)})")
     print(f"{'INSTANCE':<20} {'IP':<12} {'SSH':>6}  PORTS")
     for inst in plan.instances:
         ports = ",".join(f"{f.host}->{f.guest}" for f in inst.forwards) or "-"

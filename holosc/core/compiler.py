@@ -67,6 +67,7 @@ def compile_project(
         files[PurePosixPath(path)] = File(data, mode)
 
     add(layout.target_name(name), units.render_target(plan))
+    add(layout.switch_unit(name), units.render_switch(plan))
     for ref in P.registry_images(project):
         add(layout.image_unit(name, ref), units.render_image(plan, ref))
     if project.used_volumes:

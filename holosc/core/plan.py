@@ -21,6 +21,7 @@ from holosc.core import layout
 from holosc.core.model import Condition, Project, Service
 
 SUBNET = "10.10.0.0/24"
+DEFAULT_NETWORK = "default"
 FIRST_HOST = 2
 LAST_HOST = 254
 PORT_BLOCK_START = 20000
@@ -62,8 +63,7 @@ class Instance:
 class Plan:
     project: Project
     instances: tuple[Instance, ...]
-    mcast_group: str
-    mcast_port: int
+    networks: tuple[str, ...] = (DEFAULT_NETWORK,)
 
     def of(self, service: Service) -> tuple[Instance, ...]:
         return tuple(i for i in self.instances if i.service.name == service.name)
@@ -83,12 +83,6 @@ def registry_images(project: Project) -> tuple[str, ...]:
     """`name:tag` of every registry image the services use, first use first."""
     refs = (s.image.ref for s in project.services if s.image.is_registry)
     return tuple(dict.fromkeys(refs))
-
-
-def multicast(project: str) -> tuple[str, int]:
-    """Per-project L2 segment: group 239.a.b.c and a port in 10000..64999."""
-    h = _digest(project)
-    return f"239.{h[0]}.{h[1]}.{h[2]}", 10000 + ((h[3] << 8) | h[4]) % 55000
 
 
 def macs(project: str, service: str, index: int) -> tuple[str, str]:
@@ -145,8 +139,7 @@ def build_plan(project: Project, previous: Mapping[str, Allocation] | None = Non
     instances = [
         dataclasses.replace(i, forwards=_forwards(i, kept.get(i.name), free)) for i in instances
     ]
-    group, port = multicast(project.name)
-    return Plan(project, tuple(instances), group, port)
+    return Plan(project, tuple(instances))
 
 
 def _kept(

@@ -35,7 +35,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes, image and build units
+    others: tuple[str, ...]  # volumes, switch, image and build units
 
     @property
     def target(self) -> str:
@@ -76,11 +76,11 @@ def installed_units(manager: Manager, project: str) -> Units:
         )
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
-    volumes = layout.volumes_unit(project)
+    own = (layout.volumes_unit(project), layout.switch_unit(project))
     others = tuple(
         n
         for n in manifest["units"]
-        if n == volumes or layout.is_image_unit(project, n) or layout.is_build_unit(n)
+        if n in own or layout.is_image_unit(project, n) or layout.is_build_unit(n)
     )
     return Units(project, tuple(order), gates, others)
 
@@ -156,6 +156,11 @@ def up(
         if p.get("ActiveState") in ("active", "activating", "reloading")
     }
     running = active & set(units.instance_units(sorted(changes.changed_instances)))
+    switch = layout.switch_unit(project)
+    if switch in changes.written_units:
+        # New networks: the switch binds their sockets at start. Its restart takes a
+        # second, and the VMs keep running (docs/units.md, "Networks").
+        manager.ctl("try-restart", units=[switch], check=False)
     for inst in units.instances:  # dependency order
         unit = units.unit(inst)
         if unit in running:

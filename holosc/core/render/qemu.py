@@ -12,6 +12,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Any
 
 from holosc.core import layout
@@ -22,6 +23,11 @@ from holosc.core.render.escape import ShellVar, qemu_value, qemu_value_at_run_ti
 from holosc.core.render.secrets import fw_cfg_name
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
+
+# Socket names of the NAT NIC (runtime-helpers/switch.py wires them together).
+NAT_SOCKET = "nat.sock"  # the switch's
+NAT_GUEST = "nat.sock"  # the guest NIC's, in the instance's runtime directory
+NAT_SLIRP = "slirp.sock"  # slirp's side of the hub
 
 
 def _var(name: str) -> ShellVar:
@@ -201,18 +207,47 @@ def _disk_args() -> list[Word]:
 
 
 def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    """Every NIC is a datagram socket to the project's switch (docs/units.md,
+    "Networks"): QEMU binds its end in the instance's runtime directory as
+    `../<inst>/NAME`, a name the switch resolves from its own directory beside it, and
+    sends to the switch's absolute path (after -daemonize QEMU works in /).
+
+    The NAT NIC (net0) reaches slirp only through the switch's filter: slirp sits on a
+    QEMU hub with a second datagram socket, so the guest has no direct path to it."""
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
-    return [
+    here = f"../{qemu_value(inst.name)}/"
+
+    def dgram(ident: str, local: str, remote: str) -> list[Word]:
+        return [
+            ["-netdev"],
+            [
+                f"dgram,id={ident},local.type=unix,local.path={here}{local},"
+                "remote.type=unix,remote.path=",
+                _var("switch_q"),
+                f"/{remote}",
+            ],
+        ]
+
+    nics: list[Word] = [
         ["-netdev"],
-        [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
+        [f"user,id=slirp,ipv6=off{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
+        ["-netdev"],
+        ["hubport,id=slirp-port,hubid=0,netdev=slirp"],
+        *dgram("slirp-link", NAT_SLIRP, NAT_SOCKET),
+        ["-netdev"],
+        ["hubport,id=slirp-link-port,hubid=0,netdev=slirp-link"],
+        *dgram("net0", NAT_GUEST, NAT_SOCKET),
         ["-device"],
         [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
-        # Multicast on loopback: the private segment never leaves this host.
-        ["-netdev"],
-        [f"socket,id=net1,mcast={plan.mcast_group}:{plan.mcast_port},localaddr=127.0.0.1"],
-        ["-device"],
-        [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
     ]
+    for index, network in enumerate(plan.networks, start=1):
+        sock = layout.network_socket(network)
+        nics += [
+            *dgram(f"net{index}", sock, sock),
+            ["-device"],
+            [f"virtio-net-pci,netdev=net{index},mac={inst.mac_internal}"],
+        ]
+    return nics
 
 
 def _volume_args(service: Service) -> list[Word]:
@@ -316,12 +351,15 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
-    escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
+    escaped = [
+        v for v in ("here", "state", "volumes", "run", "project", "switch") if f"{v}_q" in used
+    ]
     binds = service.binds
     return dict(
         instance=inst.name,
         project=plan.project.name,
         unit=layout.instance_unit(plan.project.name, service.name, inst.index),
+        switch_dir=layout.switch_sockets(PurePosixPath("."), plan.project.name).name,
         uses_project=uses_project,
         escape_lines=[qemu_value_at_run_time(v) for v in escaped],
         ovmf_escape=qemu_value_at_run_time("ovmf_code"),
