@@ -101,7 +101,8 @@ class Network:
 
     def __init__(self, name: str, ident: str, sock: socket.socket) -> None:
         self.name = name
-        self.pattern = f"../*/n-{ident}.sock"
+        self.socket_name = f"n-{ident}.sock"
+        self.pattern = f"../*/{self.socket_name}"
         self.sock = sock
         self.members: dict[str, None] = {}  # insertion-ordered set
         self.macs: dict[bytes, str] = {}
@@ -125,7 +126,10 @@ class Network:
             del self.macs[mac]
 
     def forward(self, frame: bytes, source: str) -> None:
-        if not is_member_name(source) or len(frame) < 14:
+        # Only this network's NICs: a socket of another network never joins it.
+        if not is_member_name(source) or not source.endswith(f"/{self.socket_name}"):
+            return
+        if len(frame) < 14:
             return
         self.join(source)
         self.macs[frame[6:12]] = source
