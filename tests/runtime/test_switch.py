@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from holos_runtime import switch
 from holos_runtime.switch import nat_allows
 
