@@ -184,7 +184,7 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
     packages = doc.get("packages", [])
     doc["packages"] = packages + ["qemu-guest-agent"] * ("qemu-guest-agent" not in packages)
     boot = [c for c in doc.get("bootcmd", []) if c != secrets.guest_command(service)]
-    boot = [c for c in boot if c != hosts.boot_command()]  # peers through cluster DNS
+    boot = [c for c in boot if c != hosts.boot_command(service)]  # peers through cluster DNS
     doc.pop("bootcmd", None)
     if boot:
         doc["bootcmd"] = boot

@@ -227,8 +227,8 @@ def artifacts(config: Root, project: str) -> Root:
 
 
 # What the compiler writes below <p>/, and so what install copies into artifacts().
-PEERS_FILE = "hosts"  # every instance's address and names (core/render/hosts.py)
-PROJECT_FILES = ("volumes.sh", PEERS_FILE)  # <p>/NAME
+PEERS_PREFIX = "hosts."  # hosts.<network>: its members' addresses and names (render/hosts.py)
+PROJECT_FILES = ("volumes.sh",)  # <p>/NAME, beside the peer files
 INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 
 
@@ -237,13 +237,22 @@ BUILD_SUFFIX = ".build.json"
 
 def is_project_file(name: str) -> bool:
     """Whether `name` is a file the compiler writes directly below <p>/."""
-    if name in PROJECT_FILES:
+    if name in PROJECT_FILES or is_peers_name(name):
         return True
     return name.endswith(BUILD_SUFFIX) and names.is_label(name.removesuffix(BUILD_SUFFIX))
 
 
-def peers_file(config: Root, project: str) -> Root:
-    return artifacts(config, project) / PEERS_FILE
+def peers_name(network: str) -> str:
+    """The project file listing `network`'s members, below <p>/."""
+    return f"{PEERS_PREFIX}{network}"
+
+
+def is_peers_name(name: str) -> bool:
+    return name.startswith(PEERS_PREFIX) and names.is_label(name.removeprefix(PEERS_PREFIX))
+
+
+def peers_file(config: Root, project: str, network: str) -> Root:
+    return artifacts(config, project) / peers_name(network)
 
 
 def instance_runtime(runtime: Root, project: str, instance: str) -> Root:

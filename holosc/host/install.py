@@ -33,7 +33,7 @@ class Installed:
     removed_units: frozenset[str]
     changed_instances: frozenset[str]
     removed_instances: frozenset[str]
-    peers_changed: bool = False  # <p>/hosts replaced one that guests may be running with
+    peers_changed: bool = False  # a <p>/hosts.<network> replaced one guests may run with
 
     @property
     def any(self) -> bool:
@@ -208,7 +208,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         frozenset(removed_units),
         frozenset(changed & old_instances),
         frozenset(old_instances - new_instances),
-        layout.PEERS_FILE in changed_files and layout.PEERS_FILE in old["files"],
+        any(layout.is_peers_name(f) and f in old["files"] for f in changed_files),
     )
 
 

@@ -28,11 +28,16 @@ def update(
     lock = install.read_lock(manager, project)
     if not instances or lock is None:
         return
-    peers = layout.peers_file(manager.config_dir, project).read_text()
 
     def send(instance: str) -> str:
         if instance not in lock.instances:
             return "not in the installed lock"
+        # Its networks' lists, in its NICs' order (sorted by name, as compiled).
+        peers = "".join(
+            layout.peers_file(manager.config_dir, project, network).read_text()
+            for network in sorted(lock.instances[instance].networks)
+            if layout.peers_file(manager.config_dir, project, network).is_file()
+        )
         try:
             address = guestssh.target(lock.instances[instance])
             argv = guestssh.ssh_argv(

@@ -27,6 +27,7 @@ Word = Sequence[str]  # literal strings and ShellVar names, concatenated
 # Socket names of the NAT NIC (runtime-helpers/switch.py wires them together).
 NAT_SOCKET = "nat.sock"  # the switch's
 NAT_GUEST = "nat.sock"  # the guest NIC's, in the instance's runtime directory
+NAT_GUEST_HOST = "nat-host.sock"  # the same, for a service with host-gateway
 NAT_SLIRP = "slirp.sock"  # slirp's side of the hub
 
 
@@ -128,7 +129,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         *_share_args(plan, inst),
         *_device_args(service),
         *_kernel_args(service),
-        *_peers_args(),
+        *_peers_args(inst),
         *_secret_args(plan, service),
         *([a] for a in service.vm.extra_args),
     ]
@@ -216,6 +217,11 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     QEMU hub with a second datagram socket, so the guest has no direct path to it."""
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
     here = f"../{qemu_value(inst.name)}/"
+    networks = [plan.network(n.network) for n in inst.nics]
+    # compose's internal: no route out. A service only on internal networks gets no NAT;
+    # restrict=on keeps the host's port forwards (SSH, published ports) working.
+    restrict = ",restrict=on" if networks and all(n.internal for n in networks) else ""
+    guest = NAT_GUEST_HOST if inst.service.host_gateway else NAT_GUEST
 
     def dgram(ident: str, local: str, remote: str) -> list[Word]:
         return [
@@ -230,22 +236,22 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
 
     nics: list[Word] = [
         ["-netdev"],
-        [f"user,id=slirp,ipv6=off{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
+        [f"user,id=slirp,ipv6=off{restrict}{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
         ["-netdev"],
         ["hubport,id=slirp-port,hubid=0,netdev=slirp"],
         *dgram("slirp-link", NAT_SLIRP, NAT_SOCKET),
         ["-netdev"],
         ["hubport,id=slirp-link-port,hubid=0,netdev=slirp-link"],
-        *dgram("net0", NAT_GUEST, NAT_SOCKET),
+        *dgram("net0", guest, NAT_SOCKET),
         ["-device"],
         [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
     ]
-    for index, network in enumerate(plan.networks, start=1):
-        sock = layout.network_socket(network)
+    for index, (nic, network) in enumerate(zip(inst.nics, networks, strict=True), start=1):
+        sock = layout.network_socket(network.name)
         nics += [
             *dgram(f"net{index}", sock, sock),
             ["-device"],
-            [f"virtio-net-pci,netdev=net{index},mac={inst.mac_internal}"],
+            [f"virtio-net-pci,netdev=net{index},mac={nic.mac}"],
         ]
     return nics
 
@@ -311,10 +317,14 @@ def _kernel_args(service: Service) -> list[Word]:
     return args
 
 
-def _peers_args() -> list[Word]:
-    """The project's peer list (render/hosts.py), which QEMU reads at each start."""
-    path = [_var("here_q"), f"/../{layout.PEERS_FILE}"]
-    return [["-fw_cfg"], [f"name={hosts.FW_CFG_NAME},file=", *path]]
+def _peers_args(inst: P.Instance) -> list[Word]:
+    """The peer lists of the instance's networks (render/hosts.py), which QEMU reads at
+    each start."""
+    args: list[Word] = []
+    for index, nic in enumerate(inst.nics):
+        path = [_var("here_q"), f"/../{layout.peers_name(nic.network)}"]
+        args += [["-fw_cfg"], [f"name={hosts.fw_cfg_name(index)},file=", *path]]
+    return args
 
 
 def _secret_args(plan: P.Plan, service: Service) -> list[Word]:

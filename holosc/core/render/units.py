@@ -330,7 +330,12 @@ def render_switch(plan: P.Plan) -> str:
         Specifier(str(sockets)),
         "--members",
         Specifier(str(members)),
-        *(a for n in plan.networks for a in ("--network", f"{n}={layout.network_id(n)}")),
+        *(
+            a
+            for n in plan.networks
+            if n.external is None
+            for a in ("--network", f"{n.name}={n.ident}")
+        ),
     ]
     return serialize(
         [

@@ -82,4 +82,4 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:5b:67:00 \
   -netdev dgram,id=net1,local.type=unix,local.path=../api-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:5b:67:00 \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default

@@ -109,5 +109,5 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:59:9c:00 \
   -device vfio-pci,host=0000:01:00.0 \
   -device vfio-pci,host=0000:01:00.1,romfile="${project_q}"/roms/gpu.rom \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
   -device virtio-gpu-pci

@@ -86,4 +86,4 @@ exec qemu-system-x86_64 \
   -kernel "${project}"/guest/vmlinuz \
   -initrd "${project}"/guest/initrd.img \
   -append 'root=/dev/vda rw console=ttyS0' \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default

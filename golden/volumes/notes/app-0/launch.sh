@@ -127,4 +127,4 @@ exec qemu-system-x86_64 \
   -numa node,memdev=mem \
   -chardev socket,id=fs0,path=fs0-66e60566e949.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0 \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default
