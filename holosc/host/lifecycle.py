@@ -186,7 +186,7 @@ def up(
 
         # Restarted and new guests read the new list at boot; the others run on.
         kept = [i for i in units.instances if units.unit(i) in active - running]
-        peers.update(manager, project, kept, say)
+        peers.update(manager, project, kept, changes.peers_changed, say)
 
 
 def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
