@@ -56,6 +56,7 @@ BROADCAST = bytes((255, 255, 255, 255))
 ETH_ARP = b"\x08\x06"
 ETH_IPV4 = b"\x08\x00"
 TCP, UDP = 6, 17
+TCP_SYN, TCP_ACK = 0x02, 0x10
 NAT_SOCKET = "nat.sock"  # the switch's, in --sockets
 NAT_GUEST = "nat.sock"  # an instance's guest NIC, in its runtime directory
 NAT_GUEST_HOST = "nat-host.sock"  # a service with extra_hosts host-gateway
@@ -65,11 +66,16 @@ GONE = (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR)
 
 def nat_allows(frame: bytes, host_gateway: bool) -> bool:
     """Whether a guest's frame may reach its slirp: ARP, and IPv4 to anywhere but the
-    host's loopback. slirp connects packets for 127.0.0.0/8, 0.0.0.0/8 and any address of
+    host's loopback.
+
+    slirp connects what a guest opens towards 127.0.0.0/8, 0.0.0.0/8 or any address of
     its own network but its DNS proxy to the host's loopback (measured: a guest that
-    routed 127.0.0.1 through eth0 reached a host listener on 127.0.0.1), so only DHCP to
-    slirp and DNS to 10.0.2.3 pass there, and 10.0.2.2 when `host_gateway`. Other
-    ethertypes (IPv6: slirp runs with ipv6=off) and malformed IPv4 are dropped."""
+    routed 127.0.0.1 through eth0 reached a host listener on 127.0.0.1). So towards its
+    network only these pass: DHCP, DNS to 10.0.2.3, TCP segments that open nothing (SYN
+    without ACK is what makes slirp connect; the rest belongs to connections slirp made
+    itself, the host's port forwards, which reach the guest from 10.0.2.2), and anything
+    to 10.0.2.2 when `host_gateway`. Other ethertypes (IPv6: slirp runs with ipv6=off),
+    fragments towards slirp's network and malformed IPv4 are dropped."""
     kind = frame[12:14]
     if kind == ETH_ARP:
         return True
@@ -88,11 +94,14 @@ def nat_allows(frame: bytes, host_gateway: bool) -> bool:
         return True
     # A fragment carries no ports (or could overwrite them on reassembly): refused here.
     fragment = int.from_bytes(ip[6:8], "big") & 0x3FFF
-    if fragment or len(ip) < header + 4:
+    if fragment or len(ip) < header + 14:
         return False
     protocol, port = ip[9], int.from_bytes(ip[header + 2 : header + 4], "big")
-    if dst == SLIRP_DNS:
-        return protocol in (TCP, UDP) and port == 53
+    if dst == SLIRP_DNS and protocol in (TCP, UDP) and port == 53:
+        return True
+    if protocol == TCP and dst != BROADCAST:
+        flags = ip[header + 13]
+        return not (flags & TCP_SYN and not flags & TCP_ACK)
     return protocol == UDP and port == 67 and dst in (SLIRP_HOST, BROADCAST)
 
 

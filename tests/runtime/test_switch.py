@@ -170,12 +170,23 @@ def test_a_restarted_member_is_reached_again(fabric: Fabric) -> None:
     assert b.receive() == frame(B, A, b"unicast")
 
 
-def ipv4(dst: str, proto: int = 6, dport: int = 80, fragment: int = 0) -> bytes:
+SYN, SYN_ACK, ACK = 0x02, 0x12, 0x10
+
+
+def ipv4(
+    dst: str,
+    proto: int = 6,
+    dport: int = 80,
+    fragment: int = 0,
+    flags: int = SYN,
+    sport: int = 40000,
+) -> bytes:
     header = struct.pack(
         "!BBHHHBBH4s4s", 0x45, 0, 40, 1, fragment, 64, proto, 0,
         socket.inet_aton("10.0.2.15"), socket.inet_aton(dst),
     )  # fmt: skip
-    return b"\x52\x55\x0a\x00\x02\x02" + A + b"\x08\x00" + header + struct.pack("!HH", 40000, dport)
+    l4 = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 0x50, flags, 0, 0, 0)
+    return b"\x52\x55\x0a\x00\x02\x02" + A + b"\x08\x00" + header + l4
 
 
 @pytest.mark.parametrize(
@@ -183,6 +194,12 @@ def ipv4(dst: str, proto: int = 6, dport: int = 80, fragment: int = 0) -> bytes:
     [
         (ipv4("192.0.2.1"), False, True),  # beyond the host: NAT
         (ipv4("10.0.2.2"), False, False),  # slirp's alias of the host's loopback
+        (ipv4("10.0.2.2", sport=22), False, False),  # ... from a port forward's port too
+        # A port forward's connection: slirp opened it from 10.0.2.2, the guest answers.
+        (ipv4("10.0.2.2", dport=51234, sport=22, flags=SYN_ACK), False, True),
+        (ipv4("10.0.2.2", dport=51234, sport=22, flags=ACK), False, True),
+        (ipv4("10.0.2.2", 17, 7070), False, False),  # UDP opens a host socket at once
+        (ipv4("10.0.2.2", 1, 0), False, False),  # ICMP
         (ipv4("10.0.2.2"), True, True),  # ... for a service that asked for it
         (ipv4("10.0.2.77"), False, False),  # any slirp address is the host's loopback
         (ipv4("127.0.0.1"), False, False),  # a crafted packet to the loopback itself
@@ -191,6 +208,7 @@ def ipv4(dst: str, proto: int = 6, dport: int = 80, fragment: int = 0) -> bytes:
         (ipv4("10.0.2.3", 17, 53), False, True),  # DNS
         (ipv4("10.0.2.3", 6, 53), False, True),
         (ipv4("10.0.2.3", 6, 22), False, False),  # the DNS alias, another port
+        (ipv4("10.0.2.3", 17, 5353), False, False),
         (ipv4("10.0.2.3", 17, 53, fragment=0x2000), False, False),
         (ipv4("255.255.255.255", 17, 67), False, True),  # DHCP
         (ipv4("10.0.2.2", 17, 67), False, True),
