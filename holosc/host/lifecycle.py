@@ -112,6 +112,20 @@ def disk_warning(project: Project, manager: Manager) -> str | None:
     return diskspace.oversubscribed(state, items)
 
 
+def require_scope(project: Project, manager: Manager) -> None:
+    """External networks put taps on a host bridge: the system manager's alone.
+
+    :raises RuntimeCommandError: under a user manager.
+    """
+    external = [n.name for n in project.networks if n.external is not None]
+    if external and manager.scope == "user":
+        raise error(
+            f"network '{external[0]}' is external (a host bridge): user scope cannot attach "
+            "VMs to it (tap devices need root)",
+            "run holosc as root (system scope), or use a network of the project instead",
+        )
+
+
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:
     return RuntimeCommandError(message, [Diagnostic(message, file="holosc", hint=hint)])
 

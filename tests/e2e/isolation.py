@@ -22,6 +22,8 @@ CRAFTED = "127.0.0.2"  # where a guest's crafted packet goes (also the host's lo
 OUTSIDE = "192.0.2.1"  # TEST-NET-1, on a veth of the test's namespace
 OUTSIDE_PORT = 7071
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+LAN_BRIDGE = "holos-lan"  # an external network: a bridge with a DHCP server (busybox)
+LAN = "192.168.77"
 
 # The answer names what was reached; one listener thread per address. Every accepted
 # connection is logged: slirp connects on the host even when the guest never sees the
@@ -78,9 +80,19 @@ else:
 
 @contextmanager
 def host_services(sd: PrivateSystemd, log: Path) -> Iterator[None]:
-    """The listeners (accepted connections logged to `log`), and the veth that carries
-    OUTSIDE (with the default route)."""
+    """The listeners (accepted connections logged to `log`), the veth that carries
+    OUTSIDE (with the default route), and a LAN: a bridge whose DHCP server (busybox
+    udhcpd) leases LAN.100-150."""
+    conf = log.with_name("udhcpd.conf")
+    conf.write_text(
+        f"start {LAN}.100\nend {LAN}.150\ninterface {LAN_BRIDGE}\n"
+        f"lease_file {log.with_name('udhcpd.leases')}\noption subnet 255.255.255.0\n"
+    )
+    log.with_name("udhcpd.leases").touch()
     for argv in (
+        ["ip", "link", "add", LAN_BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", f"{LAN}.1/24", "dev", LAN_BRIDGE],
+        ["ip", "link", "set", LAN_BRIDGE, "up"],
         ["ip", "link", "add", "holos-out", "type", "veth", "peer", "name", "holos-peer"],
         ["ip", "addr", "add", f"{OUTSIDE}/24", "dev", "holos-out"],
         ["ip", "link", "set", "holos-out", "up"],
@@ -93,11 +105,16 @@ def host_services(sd: PrivateSystemd, log: Path) -> Iterator[None]:
          f"{CRAFTED}:{LOOPBACK_PORT}", f"{OUTSIDE}:{OUTSIDE_PORT}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    dhcp = subprocess.Popen(
+        [*sd.nsenter(), "--", "busybox", "udhcpd", "-f", str(conf)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         yield
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, dhcp):
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def as_nobody(sd: PrivateSystemd, kind: str, target: str) -> str:

@@ -56,7 +56,7 @@ services:
 {HEALTH}  api:
     <<: *guest
     depends_on: [db]
-    networks: [front, back]
+    networks: [front, back, lan]
     extra_hosts: ["host.docker.internal:host-gateway"]
     cloud_init: {{user: holos}}
     environment: {{GREETING: "hello, 'guest' #1"}}
@@ -78,6 +78,7 @@ services:
 networks:
   front: {{}}
   back: {{internal: true}}
+  lan: {{external: true, name: holos-lan}}
 volumes:
   data: {{size: 64M}}
 secrets:
@@ -344,6 +345,13 @@ def _check_networks(stack: Stack) -> None:
     # db is only on an internal network: no route out of the host.
     out = stack.exec("db-0", f"{reach} {isolation.OUTSIDE} {isolation.OUTSIDE_PORT}")
     assert out.startswith("refused"), out
+
+    # The LAN (an external network: the host's bridge): api-0 took an address from its
+    # DHCP server, and the LAN reaches it there.
+    lan = stack.exec("api-0", f"ip -4 -o addr show to {isolation.LAN}.0/24 | awk '{{print $4}}'")
+    assert lan.startswith(f"{isolation.LAN}.1") and lan.count(".") == 3, lan
+    address = lan.split("/")[0]
+    assert "1 received" in stack.sd.run(["ping", "-c1", "-W10", address]).stdout
 
     # Another local user: the switch's sockets are out of reach, where the old
     # multicast segment let it read and inject frames.

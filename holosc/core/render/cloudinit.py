@@ -115,7 +115,8 @@ def user_data_doc(
     if install_secrets:
         bootcmd.insert(0, install_secrets)
     if etc_hosts:
-        bootcmd.insert(0, hosts.boot_command(service))
+        lists = sum(1 for n in inst.nics if plan.network(n.network).external is None)
+        bootcmd.insert(0, hosts.boot_command(service, lists))
     if bootcmd:
         doc["bootcmd"] = bootcmd
     binds = service.binds

@@ -68,11 +68,13 @@ def write_script(source: str) -> str:
     )
 
 
-def boot_command(service: Service) -> list[str]:
+def boot_command(service: Service, lists: int | None = None) -> list[str]:
     """A bootcmd (every boot, before services start) writing /etc/hosts from the
-    service's extra hosts and its networks' fw_cfg files. A guest without the fw_cfg
-    driver keeps the peers it had, and says so."""
-    files = [fwcfg.raw(fw_cfg_name(i)) for i in range(len(service.networks))]
+    service's extra hosts and the fw_cfg files of its `lists` networks that have peer
+    lists (default: all). A guest without the fw_cfg driver keeps the peers it had, and
+    says so."""
+    count = len(service.networks) if lists is None else lists
+    files = [fwcfg.raw(fw_cfg_name(i)) for i in range(count)]
     lines = [
         f"mkdir -p {shell_word(EXTRA.rsplit('/', 1)[0])}",
         f"printf '%s' {shell_word(extra_lines(service))} >{EXTRA}",

@@ -118,6 +118,11 @@ def _uses_project(service: Service, plan: P.Plan) -> bool:
     return any(p is not None and not p.startswith("/") for p in paths)
 
 
+def peer_networks(plan: P.Plan, inst: P.Instance) -> list[str]:
+    """The instance's networks that have a peer list, in NIC order."""
+    return [n.network for n in inst.nics if plan.network(n.network).external is None]
+
+
 def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
     """The virtiofs socket of bind mount `index`, relative to the runtime directory.
 
@@ -139,7 +144,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         *_share_args(plan, inst),
         *_device_args(service),
         *_kernel_args(service),
-        *_peers_args(inst),
+        *_peers_args(plan, inst),
         *_secret_args(plan, service),
         *([a] for a in service.vm.extra_args),
     ]
@@ -257,13 +262,36 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
     ]
     for index, (nic, network) in enumerate(zip(inst.nics, networks, strict=True), start=1):
-        sock = layout.network_socket(network.name)
+        if network.external is not None:
+            # The host's bridge (system scope): QEMU creates the tap, which goes with it,
+            # and runs the script launch.sh wrote to put it on the bridge.
+            netdev: Word = [
+                f"tap,id=net{index},ifname={tap_name(plan, inst, network.name)},script=",
+                _var("run_q"),
+                f"/{ifup_script(network.name)},downscript=no",
+            ]
+        else:
+            sock = layout.network_socket(network.name)
+            netdev = dgram(f"net{index}", sock, sock)[1]
         nics += [
-            *dgram(f"net{index}", sock, sock),
+            ["-netdev"],
+            netdev,
             ["-device"],
             [f"virtio-net-pci,netdev=net{index},mac={nic.mac}"],
         ]
     return nics
+
+
+def tap_name(plan: P.Plan, inst: P.Instance, network: str) -> str:
+    """An instance's tap on an external network: 15 bytes at most (IFNAMSIZ), unique on
+    the host, and recognisable as holos's."""
+    digest = hashlib.sha256(f"{plan.project.name}/{inst.name}/{network}".encode()).hexdigest()
+    return f"holos{digest[:10]}"
+
+
+def ifup_script(network: str) -> str:
+    """The script QEMU runs with a new tap on `network`'s bridge, in the runtime directory."""
+    return f"ifup-{layout.network_id(network)}"
 
 
 def _volume_args(service: Service) -> list[Word]:
@@ -327,12 +355,12 @@ def _kernel_args(service: Service) -> list[Word]:
     return args
 
 
-def _peers_args(inst: P.Instance) -> list[Word]:
+def _peers_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     """The peer lists of the instance's networks (render/hosts.py), which QEMU reads at
-    each start."""
+    each start (an external network has none: the LAN's DHCP and DNS name its hosts)."""
     args: list[Word] = []
-    for index, nic in enumerate(inst.nics):
-        path = [_var("here_q"), f"/../{layout.peers_name(nic.network)}"]
+    for index, network in enumerate(peer_networks(plan, inst)):
+        path = [_var("here_q"), f"/../{layout.peers_name(network)}"]
         args += [["-fw_cfg"], [f"name={hosts.fw_cfg_name(index)},file=", *path]]
     return args
 
@@ -401,6 +429,11 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
             for i, m in enumerate(binds)
         ],
         secret_checks=_secret_checks(plan, service),
+        bridges=[
+            f"bridge {shell_word(ifup_script(n.name))} {shell_word(n.external)}"
+            for n in (plan.network(nic.network) for nic in inst.nics)
+            if n.external is not None
+        ],
         args=lines,
     )
 
