@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from holosc.errors import EmitError, HolosError
-from holosc.load.parse import read_regular
+from holosc.load.regular import read_regular
 from holosc.tools import importer
 
 
