@@ -128,14 +128,29 @@ class Tree:
                     result[key] = value
             return result
         if isinstance(base_value, list) and isinstance(over, list) and rel[-2:] not in _REPLACED:
-            redefined = {identity(rel, o) for o in over}
-            kept = [(i, v) for i, v in enumerate(base_value) if identity(rel, v) not in redefined]
-            if kept:
-                self._move(dst, lambda c: c + len(kept) if isinstance(c, int) else c)
-            for new, (old, _) in enumerate(kept):
-                self.graft((*dst, new), base_doc, (*base_path, old))
-            return [v for _, v in kept] + over
+            return self._merge_lists(dst, base, over, rel)
         return over
+
+    def _merge_lists(
+        self, dst: JsonPath, base: tuple[Document, JsonPath, Any], over: list[Any], rel: JsonPath
+    ) -> list[Any]:
+        """The base's entries that `over` does not redefine, then `over`'s, each entry
+        once (compose drops an entry identical to one already there)."""
+        base_doc, base_path, base_value = base
+        redefined = {identity(rel, o) for o in over}
+        kept = [(i, v) for i, v in enumerate(base_value) if identity(rel, v) not in redefined]
+        result = [v for _, v in kept]
+        moved: dict[int, int] = {}
+        for j, item in enumerate(over):
+            if item in result:
+                self.drop_under((*dst, j))
+            else:
+                moved[j] = len(result)
+                result.append(item)
+        self._move(dst, lambda c: moved.get(c, c) if isinstance(c, int) else c)
+        for new, (old, _) in enumerate(kept):
+            self.graft((*dst, new), base_doc, (*base_path, old))
+        return result
 
     def _common_form(
         self, dst: JsonPath, base: tuple[Document, JsonPath, Any], over: Any, field: str
