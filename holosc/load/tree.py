@@ -132,7 +132,11 @@ class Tree:
         return over
 
     def _merge_lists(
-        self, dst: JsonPath, base: tuple[Document, JsonPath, Any], over: list[Any], rel: JsonPath
+        self,
+        dst: JsonPath,
+        base: tuple[Document, JsonPath, Any],
+        over: list[Any],
+        rel: tuple[str, ...],
     ) -> list[Any]:
         """The base's entries that `over` does not redefine, then `over`'s, each entry
         once (compose drops an entry identical to one already there)."""
