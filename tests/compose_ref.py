@@ -81,6 +81,24 @@ def guest_env(service: Service) -> dict[str, str]:
     return dict(service.environment)
 
 
+def facts(service: Service) -> dict[str, Any]:
+    hc = service.healthcheck
+    return {
+        "env": dict(service.environment),
+        "mounts": [(m.source, m.target, m.read_only) for m in service.mounts],
+        "secrets": [(s.source, s.target) for s in service.secrets],
+        "ports": [(p.host, p.guest) for p in service.ports],
+        "depends": [(d.service, d.condition and str(d.condition)) for d in service.depends_on],
+        "packages": list(service.cloud_init.packages),
+        "runcmd": list(service.cloud_init.runcmd),
+        "image": service.image.ref if service.image.is_registry else service.image.path,
+        "memory": service.vm.memory_mb,
+        "vcpu": service.vm.vcpu,
+        "test": list(hc.test) if hc else None,
+        "user": service.cloud_init.user,
+    }
+
+
 def ids(rows: Iterable[Any]) -> list[str]:
     """pytest ids: the row's source and its number (sources repeat)."""
     return [f"{i:03d}-{row.source}" for i, row in enumerate(rows)]

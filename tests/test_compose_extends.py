@@ -7,12 +7,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from holosc.core.model import Service
 from holosc.core.validate.checks import build_project
 from holosc.errors import HolosError
 from holosc.load.assemble import load_project
 from holosc.load.files import HostFiles
-from tests.compose_ref import Err, check_errors, messages, params, write
+from tests.compose_ref import Err, check_errors, facts, messages, params, write
 
 SPEC = "05-services.md extends"
 MERGE = "13-merge.md"
@@ -26,24 +25,6 @@ class Row:
     expected: dict[str, Any] | Err  # facts of service `cli` (see `facts`)
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     profiles: tuple[str, ...] = ()
-
-
-def facts(service: Service) -> dict[str, Any]:
-    hc = service.healthcheck
-    return {
-        "env": dict(service.environment),
-        "mounts": [(m.source, m.target, m.read_only) for m in service.mounts],
-        "secrets": [(s.source, s.target) for s in service.secrets],
-        "ports": [(p.host, p.guest) for p in service.ports],
-        "depends": [(d.service, d.condition and str(d.condition)) for d in service.depends_on],
-        "packages": list(service.cloud_init.packages),
-        "runcmd": list(service.cloud_init.runcmd),
-        "image": service.image.ref if service.image.is_registry else service.image.path,
-        "memory": service.vm.memory_mb,
-        "vcpu": service.vm.vcpu,
-        "test": list(hc.test) if hc else None,
-        "user": service.cloud_init.user,
-    }
 
 
 def main(services: str, top: str = "") -> str:

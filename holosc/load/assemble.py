@@ -6,8 +6,9 @@ included file with the including project's over its own `.env` (or its long synt
 `env_file`). Relative paths are the file's own (holosc.load.paths rewrites them to the
 main project directory); every value keeps the file and line it came from, so that errors
 point there. Services merge with compose's rules (holosc.load.tree). A service, volume or
-secret that two files define identically (one file reached by two routes) is defined
-once; defined differently, it is an error naming both files.
+secret that an included file defines and the including file (or an earlier include)
+defines too is merged, the including side winning, as compose-go's include does: one file
+reached by two routes is no conflict, and a project can adjust what it includes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from holosc.errors import Diagnostic, HolosError, ValidationError
 from holosc.load.environment import read_env_files
 from holosc.load.parse import load_file, read_compose
 from holosc.load.paths import rebase_file
-from holosc.load.tree import Tree, origin_of
+from holosc.load.tree import Tree
 
 # (path, name shown in diagnostics, environment it is interpolated with)
 Reader = Callable[[Path, str, Mapping[str, str]], Document]
@@ -214,17 +215,10 @@ class _Out(Tree):
             return
         value = sub.data[section][name]
         if name in target:
-            if target[name] == value:
-                return  # the same definition, reached by another route
-            first = origin_of(self.origins, (section, name), self.main.file)
-            self.errors.append(
-                sub.diagnostic(
-                    (section, name),
-                    f"{section[:-1]} '{name}' is also defined in {first}",
-                    hint="rename one of them; included files cannot override each other",
-                    key=True,
-                )
-            )
+            # compose-go's include: the definition already here (the including file's,
+            # or an earlier include's) is merged onto the included one.
+            at: JsonPath = (section, name)
+            target[name] = self.merge(at, (sub, at, copy.deepcopy(value)), target[name])
             return
         if section == "services":
             self.defined[name] = sub

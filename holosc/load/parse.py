@@ -164,7 +164,29 @@ def load_text(
         sources={file: tuple(text.splitlines())},
         environ=dict(environ or {}),
     )
-    return interpolate_document(doc, doc.environ)
+    doc = interpolate_document(doc, doc.environ)
+    return dataclasses.replace(doc, data=_resolve_bare_environment(doc.data, doc.environ))
+
+
+def _resolve_bare_environment(data: Any, environ: Mapping[str, str]) -> Any:
+    """compose-go's ResolveEnvironment, file by file: an item `KEY` of a service's
+    `environment:` list becomes `KEY=value` when this file's environment sets KEY (an
+    included file's environment is its own). What stays bare is resolved later with the
+    project's environment, or left unset."""
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return data
+    resolved = {}
+    for name, service in services.items():
+        listed = service.get("environment") if isinstance(service, dict) else None
+        if isinstance(listed, list):
+            items = [
+                f"{item}={environ[item]}" if isinstance(item, str) and item in environ else item
+                for item in listed
+            ]
+            service = {**service, "environment": items}
+        resolved[name] = service
+    return {**data, "services": resolved}
 
 
 def _compose(text: str, file: str) -> yaml.nodes.Node | None:
