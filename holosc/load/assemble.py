@@ -210,7 +210,9 @@ class _Out(Tree):
         return self.files.includes <= MAX_INCLUDES
 
     def _place(self, sub: Document, section: str, name: str) -> None:
-        target = self.data.setdefault(section, {})
+        if self.data.get(section) is None:  # missing or empty (`services:`)
+            self.data[section] = {}
+        target = self.data[section]
         if not isinstance(target, dict):
             return
         value = sub.data[section][name]
