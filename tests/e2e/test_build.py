@@ -4,9 +4,10 @@ Real Debian guests under TCG in the private systemd (tests/e2e/test_stack.py's s
 a bare `systemctl start` of the target builds the image in its build unit (one builder
 boot); both replicas boot it and `holosc exec` finds what RUN wrote, what COPY copied, what
 ADD unpacked from a local .tar.gz and the ENV value, while the boot ids prove no step ran
-at their first boot. `holosc bake` of the unchanged Dockerfile boots no builder; an edit of the last RUN rebuilds that one
-layer (counted builder boots and built steps); a failing RUN fails `holosc up` with its
-output and exit code and leaves the cache's layers as they were.
+at their first boot. `holosc bake` of the unchanged Dockerfile boots no builder; an edit
+of the last RUN rebuilds that one layer (counted builder boots and built steps); a failing
+RUN fails `holosc up` with its output and exit code and leaves the cache's layers as they
+were.
 Timings are printed as `E2E_METRIC name=value` lines.
 """
 

@@ -301,9 +301,7 @@ def _extract(state: _State, lineno: int, instruction: str, archive: _Archive) ->
     staged = f"/var/lib/holos/add-{lineno}.b64"
     encoded = base64.encodebytes(archive.data).decode("ascii")
     state.copies.append(WriteFile(staged, encoded, "0600"))
-    state.script.append(
-        f"mkdir -p -- {dest} && base64 -d {staged} | {unpack} && rm -f -- {staged}"
-    )
+    state.script.append(f"mkdir -p -- {dest} && base64 -d {staged} | {unpack} && rm -f -- {staged}")
 
 
 _CONVERT: dict[str, Callable[[_State, int, str], None]] = {
@@ -630,8 +628,7 @@ def _copy(keyword: str, args: str, state: _State) -> WriteFile | _Archive:
     if flag is not None:
         if "--chmod" in flags or "--chown" in flags:
             raise DockerfileError(
-                f"--chmod and --chown are not supported when ADD unpacks an archive "
-                f"('{source}')",
+                f"--chmod and --chown are not supported when ADD unpacks an archive ('{source}')",
                 "the files keep the modes and owners the archive gives them",
             )
         return _Archive(posixpath.normpath(posixpath.join(state.workdir, dest)), data, flag)
