@@ -61,8 +61,8 @@ def build_service(
     image = _image(check, at, raw, base, files)
     vm = _vm(check, at, raw.get("vm"))
     devices = _devices(check, at, raw.get("devices"))
-    if devices:
-        vm = dataclasses.replace(vm, uefi=True)
+    mounts = tuple(_mounts(check, at, raw.get("volumes"), volumes))
+    vm = _memory_sharing(check, (*at, "vm"), raw.get("vm"), vm, devices, mounts)
     cloud_init = _cloud_init(check, at, raw.get("cloud_init"), image)
     grace = 30_000
     if "stop_grace_period" in raw and isinstance(raw["stop_grace_period"], str | int | float):
@@ -78,7 +78,7 @@ def build_service(
         replicas=replicas,
         vm=vm,
         ports=tuple(_ports(check, at, raw.get("ports"), replicas)),
-        mounts=tuple(_mounts(check, at, raw.get("volumes"), volumes)),
+        mounts=mounts,
         devices=devices,
         depends_on=tuple(_depends_on(check, at, raw.get("depends_on"))),
         cloud_init=cloud_init,
@@ -385,10 +385,12 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
             "kernel",
             "initrd",
             "cmdline",
+            "free_page_reporting",
+            "ksm",
         )
         if k in raw
     }
-    types = {"vcpu": int, "memory_mb": int, "uefi": bool}
+    types = {"vcpu": int, "memory_mb": int, "uefi": bool, "free_page_reporting": bool, "ksm": bool}
     values = {k: v for k, v in values.items() if isinstance(v, types.get(k, str))}
     if isinstance(raw.get("extra_args"), list):
         values["extra_args"] = tuple(str(a) for a in raw["extra_args"])
@@ -404,6 +406,40 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
             check.error((*at, key), f"'{values[key]}' is not {what}", hint)
             del values[key]
     return Vm(**values)
+
+
+def _memory_sharing(
+    check: Checker,
+    at: JsonPath,
+    raw: Any,
+    vm: Vm,
+    devices: tuple[Device, ...],
+    mounts: tuple[Mount, ...],
+) -> Vm:
+    """What passthrough and bind mounts change: VFIO pins all guest RAM (UEFI needed, no
+    page can be given back or merged); virtiofs puts guest RAM in a shared memfd, which
+    KSM does not scan. Asking for what cannot work is a warning, not silence."""
+    given = raw if isinstance(raw, dict) else {}
+    passthrough = "has no effect with PCI passthrough (devices:)"
+    if devices:
+        if given.get("free_page_reporting") is True:
+            check.warn(
+                (*at, "free_page_reporting"),
+                f"{passthrough}: VFIO pins guest memory, so QEMU ignores what the guest "
+                "reports free",
+                "remove it",
+            )
+        vm = dataclasses.replace(vm, uefi=True, free_page_reporting=False)
+    if vm.ksm and devices:
+        check.warn((*at, "ksm"), f"{passthrough}: KSM cannot merge pinned memory", "remove it")
+    elif vm.ksm and any(m.kind is MountKind.BIND for m in mounts):
+        check.warn(
+            (*at, "ksm"),
+            "has no effect with bind mounts: virtiofs puts guest memory in a shared memfd, "
+            "which KSM does not merge",
+            "remove it",
+        )
+    return vm
 
 
 # vm values that land in a QEMU option's implied position or in -cpu, where QEMU has no
