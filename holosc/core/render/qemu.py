@@ -146,6 +146,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         *_kernel_args(service),
         *_peers_args(plan, inst),
         *_secret_args(plan, service),
+        *_balloon_args(service),
         *([a] for a in service.vm.extra_args),
     ]
 
@@ -154,13 +155,16 @@ def _machine_args(inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
     machine = qemu_name(vm.machine) + ",accel="
+    # QEMU's mem-merge defaults to on: guest RAM would be open to KSM wherever the host
+    # runs it. Off unless the service asks (docs/density.md: the side channel).
+    merge = f",mem-merge={'on' if vm.ksm else 'off'}"
     return [
         [
             "-name",
         ],
         [inst.name],
         ["-machine"],
-        [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
+        [machine, _var("accel"), merge, ",kernel-irqchip=on" if service.devices else ""],
         ["-cpu"],
         [_var("cpu")],
         ["-smp"],
@@ -363,6 +367,21 @@ def _peers_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         path = [_var("here_q"), f"/../{layout.peers_name(network)}"]
         args += [["-fw_cfg"], [f"name={hosts.fw_cfg_name(index)},file=", *path]]
     return args
+
+
+def _balloon_args(service: Service) -> list[Word]:
+    """virtio-balloon for free page reporting: the guest hands free 2 MiB blocks back and
+    QEMU discards them (QEMU >= 5.1; the guest needs virtio_balloon, which Debian, Ubuntu
+    and Fedora kernels have). Last of the PCI devices, so that adding it moved no disk or
+    NIC of an existing guest to another slot. Nothing inflates the balloon: memory_mb stays
+    the guest's maximum; deflate-on-oom lets the guest take back what someone inflates by
+    hand over QMP rather than run out."""
+    if not service.vm.free_page_reporting:
+        return []
+    return [
+        ["-device"],
+        ["virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on"],
+    ]
 
 
 def _secret_args(plan: P.Plan, service: Service) -> list[Word]:

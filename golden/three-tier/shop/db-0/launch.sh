@@ -56,7 +56,7 @@ holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --ref debian:12 
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name db-0 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=off \
   -cpu "${cpu}" \
   -smp 1 \
   -m 1024M \
@@ -82,4 +82,5 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:ad:9c:00 \
   -netdev dgram,id=net1,local.type=unix,local.path=../db-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:ad:9c:00 \
-  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on
