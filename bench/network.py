@@ -78,6 +78,15 @@ def guest(sd: PrivateSystemd, project: Path, inst: str, command: str) -> str:
     return holosc(sd, project, "exec", "-w", "900", inst, "--", "sh", "-c", command)
 
 
+def wait_booted(sd: PrivateSystemd, project: Path, inst: str) -> None:
+    """Until cloud-init finished this boot (it removes boot-finished when it starts)."""
+    deadline = time.monotonic() + 1800
+    while sd.holosc("exec", "-w", "900", inst, "--", "sh", "-c", BOOTED, cwd=project).returncode:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{inst} did not finish booting")
+        time.sleep(5)
+
+
 def legacy(launch: str) -> str:
     """A launch script as the old holosc wrote it: multicast for the project network,
     the NAT NIC straight on slirp."""
@@ -105,7 +114,7 @@ def measure(sd: PrivateSystemd, project: Path, rounds: int) -> dict[str, float]:
     )
     peer = lock["instances"]["vm-1"]["ip"]
     for inst in ("vm-0", "vm-1"):
-        guest(sd, project, inst, BOOTED)
+        wait_booted(sd, project, inst)
     guest(sd, project, "vm-1", f"sudo systemd-run --unit=sink python3 -c '{SINK}' {peer}")
     rtt, vm, nat = [], [], []
     for _ in range(rounds):
@@ -146,12 +155,13 @@ def main() -> None:
             began = time.monotonic()
             holosc(sd, project, "up")
             new = measure(sd, project, rounds)
-            print(f"switch measured {time.monotonic() - began:.0f} s after up", flush=True)
+            print(f"switch ({time.monotonic() - began:.0f} s after up): {new}", flush=True)
             for inst in ("vm-0", "vm-1"):
                 script = sd.state / "etc-holos" / "bench" / inst / "launch.sh"
                 script.write_text(legacy(script.read_text()))
             sd.systemctl("restart", "holos-bench-vm@0.service", "holos-bench-vm@1.service")
             old = measure(sd, project, rounds)
+            print(f"multicast and slirp: {old}", flush=True)
             print(f"\n{'':24} {'multicast/slirp':>16} {'switch':>10} {'ratio':>7}")
             for key, label in (
                 ("vm_to_vm_mbit", "VM to VM (Mbit/s)"),
