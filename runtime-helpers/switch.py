@@ -253,13 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"{args.project or 'holos-switch'}: %(message)s",
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sockets = os.path.abspath(args.sockets)  # before the chdir below
     try:
         os.chdir(args.members)
         networks = []
         for spec in args.network:
             name, _, ident = spec.partition("=")
-            networks.append(Network(name, ident, bind(f"{args.sockets}/n-{ident}.sock")))
-        nat = None if args.no_nat else bind(f"{args.sockets}/{NAT_SOCKET}")
+            networks.append(Network(name, ident, bind(f"{sockets}/n-{ident}.sock")))
+        nat = None if args.no_nat else bind(f"{sockets}/{NAT_SOCKET}")
     except OSError as exc:
         log.error("cannot set up: %s", exc)
         return 1
