@@ -233,7 +233,8 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
     sends to the switch's absolute path (after -daemonize QEMU works in /).
 
     The NAT NIC (net0) reaches slirp only through the switch's filter: slirp sits on a
-    QEMU hub with a second datagram socket, so the guest has no direct path to it."""
+    QEMU hub with a second datagram socket, so the guest has no direct path to it. NICs
+    are `nic<i>` on netdev `net<i>` for QMP: 0 the NAT's, then the networks in name order."""
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
     here = f"../{qemu_value(inst.name)}/"
     networks = [plan.network(n.network) for n in inst.nics]
@@ -263,7 +264,7 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         ["hubport,id=slirp-link-port,hubid=0,netdev=slirp-link"],
         *dgram("net0", guest, NAT_SOCKET),
         ["-device"],
-        [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
+        [f"virtio-net-pci,id=nic0,netdev=net0,mac={inst.mac_user}"],
     ]
     for index, (nic, network) in enumerate(zip(inst.nics, networks, strict=True), start=1):
         if network.external is not None:
@@ -281,7 +282,7 @@ def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
             ["-netdev"],
             netdev,
             ["-device"],
-            [f"virtio-net-pci,netdev=net{index},mac={nic.mac}"],
+            [f"virtio-net-pci,id=nic{index},netdev=net{index},mac={nic.mac}"],
         ]
     return nics
 

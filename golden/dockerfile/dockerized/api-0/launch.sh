@@ -79,8 +79,8 @@ exec qemu-system-x86_64 \
   -netdev dgram,id=slirp-link,local.type=unix,local.path=../api-0/slirp.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
   -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
   -netdev dgram,id=net0,local.type=unix,local.path=../api-0/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
-  -device virtio-net-pci,netdev=net0,mac=52:54:01:5b:67:00 \
+  -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:5b:67:00 \
   -netdev dgram,id=net1,local.type=unix,local.path=../api-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
-  -device virtio-net-pci,netdev=net1,mac=52:54:00:5b:67:00 \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:5b:67:00 \
   -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
   -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on

@@ -104,9 +104,9 @@ exec qemu-system-x86_64 \
   -netdev dgram,id=slirp-link,local.type=unix,local.path=../trainer-0/slirp.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
   -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
   -netdev dgram,id=net0,local.type=unix,local.path=../trainer-0/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
-  -device virtio-net-pci,netdev=net0,mac=52:54:01:59:9c:00 \
+  -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:59:9c:00 \
   -netdev dgram,id=net1,local.type=unix,local.path=../trainer-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
-  -device virtio-net-pci,netdev=net1,mac=52:54:00:59:9c:00 \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:59:9c:00 \
   -device vfio-pci,host=0000:01:00.0 \
   -device vfio-pci,host=0000:01:00.1,romfile="${project_q}"/roms/gpu.rom \
   -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \

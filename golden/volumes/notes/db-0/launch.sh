@@ -120,9 +120,9 @@ exec qemu-system-x86_64 \
   -netdev dgram,id=slirp-link,local.type=unix,local.path=../db-0/slirp.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
   -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
   -netdev dgram,id=net0,local.type=unix,local.path=../db-0/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
-  -device virtio-net-pci,netdev=net0,mac=52:54:01:c3:9d:00 \
+  -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:c3:9d:00 \
   -netdev dgram,id=net1,local.type=unix,local.path=../db-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
-  -device virtio-net-pci,netdev=net1,mac=52:54:00:c3:9d:00 \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:c3:9d:00 \
   -drive id=vol-pgdata,if=none,format=qcow2,cache=writeback,discard=unmap,file="${volumes_q}"/pgdata.qcow2 \
   -device virtio-blk-pci,drive=vol-pgdata,serial=vol-pgdata \
   -object memory-backend-memfd,id=mem,size=512M,share=on \
