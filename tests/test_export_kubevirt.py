@@ -401,7 +401,7 @@ def test_cli_stdout_is_the_golden_stream_and_deterministic(tmp_path: Path) -> No
     golden = GOLDEN / "three-tier"
     docs = [(golden / p).read_text() for p in sorted(os.listdir(golden)) if p != LOCK_FILE]
     assert first.stdout == "".join(f"---\n{d}" for d in docs)
-    assert len(list(yaml.safe_load_all(first.stdout))) == 12
+    assert len(list(yaml.safe_load_all(first.stdout))) == 13
     # Nothing is written without -o, and no key is generated.
     assert "create secret generic shop-ssh-key --from-file=key=" in first.stderr
 
@@ -413,7 +413,7 @@ def test_cli_output_directory_options_and_stale_files(tmp_path: Path) -> None:
     args = ["export", "kubevirt", "-f", str(project / "holos.yaml"), "-o", str(out)]
     run = holosc(*args, "-n", "prod", "--storage-class", "fast", "--expose", "nodeport")
     assert run.returncode == 0, run.stderr
-    assert "13 written, 0 removed" in run.stderr  # 12 manifests and the lock file
+    assert "14 written, 0 removed" in run.stderr  # 13 manifests and the lock file
     manifests = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
     assert {m["metadata"].get("namespace", m["metadata"]["name"]) for m in manifests} == {"prod"}
     ports = [

@@ -80,7 +80,10 @@ exec qemu-system-x86_64 \
   -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
   -netdev dgram,id=net0,local.type=unix,local.path=../api-0/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
   -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:73:7a:00 \
-  -netdev dgram,id=net1,local.type=unix,local.path=../api-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
-  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:73:7a:00 \
-  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
+  -netdev dgram,id=net1,local.type=unix,local.path=../api-0/n-3c482346.sock,remote.type=unix,remote.path="${switch_q}"/n-3c482346.sock \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:02:0c:86:00 \
+  -netdev dgram,id=net2,local.type=unix,local.path=../api-0/n-2d8d6931.sock,remote.type=unix,remote.path="${switch_q}"/n-2d8d6931.sock \
+  -device virtio-net-pci,id=nic2,netdev=net2,mac=52:54:02:5e:6b:00 \
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.back \
+  -fw_cfg name=opt/holos/hosts.01,file="${here_q}"/../hosts.front \
   -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on

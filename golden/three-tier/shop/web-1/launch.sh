@@ -80,7 +80,7 @@ exec qemu-system-x86_64 \
   -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
   -netdev dgram,id=net0,local.type=unix,local.path=../web-1/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
   -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:97:37:01 \
-  -netdev dgram,id=net1,local.type=unix,local.path=../web-1/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
-  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:97:37:01 \
-  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
+  -netdev dgram,id=net1,local.type=unix,local.path=../web-1/n-2d8d6931.sock,remote.type=unix,remote.path="${switch_q}"/n-2d8d6931.sock \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:02:d3:86:01 \
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.front \
   -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on
