@@ -71,8 +71,11 @@ def test_keys_chain_like_dockers_build_cache(tmp_path: Path) -> None:
     assert env[0] == first[0] and not set(env[1:]) & set(first)
     # Another base digest: every key changes.
     cache.set_tag("debian:12", "sha512:" + "cd" * 64)
-    (cache.blobs / "sha512" / ("cd" * 64)).write_bytes(b"x")
-    record = Record("sha512", "cd" * 64, 1, "https://example.test/d2.qcow2")
+    other = cache.blobs / "sha512" / ("cd" * 64)
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", other, "8M"], check=True
+    )
+    record = Record("sha512", "cd" * 64, other.stat().st_size, "https://example.test/d2.qcow2")
     (cache.blobs / "sha512" / ("cd" * 64 + ".json")).write_text(
         json.dumps(dataclasses.asdict(record))
     )
