@@ -284,7 +284,8 @@ def bake(
         depth = cached_depth(plan_, layers)
         if depth:  # what the builder boots from, or the image the tag will name
             try:
-                layers.check(plan_.steps[depth - 1].key, f"cached layers of {name}")
+                base = (plan_.base, plan_.base_format)
+                layers.check(plan_.steps[depth - 1].key, f"cached layers of {name}", base)
             except qcow2.UnsafeImage as exc:
                 raise Failure(str(exc)) from None
         for index, step in enumerate(plan_.steps[:depth], 1):

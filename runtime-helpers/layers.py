@@ -111,12 +111,18 @@ class Layers:
         same_dir = os.path.realpath(path.parent) == os.path.realpath(self.root)
         return same_dir and stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
-    def check(self, key: str, what: str) -> None:
-        """Refuse a layer whose chain reaches beyond the layers and a self-contained base.
+    def check(self, key: str, what: str, base: tuple[str, str] | None = None) -> None:
+        """Refuse a layer whose chain reaches beyond the layers and a self-contained image
+        at the bottom; with `base` (path, format), that image must be this one.
 
         :raises qcow2.UnsafeImage: naming `what` and the file refused.
         """
-        qcow2.check_chain(self.path(key), "qcow2", self.owns, what)
+        bottom, fmt = qcow2.check_chain(self.path(key), "qcow2", self.owns, what)
+        if base is not None and (os.path.realpath(bottom), fmt) != (
+            os.path.realpath(base[0]),
+            base[1],
+        ):
+            raise qcow2.UnsafeImage(f"{what}: they rest on {bottom} ({fmt}), not on {base[0]}")
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -167,12 +167,13 @@ def require_self_contained(path: Path, fmt: str, what: str) -> None:
         raise UnsafeImage(f"{what}: its qcow2 header names a backing file {quoted(header.backing)}")
 
 
-def check_chain(top: Path, fmt: str, own: Callable[[Path], bool], what: str) -> None:
-    """Refuse a chain of images that reaches beyond what holosc made.
+def check_chain(top: Path, fmt: str, own: Callable[[Path], bool], what: str) -> tuple[Path, str]:
+    """Refuse a chain of images that reaches beyond what holosc made; returns the image
+    at its bottom and that image's format.
 
     From `top` down: a file `own` says holosc made may name a backing file, by a plain
-    path with its format; the file at the bottom, and any file holosc did not make, must
-    be self-contained (no backing file, no data file).
+    path with its format; the first file holosc did not make must be self-contained (no
+    backing file, no data file), and ends the chain.
 
     :raises UnsafeImage: naming `what` and the file that is refused.
     """
@@ -180,14 +181,14 @@ def check_chain(top: Path, fmt: str, own: Callable[[Path], bool], what: str) -> 
     for _ in range(MAX_CHAIN):
         if not own(path):
             require_self_contained(path, fmt, what if path == top else f"{what}: {path}")
-            return
+            return path, fmt
         if fmt != "qcow2":
             raise UnsafeImage(f"{what}: {path}: holosc makes qcow2 layers only, not {fmt!r}")
         header = read_header(path)
         if header.data_file is not None:
             raise UnsafeImage(f"{what}: {path} names an external data file")
         if header.backing is None:
-            return
+            return path, fmt
         if has_protocol(header.backing) or "\0" in header.backing:
             raise UnsafeImage(
                 f"{what}: {path} names a backing file that is not a path: {quoted(header.backing)}"
