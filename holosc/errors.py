@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from collections.abc import Iterable
+
+from holos_runtime.terminal import terminal_safe
 
 
 class ExitCode(enum.IntEnum):
@@ -64,7 +65,7 @@ class Diagnostic:
         return (self.file, self.line or 0, self.col or 0, self.path, self.message)
 
     def __str__(self) -> str:
-        where = self.file
+        where = terminal_safe(self.file, one_line=True)
         if self.line is not None:
             where += f":{self.line}"
             if self.col is not None:
@@ -74,10 +75,10 @@ class Diagnostic:
         one_line = self.line is not None
         text = f"{where}: {self.severity}: "
         if self.path:
-            text += f"{printable(self.path, keep_newlines=False)}: "
-        text += printable(self.message, keep_newlines=not one_line)
+            text += f"{terminal_safe(self.path, one_line=True)}: "
+        text += terminal_safe(self.message, one_line=one_line)
         if self.hint:
-            text += f" (hint: {printable(self.hint, keep_newlines=not one_line)})"
+            text += f" (hint: {terminal_safe(self.hint, one_line=one_line)})"
         return text
 
     def snippet(self) -> str | None:
@@ -86,24 +87,12 @@ class Diagnostic:
             return None
         gutter = f"{self.line} | "
         col = max(1, self.col or 1)
-        # Keep the caret aligned: tabs before the column stay tabs in the indent.
-        indent = "".join(c if c == "\t" else " " for c in self.source[: col - 1])
-        return f"{gutter}{self.source}\n{' ' * (len(gutter) - 2)}| {indent}^"
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str, *, keep_newlines: bool = True) -> str:
-    """`text` with control characters shown as escapes (\\x1b, \\n), so that a value quoted
-    in a message cannot move the cursor, recolour the terminal or forge a line."""
-    pattern = _CONTROL if keep_newlines else _NEWLINE
-
-    def escape(m: re.Match[str]) -> str:
-        return m[0].encode("unicode_escape").decode("ascii")
-
-    return pattern.sub(escape, text)
+        # The line is the file's text, shown escaped; the caret goes under the escaped
+        # column, and tabs before it stay tabs in the indent.
+        before = terminal_safe(self.source[: col - 1])
+        indent = "".join(c if c == "\t" else " " for c in before)
+        line = terminal_safe(self.source)
+        return f"{gutter}{line}\n{' ' * (len(gutter) - 2)}| {indent}^"
 
 
 class HolosError(Exception):

@@ -62,6 +62,7 @@ from holos_runtime.image import Failure as ImageFailure
 from holos_runtime.image import identity, images_dir
 from holos_runtime.imagecache import Cache, now, open_lock
 from holos_runtime.seed import build_iso
+from holos_runtime.terminal import terminal_safe
 
 PROG = "holos-bake"
 SPEC_FORMAT = 1
@@ -640,9 +641,7 @@ class VM:
     def console_tail(self, size: int = 2000) -> str:
         with contextlib.suppress(OSError):
             text = self.console.read_bytes()[-size:].decode(errors="replace")
-            return "".join(
-                c if c.isprintable() or c in "\n\t" else f"\\x{ord(c):02x}" for c in text
-            )
+            return terminal_safe(text)
         return ""
 
     def run(self, script: str, data: bytes) -> int:

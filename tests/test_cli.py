@@ -377,6 +377,4 @@ def test_console_logs_cannot_drive_the_terminal() -> None:
     """`logs --console` prints what a guest wrote: a title change, a screen clear, a
     carriage return that hides text and a C1 CSI all show as text; tab and LF stay."""
     hostile = "boot ok\r\n\x1b]0;owned\x07\x1b[2J\rhidden\x9b1m\tend\n"
-    assert terminal_safe(hostile) == (
-        "boot ok\n\\x1b]0;owned\\x07\\x1b[2J\\x0dhidden\\x9b1m\tend\n"
-    )
+    assert terminal_safe(hostile) == ("boot ok\n\\x1b]0;owned\\x07\\x1b[2J\\rhidden\\x9b1m\tend\n")

@@ -54,6 +54,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos_runtime/fetch.py",
         "holos_runtime/imagecache.py",
         "holos_runtime/seed.py",
+        "holos_runtime/terminal.py",  # holosc.errors imports it
         "holosc/cli/__init__.py",
     ):
         assert required in names, f"{required} missing from {wheel.name}"

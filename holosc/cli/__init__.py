@@ -19,7 +19,7 @@ import typer.core
 import typer.main
 import typer.models
 
-from holosc.cli import common
+from holosc.cli import common, streams
 from holosc.errors import ExitCode, HolosError
 
 EPILOG = f"Exit codes: {ExitCode.table()}."
@@ -303,6 +303,7 @@ def version_command() -> None:
 
 
 def main() -> None:
+    streams.install()  # from here on, every print passes terminal_safe
     try:
         app()
     except SystemExit:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from holos_runtime.terminal import terminal_safe as terminal_safe  # the one, re-exported
 
+from holosc.cli import streams
 from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
 
 if TYPE_CHECKING:
@@ -116,9 +117,10 @@ quiet = False  # set once by the global -q/--quiet option
 
 
 def note(line: str) -> None:
-    """Progress and summaries on stderr; -q silences them (never warnings or errors)."""
+    """Progress and summaries on stderr; -q silences them (never warnings or errors).
+    Lines may quote a guest (a build step's output): they pass `terminal_safe`."""
     if not quiet:
-        print(line, file=sys.stderr, flush=True)
+        print(terminal_safe(line), file=sys.stderr, flush=True)
 
 
 def set_profiles(given: list[str] | None) -> None:
@@ -136,17 +138,6 @@ def set_profiles(given: list[str] | None) -> None:
     profiles = tuple(given)
 
 
-# C0 and C1 controls but tab and newline: what a terminal would act on.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text a guest wrote (its serial console), made safe to print: escape sequences in it
-    could retitle, recolour or rewrite the user's terminal, so every control character
-    shows as a visible \\xNN. The serial console's CR LF line ends become LF."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n"))
-
-
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
     """The one-line form first (editors and CI parse it); on a terminal, the source line
     with a caret under the column below it."""
@@ -159,8 +150,9 @@ def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:
             if ansi:
                 text, caret = snippet.rsplit("\n", 1)
                 mark = "\033[1;31m" if diag.severity == "error" else "\033[1;33m"
-                snippet = f"{text}\n{caret[:-1]}{mark}^\033[0m"
-            print(snippet, file=sys.stderr)
+                streams.control(f"{text}\n{caret[:-1]}{mark}^\033[0m\n")
+            else:
+                print(snippet, file=sys.stderr)
 
 
 def fail(exc: HolosError) -> NoReturn:
@@ -171,7 +163,7 @@ def fail(exc: HolosError) -> NoReturn:
         if errors > 1:
             print(f"holosc: {errors} errors", file=sys.stderr)
     else:
-        print(f"holosc: error: {exc.message}", file=sys.stderr)
+        print(f"holosc: error: {terminal_safe(exc.message)}", file=sys.stderr)
     raise typer.Exit(int(exc.exit_code))
 
 

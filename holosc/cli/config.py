@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from holosc.cli import common
+from holosc.cli import common, streams
 from holosc.core import model
 from holosc.core.render.escape import yaml_document
 from holosc.core.validate import schema
@@ -42,9 +42,9 @@ def config(
         return
     data = model.to_dict(loaded.project)
     if fmt is Format.JSON:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        streams.document(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(yaml_document(data))
+        streams.document(yaml_document(data))
 
 
 def _listing(loaded: common.Loaded, *, services: bool, profiles: bool) -> list[str]:

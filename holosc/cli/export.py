@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from holosc.cli import common
+from holosc.cli import common, streams
 from holosc.core import layout
 from holosc.core.model import Project
 from holosc.export.kubevirt import (
@@ -102,7 +102,7 @@ def kubevirt(
     result = export_project(loaded.project, options, loaded.doc)
     common.exit_on_warnings((*loaded.warnings, *result.warnings), strict)
     if output is None:
-        sys.stdout.write(result.stream())
+        streams.document(result.stream())
     else:
         changes = write_dir(result.output(), output, LOCK_FILE)
     _print_notes(result.notes, loaded.project, namespace)

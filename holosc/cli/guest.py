@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from holosc.cli import common, complete, options
+from holosc.cli import common, complete, options, streams
 from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
 from holosc.errors import RuntimeCommandError
@@ -168,4 +168,4 @@ def _pump(sock: socket.socket) -> None:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
         sock.close()
-    print("\r\ndetached", file=sys.stderr)
+    streams.control("\r\ndetached\n")  # the terminal may still be in raw mode

@@ -12,8 +12,9 @@ from typing import Annotated, TextIO
 import typer
 from holos_runtime import imagecache
 from holos_runtime.layers import Layers
+from holos_runtime.terminal import terminal_safe
 
-from holosc.cli import options
+from holosc.cli import options, streams
 from holosc.core import images as registry
 from holosc.core import layout
 from holosc.errors import ExitCode, ImageError
@@ -334,7 +335,7 @@ class ProgressReport:
             self.bar(event)
         elif event.stage is stage.DONE:
             if self.tty:
-                self.stream.write("\r\033[K")
+                streams.control("\r\033[K", self.stream)
             rate = human_size(event.done / max(time.monotonic() - self.started, 1e-6))
             self.line(f"{ref}: verified {human_size(event.done)} at {rate}/s")
 
@@ -358,5 +359,6 @@ class ProgressReport:
                 f"{fraction:4.0%} [{'#' * filled}{'.' * (width - filled)}] {text}"
                 f"/{human_size(event.total)}  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
             )
-        self.stream.write(f"\r\033[K{event.image.ref} {text}  {human_size(speed)}/s")
+        ref = terminal_safe(event.image.ref, one_line=True)
+        streams.control(f"\r\033[K{ref} {text}  {human_size(speed)}/s", self.stream)
         self.stream.flush()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from holosc.cli import streams
 from holosc.errors import EmitError, HolosError
 from holosc.load.parse import read_regular
 from holosc.tools import importer
@@ -67,7 +68,7 @@ def import_(
         for note in item.warnings:
             print(f"warning: {item.name}: {note}", file=sys.stderr)
     if output in (None, "-"):
-        sys.stdout.write(text)
+        streams.document(text)
     else:
         _write(Path(output), text)
         print(f"wrote {output} ({len(imported)} service(s))", file=sys.stderr)

@@ -33,10 +33,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from holos_runtime.terminal import terminal_safe
+
 from holosc.core.files import Files
 from holosc.core.model import Build, BuildStep, Provisioning, WriteFile
 from holosc.core.render.escape import shell_command, shell_word
-from holosc.errors import printable
 
 SCRIPT_PATH = "/var/lib/holos/build.sh"
 
@@ -339,7 +340,7 @@ def _copies_a_key(args: str, copied: WriteFile) -> bool:
 
 def shown(text: str, limit: int = 60) -> str:
     """A Dockerfile excerpt for a message: control characters escaped, long text cut."""
-    text = printable(text, keep_newlines=False)
+    text = terminal_safe(text, one_line=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -14,9 +14,11 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from holos_runtime.terminal import terminal_safe
+
 from holosc.core.document import Document, JsonPath
 from holosc.core.validate.conforms import conforms, regex
-from holosc.errors import Diagnostic, printable
+from holosc.errors import Diagnostic
 
 if TYPE_CHECKING:
     import jsonschema
@@ -163,7 +165,7 @@ def _bad_name(path: JsonPath, error: jsonschema.ValidationError) -> tuple[JsonPa
         )
         return path, message, False
     message = (
-        f"'{printable(value, keep_newlines=False)}' is not a valid name: use 1-63 "
+        f"'{terminal_safe(value, one_line=True)}' is not a valid name: use 1-63 "
         "lowercase letters, digits and '-', starting and ending with a letter or digit"
     )
     if "propertyNames" in error.schema_path:
