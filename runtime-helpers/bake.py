@@ -590,7 +590,7 @@ class VM:
             said = ""
             with contextlib.suppress(OSError):
                 said = self.log.read_bytes()[-2000:].decode(errors="replace").strip()
-            said = "".join(c if c.isprintable() or c == "\n" else "?" for c in said)
+            said = terminal_safe(said)
             raise Failure(
                 f"the builder's QEMU exited with status {self.process.returncode}: "
                 f"{said or 'no message'}"
