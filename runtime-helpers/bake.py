@@ -61,6 +61,7 @@ from holos_runtime.health import pinned_host_key, remote_command
 from holos_runtime.image import Failure as ImageFailure
 from holos_runtime.image import identity, images_dir
 from holos_runtime.imagecache import Cache, now, open_lock
+from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
 from holos_runtime.seed import build_iso
 from holos_runtime.terminal import terminal_safe
 
@@ -437,8 +438,8 @@ def find_firmware(pairs: list[list[str]]) -> tuple[str, str]:
 
 
 def _q(path: Path | str) -> str:
-    """A path inside a QEMU option string: commas doubled."""
-    return str(path).replace(",", ",,")
+    """A path inside a QEMU option string."""
+    return qemu_value(os.fspath(path))
 
 
 MAC = "52:54:00:b0:00:01"
@@ -508,11 +509,15 @@ class VM:
     def argv(self, disk: Path, seed: Path) -> list[str]:
         vm = self.plan.vm
         mode = accel()
-        cpu = cpu_model(vm.get("cpu", "host"))
+        try:  # holosc validated both; the spec is a file in the output directory
+            machine = qemu_name(vm.get("machine", "q35"))
+            cpu = qemu_cpu(cpu_model(vm.get("cpu", "host")))
+        except ValueError as exc:
+            raise Failure(f"the build's vm: {exc}") from exc
         argv = [
             "qemu-system-x86_64",
             "-name", f"holos-bake-{self.plan.service}",
-            "-machine", f"{_q(vm.get('machine', 'q35'))},accel={mode}",
+            "-machine", f"{machine},accel={mode}",
             "-cpu", cpu,
             "-smp", str(vm.get("vcpu", 1)),
             "-m", f"{vm.get('memory_mb', 1024)}M",

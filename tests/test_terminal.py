@@ -4,12 +4,15 @@ the paths that print text holosc did not write through it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from holos_runtime.terminal import UNSAFE, terminal_safe
+
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize(
@@ -140,3 +143,20 @@ def test_import_warnings_with_c1_controls_are_escaped(tmp_path: Path) -> None:
     assert code == 0, err
     assert 'custom emulator "/opt/\\x9b2J\\x9d0;owned\\x9c/qemu"' in err, err
     assert_safe(out, err)
+
+
+def test_nothing_writes_past_the_wrapped_streams() -> None:
+    """The wrapper holds only if no code writes to the file descriptors or the original
+    streams itself; the interactive console is the one exception, on purpose."""
+    bypass = re.compile(
+        r"__std(out|err)__|std(out|err)\.(buffer|fileno)|os\.(write|fdopen)\([12]\b"
+    )
+    allowed = {"holosc/cli/guest.py"}  # `holosc console`: the guest's terminal, raw
+    found = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in sorted((REPO / "holosc").rglob("*.py"))
+        if str(path.relative_to(REPO)) not in allowed
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if bypass.search(line)
+    ]
+    assert found == []

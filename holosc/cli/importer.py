@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from holosc.cli import streams
+from holosc.emit import safedir
 from holosc.errors import EmitError, HolosError
 from holosc.load.parse import read_regular
 from holosc.tools import importer
@@ -91,8 +92,10 @@ def _convert(
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace `path` atomically with mode 0644."""
+    """Replace `path` atomically with mode 0644, in a directory no other user can change
+    (a holos.yaml is what `up` runs)."""
     directory = path.parent
+    safedir.check_dir(directory, shared_ok=True)
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")

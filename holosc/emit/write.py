@@ -14,6 +14,11 @@
   directory is an error). A file that the previous build's holos.lock.json lists and this
   build does not is removed only when it still has the digest the lock records and the
   shape of compiled output; everything else is someone else's and is kept.
+- Directories: the output directory, every directory above it and every directory that
+  holds compiled files must be root's or the caller's and writable by no one else
+  (safedir.py); a sticky shared parent such as /tmp is fine. A killed build's leftover
+  beside it is renamed back or removed only when it passes the same check, so a
+  name-alike another user planted is neither adopted nor deleted.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
-from holosc.emit import tree
+from holosc.emit import safedir, tree
 from holosc.errors import Diagnostic, EmitError, HolosError
 
 UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target)\Z")
@@ -186,16 +191,16 @@ def emit(output: Output, root: Path) -> Changes:
     """
     absolute = Path(os.path.abspath(root))
     parent, name = absolute.parent, absolute.name
+    if not name:
+        raise _error(root, "the root directory cannot be an output directory")
+    # The staging directories go beside the output: a shared sticky parent (/tmp) is
+    # fine, an output directory another user made or can write is not (safedir.py).
+    parent_fd = safedir.open_trusted_dir(parent, create=True, shared_ok=True, shown=root)
     try:
-        if not name:
-            raise OSError(errno.EINVAL, "the root directory cannot be an output directory")
-        parent.mkdir(parents=True, exist_ok=True)
-        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _error(root, f"cannot write the output directory: {exc}") from exc
-    try:
+        _check_output_dir(parent_fd, name, root)
         _clean_leftovers(parent_fd, name)
         old = _read_old(output, root)
+        _check_subdirectories(output, root, old)
         changes = _plan(output, root, old)
         if changes.any:
             _replace(parent_fd, name, output, old, changes)
@@ -204,6 +209,27 @@ def emit(output: Output, root: Path) -> Changes:
         raise _error(root, f"cannot write the output directory: {exc}") from exc
     finally:
         os.close(parent_fd)
+
+
+def _check_output_dir(parent_fd: int, name: str, root: Path) -> None:
+    """:raises EmitError: when the output directory is another user's or others can
+    write it (a symlink or a file there is _read_old's error)."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        safedir.check_entry(st.st_mode, st.st_uid, os.path.abspath(root), root)
+
+
+def _check_subdirectories(output: Output, root: Path, old: _Old) -> None:
+    """The directories that will hold compiled files keep their owner and mode in the
+    new tree: one another user owns or can write is refused like the output directory."""
+    holding = {str(parent) for path in output.files for parent in path.parents[:-1]}
+    for rel in sorted(holding):
+        entry = old.entries.get(rel)
+        if entry is not None and entry.is_dir:
+            safedir.check_entry(entry.mode, entry.uid, os.path.join(root, rel), root)
 
 
 def _replace(parent_fd: int, name: str, output: Output, old: _Old, changes: Changes) -> None:
@@ -329,8 +355,10 @@ def _clean_leftovers(parent_fd: int, name: str) -> None:
         pid = rest.split("-", 1)[0]
         if not entry.startswith(prefix) or kind not in ("new", "old") or not pid.isdigit():
             continue
-        if not stat.S_ISDIR(os.stat(entry, dir_fd=parent_fd, follow_symlinks=False).st_mode):
-            continue
+        st = os.stat(entry, dir_fd=parent_fd, follow_symlinks=False)
+        trusted = safedir.is_trusted(st.st_mode, st.st_uid, shared_ok=False)
+        if not stat.S_ISDIR(st.st_mode) or not trusted:
+            continue  # not a build's: someone else's name-alike is left alone
         if int(pid) != os.getpid() and _alive(int(pid)):
             continue
         if kind == "old" and not _exists(parent_fd, name):

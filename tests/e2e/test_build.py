@@ -51,6 +51,7 @@ RUN cp /proc/sys/kernel/random/boot_id /var/lib/built-in-boot \\
 RUN echo one > /etc/last-step
 """
 BOOT = "starting the builder VM"
+HOSTILE_STEP = r"printf 'about to fail\033]0;owned\007\033[2J\302\233\n'"
 BUILT = re.compile(r"^baked/app: step (\d+)/(\d+): (?!.*: cached$)(.*)$", re.M)
 
 
@@ -141,11 +142,13 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
         assert stack.exec(inst, "cat /etc/last-step") == "two\n"
 
     # A failing RUN fails `up` with its output and exit code; the cache keeps its layers.
+    # Its output reaches the terminal escaped (a title change, a screen clear, a C1 CSI).
     before = layers(stack)
-    dockerfile.write_text(dockerfile.read_text() + "RUN echo about to fail >&2; exit 7\n")
+    dockerfile.write_text(dockerfile.read_text() + f"RUN {HOSTILE_STEP} >&2; exit 7\n")
     failed = stack.holosc("up")
     assert failed.returncode == 1, failed.stderr
-    assert "about to fail" in failed.stderr, failed.stderr
+    assert "about to fail\\x1b]0;owned\\x07\\x1b[2J\\x9b" in failed.stderr, failed.stderr
+    assert not re.search("[\x1b\x07\x9b]", failed.stderr), failed.stderr
     assert "exit code 7" in failed.stderr, failed.stderr
     assert failed.stderr.count(BOOT) == 1, failed.stderr
     assert layers(stack) == before

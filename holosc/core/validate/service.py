@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from holosc.core import images, quantities
@@ -32,6 +32,7 @@ from holosc.core.model import (
     Volume,
     WriteFile,
 )
+from holosc.core.render.escape import qemu_cpu, qemu_name
 from holosc.core.validate import dockerfile
 from holosc.core.validate.checker import (
     ENV_NAME,
@@ -59,8 +60,8 @@ def build_service(
     image = _image(check, at, raw, base, files)
     vm = _vm(check, at, raw.get("vm"))
     devices = _devices(check, at, raw.get("devices"))
-    if devices:
-        vm = dataclasses.replace(vm, uefi=True)
+    mounts = tuple(_mounts(check, at, raw.get("volumes"), volumes))
+    vm = _memory_sharing(check, (*at, "vm"), raw.get("vm"), vm, devices, mounts)
     cloud_init = _cloud_init(check, at, raw.get("cloud_init"), image)
     grace = 30_000
     if "stop_grace_period" in raw and isinstance(raw["stop_grace_period"], str | int | float):
@@ -76,7 +77,7 @@ def build_service(
         replicas=replicas,
         vm=vm,
         ports=tuple(_ports(check, at, raw.get("ports"), replicas)),
-        mounts=tuple(_mounts(check, at, raw.get("volumes"), volumes)),
+        mounts=mounts,
         devices=devices,
         depends_on=tuple(_depends_on(check, at, raw.get("depends_on"))),
         cloud_init=cloud_init,
@@ -156,13 +157,19 @@ def _id(check: Checker, where: JsonPath, value: Any) -> int | None:
     return None
 
 
+def _listed(value: Any) -> list[Any]:
+    """The items of a list in holos.yaml; none when it is something else (the schema
+    reports that: checks go on with what is well-formed, to report every error at once)."""
+    return value if isinstance(value, list) else []
+
+
 def _environment(
     check: Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
     """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
     result: dict[str, str] = {}
     listed = raw.get("env_file")
-    for i, rel in enumerate([listed] if isinstance(listed, str) else listed or []):
+    for i, rel in enumerate([listed] if isinstance(listed, str) else _listed(listed)):
         where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
         if isinstance(rel, str):
             result |= _env_file(check, where, rel, files)
@@ -223,9 +230,20 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
     return True
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
+    if _CONTROL.search(rel) or rel.endswith("\\"):
+        # The path names the build in its unit's Description=, a one-line value.
+        check.error(
+            where,
+            f"'{rel}': a Dockerfile path cannot hold control characters or end in '\\'",
+            "rename the Dockerfile",
+        )
+        return None, UNREADABLE
     project_dir = files.realpath(check.doc.directory)
     if project_dir not in files.realpath(path).parents:
         check.error(
@@ -241,6 +259,10 @@ def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[A
         return None, UNREADABLE
     except UnicodeDecodeError:
         check.error(where, f"Dockerfile '{rel}' is not UTF-8 text")
+        return None, UNREADABLE
+    if "\0" in text:  # no argv can carry it: the build's ssh to the builder would fail
+        line = text.count("\n", 0, text.index("\0")) + 1
+        check.error(where, f"{rel}:{line}: a NUL byte is not allowed in a Dockerfile")
         return None, UNREADABLE
     converted = dockerfile.convert(text, path.parent, files, rel)
     for finding in converted.findings:
@@ -309,10 +331,12 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
             "kernel",
             "initrd",
             "cmdline",
+            "free_page_reporting",
+            "ksm",
         )
         if k in raw
     }
-    types = {"vcpu": int, "memory_mb": int, "uefi": bool}
+    types = {"vcpu": int, "memory_mb": int, "uefi": bool, "free_page_reporting": bool, "ksm": bool}
     values = {k: v for k, v in values.items() if isinstance(v, types.get(k, str))}
     if isinstance(raw.get("extra_args"), list):
         values["extra_args"] = tuple(str(a) for a in raw["extra_args"])
@@ -323,7 +347,71 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
     for key in ("initrd", "cmdline"):
         if key in values and "kernel" not in values:
             check.error((*at, key), f"{key} needs vm.kernel (direct kernel boot)")
+    for key, (valid, what, hint) in _QEMU_VALUES.items():
+        if key in values and not _accepts(valid, values[key]):
+            check.error((*at, key), f"'{values[key]}' is not {what}", hint)
+            del values[key]
     return Vm(**values)
+
+
+def _memory_sharing(
+    check: Checker,
+    at: JsonPath,
+    raw: Any,
+    vm: Vm,
+    devices: tuple[Device, ...],
+    mounts: tuple[Mount, ...],
+) -> Vm:
+    """What passthrough and bind mounts change: VFIO pins all guest RAM (UEFI needed, no
+    page can be given back or merged); virtiofs puts guest RAM in a shared memfd, which
+    KSM does not scan. Asking for what cannot work is a warning, not silence."""
+    given = raw if isinstance(raw, dict) else {}
+    passthrough = "has no effect with PCI passthrough (devices:)"
+    if devices:
+        if given.get("free_page_reporting") is True:
+            check.warn(
+                (*at, "free_page_reporting"),
+                f"{passthrough}: VFIO pins guest memory, so QEMU ignores what the guest "
+                "reports free",
+                "remove it",
+            )
+        vm = dataclasses.replace(vm, uefi=True, free_page_reporting=False)
+    if vm.ksm and devices:
+        check.warn((*at, "ksm"), f"{passthrough}: KSM cannot merge pinned memory", "remove it")
+    elif vm.ksm and any(m.kind is MountKind.BIND for m in mounts):
+        check.warn(
+            (*at, "ksm"),
+            "has no effect with bind mounts: virtiofs puts guest memory in a shared memfd, "
+            "which KSM does not merge",
+            "remove it",
+        )
+    return vm
+
+
+# vm values that land in a QEMU option's implied position or in -cpu, where QEMU has no
+# escape (holos_runtime.optstrings): refused unless QEMU reads them back as written.
+_QEMU_VALUES = {
+    "machine": (
+        qemu_name,
+        "a QEMU machine type (letters, digits, '.', '_', '-'; "
+        "qemu-system-x86_64 -machine help lists them)",
+        "machine options go in vm.extra_args: ['-machine', 'smm=off']",
+    ),
+    "cpu_model": (
+        qemu_cpu,
+        "a QEMU CPU model with optional features (MODEL[,+FLAG|,-FLAG|,FLAG=VALUE...]; "
+        "qemu-system-x86_64 -cpu help lists them)",
+        "for example host, max or Skylake-Client",
+    ),
+}
+
+
+def _accepts(valid: Callable[[str], str], value: str) -> bool:
+    try:
+        valid(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _devices(check: Checker, at: JsonPath, raw: Any) -> tuple[Device, ...]:
@@ -499,7 +587,7 @@ def _cloud_init(check: Checker, at: JsonPath, raw: Any, image: Image) -> CloudIn
                 "starting with a letter or '_', at most 32 characters",
             )
     write_files = []
-    for i, item in enumerate(raw.get("write_files") or []):
+    for i, item in enumerate(_listed(raw.get("write_files"))):
         if isinstance(item, dict) and isinstance(item.get("path"), str):
             write_files.append(_write_file(check, (*at, "write_files", i), item))
 

@@ -52,7 +52,7 @@ holos-image overlay --disk "${state}"/root.qcow2 --format raw --file "${project}
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name web-0 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=off \
   -cpu "${cpu}" \
   -smp 1 \
   -m 512M \
@@ -77,4 +77,5 @@ exec qemu-system-x86_64 \
   -kernel "${project}"/guest/vmlinuz \
   -initrd "${project}"/guest/initrd.img \
   -append 'root=/dev/vda rw console=ttyS0' \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on
