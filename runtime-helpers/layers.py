@@ -105,10 +105,10 @@ class Layers:
         if len(name) != 64 or not set(name) <= HEX or not path.name.endswith(".qcow2"):
             return False
         try:
-            st = path.lstat()
+            st, parent, root = path.lstat(), path.parent.stat(), self.root.stat()
         except OSError:
             return False
-        same_dir = os.path.realpath(path.parent) == os.path.realpath(self.root)
+        same_dir = (parent.st_dev, parent.st_ino) == (root.st_dev, root.st_ino)
         return same_dir and stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
     def check(self, key: str, what: str, base: tuple[str, str] | None = None) -> None:

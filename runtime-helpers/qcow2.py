@@ -177,7 +177,7 @@ def check_chain(top: Path, fmt: str, own: Callable[[Path], bool], what: str) -> 
 
     :raises UnsafeImage: naming `what` and the file that is refused.
     """
-    path, seen = top, set()
+    path, seen = top, set[tuple[int, int]]()
     for _ in range(MAX_CHAIN):
         if not own(path):
             require_self_contained(path, fmt, what if path == top else f"{what}: {path}")
@@ -197,9 +197,9 @@ def check_chain(top: Path, fmt: str, own: Callable[[Path], bool], what: str) -> 
             raise UnsafeImage(
                 f"{what}: {path} names its backing file without a format QEMU need not probe"
             )
-        real = os.path.realpath(path)
-        if real in seen:
+        st = os.stat(path)
+        if (st.st_dev, st.st_ino) in seen:
             raise UnsafeImage(f"{what}: {path}: its backing chain is a loop")
-        seen.add(real)
+        seen.add((st.st_dev, st.st_ino))
         path, fmt = path.parent / header.backing, header.backing_format
     raise UnsafeImage(f"{what}: its backing chain is longer than {MAX_CHAIN}")
