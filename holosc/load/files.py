@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from holosc.core.files import Kind
-from holosc.load.parse import read_regular
+from holosc.load.regular import read_regular
 
 
 class HostFiles:

@@ -3,16 +3,17 @@ healthcheck, cloud-init, environment, secrets, Dockerfile)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from holosc.core import images, quantities
 from holosc.core.document import JsonPath
-from holosc.core.dotenv import parse_dotenv
+from holosc.core.dotenv import DotenvError, Parsed, parse_dotenv, parse_raw
 from holosc.core.files import Files
 from holosc.core.model import (
     CloudInit,
@@ -166,47 +167,100 @@ def _listed(value: Any) -> list[Any]:
 def _environment(
     check: Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
-    """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
-    result: dict[str, str] = {}
-    listed = raw.get("env_file")
-    for i, rel in enumerate([listed] if isinstance(listed, str) else _listed(listed)):
-        where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
-        if isinstance(rel, str):
-            result |= _env_file(check, where, rel, files)
-    given = raw.get("environment")
-    pairs: list[tuple[JsonPath, str, Any]] = []
+    """The guest's variables as compose resolves a service's: `environment:` (a bare
+    `KEY` takes the project environment's value, or is unset), then the env files in
+    order (their values interpolated with the project environment, then `environment:`,
+    then the lines before), over which `environment:` wins, an unset `KEY` included."""
+    project = check.doc.environ
+    given: dict[str, tuple[JsonPath, str | None]] = {}
+    for where, key, value in _given_environment(at, raw.get("environment")):
+        given[key] = (where, project.get(key) if value is None else value)
+    explicit = {k: v for k, (_, v) in given.items() if v is not None}
+    values: dict[str, str] = dict(explicit)
+    origin: dict[str, JsonPath] = {}
+    lookup = collections.ChainMap(dict(project), explicit)
+    for where, entry in _env_file_entries(at, raw.get("env_file")):
+        parsed = _env_file(check, where, entry, files, lookup, values)
+        if parsed is not None:
+            values = parsed.values
+            origin |= dict.fromkeys(parsed.keys, where)
+    for key, (where, value) in given.items():
+        values.pop(key, None)
+        if value is not None:
+            values[key] = value
+            origin[key] = where
+    return tuple((k, v) for k, v in values.items() if _env_ok(check, origin.get(k, at), k, v))
+
+
+def _given_environment(at: JsonPath, given: Any) -> Iterable[tuple[JsonPath, str, str | None]]:
+    """`environment:` entries: (where, key, value); None for a bare `KEY`."""
     if isinstance(given, dict):
-        pairs = [((*at, "environment", k), k, v) for k, v in given.items()]
+        for key, value in given.items():
+            if value is None:
+                yield (*at, "environment", key), key, None
+            else:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                yield (*at, "environment", key), key, text
     elif isinstance(given, list):
         for i, item in enumerate(given):
             key, sep, value = str(item).partition("=")
-            pairs.append(((*at, "environment", i), key, value if sep else None))
-    for where, key, value in pairs:
-        if value is None:
-            check.error(
-                where,
-                f"'{key}' has no value",
-                f"write {key}: ${{{key}}} to take it from the environment of holosc",
-            )
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if _env_ok(check, where, key, text):
-            result[key] = text
-    return tuple(result.items())
+            yield (*at, "environment", i), key, value if sep else None
 
 
-def _env_file(check: Checker, where: JsonPath, rel: str, files: Files) -> dict[str, str]:
+@dataclasses.dataclass(frozen=True)
+class _EnvFile:
+    path: str
+    required: bool = True
+    format: str | None = None
+
+
+def _env_file_entries(at: JsonPath, listed: Any) -> Iterable[tuple[JsonPath, _EnvFile]]:
+    if isinstance(listed, str):
+        yield (*at, "env_file"), _EnvFile(listed)
+        return
+    for i, item in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(item, str):
+            yield (*at, "env_file", i), _EnvFile(item)
+        elif isinstance(item, dict) and isinstance(item.get("path"), str):
+            required = item.get("required", True) is not False
+            fmt = item.get("format") if isinstance(item.get("format"), str) else None
+            yield (*at, "env_file", i), _EnvFile(item["path"], required, fmt)
+
+
+def _env_file(
+    check: Checker,
+    where: JsonPath,
+    entry: _EnvFile,
+    files: Files,
+    lookup: Mapping[str, str],
+    before: dict[str, str],
+) -> Parsed | None:
+    """One env file's variables over `before` (None when the file is optional and
+    missing, or cannot be read or parsed: that is reported)."""
+    rel = entry.path
     path = check.doc.directory / rel
+    if not entry.required and files.kind(path) == "missing":
+        return None
     try:
         text = files.read_bytes(path).decode("utf-8")
     except OSError as exc:
         check.error(where, f"cannot read env_file {rel}: {exc.strerror or exc}")
-        return {}
+        return None
     except UnicodeDecodeError:
         check.error(where, f"env_file {rel} is not UTF-8 text")
-        return {}
-    values = parse_dotenv(text)
-    return {k: v for k, v in values.items() if _env_ok(check, where, k, v)}
+        return None
+    try:
+        if entry.format == "raw":
+            parsed = parse_raw(text, lookup)
+            parsed.values = before | parsed.values
+        else:
+            parsed = parse_dotenv(text, lookup, before)
+    except DotenvError as exc:
+        check.error(where, f"{rel}:{exc.line}: {exc.message}")
+        return None
+    for line, name in dict.fromkeys(parsed.unset):
+        check.warn(where, f"{rel}:{line}: variable {name} is not set; using an empty string")
+    return parsed
 
 
 def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
