@@ -118,11 +118,11 @@ class Layers:
         :raises qcow2.UnsafeImage: naming `what` and the file refused.
         """
         bottom, fmt = qcow2.check_chain(self.path(key), "qcow2", self.owns, what)
-        if base is not None and (os.path.realpath(bottom), fmt) != (
-            os.path.realpath(base[0]),
-            base[1],
-        ):
-            raise qcow2.UnsafeImage(f"{what}: they rest on {bottom} ({fmt}), not on {base[0]}")
+        if base is None:
+            return
+        path, expected = base
+        if fmt != expected or os.path.realpath(bottom) != os.path.realpath(path):
+            raise qcow2.UnsafeImage(f"{what}: they rest on {bottom} ({fmt}), not on {path}")
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():
