@@ -20,17 +20,24 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
-import unicodedata
 from collections.abc import Mapping
 
 from holosc.core.interpolate import MAX_OUTPUT, Budget, InterpolationError, Trace, substitute
 
 # The whitespace compose's parser skips around keys and values: not a line break.
 _BLANK = "\t\v\f\r \x85\xa0"
+# Go's unicode.IsSpace, which trims keys and unquoted values and separates statements.
+_SPACE = _BLANK + "\n\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+_SPACE += "\u2028\u2029\u202f\u205f\u3000"
+_KEY_END = re.compile(r"[=:\n]")
+# Letters and digits (Go's unicode.IsLetter, IsNumber), `_ . - [ ]`, and blanks.
+_KEY = re.compile(r"[\w.\-\[\]\t\v\f\r \x85\xa0]*")
 _ESCAPE = re.compile(r'\\(?:[abcfnrtv$"\\]|0[0-9]{0,3})')
 _SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _SIMPLE |= {"\\": "\\", '"': '"'}
 _EXPORT = re.compile(r"export[\t\n\f\r ]+")
+# Where a quoted value may end or escape: its quote, or a backslash.
+_STOPS = {q: re.compile(r"[\\" + q + "]") for q in "'\""}
 
 
 class DotenvError(Exception):
@@ -98,6 +105,7 @@ class _Parser:
         self.trace: list[tuple[int, str]] = []
         self.keys: list[str] = []
         self.budget = Budget(MAX_OUTPUT)
+        self.lookup = collections.ChainMap(dict(environ), before)  # `before` grows as we go
 
     def run(self) -> Parsed:
         while self._statement_start():
@@ -115,7 +123,7 @@ class _Parser:
                     self.pos = len(text)
                     return False
                 self.pos = end
-            elif c.isspace():
+            elif c in _SPACE:
                 self.line += c == "\n"
                 self.pos += 1
             else:
@@ -143,23 +151,22 @@ class _Parser:
             self.pos = m.start() + len("export")
             while self.pos < len(text) and text[self.pos] in _BLANK:
                 self.pos += 1
-        begin = i = self.pos
-        while i < len(text):
-            c = text[i]
-            if c in "=:\n":
-                key = text[begin:i].rstrip()
-                self.pos = i + 1
-                if c == "\n":
-                    self.line += 1
-                while self.pos < len(text) and text[self.pos] in _BLANK:
-                    self.pos += 1
-                return key, c == "\n"
-            if c not in _BLANK and not _key_char(c):
-                first = text[begin:].split("\n", 1)[0]
-                raise DotenvError(
-                    self.line, f"unexpected character {c!r} in variable name {first!r}"
-                )
-            i += 1
+        begin = self.pos
+        end = _KEY_END.search(text, begin)
+        stop = end.start() if end else len(text)
+        valid = _KEY.match(text, begin, stop)
+        if valid is not None and valid.end() < stop:
+            bad = text[valid.end()]
+            first = text[begin:].split("\n", 1)[0]
+            raise DotenvError(self.line, f"unexpected character {bad!r} in variable name {first!r}")
+        if end is not None:
+            key = text[begin:stop].rstrip(_SPACE)
+            self.pos = stop + 1
+            if end[0] == "\n":
+                self.line += 1
+            while self.pos < len(text) and text[self.pos] in _BLANK:
+                self.pos += 1
+            return key, end[0] == "\n"
         return "", False  # compose reads the rest as the value of an empty key
 
     def _value(self, start: int) -> str:
@@ -168,7 +175,7 @@ class _Parser:
         if quote not in ("'", '"'):
             end = text.find("\n", self.pos)
             end = len(text) if end < 0 else end
-            value = text[self.pos : end].split(" #", 1)[0].rstrip()
+            value = text[self.pos : end].split(" #", 1)[0].rstrip(_SPACE)
             self.pos = end + 1
             self.line += 1
             return self._expand(value, start)
@@ -181,40 +188,34 @@ class _Parser:
         """The text up to the closing quote; a backslash before the quote escapes it (and
         is dropped), before anything else it stays."""
         text = self.text
+        stops = _STOPS[quote]
         chars: list[str] = []
-        escaped = False
         i = self.pos + 1
-        while i < len(text):
-            c = text[i]
-            self.line += c == "\n"
-            if escaped:
-                escaped = False
-                chars.append(c if c == quote else "\\" + c)
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                self.pos = i + 1
+        while (m := stops.search(text, i)) is not None:
+            j = m.start()
+            chars.append(text[i:j])
+            if text[j] == quote:
+                self.line += text.count("\n", self.pos, j)
+                self.pos = j + 1
                 return "".join(chars)
-            else:
-                chars.append(c)
-            i += 1
+            if j + 1 >= len(text):
+                break
+            escaped = text[j + 1]
+            chars.append(escaped if escaped == quote else "\\" + escaped)
+            i = j + 2
         first = text[self.pos :].split("\n", 1)[0]
         raise DotenvError(start, f"unterminated quoted value {first}")
 
     def _expand(self, value: str, line: int) -> str:
+        if "$" not in value:
+            return value
         trace = Trace()
         try:
-            result = substitute(
-                value, collections.ChainMap(dict(self.environ), self.out), trace, self.budget
-            )
+            result = substitute(value, self.lookup, trace, self.budget)
         except InterpolationError as exc:
             raise DotenvError(line, str(exc)) from None
         self.trace += [(line, name) for name in trace.unset]
         return result
-
-
-def _key_char(c: str) -> bool:
-    return c in "_.-[]" or unicodedata.category(c)[0] in "LN"
 
 
 def _unescape(value: str) -> str:
