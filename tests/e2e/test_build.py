@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_stack import GUEST, Stack, make_project, metric
+from tests.privacy import not_private
 from tests.systemd_harness import PrivateSystemd
 
 pytestmark = pytest.mark.e2e
@@ -96,6 +97,9 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     metric("build_cold_and_start_s", time.monotonic() - began)
     log = stack.journal("holos-baked-app-build.service")
     assert log.count(BOOT) == 1, log
+    # What the Dockerfile put in the image is the manager's alone (built by the unit).
+    images = stack.sd.state / "var-lib-holos" / "images"
+    assert not_private(images) == {}
     assert [m[3] for m in BUILT.finditer(log)] == [
         "COPY motd.txt ./motd.txt",
         "ADD site.tgz ./site",
@@ -146,6 +150,7 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     built = [m[3] for m in BUILT.finditer(edit.stderr)]
     assert built == ["RUN echo two > /etc/last-step", "sealing the image"], edit.stderr
     assert edit.stderr.count(": cached") == 3, edit.stderr
+    assert not_private(images) == {}  # ... and by holosc bake, under its caller's umask
     # Running replicas keep their disks until asked; --recreate moves them.
     up = stack.must("up")
     assert "app-0 keeps its disk: the build of app moved" in up.stderr, up.stderr
