@@ -24,6 +24,9 @@ DEFAULT_SUBNET = ipaddress.IPv4Network("10.10.0.0/24")
 AUTO_POOL = ipaddress.IPv4Network("10.10.0.0/16")  # subnets holosc picks: 10.10.K.0/24
 
 FIRST_HOST = 2  # .1 is the gateway's in compose; no instance takes it
+# The MTU of a project network's NICs: QEMU's dgram backend carries frames up to 64 KiB
+# (its receive buffer is 4 KiB + 64 KiB), so fewer, larger frames pass the switch.
+NETWORK_MTU = 65520
 PORT_BLOCK_START = 20000
 PORT_BLOCK_SIZE = 512
 PORT_BLOCKS = 80  # 20000..60959
