@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from holos_runtime import consolelog
 from holos_runtime import layers as L
 from holos_runtime.health import pinned_host_key, remote_command
 from holos_runtime.image import Failure as ImageFailure
@@ -549,10 +550,7 @@ class VM:
             time.sleep(1)
 
     def console_tail(self, size: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            text = self.console.read_bytes()[-size:].decode(errors="replace")
-            return terminal_safe(text)
-        return ""
+        return terminal_safe(consolelog.tail_bytes(self.console, size).decode(errors="replace"))
 
     def run(self, script: str, data: bytes) -> int:
         """Run a step as root, its output streamed line by line; then sync the guest."""
