@@ -53,6 +53,7 @@ from holos_runtime.health import pinned_host_key, remote_command
 from holos_runtime.image import Failure as ImageFailure
 from holos_runtime.image import identity, images_dir
 from holos_runtime.imagecache import Cache, now
+from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
 from holos_runtime.seed import build_iso
 from holos_runtime.terminal import terminal_safe
 
@@ -359,8 +360,8 @@ def accel() -> str:
 
 
 def _q(path: Path | str) -> str:
-    """A path inside a QEMU option string: commas doubled."""
-    return str(path).replace(",", ",,")
+    """A path inside a QEMU option string."""
+    return qemu_value(os.fspath(path))
 
 
 MAC = "52:54:00:b0:00:01"
@@ -432,10 +433,14 @@ class VM:
         cpu = vm.get("cpu", "host")
         if cpu == "host" and mode != "kvm":
             cpu = "max"  # -cpu host needs KVM
+        try:  # holosc validated both; the spec is a file in the output directory
+            machine, cpu = qemu_name(vm.get("machine", "q35")), qemu_cpu(cpu)
+        except ValueError as exc:
+            raise Failure(f"the build's vm: {exc}") from exc
         argv = [
             "qemu-system-x86_64",
             "-name", f"holos-bake-{self.plan.service}",
-            "-machine", f"{_q(vm.get('machine', 'q35'))},accel={mode}",
+            "-machine", f"{machine},accel={mode}",
             "-cpu", cpu,
             "-smp", str(vm.get("vcpu", 1)),
             "-m", f"{vm.get('memory_mb', 1024)}M",

@@ -70,6 +70,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 
+from holos_runtime.optstrings import ssh_path
+
 log = logging.getLogger("holos-health")
 
 EXIT_HEALTHY = 0
@@ -162,16 +164,13 @@ def pause(args: argparse.Namespace, sshd_silent: bool) -> None:
 def pinned_host_key(known_hosts: str, alias: str) -> list[str]:
     """ssh options that accept only the key pinned for `alias` in `known_hosts`.
 
-    `holosc exec` passes the same (holosc.host.keys.pinned_host_key). ssh splits
-    UserKnownHostsFile at whitespace and expands `%` tokens in it, so the path is quoted
-    and its `%` doubled.
+    `holosc exec` passes the same (holosc.host.keys.pinned_host_key calls this).
+
+    :raises ValueError: for a path ssh's option cannot carry (a line break).
     """
-    if '"' in known_hosts:
-        raise ValueError(f"known_hosts path must not contain a double quote: {known_hosts!r}")
-    quoted = '"' + known_hosts.replace("%", "%%") + '"'
     return [
         "-o", "StrictHostKeyChecking=yes",
-        "-o", f"UserKnownHostsFile={quoted}",
+        "-o", f"UserKnownHostsFile={ssh_path(known_hosts)}",
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", f"HostKeyAlias={alias}",
     ]  # fmt: skip

@@ -65,6 +65,15 @@ text = st.one_of(
 nonempty = text.filter(lambda t: t != "")
 # Path-like fields cannot hold ":" (the volume syntax splits on it).
 path_text = text.map(lambda t: t.replace(":", "_"))
+# The machine type and CPU model sit where QEMU has no escape: holosc takes only names
+# (and -cpu's features); tests/test_option_strings.py checks that the rest is refused.
+qemu_names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True).filter(
+    lambda n: n != "help"
+)
+cpu_models = st.tuples(
+    qemu_names,
+    st.lists(st.from_regex(r"[+-]?[a-z0-9_.-]{1,8}(=[a-z0-9:._+-]{0,6})?", fullmatch=True)),
+).map(lambda m: ",".join([m[0], *m[1]]))
 
 
 def _secret_target(t: str) -> str:
@@ -84,8 +93,8 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
         "image": draw(path_text.map(lambda t: _rel_path(t) + ".qcow2")),
         "replicas": replicas,
         "vm": {
-            "machine": draw(nonempty),
-            "cpu_model": draw(nonempty),
+            "machine": draw(qemu_names),
+            "cpu_model": draw(cpu_models),
             "extra_args": draw(st.lists(text, max_size=3)),
             "kernel": draw(path_text.map(_rel_path)),
             "initrd": draw(path_text.map(lambda t: "/" + t.lstrip("/"))),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from holosc.core import layout, names
+from holosc.core import jsontext, layout, names
 
 LOCK_FILE = "holos.lock.json"
 
@@ -57,17 +57,17 @@ class Lock:
     def from_json(cls, text: str | bytes, source: str) -> Lock:
         """Parse a lock read from `source` (named in errors).
 
-        :raises ValueError: when it is not JSON of a lock's shape.
+        :raises ValueError: when it is not JSON of a lock's shape (holosc.core.jsontext).
         :raises names.NameError_: when it names an instance that is not <label>-<index>.
         """
-        data = json.loads(text)
+        data = jsontext.loads(text)
         if not isinstance(data, dict):
             raise ValueError(f"{source}: not a JSON object")
         instances = _mapping(data.get("instances", {}), "instances", source)
         return cls(
             compiler=str(data.get("compiler", "")),
             project=str(data.get("project", "")),
-            profiles=tuple(map(str, data.get("profiles", ()))),
+            profiles=tuple(map(str, _list(data.get("profiles", []), "profiles", source))),
             sources=_strings(data.get("sources", {}), "sources", source),
             instances=MappingProxyType(
                 {
@@ -96,6 +96,12 @@ def _instance(name: str, info: Any, source: str) -> LockedInstance:
 def _mapping(value: Any, what: str, source: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{source}: '{what}' is not a mapping")
+    return value
+
+
+def _list(value: Any, what: str, source: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: '{what}' is not a list")
     return value
 
 

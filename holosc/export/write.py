@@ -9,11 +9,11 @@ through a symlink. Files holosc never wrote are never touched."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 from pathlib import Path, PurePosixPath
 
+from holosc.core import jsontext
 from holosc.core.compiler import Output
 from holosc.emit import safedir
 from holosc.emit.write import Changes, write_atomic
@@ -58,7 +58,7 @@ def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
 def _previous_lock(path: Path) -> dict[str, str]:
     """{file: sha256} of the previous export; {} when absent or not one."""
     try:
-        files = json.loads(_regular_bytes(path) or b"{}").get("files", {})
+        files = jsontext.loads(_regular_bytes(path) or b"{}").get("files", {})
     except (ValueError, AttributeError):
         return {}
     if not isinstance(files, dict):

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from holosc.core import images, layout, names
+from holosc.core import images, jsontext, layout, names
 from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit.write import write_atomic
@@ -56,7 +56,7 @@ def read_manifest(manager: Manager, project: str) -> dict[str, dict[str, str]]:
     """
     path = manager.artifacts(project) / MANIFEST
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = jsontext.loads(path.read_bytes())
         manifest = {"units": dict(data.get("units", {})), "files": dict(data.get("files", {}))}
     except (OSError, ValueError, TypeError, AttributeError):
         return {"units": {}, "files": {}}

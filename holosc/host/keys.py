@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from holos_runtime import health
+
 from holosc.core import layout, names
 from holosc.emit.write import write_atomic
 from holosc.errors import Diagnostic, RuntimeCommandError
@@ -84,26 +86,15 @@ def _generate(path: Path, project: str) -> None:
 
 
 def pinned_host_key(known_hosts: Path, alias: str) -> list[str]:
-    """ssh options that accept only the host key pinned for `alias` in `known_hosts`.
+    """ssh options that accept only the host key pinned for `alias` in `known_hosts`:
+    holos-health's own (holos_runtime.health), so `exec` and the probe pin alike.
 
-    The same options as holos_runtime.health.pinned_host_key (the helpers never import
-    the compiler). ssh splits UserKnownHostsFile at whitespace and expands `%` tokens in
-    it, so the path is quoted and its `%` doubled.
+    :raises RuntimeCommandError: for a path ssh's option cannot carry.
     """
-    text = str(known_hosts)
-    if '"' in text:
-        raise _error(f"known_hosts path must not contain a double quote: {text!r}")
-    quoted = '"' + text.replace("%", "%%") + '"'
-    return [
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={quoted}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        f"HostKeyAlias={alias}",
-    ]
+    try:
+        return health.pinned_host_key(str(known_hosts), alias)
+    except ValueError as exc:
+        raise _error(str(exc)) from exc
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeCommandError:

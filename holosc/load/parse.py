@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ class _Loader(yaml.SafeLoader):
 
 # Drop every implicit resolver except merge keys: _to_value types plain scalars itself.
 _Loader.yaml_implicit_resolvers = {}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+_MERGE = "tag:yaml.org,2002:merge"
+_Loader.add_implicit_resolver(_MERGE, re.compile(r"^(?:<<)$"), ["<"])
 _PLAIN = "tag:holosc,2026:plain"
 _Loader.add_implicit_resolver(_PLAIN, re.compile(r".*", re.DOTALL), None)
 
@@ -183,7 +185,10 @@ def load_text(
 
 
 def _compose(text: str, file: str) -> yaml.nodes.Node | None:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # PyYAML's reader refuses characters YAML excludes here
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(exc, text, file) from exc
     try:
         node = loader.get_single_node()
     except _TooDeep as exc:
@@ -220,6 +225,25 @@ def _yaml_error(
     return LoadError("invalid YAML", [diag])
 
 
+# Where PyYAML's reader counts a line break.
+_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _unprintable(exc: yaml.reader.ReaderError, text: str, file: str) -> LoadError:
+    """A character YAML does not allow anywhere (C0 and C1 controls but tab and line
+    breaks, DEL, U+FFFE, U+FFFF), at its line and column. The line itself is not shown:
+    it may be a file that is no YAML at all (`include: [/proc/self/environ]`)."""
+    before = text[: exc.position]
+    breaks = list(_BREAK.finditer(before))
+    col = exc.position - (breaks[-1].end() if breaks else 0) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1])
+    kind = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"
+    message = f"the {kind} U+{code:04X} is not allowed in YAML, not even in a comment"
+    hint = f'delete it, or write "\\u{code:04x}" in a double-quoted string' if code else "delete it"
+    diag = Diagnostic(message, file=file, line=len(breaks) + 1, col=col, hint=hint)
+    return LoadError("invalid YAML", [diag])
+
+
 def _mark_line(mark: Any) -> str | None:
     """The source line of a PyYAML mark (its buffer is the text we parsed, NUL-terminated)."""
     buffer = getattr(mark, "buffer", None)
@@ -238,6 +262,7 @@ class _Builder:
         self.raw: dict[JsonPath, str] = {}
         self.quoted: set[JsonPath] = set()
         self.count = 0
+        self.heights: dict[int, int] = {}  # merge_height of each mapping node, by id
 
     def error(self, node: yaml.nodes.Node, message: str, hint: str | None = None) -> LoadError:
         mark = node.start_mark
@@ -307,7 +332,7 @@ class _Builder:
     def mapping(self, node: yaml.nodes.MappingNode, path: JsonPath, depth: int) -> dict[str, Any]:
         seen: dict[str, yaml.nodes.Node] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == _MERGE:
                 continue
             key = self.key(key_node)
             if key in seen:
@@ -318,6 +343,7 @@ class _Builder:
                     "remove one of the two definitions",
                 )
             seen[key] = key_node
+        self.merge_height(node)
         try:
             # Expands `<<: *anchor` merge keys in place; explicit keys win over merged ones.
             yaml.constructor.SafeConstructor.flatten_mapping(_FLATTENER, node)
@@ -335,6 +361,27 @@ class _Builder:
             result.pop(key, None)
             result[key] = self.value(value_node, child, depth + 1)
         return result
+
+    def merge_height(self, node: yaml.nodes.MappingNode, chain: int = 0) -> int:
+        """How many mappings a chain of `<<` merge keys runs through below `node`, bounded:
+        PyYAML's flatten_mapping recurses once per link, and anchors that each merge the
+        one before it (each nesting only a little) would take it past Python's limit."""
+        if id(node) in self.heights:
+            height = self.heights[id(node)]
+        else:
+            if chain > MAX_DEPTH:
+                raise self.error(node, f"merge keys (<<) chain more than {MAX_DEPTH} mappings")
+            height = 0
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE:
+                    listed = isinstance(value_node, yaml.nodes.SequenceNode)
+                    for source in value_node.value if listed else [value_node]:
+                        if isinstance(source, yaml.nodes.MappingNode):
+                            height = max(height, 1 + self.merge_height(source, chain + 1))
+            self.heights[id(node)] = height
+        if chain + height > MAX_DEPTH:
+            raise self.error(node, f"merge keys (<<) chain more than {MAX_DEPTH} mappings")
+        return height
 
     def key(self, node: yaml.nodes.Node) -> str:
         if not isinstance(node, yaml.nodes.ScalarNode):
@@ -368,13 +415,14 @@ class _Builder:
         raise self.error(node, f"unsupported YAML tag {node.tag}", "remove the tag")
 
 
+_FLATTENER = yaml.constructor.SafeConstructor()
+
 _CORE_TAGS: dict[str, type | tuple[type, ...]] = {
     "tag:yaml.org,2002:int": int,
     "tag:yaml.org,2002:float": (int, float),
     "tag:yaml.org,2002:bool": bool,
     "tag:yaml.org,2002:null": type(None),
 }
-_FLATTENER = yaml.constructor.SafeConstructor()
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

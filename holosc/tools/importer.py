@@ -138,6 +138,12 @@ def _parse(data: bytes) -> ET.Element:
         parser.Parse(data, True)
     except expat.ExpatError as exc:
         raise ET.ParseError(str(exc)) from exc
+    except (ValueError, LookupError) as exc:  # an encoding pyexpat cannot decode (utf-7)
+        declared = re.search(rb"""encoding\s*=\s*["']([^"']{0,40})""", data[:200])
+        encoding = declared[1].decode("ascii", "replace") if declared else "?"
+        raise ET.ParseError(
+            f"line 1: cannot read the declared encoding {encoding!r} ({exc}); use UTF-8"
+        ) from exc
     return builder.close()
 
 

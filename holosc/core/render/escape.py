@@ -8,6 +8,11 @@ shell script, QEMU option string or YAML document goes through exactly one of th
   `shell_command` joins such words into a command line a remote shell runs as that argv.
 - `qemu_value`: one value inside a QEMU `-opt key=value,...` string (`,`→`,,`);
   `qemu_value_at_run_time` does the same in bash for a value the launch script learns.
+  `qemu_name` (a machine type: QEMU has no escape in that position) and `qemu_cpu` (a
+  `-cpu` value) refuse what they cannot carry. These live in holos_runtime.optstrings,
+  shared with the runtime helpers, which write QEMU and ssh options too.
+- `fuse_value_at_run_time`: one value inside a FUSE `-o` list (QEMU 7.2's C virtiofsd),
+  escaped in bash for the directory the launch script learns (`fuse_value` in Python).
 - `fstab_field`: one field of an /etc/fstab line (a space is `\\040`).
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
@@ -24,6 +29,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
+from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
+
+__all__ = [
+    "ShellVar", "Specifier", "exec_line", "exec_word", "fstab_field", "fuse_value",
+    "fuse_value_at_run_time", "qemu_cpu", "qemu_name", "qemu_value", "qemu_value_at_run_time",
+    "shell_command", "shell_word", "sshd_word", "unit_value", "yaml_comment", "yaml_document",
+]  # fmt: skip
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _EXEC_SAFE = re.compile(r"[A-Za-z0-9_./:@+=,-]+")
@@ -113,19 +125,30 @@ def fstab_field(value: str) -> str:
 _FSTAB_SPECIAL = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 
-def qemu_value(value: str) -> str:
-    """A value inside a QEMU option string: commas are doubled."""
-    if "\0" in value:
-        raise ValueError("QEMU option values cannot contain NUL")
-    return value.replace(",", ",,")
-
-
 def qemu_value_at_run_time(var: str) -> str:
     """The bash line that sets `<var>_q` to qemu_value of `$var`, for values the launch
     script learns at run time (directories, firmware)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", var):
         raise ValueError(f"bad shell variable name {var!r}")
     return f"{var}_q=${{{var}//,/,,}}"
+
+
+def fuse_value(value: str) -> str:
+    r"""A value inside a FUSE `-o a=b,c=d` list as libfuse's fuse_opt reads it (QEMU 7.2's
+    C virtiofsd carries a copy): a backslash escapes the next character, and a comma
+    ends the option. So both get a backslash; nothing else is special (a `\ooo` octal
+    escape needs a backslash, and every backslash is escaped)."""
+    if "\0" in value:
+        raise ValueError("FUSE option values cannot contain NUL")
+    return value.replace("\\", "\\\\").replace(",", "\\,")
+
+
+def fuse_value_at_run_time(var: str) -> str:
+    """The bash line that sets `<var>_o` to fuse_value of `$var` (the virtiofs share's
+    directory, which the launch script learns at run time)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", var):
+        raise ValueError(f"bad shell variable name {var!r}")
+    return f"{var}_o=${{{var}//\\\\/\\\\\\\\}} {var}_o=${{{var}_o//,/\\\\,}}"
 
 
 class _Dumper(yaml.SafeDumper):

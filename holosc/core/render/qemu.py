@@ -2,7 +2,9 @@
 
 Every QEMU argument is one shell word built by `escape.shell_word`; values inside
 option strings go through `escape.qemu_value` (at compile time) or through a `*_q`
-shell variable whose commas the script doubles (at run time, for host paths).
+shell variable whose commas the script doubles (at run time, for host paths); the
+machine type and the CPU model through `qemu_name` and `qemu_cpu`. A share's directory
+reaches the C virtiofsd's `-o source=` through `fuse_value_at_run_time`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import MountKind, Secret, Service
 from holosc.core.render import hosts, units
-from holosc.core.render.escape import ShellVar, qemu_value, qemu_value_at_run_time, shell_word
+from holosc.core.render.escape import (
+    ShellVar,
+    fuse_value_at_run_time,
+    qemu_cpu,
+    qemu_name,
+    qemu_value,
+    qemu_value_at_run_time,
+    shell_word,
+)
 from holosc.core.render.secrets import fw_cfg_name
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
@@ -131,7 +141,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
 def _machine_args(inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
-    machine = qemu_value(vm.machine) + ",accel="
+    machine = qemu_name(vm.machine) + ",accel="
     return [
         [
             "-name",
@@ -330,12 +340,13 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         read_vars=" ".join(
             f'{v}=""' for v in ("volumes", "images") if v in used or f"{v}_q" in used
         ),
-        cpu_model=shell_word(service.vm.cpu_model),
+        cpu_model=shell_word(qemu_cpu(service.vm.cpu_model)),
         cpu_is_host=service.vm.cpu_model == "host",
         overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         ovmf_pairs=" \\\n    ".join(f"{code}:{vars_}" for code, vars_ in layout.OVMF_PAIRS),
         virtiofsd_candidates=" ".join(layout.VIRTIOFSD),
+        fuse_escape=fuse_value_at_run_time("dir"),
         shares=[
             f"share {share_socket(plan, inst, i)} {shell_word(host_path(m.source))}"
             + (" ro" if m.read_only else " rw")

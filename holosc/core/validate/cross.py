@@ -31,7 +31,9 @@ def select(
     for service in services:
         listed = raw[service.name].get("profiles")
         names = tuple(
-            p for p in (listed if isinstance(listed, list) else ()) if PROFILE.fullmatch(str(p))
+            p
+            for p in (listed if isinstance(listed, list) else ())
+            if isinstance(p, str) and PROFILE.fullmatch(p)
         )
         if names and not set(names) & set(active):
             absent[service.name] = names

@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from holosc.core import images, quantities
@@ -32,6 +32,7 @@ from holosc.core.model import (
     Volume,
     WriteFile,
 )
+from holosc.core.render.escape import qemu_cpu, qemu_name
 from holosc.core.validate import dockerfile
 from holosc.core.validate.checker import (
     ENV_NAME,
@@ -156,13 +157,19 @@ def _id(check: Checker, where: JsonPath, value: Any) -> int | None:
     return None
 
 
+def _listed(value: Any) -> list[Any]:
+    """The items of a list in holos.yaml; none when it is something else (the schema
+    reports that: checks go on with what is well-formed, to report every error at once)."""
+    return value if isinstance(value, list) else []
+
+
 def _environment(
     check: Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
     """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
     result: dict[str, str] = {}
     listed = raw.get("env_file")
-    for i, rel in enumerate([listed] if isinstance(listed, str) else listed or []):
+    for i, rel in enumerate([listed] if isinstance(listed, str) else _listed(listed)):
         where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
         if isinstance(rel, str):
             result |= _env_file(check, where, rel, files)
@@ -223,9 +230,20 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
     return True
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[Any, Any]:
     path = check.doc.directory / rel
     where = (*at, "dockerfile")
+    if _CONTROL.search(rel) or rel.endswith("\\"):
+        # The path names the build in its unit's Description=, a one-line value.
+        check.error(
+            where,
+            f"'{rel}': a Dockerfile path cannot hold control characters or end in '\\'",
+            "rename the Dockerfile",
+        )
+        return None, UNREADABLE
     project_dir = files.realpath(check.doc.directory)
     if project_dir not in files.realpath(path).parents:
         check.error(
@@ -241,6 +259,10 @@ def _dockerfile(check: Checker, at: JsonPath, rel: str, files: Files) -> tuple[A
         return None, UNREADABLE
     except UnicodeDecodeError:
         check.error(where, f"Dockerfile '{rel}' is not UTF-8 text")
+        return None, UNREADABLE
+    if "\0" in text:  # no argv can carry it: the build's ssh to the builder would fail
+        line = text.count("\n", 0, text.index("\0")) + 1
+        check.error(where, f"{rel}:{line}: a NUL byte is not allowed in a Dockerfile")
         return None, UNREADABLE
     converted = dockerfile.convert(text, path.parent, files, rel)
     for finding in converted.findings:
@@ -323,7 +345,37 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
     for key in ("initrd", "cmdline"):
         if key in values and "kernel" not in values:
             check.error((*at, key), f"{key} needs vm.kernel (direct kernel boot)")
+    for key, (valid, what, hint) in _QEMU_VALUES.items():
+        if key in values and not _accepts(valid, values[key]):
+            check.error((*at, key), f"'{values[key]}' is not {what}", hint)
+            del values[key]
     return Vm(**values)
+
+
+# vm values that land in a QEMU option's implied position or in -cpu, where QEMU has no
+# escape (holos_runtime.optstrings): refused unless QEMU reads them back as written.
+_QEMU_VALUES = {
+    "machine": (
+        qemu_name,
+        "a QEMU machine type (letters, digits, '.', '_', '-'; "
+        "qemu-system-x86_64 -machine help lists them)",
+        "machine options go in vm.extra_args: ['-machine', 'smm=off']",
+    ),
+    "cpu_model": (
+        qemu_cpu,
+        "a QEMU CPU model with optional features (MODEL[,+FLAG|,-FLAG|,FLAG=VALUE...]; "
+        "qemu-system-x86_64 -cpu help lists them)",
+        "for example host, max or Skylake-Client",
+    ),
+}
+
+
+def _accepts(valid: Callable[[str], str], value: str) -> bool:
+    try:
+        valid(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _devices(check: Checker, at: JsonPath, raw: Any) -> tuple[Device, ...]:
@@ -499,7 +551,7 @@ def _cloud_init(check: Checker, at: JsonPath, raw: Any, image: Image) -> CloudIn
                 "starting with a letter or '_', at most 32 characters",
             )
     write_files = []
-    for i, item in enumerate(raw.get("write_files") or []):
+    for i, item in enumerate(_listed(raw.get("write_files"))):
         if isinstance(item, dict) and isinstance(item.get("path"), str):
             write_files.append(_write_file(check, (*at, "write_files", i), item))
 

@@ -61,7 +61,7 @@ done
 share() {  # share SOCKET DIRECTORY ro|rw
   [ -d "$2" ] || die "bind mount source $2 is not a directory"
   rm -f -- "$1"
-  local help ro_bind="" args
+  local help ro_bind="" args dir=$2 dir_o
   help=$("$virtiofsd" --help 2>&1 || true)
   if grep -q -- --shared-dir <<<"$help"; then  # the Rust virtiofsd
     args=(--socket-path="$1" --shared-dir="$2" --cache=auto --sandbox=none)
@@ -69,7 +69,8 @@ share() {  # share SOCKET DIRECTORY ro|rw
       if grep -q -- --readonly <<<"$help"; then args+=(--readonly); else ro_bind=1; fi
     fi
   else  # QEMU's C virtiofsd (Debian 12) has no read-only mode
-    args=(--socket-path="$1" -o source="${2//,/\\,}" -o cache=auto)
+    dir_o=${dir//\\/\\\\} dir_o=${dir_o//,/\\,}
+    args=(--socket-path="$1" -o source="$dir_o" -o cache=auto)
     if [ "$3" = ro ]; then ro_bind=1; fi
   fi
   if [ -n "$ro_bind" ]; then
