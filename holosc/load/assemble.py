@@ -19,7 +19,8 @@ from typing import Any
 
 from holosc.core.document import Document, JsonPath
 from holosc.core.images import is_local_ref
-from holosc.errors import Diagnostic, HolosError, ValidationError
+from holosc.errors import Diagnostic, HolosError, LoadError, ValidationError
+from holosc.load.confine import Confinement, OutsideProject
 from holosc.load.parse import load_file
 
 Reader = Callable[[Path, str], Document]  # (path, name shown in diagnostics)
@@ -30,14 +31,25 @@ MAX_INCLUDES = 64
 _REPLACED = {("healthcheck", "test"), ("vm", "extra_args")}
 
 
-def load_project(path: Path, environ: Mapping[str, str] | None = None) -> Document:
-    """holos.yaml with its includes and extends resolved.
+def load_project(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    confinement: Confinement | None = None,
+) -> Document:
+    """holos.yaml with its includes and extends resolved: files only inside the project
+    directory unless `confinement` (by default: HOLOSC_ALLOW_PATHS) allows more.
 
     :raises LoadError: when a file cannot be read or parsed.
     :raises ValidationError: on every include/extends error at once.
     """
+    confine = confinement or Confinement.of(path.parent)
 
     def read(file: Path, display: str) -> Document:
+        try:
+            confine.check(file)
+        except OutsideProject as exc:
+            message = str(exc.strerror)
+            raise LoadError(message, [Diagnostic(message, file=display)]) from exc
         return load_file(file, environ, display=display)
 
     return assemble(load_file(path, environ), read)
