@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from holos_runtime import consolelog
 
 from tests.conftest import REPO, require_tool
 from tests.guestkernel import READY_MARK, tiny_project
@@ -84,6 +85,20 @@ def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
     return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
+def _check_console_logs_stay_bounded(sd: PrivateSystemd, project: Path) -> None:
+    """The console logs timer runs while the project does; its service cuts a log that
+    grew past the bound (as a guest writing in a loop makes it) from the beginning."""
+    assert show(sd, "holos-life-console-logs.timer", "ActiveState") == "active"
+    log = sd.state / "var-lib-holos" / "instances" / "life" / "db-0" / "console.log"
+    with log.open("ab") as flood:  # QEMU has it open for appending too
+        flood.write(b"".join(b"flood %07d\r\n" % i for i in range(250_000)))
+    assert log.stat().st_size > consolelog.MAX_BYTES
+    sd.systemctl("start", "holos-life-console-logs.service")
+    assert log.stat().st_size <= consolelog.KEEP_BYTES + 4096
+    tail = holosc(sd, project, "logs", "db-0", "--console", "-n", "2")
+    assert tail.stdout == "==> db-0 <==\nflood 0249998\nflood 0249999\n", tail.stdout
+
+
 def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     up = holosc(systemd, project, "up")
     assert up.returncode == 0, up.stderr
@@ -104,6 +119,7 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert "Started holos-life-web@1.service" in logs.stdout
     console_log = holosc(systemd, project, "logs", "db-0", "--console")
     assert "==> db-0 <==" in console_log.stdout and READY_MARK in console_log.stdout
+    _check_console_logs_stay_bounded(systemd, project)
     # No terminal here: the console attaches to the serial socket, then detaches on EOF.
     console = holosc(systemd, project, "console", "db-0")
     assert console.returncode == 0, console.stderr

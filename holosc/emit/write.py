@@ -43,7 +43,7 @@ from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit import safedir, tree
 from holosc.errors import Diagnostic, EmitError, HolosError
 
-UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target)\Z")
+UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target|timer)\Z")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -109,7 +109,7 @@ def _split(output: Output, project: str) -> tuple[dict[str, bytes], dict[str, tu
     units: dict[str, bytes] = {}
     files: dict[str, tuple[bytes, int]] = {}
     for path, file in output.files.items():
-        if len(path.parts) == 1 and path.suffix in (".service", ".target"):
+        if len(path.parts) == 1 and path.suffix in (".service", ".target", ".timer"):
             units[path.name] = file.data
         elif path.parts[0] == project:
             files[str(PurePosixPath(*path.parts[1:]))] = (file.data, file.mode)

@@ -80,7 +80,10 @@ def installed_units(manager: Manager, project: str) -> Units:
     others = tuple(
         n
         for n in manifest["units"]
-        if n == volumes or layout.is_image_unit(project, n) or layout.is_build_unit(n)
+        if n == volumes
+        or layout.is_image_unit(project, n)
+        or layout.is_build_unit(n)
+        or n == layout.console_logs_timer(project)
     )
     return Units(project, tuple(order), gates, others)
 

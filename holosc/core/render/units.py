@@ -40,6 +40,10 @@ REQUIRE_ACTIVE = (
     'for unit; do systemctl ${MANAGERPID:+--user} is-active --quiet -- "$unit" || '
     '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
 )
+CONSOLE_LOG = "holos-console-log"
+# QEMU's console logs have no size limit and a guest can write ~100 KB/s to its serial
+# port (measured under TCG): the timer cuts them every minute (docs/units.md).
+CONSOLE_LOGS_EVERY = "1min"
 SEED = "holos-seed"
 IMAGE = "holos-image"
 BAKE = "holos-bake"
@@ -101,6 +105,7 @@ def known_hosts(project: str, instance: str) -> str:
 def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = [layout.image_unit(project.name, ref) for ref in P.registry_images(project)]
+    wants.append(layout.console_logs_timer(project.name))
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
@@ -306,6 +311,58 @@ def render_volumes(plan: P.Plan) -> str:
             ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
         ],
         [],
+    )
+
+
+def render_console_logs_timer(plan: P.Plan) -> str:
+    """Every minute while the project runs, the console logs service (not resident)."""
+    p = plan.project.name
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: keep console logs bounded")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Timer",
+                [
+                    ("OnActiveSec", CONSOLE_LOGS_EVERY),
+                    ("OnUnitActiveSec", CONSOLE_LOGS_EVERY),
+                    ("AccuracySec", "10s"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
+def render_console_logs(plan: P.Plan) -> str:
+    """Oneshot that cuts the beginning of the project's console logs grown over their
+    bound (holos-console-log); the launch script does it too before QEMU starts."""
+    p = plan.project.name
+    logs = Specifier(str(layout.instances(layout.STATE, p)))
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: cut console logs")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("UMask", "0077"),
+                    ("ExecStart", exec_line([CONSOLE_LOG, "trim", logs])),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
     )
 
 

@@ -70,6 +70,8 @@ fi
 ovmf_code_q=${ovmf_code//,/,,}
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+# QEMU gives it no size limit: first cut what earlier boots wrote beyond the bound.
+holos-console-log trim "$state/console.log"
 : >>"$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \

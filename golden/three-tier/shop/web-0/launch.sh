@@ -47,6 +47,8 @@ cpu=host
 holos-image overlay --disk "${state}"/root.qcow2 --format qcow2 --ref ubuntu:noble --images "${images}"
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+# QEMU gives it no size limit: first cut what earlier boots wrote beyond the bound.
+holos-console-log trim "$state/console.log"
 : >>"$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \

@@ -88,6 +88,8 @@ share() {  # share SOCKET DIRECTORY ro|rw
 share fs0-9dff09dcfa75.sock "${project}"/config ro
 
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
+# QEMU gives it no size limit: first cut what earlier boots wrote beyond the bound.
+holos-console-log trim "$state/console.log"
 : >>"$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
