@@ -570,7 +570,9 @@ class VM:
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(data)
         process.stdin.close()
-        for line in process.stdout:
+        # A step's line can be endless (`yes | tr -d '\n'`): shown in pieces of 64 KiB.
+        stdout = process.stdout
+        for line in iter(lambda: stdout.readline(64 << 10), b""):
             self.say(line.decode(errors="replace").rstrip("\n"))
         code = process.wait()
         if code == 255:

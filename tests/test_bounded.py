@@ -5,13 +5,16 @@ XML. holos_runtime.bounded keeps the start of stdout and the end of stderr."""
 from __future__ import annotations
 
 import resource
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from holos_runtime import bounded
 
 from holosc.host import run
+from tests.conftest import EXAMPLES, run_holosc
 
 FLOOD = "yes 0123456789abcdef | head -c 300000000; echo last line >&2"
 
@@ -51,3 +54,34 @@ def test_input_reaches_the_program_and_timeouts_kill_it() -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         bounded.run(["sleep", "30"], timeout=0.5)
     assert run.run(["sh", "-c", "printf 'a\\r\\nb\\rc'"]).stdout == "a\nb\nc"
+
+
+def test_planted_huge_files_in_the_output_directory_are_not_read_whole(tmp_path: Path) -> None:
+    """An 8 GiB (sparse) holos.lock.json and unit file in a cloned output directory:
+    build, --diff and --check read at most what holosc could have written there."""
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLES / "three-tier", project)
+    out = project / "deploy"
+    assert run_holosc("build", cwd=project).returncode == 0
+    for name in ("holos.lock.json", "holos-shop-db@.service"):
+        with (out / name).open("r+b") as f:
+            f.truncate(8 << 30)
+
+    def limited(*args: str) -> subprocess.CompletedProcess[str]:
+        script = (
+            "import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from holosc.cli import main\n"
+            f"sys.argv = ['holosc', *{list(args)!r}]\n"
+            "main()\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", script], cwd=project, capture_output=True, text=True
+        )
+
+    diff = limited("build", "--diff")
+    assert diff.returncode == 1, diff.stderr
+    assert "a/holos-shop-db@.service is larger than holosc writes; not shown" in diff.stdout
+    built = limited("build")
+    assert built.returncode == 0, built.stderr
+    assert (out / "holos-shop-db@.service").stat().st_size < 4096

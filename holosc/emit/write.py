@@ -418,6 +418,9 @@ def diff(output: Output, root: Path) -> str:
     for rel in [*changes.written, *changes.removed]:
         entry = old.entries.get(rel)
         had = entry is not None and entry.is_file
+        if entry is not None and had and entry.data is None:
+            chunks.append(f"a/{rel} is larger than holosc writes; not shown\n")
+            continue
         before = (entry.data or b"") if entry is not None and had else b""
         new_file = output.files.get(PurePosixPath(rel))
         after = new_file.data if new_file else b""
