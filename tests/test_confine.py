@@ -89,3 +89,24 @@ def test_files_inside_the_project_need_nothing(tmp_path: Path) -> None:
     result = run_holosc("build", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert "GREETING" in (repo / "deploy" / "demo" / "web-0" / "user-data").read_text()
+
+
+def test_an_includes_env_file_outside_the_project_is_refused(tmp_path: Path, home: Path) -> None:
+    """The long syntax's env_file interpolates the included file: its values reach the
+    output as surely as a service's env_file."""
+    repo = project(tmp_path, "")
+    (repo / "db").mkdir()
+    (repo / "db" / "holos.yaml").write_text(
+        "services:\n  db:\n    image: debian:12\n    environment: {KEY: ${AWS_SECRET_ACCESS_KEY}}\n"
+    )
+    text = (repo / "holos.yaml").read_text()
+    (repo / "holos.yaml").write_text(
+        "include:\n  - path: db/holos.yaml\n    env_file: ${HOME}/.aws/credentials\n" + text
+    )
+    result = run_holosc("build", cwd=repo, env={"HOME": str(home)})
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("holos.yaml:2:5: error: include[0]: cannot include"), (
+        result.stderr
+    )
+    assert "is outside the project directory" in result.stderr
+    assert "wJalrXUtnFEMI" not in result.stderr and not (repo / "deploy").exists()

@@ -72,6 +72,10 @@ class Vm:
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
+    # Memory the guest frees goes back to the host (virtio-balloon free page reporting);
+    # off with PCI passthrough, where VFIO pins guest RAM and QEMU ignores the reports.
+    free_page_reporting: bool = True
+    ksm: bool = False  # QEMU's mem-merge: guest RAM open to the host's KSM (docs/density.md)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

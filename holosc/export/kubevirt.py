@@ -440,6 +440,15 @@ class _Exporter:
             "disks": disks,
             "interfaces": [{"name": "default", "masquerade": {}}],
         }
+        if not service.vm.free_page_reporting and not service.devices:
+            # KubeVirt attaches a balloon (with free page reporting) unless told not to.
+            devices["autoattachMemBalloon"] = False
+            comments.append("free_page_reporting: false: no memory balloon")
+        if service.vm.ksm:
+            comments.append(
+                "ksm: KubeVirt merges pages per node (KubeVirt CR "
+                "spec.configuration.ksmConfiguration), not per VM"
+            )
         if service.devices:
             devices["hostDevices"] = [
                 {"name": f"pci{i}", "deviceName": device_resource(d.pci)}

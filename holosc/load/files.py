@@ -6,7 +6,7 @@ from pathlib import Path
 
 from holosc.core.files import Kind
 from holosc.load.confine import Confinement
-from holosc.load.parse import read_regular
+from holosc.load.regular import read_regular
 
 
 class HostFiles:

@@ -134,6 +134,7 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         *_kernel_args(service),
         *_peers_args(),
         *_secret_args(plan, service),
+        *_balloon_args(service),
         *([a] for a in service.vm.extra_args),
     ]
 
@@ -142,13 +143,16 @@ def _machine_args(inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
     machine = qemu_name(vm.machine) + ",accel="
+    # QEMU's mem-merge defaults to on: guest RAM would be open to KSM wherever the host
+    # runs it. Off unless the service asks (docs/density.md: the side channel).
+    merge = f",mem-merge={'on' if vm.ksm else 'off'}"
     return [
         [
             "-name",
         ],
         [inst.name],
         ["-machine"],
-        [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
+        [machine, _var("accel"), merge, ",kernel-irqchip=on" if service.devices else ""],
         ["-cpu"],
         [_var("cpu")],
         ["-smp"],
@@ -290,6 +294,21 @@ def _peers_args() -> list[Word]:
     """The project's peer list (render/hosts.py), which QEMU reads at each start."""
     path = [_var("here_q"), f"/../{layout.PEERS_FILE}"]
     return [["-fw_cfg"], [f"name={hosts.FW_CFG_NAME},file=", *path]]
+
+
+def _balloon_args(service: Service) -> list[Word]:
+    """virtio-balloon for free page reporting: the guest hands free 2 MiB blocks back and
+    QEMU discards them (QEMU >= 5.1; the guest needs virtio_balloon, which Debian, Ubuntu
+    and Fedora kernels have). Last of the PCI devices, so that adding it moved no disk or
+    NIC of an existing guest to another slot. Nothing inflates the balloon: memory_mb stays
+    the guest's maximum; deflate-on-oom lets the guest take back what someone inflates by
+    hand over QMP rather than run out."""
+    if not service.vm.free_page_reporting:
+        return []
+    return [
+        ["-device"],
+        ["virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on"],
+    ]
 
 
 def _secret_args(plan: P.Plan, service: Service) -> list[Word]:

@@ -391,6 +391,9 @@ def render_image(plan: P.Plan, ref: str) -> str:
         f"image {entry.ref}",
         [
             ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+            # The cache is the manager's alone; without a mode systemd would make it 0755
+            # again at every start of this unit.
+            *PRIVATE,
             ("ExecStart", exec_line(ensure)),
             # A dead link fails after holos-image's stall timeout; a slow one may take as
             # long as it needs.

@@ -44,7 +44,7 @@ def build_project(
 ) -> Result:
     """Validate `doc`, reading the files it names through `files`, and build the frozen
     Project of the services that run with the active `profiles` (services without
-    profiles always run; replicas: 0 never does).
+    profiles always run; replicas: 0 never does; `*` activates every profile).
 
     :raises ValidationError: with every error found.
     """
@@ -62,7 +62,7 @@ def build_project(
         for svc_name, raw in raw_services.items()
         if isinstance(raw, dict) and NAME.fullmatch(svc_name)
     ]
-    active = tuple(sorted(set(profiles)))
+    active = tuple(sorted(_all_profiles(raw_services) if "*" in profiles else set(profiles)))
     services, absent = cross.select(services, raw_services, active)
     services = cross.drop_optional_dependencies(check, services, absent)
     ordered = cross.order(check, services)
@@ -81,6 +81,16 @@ def build_project(
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
+
+
+def _all_profiles(raw_services: dict[str, Any]) -> set[str]:
+    """`*`: every profile a service names, as compose's `--profile '*'`."""
+    return {
+        str(p)
+        for raw in raw_services.values()
+        if isinstance(raw, dict) and isinstance(raw.get("profiles"), list)
+        for p in raw["profiles"]
+    }
 
 
 def _project_name(check: Checker, data: dict[str, Any], directory: Path) -> str:

@@ -76,7 +76,7 @@ holos-console-log trim "$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name trainer-0 \
-  -machine q35,accel="${accel}",kernel-irqchip=on \
+  -machine q35,accel="${accel}",mem-merge=off,kernel-irqchip=on \
   -cpu "${cpu}" \
   -smp 8 \
   -m 16384M \

@@ -53,7 +53,7 @@ holos-console-log trim "$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name web-1 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=on \
   -cpu "${cpu}" \
   -smp 1 \
   -m 512M \
@@ -75,4 +75,5 @@ exec qemu-system-x86_64 \
   -device virtio-net-pci,netdev=net0,mac=52:54:01:97:37:01 \
   -netdev socket,id=net1,mcast=239.141.144.1:64060,localaddr=127.0.0.1 \
   -device virtio-net-pci,netdev=net1,mac=52:54:00:97:37:01 \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on

@@ -54,7 +54,7 @@ holos-console-log trim "$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name web-0 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=off \
   -cpu "${cpu}" \
   -smp 1 \
   -m 512M \
@@ -79,4 +79,5 @@ exec qemu-system-x86_64 \
   -kernel "${project}"/guest/vmlinuz \
   -initrd "${project}"/guest/initrd.img \
   -append 'root=/dev/vda rw console=ttyS0' \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on

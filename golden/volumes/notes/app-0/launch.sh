@@ -93,7 +93,7 @@ holos-console-log trim "$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name app-0 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=off \
   -cpu "${cpu}" \
   -smp 1 \
   -m 512M \
@@ -121,4 +121,5 @@ exec qemu-system-x86_64 \
   -numa node,memdev=mem \
   -chardev socket,id=fs0,path=fs0-66e60566e949.sock \
   -device vhost-user-fs-pci,chardev=fs0,tag=share0 \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on
