@@ -7,10 +7,11 @@ grows it by about 100 KB/s under TCG (measured; docs/units.md). So:
 - readers (`holosc logs --console`, a build's failure message) read only the end of the
   file, in memory independent of its size (`tail`);
 - `trim` keeps a log under MAX_BYTES by cutting its beginning down to KEEP_BYTES: the
-  launch script runs it before QEMU starts, and the project's console-logs timer every
-  minute while instances run. ext4 and XFS cut in place (fallocate COLLAPSE_RANGE), so
-  QEMU's appends are never lost; elsewhere the tail is copied to the start, and what the
-  guest writes during that copy may be lost or out of order.
+  project's console-logs timer runs it every minute while instances run (the launch
+  script does the same with tail(1) before QEMU starts, with these bounds). ext4 and
+  XFS cut in place (fallocate COLLAPSE_RANGE), so QEMU's appends are never lost;
+  elsewhere the tail is copied to the start, and what the guest writes during that copy
+  may be lost or out of order.
 
 Usage::
 
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 import stat
@@ -113,14 +112,14 @@ def _copy_tail(fd: int, cut: int, keep: int) -> None:
     os.pwrite(fd, data, 0)
 
 
-_libc: ctypes.CDLL | None = None
-
-
 def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    call = _libc.fallocate
+    """fallocate(2) with a mode (os.posix_fallocate has none); ctypes only when cutting:
+    the compiler imports this module for its bounds."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    call = libc.fallocate
     call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
     if call(fd, mode, offset, length) != 0:
         code = ctypes.get_errno()

@@ -85,14 +85,20 @@ def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
     return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
+def _flood(sd: PrivateSystemd, instance: str, end: str = "") -> Path:
+    """Grow an instance's console log past its bound, as a guest writing in a loop does."""
+    log = sd.state / "var-lib-holos" / "instances" / "life" / instance / "console.log"
+    with log.open("ab") as flood:  # QEMU may have it open for appending too
+        flood.write(b"".join(b"flood %07d\r\n" % i for i in range(250_000)) + end.encode())
+    assert log.stat().st_size > consolelog.MAX_BYTES
+    return log
+
+
 def _check_console_logs_stay_bounded(sd: PrivateSystemd, project: Path) -> None:
     """The console logs timer runs while the project does; its service cuts a log that
-    grew past the bound (as a guest writing in a loop makes it) from the beginning."""
+    grew past the bound from the beginning while QEMU runs."""
     assert show(sd, "holos-life-console-logs.timer", "ActiveState") == "active"
-    log = sd.state / "var-lib-holos" / "instances" / "life" / "db-0" / "console.log"
-    with log.open("ab") as flood:  # QEMU has it open for appending too
-        flood.write(b"".join(b"flood %07d\r\n" % i for i in range(250_000)))
-    assert log.stat().st_size > consolelog.MAX_BYTES
+    log = _flood(sd, "db-0")
     sd.systemctl("start", "holos-life-console-logs.service")
     assert log.stat().st_size <= consolelog.KEEP_BYTES + 4096
     tail = holosc(sd, project, "logs", "db-0", "--console", "-n", "2")
@@ -132,11 +138,16 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     journal = systemd.run(["journalctl", "-u", "holos-life-web@0.service", "--no-pager"]).stdout
     assert re.search(r"web-0: guest shut down after [\d.]+ s", journal), journal
 
+    # A log past its bound is cut when the instance starts (the first boot's mark kept).
+    web_log = _flood(systemd, "web-0", end=f"{READY_MARK}\n")
     start = holosc(systemd, project, "start", "web", "-p", "life")
     assert start.returncode == 0, start.stderr
     assert show(systemd, "holos-life-web@1.service", "ActiveState") == "active"
 
     wait_ready(systemd, "web-0", "web-1", boots=2)
+    assert web_log.stat().st_size < consolelog.KEEP_BYTES + (256 << 10)
+    assert b"flood 0000000\r\n" not in web_log.read_bytes()  # the beginning is gone
+    )
     began = time.monotonic()
     down = holosc(systemd, project, "down")
     assert down.returncode == 0, down.stderr

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from holos_runtime import consolelog
+
 from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import MountKind, Secret, Service
@@ -372,6 +374,8 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
             for i, m in enumerate(binds)
         ],
         secret_checks=_secret_checks(plan, service),
+        console_max=consolelog.MAX_BYTES,
+        console_keep=consolelog.KEEP_BYTES,
         args=lines,
     )
 
