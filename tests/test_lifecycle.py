@@ -147,7 +147,7 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     wait_ready(systemd, "web-0", "web-1", boots=2)
     assert web_log.stat().st_size < consolelog.KEEP_BYTES + (256 << 10)
     assert b"flood 0000000\r\n" not in web_log.read_bytes()  # the beginning is gone
-    )
+
     began = time.monotonic()
     down = holosc(systemd, project, "down")
     assert down.returncode == 0, down.stderr
