@@ -49,6 +49,7 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
         "holos-image",
         "holos-bake",
         "holos-console-log",
+        "holos-switch",
         "sh",
     ):
         # The helpers of the checkout under test first (beside the interpreter running it).

@@ -69,5 +69,6 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos-bake = holos_runtime.bake:main",
         "holos-console-log = holos_runtime.consolelog:main",
         "holos-seed = holos_runtime.seed:main",
+        "holos-switch = holos_runtime.switch:main",
     ):
         assert script in text

@@ -36,6 +36,7 @@ HELPERS = (
     "holos-image",
     "holos-bake",
     "holos-console-log",
+    "holos-switch",
 )
 
 
