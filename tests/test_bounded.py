@@ -85,3 +85,22 @@ def test_planted_huge_files_in_the_output_directory_are_not_read_whole(tmp_path:
     built = limited("build")
     assert built.returncode == 0, built.stderr
     assert (out / "holos-shop-db@.service").stat().st_size < 4096
+
+
+def test_a_planted_huge_export_lock_is_not_read_whole(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLES / "three-tier", project)
+    out = tmp_path / "k8s"
+    out.mkdir()
+    with (out / "holos-export.lock").open("wb") as f:
+        f.truncate(8 << 30)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from holosc.cli import main\n"
+        f"sys.argv = ['holosc', 'export', 'kubevirt', '-o', {str(out)!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert (out / "holos-export.lock").stat().st_size < 1 << 20
