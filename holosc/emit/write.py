@@ -74,11 +74,12 @@ def plan_changes(output: Output, root: Path) -> Changes:
     return _plan(output, root, _read_old(output, root))
 
 
-def _read_old(output: Output, root: Path) -> _Old:
+def _read_old(output: Output, root: Path, at: tuple[int, str] | None = None) -> _Old:
+    """What `root` holds; `at` (parent fd, name) opens it where emit checked it."""
     if root.is_symlink():
         raise _error(root, "is a symlink; holosc writes only into a real directory", "-o TARGET")
     try:
-        fd = tree.open_dir(str(root))
+        fd = tree.open_dir(at[1], at[0]) if at else tree.open_dir(str(root))
     except FileNotFoundError:
         return _Old(False, None, {}, {})
     except OSError as exc:
@@ -199,7 +200,7 @@ def emit(output: Output, root: Path) -> Changes:
     try:
         _check_output_dir(parent_fd, name, root)
         _clean_leftovers(parent_fd, name)
-        old = _read_old(output, root)
+        old = _read_old(output, root, (parent_fd, name))
         _check_subdirectories(output, root, old)
         changes = _plan(output, root, old)
         if changes.any:
