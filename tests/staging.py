@@ -48,6 +48,7 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
         "holos-seed",
         "holos-image",
         "holos-bake",
+        "holos-switch",
         "sh",
     ):
         # The helpers of the checkout under test first (beside the interpreter running it).

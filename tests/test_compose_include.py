@@ -150,6 +150,17 @@ ROWS = [
         {"db": {"image": "debian:12"}},
     ),
     Row(
+        SPEC + " long syntax env_file format raw",
+        {
+            "holos.yaml": main(
+                "[{path: sub/holos.yaml, env_file: [{path: raw.env, format: raw}]}]"
+            ),
+            "sub/holos.yaml": "services:\n  db: {image: debian:12, environment: {V: '${V}'}}\n",
+            "raw.env": "V='$x'\n",
+        },
+        {"db": {"env": {"V": "'$x'"}}},
+    ),
+    Row(
         SPEC + " project_directory",
         {
             "holos.yaml": main("[{path: sub/holos.yaml, project_directory: .}]"),

@@ -67,5 +67,6 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos-image = holos_runtime.image:main",
         "holos-bake = holos_runtime.bake:main",
         "holos-seed = holos_runtime.seed:main",
+        "holos-switch = holos_runtime.switch:main",
     ):
         assert script in text

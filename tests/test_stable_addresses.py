@@ -98,7 +98,7 @@ def test_other_instances_keep_every_file(
     host_ports = [str(p).split(":")[0] for p in ports]
     assert len(set(ips)) == len(ips) and len(set(host_ports)) == len(host_ports), now
     # The peer list is the one file that changes, and it names everyone.
-    hosts = after.files[Path("shop/hosts")].data.decode()
+    hosts = after.files[Path("shop/hosts.default")].data.decode()
     for inst, info in now.items():
         assert f"{info['ip']} " in hosts and f" {inst}" in hosts, (inst, hosts)
 

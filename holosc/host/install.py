@@ -33,7 +33,8 @@ class Installed:
     removed_units: frozenset[str]
     changed_instances: frozenset[str]
     removed_instances: frozenset[str]
-    peers_changed: bool = False  # <p>/hosts replaced one that guests may be running with
+    # Networks whose <p>/hosts.<network> replaced one that guests may be running with.
+    peers_changed: frozenset[str] = frozenset()
 
     @property
     def any(self) -> bool:
@@ -208,7 +209,11 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         frozenset(removed_units),
         frozenset(changed & old_instances),
         frozenset(old_instances - new_instances),
-        layout.PEERS_FILE in changed_files and layout.PEERS_FILE in old["files"],
+        frozenset(
+            f.removeprefix(layout.PEERS_PREFIX)
+            for f in changed_files
+            if layout.is_peers_name(f) and f in old["files"]
+        ),
     )
 
 

@@ -180,8 +180,8 @@ class _Out(Tree):
             values, warnings = read_env_files(files, doc.environ, optional=True)
         else:
             present = [
-                (root / p, posixpath.normpath(p))
-                for p, required in spec.env_files
+                (root / p, posixpath.normpath(p), fmt)
+                for p, required, fmt in spec.env_files
                 if required or (root / p).exists()
             ]
             values, warnings = read_env_files(present, doc.environ)
@@ -330,7 +330,7 @@ class _IncludeSpec:
 
     paths: tuple[str, ...]
     directory: str
-    env_files: tuple[tuple[str, bool], ...] | None
+    env_files: tuple[tuple[str, bool, str | None], ...] | None  # (path, required, format)
 
     @classmethod
     def of(cls, item: Any) -> _IncludeSpec | None:
@@ -354,17 +354,18 @@ class _IncludeSpec:
         return cls(normal, posixpath.normpath(directory) if directory else "", env_files)
 
 
-def _env_file_list(value: Any) -> tuple[tuple[str, bool], ...] | None:
-    """An include's `env_file`: a path, or a list of paths or `{path, required}`."""
+def _env_file_list(value: Any) -> tuple[tuple[str, bool, str | None], ...] | None:
+    """An include's `env_file`: a path, or a list of paths or `{path, required, format}`."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
         return None
-    result = []
+    result: list[tuple[str, bool, str | None]] = []
     for item in items:
         if isinstance(item, str) and item:
-            result.append((item, True))
+            result.append((item, True, None))
         elif isinstance(item, dict) and isinstance(item.get("path"), str):
-            result.append((item["path"], item.get("required", True) is not False))
+            fmt = item.get("format") if isinstance(item.get("format"), str) else None
+            result.append((item["path"], item.get("required", True) is not False, fmt))
         else:
             return None
     return tuple(result)

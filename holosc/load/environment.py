@@ -14,7 +14,7 @@ import errno
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from holosc.core.dotenv import DotenvError, parse_dotenv
+from holosc.core.dotenv import DotenvError, parse_dotenv, parse_raw
 from holosc.errors import Diagnostic, LoadError
 from holosc.load.regular import read_regular
 
@@ -34,22 +34,27 @@ def project_environment(
 
 
 def read_env_files(
-    files: Sequence[tuple[Path, str]], environ: Mapping[str, str], *, optional: bool = False
+    files: Sequence[tuple[Path, str] | tuple[Path, str, str | None]],
+    environ: Mapping[str, str],
+    *,
+    optional: bool = False,
 ) -> tuple[dict[str, str], tuple[Diagnostic, ...]]:
-    """The variables of `files` (path, name shown), later files winning; each value is
-    interpolated with `environ`, then the files before, then its own lines before.
+    """The variables of `files` (path, name shown[, format]), later files winning; each
+    value is interpolated with `environ`, then the files before, then its own lines before
+    (format `raw`: docker run's --env-file format, values as written).
 
     :raises LoadError: when a file cannot be read (a missing one is skipped when
         `optional`) or has a malformed line.
     """
     result: dict[str, str] = {}
     warnings: list[Diagnostic] = []
-    for path, display in files:
+    for path, display, *fmt in files:
         text = _read(path, display, optional=optional)
         if text is None:
             continue
+        lookup = collections.ChainMap(dict(environ), result)
         try:
-            parsed = parse_dotenv(text, collections.ChainMap(dict(environ), result))
+            parsed = parse_raw(text, lookup) if fmt == ["raw"] else parse_dotenv(text, lookup)
         except DotenvError as exc:
             raise LoadError(
                 f"invalid {display}", [Diagnostic(exc.message, file=display, line=exc.line)]

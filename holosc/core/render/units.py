@@ -41,6 +41,7 @@ REQUIRE_ACTIVE = (
     '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
 )
 SEED = "holos-seed"
+SWITCH = "holos-switch"
 IMAGE = "holos-image"
 BAKE = "holos-bake"
 
@@ -101,6 +102,7 @@ def known_hosts(project: str, instance: str) -> str:
 def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = [layout.image_unit(project.name, ref) for ref in P.registry_images(project)]
+    wants.append(layout.switch_unit(project.name))
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
@@ -134,6 +136,10 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("Description", Specifier(unit_value(f"holos {p}: {service.name}-") + "%i")),
         ("PartOf", layout.target_name(p)),
     ]
+    # The switch carries every NIC's frames. Wants=, not Requires=: a switch that
+    # restarts must not restart the VMs (datagrams reach it again by path).
+    switch = layout.switch_unit(p)
+    unit_section += [("Wants", switch), ("After", switch)]
     needed: list[str] = []
     for dep, kind, checked in _after(plan.project, service):
         unit_section += [(kind, dep), ("After", dep)]
@@ -306,6 +312,57 @@ def render_volumes(plan: P.Plan) -> str:
             ("ExecStart", exec_line([Specifier(f"{artifact_dir(p)}/volumes.sh")])),
         ],
         [],
+    )
+
+
+def render_switch(plan: P.Plan) -> str:
+    """The project's switch: one process for every network and the NAT filter of every
+    instance (runtime-helpers/switch.py). It restarts at once when it dies; the VMs'
+    datagrams reach the new one at the same paths."""
+    p = plan.project.name
+    members = layout.switch_members(layout.RUNTIME, p)
+    sockets = layout.switch_sockets(layout.RUNTIME, p)
+    argv = [
+        SWITCH,
+        "--project",
+        p,
+        "--sockets",
+        Specifier(str(sockets)),
+        "--members",
+        Specifier(str(members)),
+        *(
+            a
+            for n in plan.networks
+            if n.external is None
+            for a in ("--network", f"{n.name}={n.ident}")
+        ),
+    ]
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: network switch")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "exec"),
+                    (
+                        "RuntimeDirectory",
+                        f"{layout.below_root(members)} {layout.below_root(sockets)}",
+                    ),
+                    ("RuntimeDirectoryMode", "0700"),
+                    ("UMask", "0077"),
+                    ("ExecStart", exec_line(argv)),
+                    ("Restart", "always"),
+                    ("RestartSec", "1"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
     )
 
 

@@ -22,7 +22,7 @@ from holosc.core.model import (
     Project,
     Volume,
 )
-from holosc.core.validate import cross, schema, service
+from holosc.core.validate import cross, networks, schema, service
 from holosc.core.validate.checker import (
     NAME,
     Checker,
@@ -53,6 +53,7 @@ def build_project(
     data = doc.data if isinstance(doc.data, dict) else {}
     name = _project_name(check, data, doc.directory)
     volumes = _volumes(check, data.get("volumes"))
+    declared = networks.top_level(check, data.get("networks"))
     secrets = service.top_level_secrets(data.get("secrets"))
     raw_services: dict[str, Any] = (
         data["services"] if isinstance(data.get("services"), dict) else {}
@@ -67,6 +68,7 @@ def build_project(
     services = cross.drop_optional_dependencies(check, services, absent)
     ordered = cross.order(check, services)
     cross.check_cross_service(check, ordered, volumes, name)
+    joined = networks.check_project(check, ordered, declared)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     used = {u.source for s in ordered for u in s.secrets}
@@ -76,6 +78,7 @@ def build_project(
         tuple(volumes.values()),
         active,
         tuple(s for n, s in sorted(secrets.items()) if n in used),
+        joined,
     )
     cross.check_output_size(check, project)
     if check.errors:

@@ -34,7 +34,7 @@ from holosc.core.model import (
     WriteFile,
 )
 from holosc.core.render.escape import qemu_cpu, qemu_name
-from holosc.core.validate import dockerfile
+from holosc.core.validate import dockerfile, networks
 from holosc.core.validate.checker import (
     ENV_NAME,
     FALLBACK_USER,
@@ -88,6 +88,8 @@ def build_service(
         restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
         environment=_environment(check, at, raw, files),
         secrets=tuple(_secret_uses(check, (*at, "secrets"), raw.get("secrets"), secrets)),
+        networks=networks.attachments(check, at, raw.get("networks")),
+        extra_hosts=networks.extra_hosts(check, at, raw.get("extra_hosts")),
     )
 
 
