@@ -108,13 +108,18 @@ def legacy(launch: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def measure(sd: PrivateSystemd, project: Path, rounds: int) -> dict[str, float]:
+def measure(
+    sd: PrivateSystemd, project: Path, rounds: int, mtu: int | None = None
+) -> dict[str, float]:
     lock = __import__("json").loads(
         (sd.state / "etc-holos" / "bench" / "holos.lock.json").read_text()
     )
     peer = lock["instances"]["vm-1"]["ip"]
     for inst in ("vm-0", "vm-1"):
         wait_booted(sd, project, inst)
+        if mtu is not None:
+            nic = "ip -o -4 addr show to 10.10.0.0/24 | cut -d' ' -f2"
+            guest(sd, project, inst, f"sudo ip link set dev $({nic}) mtu {mtu}")
     guest(sd, project, "vm-1", f"sudo systemd-run --unit=sink python3 -c '{SINK}' {peer}")
     rtt, vm, nat = [], [], []
     for _ in range(rounds):
@@ -160,7 +165,8 @@ def main() -> None:
                 script = sd.state / "etc-holos" / "bench" / inst / "launch.sh"
                 script.write_text(legacy(script.read_text()))
             sd.systemctl("restart", "holos-bench-vm@0.service", "holos-bench-vm@1.service")
-            old = measure(sd, project, rounds)
+            # ... and the old MTU: the network-config in the seed asks for jumbo frames.
+            old = measure(sd, project, rounds, mtu=1500)
             print(f"multicast and slirp: {old}", flush=True)
             print(f"\n{'':24} {'multicast/slirp':>16} {'switch':>10} {'ratio':>7}")
             for key, label in (

@@ -53,7 +53,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from holos_runtime import consolelog, qcow2
 from holos_runtime import layers as L
@@ -575,20 +575,28 @@ class VM:
         from qemu.qmp.legacy import QEMUMonitorProtocol
 
         deadline = time.monotonic() + 30
-        while not self.qmp_path.exists():
+        while True:
             self._check_alive()
-            if time.monotonic() > deadline:
-                raise Failure("the builder's QEMU did not open its QMP socket in 30 s")
+            qmp = QEMUMonitorProtocol(str(self.qmp_path))
+            try:
+                qmp.connect(negotiate=True)
+                self.qmp = qmp
+                return
+            except (QMPError, OSError, EOFError) as exc:
+                # QEMU creates its socket a moment before it listens on it: until then the
+                # file is missing or a connection is refused, and that is retried.
+                cause = getattr(exc, "exc", exc)
+                not_yet = isinstance(cause, (FileNotFoundError, ConnectionRefusedError))
+                if not not_yet or time.monotonic() > deadline:
+                    self._cannot_connect(exc)
             time.sleep(0.05)
-        self.qmp = QEMUMonitorProtocol(str(self.qmp_path))
-        try:
-            self.qmp.connect(negotiate=True)
-        except (QMPError, OSError, EOFError) as exc:
-            assert self.process is not None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(5)  # it is exiting: its message says why
-            self._check_alive()
-            raise Failure(f"cannot talk to the builder's QEMU over QMP: {exc}") from None
+
+    def _cannot_connect(self, exc: BaseException) -> NoReturn:
+        assert self.process is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)  # it is exiting: its message says why
+        self._check_alive()
+        raise Failure(f"cannot talk to the builder's QEMU over QMP: {exc}") from None
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:

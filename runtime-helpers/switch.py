@@ -135,12 +135,13 @@ class Network:
             del self.macs[mac]
 
     def forward(self, frame: bytes, source: str) -> None:
-        # Only this network's NICs: a socket of another network never joins it.
-        if not is_member_name(source) or not source.endswith(f"/{self.socket_name}"):
-            return
+        if source not in self.members:
+            # Only this network's NICs: a socket of another network never joins it.
+            if not is_member_name(source) or not source.endswith(f"/{self.socket_name}"):
+                return
+            self.join(source)
         if len(frame) < 14:
             return
-        self.join(source)
         self.macs[frame[6:12]] = source
         target = self.macs.get(frame[0:6])
         if target is not None and not frame[0] & 1:

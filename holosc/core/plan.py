@@ -24,6 +24,11 @@ DEFAULT_SUBNET = ipaddress.IPv4Network("10.10.0.0/24")
 AUTO_POOL = ipaddress.IPv4Network("10.10.0.0/16")  # subnets holosc picks: 10.10.K.0/24
 
 FIRST_HOST = 2  # .1 is the gateway's in compose; no instance takes it
+# The MTU of a project network's NICs: jumbo frames, so fewer frames pass the switch (its
+# cost is per frame). Not 64 KiB, which QEMU's dgram backend would carry: the switch's
+# socket may hold 208 KiB unread (net.core.wmem_max, the most an unprivileged process
+# gets), a few 64 KiB frames; a receiver whose queue is full loses the frame.
+NETWORK_MTU = 9000
 PORT_BLOCK_START = 20000
 PORT_BLOCK_SIZE = 512
 PORT_BLOCKS = 80  # 20000..60959

@@ -142,7 +142,13 @@ def network_config(plan: P.Plan, inst: P.Instance) -> str:
             # The LAN's router comes second to the NAT's (holos exec and health need it).
             entry |= {"dhcp4": True, "dhcp4-overrides": {"route-metric": 200}}
         else:
-            entry |= {"dhcp4": False, "addresses": [f"{nic.ip}/{network.prefix}"]}
+            # Jumbo frames: each frame costs the switch one hop in Python, whatever its
+            # size (docs/units.md, "Networks"); nothing routes off a project network.
+            entry |= {
+                "dhcp4": False,
+                "addresses": [f"{nic.ip}/{network.prefix}"],
+                "mtu": P.NETWORK_MTU,
+            }
         ethernets[f"net-{nic.network}"] = entry
     return yaml_document({"version": 2, "ethernets": ethernets})
 
