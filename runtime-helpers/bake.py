@@ -53,10 +53,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from holos_runtime import consolelog, qcow2
 from holos_runtime import layers as L
-from holos_runtime import qcow2
 from holos_runtime.health import pinned_host_key, remote_command
 from holos_runtime.image import Failure as ImageFailure
 from holos_runtime.image import identity, images_dir
@@ -575,20 +575,28 @@ class VM:
         from qemu.qmp.legacy import QEMUMonitorProtocol
 
         deadline = time.monotonic() + 30
-        while not self.qmp_path.exists():
+        while True:
             self._check_alive()
-            if time.monotonic() > deadline:
-                raise Failure("the builder's QEMU did not open its QMP socket in 30 s")
+            qmp = QEMUMonitorProtocol(str(self.qmp_path))
+            try:
+                qmp.connect(negotiate=True)
+                self.qmp = qmp
+                return
+            except (QMPError, OSError, EOFError) as exc:
+                # QEMU creates its socket a moment before it listens on it: until then the
+                # file is missing or a connection is refused, and that is retried.
+                cause = getattr(exc, "exc", exc)
+                not_yet = isinstance(cause, (FileNotFoundError, ConnectionRefusedError))
+                if not not_yet or time.monotonic() > deadline:
+                    self._cannot_connect(exc)
             time.sleep(0.05)
-        self.qmp = QEMUMonitorProtocol(str(self.qmp_path))
-        try:
-            self.qmp.connect(negotiate=True)
-        except (QMPError, OSError, EOFError) as exc:
-            assert self.process is not None
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(5)  # it is exiting: its message says why
-            self._check_alive()
-            raise Failure(f"cannot talk to the builder's QEMU over QMP: {exc}") from None
+
+    def _cannot_connect(self, exc: BaseException) -> NoReturn:
+        assert self.process is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)  # it is exiting: its message says why
+        self._check_alive()
+        raise Failure(f"cannot talk to the builder's QEMU over QMP: {exc}") from None
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -644,10 +652,7 @@ class VM:
             time.sleep(1)
 
     def console_tail(self, size: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            text = self.console.read_bytes()[-size:].decode(errors="replace")
-            return terminal_safe(text)
-        return ""
+        return terminal_safe(consolelog.tail_bytes(self.console, size).decode(errors="replace"))
 
     def run(self, script: str, data: bytes) -> int:
         """Run a step as root, its output streamed line by line; then sync the guest."""
@@ -662,7 +667,9 @@ class VM:
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(data)
         process.stdin.close()
-        for line in process.stdout:
+        # A step's line can be endless (`yes | tr -d '\n'`): shown in pieces of 64 KiB.
+        stdout = process.stdout
+        for line in iter(lambda: stdout.readline(64 << 10), b""):
             self.say(line.decode(errors="replace").rstrip("\n"))
         code = process.wait()
         if code == 255:

@@ -44,6 +44,7 @@ def test_an_include_of_proc_self_environ_is_positioned_and_quotes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOLOS_TEST_SECRET", "hunter2")
+    monkeypatch.setenv("HOLOSC_ALLOW_PATHS", "/proc")  # else refused before it is read
     _write(tmp_path, "include: [/proc/self/environ]\n" + ONE)
     said = _refused(tmp_path, "validate", where="/proc/self/environ:1:")
     assert "U+0000" in said and "hunter2" not in said

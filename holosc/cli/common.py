@@ -78,12 +78,14 @@ def load(
     from holosc.core.validate.checks import build_project
     from holosc.host import keys, systemd
     from holosc.load.assemble import load_project
+    from holosc.load.confine import Confinement
     from holosc.load.files import HostFiles
     from holosc.tools import devices
 
     path = compose_path(file)
-    doc = load_project(path)
-    result = build_project(doc, HostFiles(), profiles=active_profiles(doc.environ))
+    confinement = Confinement.of(path.parent)  # HOLOSC_ALLOW_PATHS of this process only
+    doc = load_project(path, confinement=confinement)
+    result = build_project(doc, HostFiles(confinement), profiles=active_profiles(doc.environ))
     if with_key:
         root = state_root or systemd.manager().state_dir
         # %S/holos of the default scope's manager unless the caller knows the manager.

@@ -8,6 +8,7 @@ import sys
 from typing import Annotated
 
 import typer
+from holos_runtime import consolelog
 
 from holosc.cli import common, complete, options
 from holosc.core import layout, names
@@ -117,8 +118,9 @@ def logs(
             log = layout.console_log(manager.state_dir, name, inst)
             print(f"==> {inst} <==")
             try:
-                tail = "".join(log.read_text(errors="replace").splitlines(True)[-lines:])
-                print(common.terminal_safe(tail))
+                # From the end: a guest can make its log as large as it likes.
+                tail = consolelog.tail(log, lines).decode(errors="replace")
+                print(tail, end="" if tail.endswith("\n") else "\n")  # escaped by streams
             except OSError as exc:
                 print(f"(cannot read {log}: {exc})", file=sys.stderr)
         return

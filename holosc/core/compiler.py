@@ -67,6 +67,8 @@ def compile_project(
         files[PurePosixPath(path)] = File(data, mode)
 
     add(layout.target_name(name), units.render_target(plan))
+    add(layout.console_logs_timer(name), units.render_console_logs_timer(plan))
+    add(layout.console_logs_unit(name), units.render_console_logs(plan))
     add(layout.switch_unit(name), units.render_switch(plan))
     for ref in P.registry_images(project):
         add(layout.image_unit(name, ref), units.render_image(plan, ref))

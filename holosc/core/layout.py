@@ -75,6 +75,15 @@ def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
 
 
+def console_logs_timer(project: str) -> str:
+    """The timer that keeps the project's console logs bounded (and its service)."""
+    return f"holos-{project}-console-logs.timer"
+
+
+def console_logs_unit(project: str) -> str:
+    return f"holos-{project}-console-logs.service"
+
+
 def switch_unit(project: str) -> str:
     """The project's switch (runtime-helpers/switch.py): its networks and NAT filter."""
     return f"holos-{project}-switch.service"
@@ -153,7 +162,7 @@ def is_unit_of(unit: str, project: str) -> bool:
     """Whether `unit` is a name holosc gives a unit of `project`."""
     stem, dot, suffix = unit.rpartition(".")
     prefix = f"holos-{project}"
-    if not dot or suffix not in ("service", "target") or not stem.startswith(prefix):
+    if not dot or suffix not in ("service", "target", "timer") or not stem.startswith(prefix):
         return False
     rest = stem[len(prefix) :]
     if rest == "" and suffix == "target":

@@ -76,7 +76,11 @@ def installed_units(manager: Manager, project: str) -> Units:
         )
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
-    own = (layout.volumes_unit(project), layout.switch_unit(project))
+    own = (
+        layout.volumes_unit(project),
+        layout.switch_unit(project),
+        layout.console_logs_timer(project),
+    )
     others = tuple(
         n
         for n in manifest["units"]

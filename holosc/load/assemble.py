@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from holosc.core.document import Document, JsonPath
-from holosc.errors import Diagnostic, HolosError, ValidationError
+from holosc.errors import Diagnostic, HolosError, LoadError, ValidationError
+from holosc.load.confine import Confinement, OutsideProject
 from holosc.load.environment import read_env_files
 from holosc.load.parse import load_file, read_compose
 from holosc.load.paths import rebase_file
@@ -29,6 +30,7 @@ from holosc.load.tree import Tree
 
 # (path, name shown in diagnostics, environment it is interpolated with)
 Reader = Callable[[Path, str, Mapping[str, str]], Document]
+Check = Callable[[Path, str], None]  # raises LoadError for a file the project may not read
 MAX_NESTING = 8
 # Files included, repeats counted: eight levels of eight includes each would otherwise
 # merge 8^8 files. (Each file is loaded once: `_once`.)
@@ -37,21 +39,37 @@ _SECTIONS = ("services", "volumes", "secrets")
 Chain = tuple[tuple[str, str], ...]  # (file, service) of the extends being resolved
 
 
-def load_project(path: Path, environ: Mapping[str, str] | None = None) -> Document:
-    """holos.yaml with its includes and extends resolved.
+def load_project(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    confinement: Confinement | None = None,
+) -> Document:
+    """holos.yaml with its includes and extends resolved: other files only inside the
+    project directory unless `confinement` (by default: HOLOSC_ALLOW_PATHS) allows more.
 
     :raises LoadError: when a file cannot be read or parsed.
     :raises ValidationError: on every include/extends error at once.
     """
+    confine = confinement or Confinement.of(path.parent)
+
+    def check(file: Path, display: str) -> None:
+        try:
+            confine.check(file)
+        except OutsideProject as exc:
+            message = str(exc.strerror)
+            raise LoadError(message, [Diagnostic(message, file=display)]) from exc
 
     def read(file: Path, display: str, env: Mapping[str, str]) -> Document:
+        check(file, display)
         return read_compose(file, env, display=display)
 
-    return assemble(load_file(path, environ), read)
+    return assemble(load_file(path, environ), read, check)
 
 
-def assemble(doc: Document, read: Reader) -> Document:
-    files = _Files(doc.directory, read)
+def assemble(doc: Document, read: Reader, check: Check | None = None) -> Document:
+    """`doc` with what it includes and extends; `read` reads those files, and `check`
+    refuses the env files of an include that `read` would refuse."""
+    files = _Files(doc.directory, read, check or (lambda _path, _display: None))
     out = _Out(doc, files)
     out.include(doc, (posixpath.normpath(doc.file),), 0)
     out.extend_all()
@@ -64,9 +82,10 @@ def assemble(doc: Document, read: Reader) -> Document:
 class _Files:
     """The files other than the main one, each read and rebased once per environment."""
 
-    def __init__(self, directory: Path, read: Reader) -> None:
+    def __init__(self, directory: Path, read: Reader, check: Check) -> None:
         self.directory = directory
         self.read = read
+        self.check = check
         self.done: dict[tuple[str, str, frozenset[tuple[str, str]]], Document | HolosError] = {}
         self.trees: dict[tuple[str, frozenset[tuple[str, str]]], _Out] = {}
         self.errors: list[Diagnostic] = []
@@ -177,6 +196,8 @@ class _Out(Tree):
         if spec.env_files is None:
             dotenv = posixpath.join(spec.directory, ".env")
             files = [(root / dotenv, posixpath.normpath(dotenv))]
+            for path, display in files if (root / dotenv).exists() else []:
+                self.files.check(path, display)
             values, warnings = read_env_files(files, doc.environ, optional=True)
         else:
             present = [
@@ -184,6 +205,8 @@ class _Out(Tree):
                 for p, required, fmt in spec.env_files
                 if required or (root / p).exists()
             ]
+            for path, display, _ in present:
+                self.files.check(path, display)
             values, warnings = read_env_files(present, doc.environ)
         return {**values, **doc.environ}, warnings
 

@@ -35,6 +35,7 @@ HELPERS = (
     "holos-seed",
     "holos-image",
     "holos-bake",
+    "holos-console-log",
     "holos-switch",
 )
 

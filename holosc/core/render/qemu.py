@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
+from holos_runtime import consolelog
+
 from holosc.core import layout
 from holosc.core import plan as P
 from holosc.core.model import MountKind, Secret, Service
@@ -449,6 +451,8 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
             for i, m in enumerate(binds)
         ],
         secret_checks=_secret_checks(plan, service),
+        console_max=consolelog.MAX_BYTES,
+        console_keep=consolelog.KEEP_BYTES,
         bridges=[
             f"bridge {shell_word(ifup_script(n.name))} {shell_word(n.external)}"
             for n in (plan.network(nic.network) for nic in inst.nics)

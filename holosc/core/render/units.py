@@ -40,6 +40,10 @@ REQUIRE_ACTIVE = (
     'for unit; do systemctl ${MANAGERPID:+--user} is-active --quiet -- "$unit" || '
     '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
 )
+CONSOLE_LOG = "holos-console-log"
+# QEMU's console logs have no size limit and a guest can write ~100 KB/s to its serial
+# port (measured under TCG): the timer cuts them every minute (docs/units.md).
+CONSOLE_LOGS_EVERY = "1min"
 SEED = "holos-seed"
 SWITCH = "holos-switch"
 IMAGE = "holos-image"
@@ -103,6 +107,7 @@ def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = [layout.image_unit(project.name, ref) for ref in P.registry_images(project)]
     wants.append(layout.switch_unit(project.name))
+    wants.append(layout.console_logs_timer(project.name))
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
@@ -359,6 +364,58 @@ def render_switch(plan: P.Plan) -> str:
                     ("ExecStart", exec_line(argv)),
                     ("Restart", "always"),
                     ("RestartSec", "1"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
+def render_console_logs_timer(plan: P.Plan) -> str:
+    """Every minute while the project runs, the console logs service (not resident)."""
+    p = plan.project.name
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: keep console logs bounded")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Timer",
+                [
+                    ("OnActiveSec", CONSOLE_LOGS_EVERY),
+                    ("OnUnitActiveSec", CONSOLE_LOGS_EVERY),
+                    ("AccuracySec", "10s"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
+def render_console_logs(plan: P.Plan) -> str:
+    """Oneshot that cuts the beginning of the project's console logs grown over their
+    bound (holos-console-log); the launch script does it too before QEMU starts."""
+    p = plan.project.name
+    logs = Specifier(str(layout.instances(layout.STATE, p)))
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: cut console logs")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("UMask", "0077"),
+                    ("ExecStart", exec_line([CONSOLE_LOG, "trim", logs])),
                 ],
             ),
             ("X-Holos", [("Project", p)]),
