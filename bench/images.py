@@ -8,6 +8,10 @@
 * built images: `holosc images`, `images --layers`, `images prune` (all used) and
   `prune --all` (half the builds unused) over 20 builds of 10 layers each (200 layers,
   each build's instances on half of them).
+* what the image checks cost (issue 22): reading the qcow2 headers of an instance disk's
+  whole chain (disk, 10 build layers, the registry blob), which holos-image does at
+  every start, and hashing a builder's kernel and initrd (18 MiB, the test guest's),
+  which every build plan does for its layer keys.
 * change detection of a local image (`holos-image overlay --file`, run at every start):
   the stat it does, against reading samples or the whole file, on a sparse file of
   --local-gib GiB; and the whole helper process as launch.sh runs it.
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from holos_runtime import bake, qcow2  # noqa: E402
 from holos_runtime.imagecache import Cache  # noqa: E402
 from holos_runtime.layers import LayerRecord, Layers, chain  # noqa: E402
 
@@ -133,6 +138,45 @@ def bench_layers(root: Path, builds: int = 20, depth: int = 10) -> None:
         f"holosc start-up alone {holosc('images', '--help'):.2f} s"
     )
     assert len(layers.keys()) == count // 2
+
+
+# -- image checks ------------------------------------------------------------------------
+
+
+def bench_checks(root: Path, depth: int = 10) -> None:
+    state = root / "checks"
+    cache = Cache(state / "images").create()
+    seed = state / "seed.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(seed), "64M")
+    base = cache.adopt(seed, "bench:base", "sha256", "qcow2")
+    layers = Layers(cache)
+    parent, below = base.digest, os.path.relpath(cache.blob(base.digest), layers.root)
+    for step in range(depth):
+        key = chain(parent, str(step))
+        built = layers.work_dir() / f"{key}.qcow2"
+        qemu_img("create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b", below, str(built),
+                 "64M")  # fmt: skip
+        layers.commit(built, LayerRecord(key, parent, f"RUN {step}", "p", "s", ""))
+        built.parent.rmdir()
+        parent, below = key, f"{key}.qcow2"
+    disk = state / "instances" / "p" / "s-0" / "root.qcow2"
+    disk.parent.mkdir(parents=True)
+    backing = os.path.relpath(layers.path(parent), disk.parent)
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b", backing, str(disk), "64M")
+
+    def own(path: Path) -> bool:
+        return path == disk or layers.owns(path)
+
+    walk = timed(lambda: qcow2.check_chain(disk, "qcow2", own, "disk"), repeat=200)
+    blob = timed(lambda: qcow2.require_self_contained(seed, "qcow2", "blob"), repeat=2000)
+    boot = state / "vmlinuz"
+    boot.write_bytes(os.urandom(18 << 20))
+    hashed = timed(lambda: bake.file_digest(str(boot), "kernel"), repeat=5)
+    print(
+        f"image checks: a disk's chain ({depth + 2} headers) {walk * 1e6:.0f} us, one "
+        f"image's header {blob * 1e6:.0f} us; a builder's boot files (18 MiB) hashed for "
+        f"the layer keys {hashed * 1e3:.0f} ms"
+    )
 
 
 # -- local image change detection -------------------------------------------------------
@@ -267,6 +311,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_prune(Path(tmp))
         bench_layers(Path(tmp))
+        bench_checks(Path(tmp))
         bench_change_detection(Path(tmp), args.local_gib)
         if not args.skip_systemd:
             bench_bare_start(Path(tmp) / "start", args.size_mib)

@@ -22,6 +22,13 @@ seed) and writes the Dockerfile's ENV into /etc/environment; the guest then shut
 ACPI and the sealed layer becomes the service's image (`builds/<p>/<service>`), which
 instances' overlays are created on. Output of each step goes to stdout (the journal).
 
+A layer's key covers everything that can change its bytes: the base image (its digest,
+or a local file's identity) and format, the disk size, the builder VM (machine, cpu,
+vcpu, memory, the kernel's and initrd's contents, the command line, the firmware's
+contents) and the builder's version, then each step. The base must be self-contained
+and a cached layer's chain must be the cache's own (holos_runtime.qcow2): nothing
+boots on an image that names a host file.
+
 A failing step fails the build with its exit code; the layers of the steps before it
 are kept (as Docker keeps them), nothing of the failed step is. Exit codes: 0 built or
 cached, 1 failure (one line on stderr), 2 usage, else the failing step's exit code.
@@ -34,6 +41,7 @@ import argparse
 import base64
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import secrets
@@ -45,13 +53,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from holos_runtime import consolelog, qcow2
 from holos_runtime import layers as L
 from holos_runtime.health import pinned_host_key, remote_command
 from holos_runtime.image import Failure as ImageFailure
 from holos_runtime.image import identity, images_dir
-from holos_runtime.imagecache import Cache, now
+from holos_runtime.imagecache import Cache, now, open_lock
 from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
 from holos_runtime.seed import build_iso
 from holos_runtime.terminal import terminal_safe
@@ -68,6 +77,10 @@ class Failure(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class StepFailure(Failure):
+    """A step of the Dockerfile failed in the guest (the build ran; its input is wrong)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,8 +122,13 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 
 def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: bool = False) -> Plan:
-    """Resolve the base on this host and key every layer. `no_cache` salts the keys: every
-    layer is made afresh, and none replaces a cached one (layers are never rewritten)."""
+    """Resolve the base and the builder's boot files on this host and key every layer.
+    `no_cache` salts the keys: every layer is made afresh, and none replaces a cached one
+    (layers are never rewritten).
+
+    :raises Failure: when the base is missing or not self-contained, or a boot file is
+        missing.
+    """
     base = spec["base"]
     if "ref" in base:
         record = cache.resolve(base["ref"])
@@ -119,20 +137,27 @@ def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: boo
                 f"base image {base['ref']} is not in the cache {cache.root}: its image unit "
                 f"fetches it, or run holosc pull {base['ref']}"
             )
-        path, base_id = cache.blob(record.digest), record.digest
+        path, base_id, what = cache.blob(record.digest), record.digest, base["ref"]
     else:
         path = Path(base["file"]) if base["file"].startswith("/") else project_dir / base["file"]
         try:
             stamp = identity(path.resolve(strict=True))
         except OSError as exc:
             raise Failure(f"base image {path}: {exc.strerror or exc}") from exc
-        base_id = f"file:{path.resolve()}:{json.dumps(stamp, sort_keys=True)}"
+        base_id, what = f"file:{path.resolve()}:{json.dumps(stamp, sort_keys=True)}", str(path)
+    try:
+        qcow2.require_self_contained(path, base["format"], f"base image {what}")
+    except qcow2.UnsafeImage as exc:
+        raise Failure(f"{exc}: a build's base must be self-contained") from None
+    vm = builder_vm(spec["vm"], project_dir)
     salt = secrets.token_hex(16) if no_cache else ""
-    key = L.chain(
-        L.BUILDER_VERSION,
-        {"base": base_id, "disk_size": spec.get("disk_size")}
-        | ({"no_cache": salt} if salt else {}),
-    )
+    made_by = {
+        "base": base_id,
+        "base_format": base["format"],
+        "disk_size": spec.get("disk_size"),
+        "builder": builder_identity(vm),
+    }
+    key = L.chain(L.BUILDER_VERSION, made_by | ({"no_cache": salt} if salt else {}))
     base_key, steps = key, []
     for raw in spec["steps"]:
         script = lines(raw["script"])
@@ -141,10 +166,6 @@ def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: boo
         steps.append(Step(key, raw["instruction"], raw["line"], script, blob))
     seal = seal_script(spec["seal"])
     steps.append(Step(L.chain(key, {"seal": seal}), "seal", 0, seal))
-    vm = dict(spec["vm"])
-    for name in ("kernel", "initrd"):
-        if vm.get(name) and not vm[name].startswith("/"):
-            vm[name] = str(project_dir / vm[name])
     return Plan(
         spec["project"],
         spec["service"],
@@ -155,6 +176,40 @@ def plan(spec: dict[str, Any], cache: Cache, project_dir: Path, *, no_cache: boo
         vm,
         spec.get("disk_size"),
     )
+
+
+def builder_vm(spec_vm: dict[str, Any], project_dir: Path) -> dict[str, Any]:
+    """The builder's VM as it boots on this host: boot files as host paths, the cpu model
+    QEMU gets, and the firmware found (code and the template of its variables)."""
+    vm = dict(spec_vm)
+    for name in ("kernel", "initrd"):
+        if vm.get(name) and not vm[name].startswith("/"):
+            vm[name] = str(project_dir / vm[name])
+    vm["cpu"] = cpu_model(vm.get("cpu", "host"))
+    if vm.get("ovmf_pairs"):
+        vm["firmware"] = list(find_firmware(vm["ovmf_pairs"]))
+    return vm
+
+
+def builder_identity(vm: dict[str, Any]) -> dict[str, Any]:
+    """What of the builder VM can change a layer's bytes: two services with one
+    Dockerfile share layers only when they boot the same builder."""
+    names = ("machine", "cpu", "vcpu", "memory_mb", "cmdline")
+    found = {name: vm.get(name) for name in names}
+    for name in ("kernel", "initrd"):
+        found[name] = file_digest(vm[name], name) if vm.get(name) else None
+    firmware = vm.get("firmware")
+    found["firmware"] = [file_digest(f, "firmware") for f in firmware] if firmware else None
+    return found
+
+
+def file_digest(path: str, what: str) -> str:
+    """sha256 of a boot file's contents (a path names no content: it can be replaced)."""
+    try:
+        with open(path, "rb") as stream:
+            return "sha256:" + hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError as exc:
+        raise Failure(f"{what} {path}: {exc.strerror or exc}") from exc
 
 
 def lines(text: list[str]) -> str:
@@ -223,12 +278,18 @@ def bake(
     # One build at a time per cache: two services with the same Dockerfile name the same
     # layers, and a layer must be built once (the second build then finds it).
     lock = cache.root / "locks" / "build"
-    lock.touch()
+    os.close(open_lock(lock))
     with L.build_lock(lock), cache.locked(shared=True):  # no prune under a build
         layers.remove_abandoned_work()
         plan_ = plan(spec, cache, project_dir, no_cache=no_cache)
         total = len(plan_.steps) - 1
         depth = cached_depth(plan_, layers)
+        if depth:  # what the builder boots from, or the image the tag will name
+            try:
+                base = (plan_.base, plan_.base_format)
+                layers.check(plan_.steps[depth - 1].key, f"cached layers of {name}", base)
+            except qcow2.UnsafeImage as exc:
+                raise Failure(str(exc)) from None
         for index, step in enumerate(plan_.steps[:depth], 1):
             if step.line:
                 say(f"{name}: step {index}/{total}: {step.made_by}: cached")
@@ -287,7 +348,8 @@ class Builder:
         code = vm.run(step.script, step.input)
         if code != 0:
             where = f" (Dockerfile line {step.line})" if step.line else ""
-            raise Failure(f"{self.name}: {step.made_by}{where} failed with exit code {code}", code)
+            message = f"{self.name}: {step.made_by}{where} failed with exit code {code}"
+            raise StepFailure(message, code)
         self.say(f"{self.name}: step done in {time.monotonic() - started:.1f} s")
         if index + 1 < len(steps):  # close this layer: later writes go to the next one
             vm.snapshot(self.work / f"{steps[index + 1].key}.qcow2")
@@ -358,6 +420,23 @@ def accel() -> str:
     return chosen
 
 
+def cpu_model(cpu: str) -> str:
+    """The -cpu QEMU gets: `host` needs KVM, so TCG runs `max`."""
+    return "max" if cpu == "host" and accel() != "kvm" else cpu
+
+
+def find_firmware(pairs: list[list[str]]) -> tuple[str, str]:
+    """OVMF as launch.sh finds it (HOLOS_OVMF_CODE/VARS first): its code and the template
+    of its variables."""
+    given = (os.environ.get("HOLOS_OVMF_CODE", ""), os.environ.get("HOLOS_OVMF_VARS", ""))
+    for code, template in [list(given), *pairs]:
+        if code and os.access(code, os.R_OK) and os.access(template, os.R_OK):
+            return code, template
+    raise Failure(
+        "OVMF firmware not found: install ovmf, or set HOLOS_OVMF_CODE and HOLOS_OVMF_VARS"
+    )
+
+
 def _q(path: Path | str) -> str:
     """A path inside a QEMU option string."""
     return qemu_value(os.fspath(path))
@@ -408,6 +487,7 @@ class VM:
         self.key = tmp / "id_ed25519"
         self.known_hosts = tmp / "known_hosts"
         self.console = tmp / "console.log"
+        self.log = tmp / "qemu.log"  # QEMU's own messages (a bad -cpu, a missing file)
         self.qmp_path = tmp / "qmp.sock"
         self.qmp: Any = None
 
@@ -429,11 +509,9 @@ class VM:
     def argv(self, disk: Path, seed: Path) -> list[str]:
         vm = self.plan.vm
         mode = accel()
-        cpu = vm.get("cpu", "host")
-        if cpu == "host" and mode != "kvm":
-            cpu = "max"  # -cpu host needs KVM
         try:  # holosc validated both; the spec is a file in the output directory
-            machine, cpu = qemu_name(vm.get("machine", "q35")), qemu_cpu(cpu)
+            machine = qemu_name(vm.get("machine", "q35"))
+            cpu = qemu_cpu(cpu_model(vm.get("cpu", "host")))
         except ValueError as exc:
             raise Failure(f"the build's vm: {exc}") from exc
         argv = [
@@ -457,7 +535,7 @@ class VM:
             "-device", f"virtio-net-pci,netdev=net0,mac={MAC}",
         ]  # fmt: skip
         if vm.get("ovmf_pairs"):
-            code, variables = self._firmware(vm["ovmf_pairs"])
+            code, variables = self._firmware(vm.get("firmware") or find_firmware(vm["ovmf_pairs"]))
             argv += [
                 "-drive", f"if=pflash,format=raw,readonly=on,file={_q(code)}",
                 "-drive", f"if=pflash,format=raw,file={_q(variables)}",
@@ -470,46 +548,66 @@ class VM:
             argv += ["-append", vm["cmdline"]]
         return argv
 
-    def _firmware(self, pairs: list[list[str]]) -> tuple[str, Path]:
-        """OVMF as launch.sh finds it (HOLOS_OVMF_CODE/VARS first); the builder's EFI
-        variables are a copy of the template, thrown away with the builder."""
-        given = (os.environ.get("HOLOS_OVMF_CODE", ""), os.environ.get("HOLOS_OVMF_VARS", ""))
-        for code, template in [list(given), *pairs]:
-            if code and os.access(code, os.R_OK) and os.access(template, os.R_OK):
-                variables = self.tmp / "OVMF_VARS.fd"
-                shutil.copyfile(template, variables)
-                return code, variables
-        raise Failure(
-            "OVMF firmware not found: install ovmf, or set HOLOS_OVMF_CODE and HOLOS_OVMF_VARS"
-        )
+    def _firmware(self, found: Sequence[str]) -> tuple[str, Path]:
+        """The firmware's code, and the builder's EFI variables: a copy of the template,
+        thrown away with the builder."""
+        code, template = found
+        variables = self.tmp / "OVMF_VARS.fd"
+        shutil.copyfile(template, variables)
+        return code, variables
 
     def start(self, disk: Path) -> None:
+        """Start QEMU and connect to its QMP socket.
+
+        :raises Failure: with QEMU's own message when it exits at start (a bad -cpu or
+            machine, a missing kernel): it opens its QMP socket before it checks those.
+        """
         seed = self._seed()
         self.console.touch(mode=0o600)
-        try:
-            self.process = subprocess.Popen(
-                self.argv(disk, seed),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-        except FileNotFoundError as exc:
-            raise Failure("qemu-system-x86_64 not found: install qemu-system-x86") from exc
-        from qemu.qmp.legacy import QEMUMonitorProtocol  # only when a VM runs
+        with open(self.log, "wb") as log:
+            try:
+                self.process = subprocess.Popen(
+                    self.argv(disk, seed), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                )
+            except FileNotFoundError as exc:
+                raise Failure("qemu-system-x86_64 not found: install qemu-system-x86") from exc
+        from qemu.qmp import QMPError  # only when a VM runs
+        from qemu.qmp.legacy import QEMUMonitorProtocol
 
         deadline = time.monotonic() + 30
-        while not self.qmp_path.exists():
+        while True:
             self._check_alive()
-            if time.monotonic() > deadline:
-                raise Failure("the builder's QEMU did not open its QMP socket in 30 s")
+            qmp = QEMUMonitorProtocol(str(self.qmp_path))
+            try:
+                qmp.connect(negotiate=True)
+                self.qmp = qmp
+                return
+            except (QMPError, OSError, EOFError) as exc:
+                # QEMU creates its socket a moment before it listens on it: until then the
+                # file is missing or a connection is refused, and that is retried.
+                cause = getattr(exc, "exc", exc)
+                not_yet = isinstance(cause, (FileNotFoundError, ConnectionRefusedError))
+                if not not_yet or time.monotonic() > deadline:
+                    self._cannot_connect(exc)
             time.sleep(0.05)
-        self.qmp = QEMUMonitorProtocol(str(self.qmp_path))
-        self.qmp.connect(negotiate=True)
+
+    def _cannot_connect(self, exc: BaseException) -> NoReturn:
+        assert self.process is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)  # it is exiting: its message says why
+        self._check_alive()
+        raise Failure(f"cannot talk to the builder's QEMU over QMP: {exc}") from None
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            out = self.process.stdout.read().decode(errors="replace") if self.process.stdout else ""
-            raise Failure(f"the builder's QEMU exited ({self.process.returncode}): {out.strip()}")
+            said = ""
+            with contextlib.suppress(OSError):
+                said = self.log.read_bytes()[-2000:].decode(errors="replace").strip()
+            said = terminal_safe(said)
+            raise Failure(
+                f"the builder's QEMU exited with status {self.process.returncode}: "
+                f"{said or 'no message'}"
+            )
 
     def _ssh(self, command: str) -> list[str]:
         return [
@@ -554,10 +652,7 @@ class VM:
             time.sleep(1)
 
     def console_tail(self, size: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            text = self.console.read_bytes()[-size:].decode(errors="replace")
-            return terminal_safe(text)
-        return ""
+        return terminal_safe(consolelog.tail_bytes(self.console, size).decode(errors="replace"))
 
     def run(self, script: str, data: bytes) -> int:
         """Run a step as root, its output streamed line by line; then sync the guest."""
@@ -572,7 +667,9 @@ class VM:
         with contextlib.suppress(BrokenPipeError):
             process.stdin.write(data)
         process.stdin.close()
-        for line in process.stdout:
+        # A step's line can be endless (`yes | tr -d '\n'`): shown in pieces of 64 KiB.
+        stdout = process.stdout
+        for line in iter(lambda: stdout.readline(64 << 10), b""):
             self.say(line.decode(errors="replace").rstrip("\n"))
         code = process.wait()
         if code == 255:
@@ -640,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Failure as exc:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return exc.code
-    except ImageFailure as exc:  # no images directory
+    except (ImageFailure, OSError) as exc:  # no images directory, or not ours
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

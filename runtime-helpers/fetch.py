@@ -5,9 +5,11 @@ standard library only. It never prints: callers watch through the `progress` cal
 
   * The upstream checksum file is fetched first; the image is streamed into a private
     temporary file (`blobs/<alg>/.part.<random>`, O_EXCL), hashed while it arrives,
-    fsync'ed, and committed as `blobs/<alg>/<hex>` only when the hash matches. Any failure
-    (HTTP error, stall, mismatch, full disk, Ctrl-C) removes the temporary file: nothing
-    half-written stays.
+    fsync'ed, and committed as `blobs/<alg>/<hex>` only when the hash matches and the
+    image is self-contained: a qcow2 header naming a backing or data file (a host path
+    QEMU would put inside the guest's disk) is refused, whoever signed its checksum. Any
+    failure (HTTP error, stall, mismatch, full disk, Ctrl-C) removes the temporary file:
+    nothing half-written stays.
   * One download per upstream URL at a time (imagecache.Cache.download_lock): a second
     pull of the same image waits, then finds the digest cached and only moves the tag.
 
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from holos_runtime import qcow2
 from holos_runtime.imagecache import Cache, Record, now
 
 MIRROR_ENV = "HOLOSC_IMAGE_MIRROR"
@@ -318,6 +321,11 @@ def _download(
                 )
             record = Record(source.algorithm, actual, size, source.url, source.format, now())
             cache.commit(part, record, source.ref)
+        except qcow2.UnsafeImage as exc:
+            raise FetchError(
+                f"refused {url}: {exc} (an image from a registry or mirror must be "
+                "self-contained; nothing was cached)"
+            ) from None
         except OSError as exc:  # ENOSPC, EDQUOT, EACCES: say which file, not a traceback
             raise FetchError(f"cannot write {part.parent}: {exc.strerror or exc}") from exc
         finally:

@@ -70,6 +70,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
+from holos_runtime import bounded
 from holos_runtime.optstrings import ssh_path
 
 log = logging.getLogger("holos-health")
@@ -109,16 +110,10 @@ def last_line(text: str) -> str:
 def run(argv: Sequence[str], *, timeout: float) -> ProbeResult:
     """Run ARGV (no shell, stdin closed), killing it after TIMEOUT seconds."""
     try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            check=False,
-        )
+        # The guest writes what ssh relays: keep 64 KiB of it, whatever it writes.
+        proc = bounded.run(argv, timeout=timeout, limit=64 << 10)
     except subprocess.TimeoutExpired:
-        # subprocess.run() kills and reaps the child before re-raising.
+        # bounded.run() kills and reaps the child before re-raising.
         return ProbeResult(False, f"timed out after {timeout:g}s")
     except FileNotFoundError:
         return ProbeResult(False, f"{argv[0]}: not found (exit 127)")

@@ -19,6 +19,10 @@ that digest for life), on the layer a service's build tag names (holos-bake made
 on a local image FILE, whose size, mtime and inode it records
 in `<disk>.base`. Later starts check that record and refuse to boot on a local image
 that was replaced or modified since: the overlay would read changed blocks as its own.
+Before the overlay is created, and at every start, the chain below it is checked
+(holos_runtime.qcow2): only the overlay and the cache's build layers may name a backing
+file; a registry blob or local image that names a backing or data file (a host file
+QEMU would put inside the guest's disk) is refused.
 
 Exit codes: 0 ok, 1 failure (one line on stderr saying what to do), 2 usage.
 Standard library only; never imports the compiler.
@@ -28,17 +32,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from holos_runtime import fetch
+from holos_runtime import fetch, qcow2
 from holos_runtime.imagecache import Cache, Legacy
 from holos_runtime.layers import Layers
 
 PROG = "holos-image"
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Failure(Exception):
@@ -131,23 +137,42 @@ def images_dir(option: str = "--cache") -> Path:
 
 
 def overlay(args: argparse.Namespace) -> None:
+    try:
+        if args.disk.exists():
+            check_disk(args)
+        elif args.file is not None:
+            qcow2.require_self_contained(args.file, args.format, f"image {args.file}")
+            write_stamp(args.file, args.disk.with_name(args.disk.name + ".base"))
+            create(args.disk, str(args.file), args.format, args.size)
+        elif args.images is None:
+            raise Failure("overlay --ref and --build need --images")
+        elif args.build is not None:
+            overlay_on_build(Cache(args.images), args)
+        else:
+            overlay_on_ref(Cache(args.images), args)
+    except qcow2.UnsafeImage as exc:
+        raise Failure(
+            f"{exc}: QEMU would open that with the guest's disk, so the instance does not "
+            "start (a self-contained copy: qemu-img convert -O qcow2 IMAGE NEW)"
+        ) from None
+
+
+def check_disk(args: argparse.Namespace) -> None:
+    """An existing disk: its local image unchanged, its chain still what holosc made."""
     disk: Path = args.disk
-    stamp = disk.with_name(disk.name + ".base")
     if args.file is not None:
-        if disk.exists():
-            check_stamp(args.file, stamp, disk)
-            return
-        write_stamp(args.file, stamp)
-        create(disk, str(args.file), args.format, args.size)
-        return
-    if disk.exists():
-        return  # its backing blob is immutable; a prune refuses it while the overlay exists
-    if args.images is None:
-        raise Failure("overlay --ref and --build need --images")
-    cache = Cache(args.images)
-    if args.build is not None:
-        overlay_on_build(cache, args)
-        return
+        check_stamp(args.file, disk.with_name(disk.name + ".base"), disk)
+    layers = Layers(Cache(args.images)) if args.images is not None else None
+
+    def own(path: Path) -> bool:
+        return path == disk or (layers is not None and layers.owns(path))
+
+    qcow2.check_chain(disk, "qcow2", own, f"disk {disk}")
+
+
+def overlay_on_ref(cache: Cache, args: argparse.Namespace) -> None:
+    """The disk of a registry image's instance: on the blob its tag names."""
+    disk: Path = args.disk
     with cache.locked(shared=True):  # no prune between resolving the tag and the overlay
         record = cache.resolve(args.ref)
         if record is None:
@@ -155,8 +180,9 @@ def overlay(args: argparse.Namespace) -> None:
                 f"image {args.ref} is not in the cache {cache.root}: start the project "
                 f"(its image unit fetches it) or run holosc pull {args.ref}"
             )
-        backing = os.path.relpath(cache.blob(record.digest), disk.parent)
-        create(disk, backing, args.format, args.size)
+        blob = cache.blob(record.digest)
+        qcow2.require_self_contained(blob, args.format, f"image {args.ref} ({record.short})")
+        create(disk, os.path.relpath(blob, disk.parent), args.format, args.size)
     say(f"{disk.parent.name}: new disk on {args.ref} ({record.short})")
 
 
@@ -171,19 +197,24 @@ def overlay_on_build(cache: Cache, args: argparse.Namespace) -> None:
                 f"the image of {project}/{service} is not built: its build unit "
                 f"(holos-{project}-{service}-build.service) builds it, or run holosc bake"
             )
+        layers.check(key, f"the build of {args.build}")
         create(args.disk, os.path.relpath(layers.path(key), args.disk.parent), "qcow2", args.size)
     say(f"{args.disk.parent.name}: new disk on the build of {args.build} ({key[:12]})")
 
 
 def create(disk: Path, backing: str, fmt: str, size: str | None) -> None:
-    tmp = disk.with_name(disk.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+    """The overlay, written under a new name (qemu-img create would follow a symlink and
+    truncate what is there) and renamed into place."""
+    tmp = disk.with_name(f".{disk.name}.{secrets.token_hex(8)}")
+    os.close(os.open(tmp, NEW_FILE, 0o600))
     argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", backing, str(tmp)]
-    result = subprocess.run(argv + ([size] if size else []), capture_output=True, text=True)
-    if result.returncode != 0:
+    try:
+        result = subprocess.run(argv + ([size] if size else []), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise Failure(f"qemu-img create {disk} failed: {result.stderr.strip()}")
+        os.replace(tmp, disk)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise Failure(f"qemu-img create {disk} failed: {result.stderr.strip()}")
-    os.replace(tmp, disk)
 
 
 def identity(path: Path) -> dict[str, int]:
@@ -197,8 +228,9 @@ def identity(path: Path) -> dict[str, int]:
 
 def write_stamp(image: Path, stamp: Path) -> None:
     text = " ".join(f"{k}={v}" for k, v in identity(image).items()) + "\n"
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(text)
+    tmp = stamp.with_name(f".{stamp.name}.{secrets.token_hex(8)}")
+    with open(os.open(tmp, NEW_FILE, 0o600), "w") as stream:
+        stream.write(text)
     os.replace(tmp, stamp)
 
 

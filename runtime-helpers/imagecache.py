@@ -16,6 +16,11 @@ An instance's overlay names its blob by a relative backing path
 (`../../../images/blobs/<alg>/<hex>`), so it keeps its digest whatever the tag does later.
 The overlays are the record of who uses what: `users()` reads their qcow2 headers.
 
+Everything here is the manager's user's alone: directories 0700, files 0600, whatever
+the umask of the process that writes them (an image holds whatever its guest or its
+Dockerfile put there). A blob enters the cache only when it is self-contained
+(holos_runtime.qcow2: no backing or data file its header names).
+
 Locks are flock(2) on the images directory itself: shared while a blob is committed and
 tagged or an overlay is created on one, exclusive while pruning or migrating. Nothing is
 held while an instance runs: blobs are never rewritten, and a prune refuses a blob that
@@ -33,10 +38,12 @@ import hashlib
 import json
 import os
 import secrets
-import struct
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
+
+from holos_runtime import qcow2
 
 ALGORITHMS = ("sha256", "sha512")
 STALE_PART_AGE = 24 * 3600  # a live download writes at least once per stall timeout
@@ -99,8 +106,13 @@ class Cache:
         self.tags = root / "tags"
 
     def create(self) -> Cache:
+        """The cache's directories, private (an older holosc made them 0755).
+
+        :raises PermissionError: when one is a symlink or another user's.
+        """
+        self.root.parent.mkdir(parents=True, exist_ok=True)
         for directory in (self.root, self.blobs, self.tags, self.root / "locks"):
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory, follow=directory is self.root)
         return self
 
     # -- names -----------------------------------------------------------------------
@@ -186,7 +198,7 @@ class Cache:
     def download_lock(self, url: str) -> Iterator[None]:
         """One download per upstream URL at a time (the second waits, then finds it)."""
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
-        fd = os.open(self.root / "locks" / key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_lock(self.root / "locks" / key)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -197,18 +209,21 @@ class Cache:
 
     def part(self, algorithm: str) -> Path:
         directory = self.blobs / algorithm
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         return directory / f".part.{secrets.token_hex(8)}"
 
     def commit(self, part: Path, record: Record, ref: str) -> Path:
         """Move a verified download into place as its digest and point `ref` at it.
 
         An existing blob of that digest is never replaced (same bytes by construction).
+
+        :raises qcow2.UnsafeImage: when the image names a backing or data file.
         """
+        qcow2.require_self_contained(part, record.format, f"image {ref}")
         with self.locked(shared=True):
             blob = self.blob(record.digest)
             if self.record(record.digest) is None:
-                part.chmod(0o644)
+                part.chmod(0o600)
                 with contextlib.suppress(FileExistsError):
                     os.link(part, blob)  # never overwrites
                 _write_json(blob.with_name(blob.name + ".json"), dataclasses.asdict(record))
@@ -219,7 +234,7 @@ class Cache:
 
     def set_tag(self, ref: str, digest: str) -> None:
         link = self.tag(ref)
-        link.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(link.parent)
         algorithm, value = split_digest(digest)
         tmp = link.with_name(f".{link.name}.{secrets.token_hex(8)}")
         tmp.symlink_to(Path("..", "..", "blobs", algorithm, value))
@@ -227,11 +242,15 @@ class Cache:
         _fsync_dir(link.parent)
 
     def adopt(self, path: Path, ref: str, algorithm: str, fmt: str, url: str = "") -> Record:
-        """Add a file that is already on this host (a hard link: no copy) and tag it."""
+        """Add a file that is already on this host (a hard link: no copy) and tag it.
+
+        :raises qcow2.UnsafeImage: when the image names a backing or data file.
+        """
+        qcow2.require_self_contained(path, fmt, f"image {ref}")
         self.create()
         record = Record(algorithm, hash_file(path, algorithm), path.stat().st_size, url, fmt, now())
         blob = self.blob(record.digest)
-        blob.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(blob.parent)
         with self.locked(shared=True):
             if self.record(record.digest) is None:
                 with contextlib.suppress(FileExistsError):
@@ -248,9 +267,11 @@ class Cache:
         Each `<name>-<tag>.<format>` is hard-linked as its blob (its recorded hash when
         its sidecar matches, else hashed now), tagged unless the tag exists, and replaced
         by a symlink to the blob. Overlays and running QEMUs that use the old path keep
-        the same file. Returns the refs converted.
+        the same file. A file that is not this user's, or not a self-contained image, is
+        left alone: its tag then stays unset and the next pull downloads the image.
+        Returns the refs converted.
         """
-        todo = [item for item in legacy if _regular(self.root / item.file_name)]
+        todo = [item for item in legacy if _adoptable(self.root / item.file_name, item.format)]
         if not todo:
             return []
         self.create()
@@ -258,11 +279,11 @@ class Cache:
         with self.locked(shared=False):
             for item in todo:
                 path = self.root / item.file_name
-                if not _regular(path):
+                if not _adoptable(path, item.format):
                     continue  # another process converted it meanwhile
                 record = _legacy_record(path, item)
                 blob = self.blob(record.digest)
-                blob.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(blob.parent)
                 if self.record(record.digest) is None:
                     with contextlib.suppress(FileExistsError):
                         os.link(path, blob)
@@ -322,8 +343,8 @@ class Cache:
         cutoff = time.time() - STALE_PART_AGE
         for part in self.blobs.glob("*/.part.*"):
             with contextlib.suppress(OSError):
-                if part.stat().st_mtime < cutoff:
-                    part.unlink()
+                if part.lstat().st_mtime < cutoff:
+                    part.unlink()  # unlink(2) removes a symlink itself, never its target
 
 
 def backing_path(overlay: Path) -> PurePosixPath | None:
@@ -335,23 +356,43 @@ def backing_path(overlay: Path) -> PurePosixPath | None:
 
 
 def backing_file(path: Path) -> str | None:
-    """The backing file name in a qcow2 header (QEMU's docs/interop/qcow2.txt), or None."""
+    """The backing file name in a qcow2 header, or None (none, or not a qcow2 image)."""
     try:
-        with path.open("rb") as stream:
-            header = stream.read(20)
-            if len(header) < 20 or header[:4] != b"QFI\xfb":
-                return None
-            offset, size = struct.unpack(">QI", header[8:20])
-            if not offset or not 0 < size <= 1023:
-                return None
-            stream.seek(offset)
-            return stream.read(size).decode("utf-8", "replace")
-    except OSError:
+        return qcow2.read_header(path).backing
+    except qcow2.UnsafeImage:
         return None
 
 
-def _regular(path: Path) -> bool:
-    return path.is_file() and not path.is_symlink()
+def private_dir(path: Path, *, follow: bool = False) -> None:
+    """Make `path` a directory of this user's alone (0700), or check that it is one.
+
+    Only the images directory itself may be a symlink (an admin may move it to another
+    disk); nothing below it is followed, or used when another user owns it.
+
+    :raises PermissionError: when it is a symlink or not this user's.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.stat() if follow else path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise PermissionError(f"{path} is not a directory of this user: refusing to use it")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def open_lock(path: Path) -> int:
+    """A lock file's descriptor, created 0600; never through a symlink."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _adoptable(path: Path, fmt: str) -> bool:
+    """A file of the old layout holosc may take into the cache as it is."""
+    try:
+        st = path.lstat()
+        qcow2.require_self_contained(path, fmt, str(path))
+    except (OSError, qcow2.UnsafeImage):
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
 
 def _legacy_record(path: Path, item: Legacy) -> Record:
@@ -369,9 +410,10 @@ def _legacy_record(path: Path, item: Legacy) -> Record:
 
 def _write_json(path: Path, data: object) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        tmp.chmod(0o644)
+        with open(fd, "w") as stream:
+            stream.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

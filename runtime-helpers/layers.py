@@ -19,6 +19,10 @@ directory:
 
 A layer's backing file name is relative (`<parent hex>.qcow2`, or
 `../blobs/<alg>/<hex>` for a registry base), so it names exactly one parent for life.
+Only these files may name a backing file (`check`): the image at the bottom of a chain
+must be self-contained (holos_runtime.qcow2). Layers are 0600 in 0700 directories, and
+the cleanup of a dead build's work directory goes through directory descriptors
+(O_NOFOLLOW, owner checked): it never follows a symlink someone planted there.
 The locks are the image cache's (imagecache.Cache.locked): shared while a build commits
 or an overlay is created on a build, exclusive while pruning.
 
@@ -34,12 +38,23 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from holos_runtime.imagecache import Cache, _fsync_dir, _write_json, backing_file, backing_path
+from holos_runtime import qcow2
+from holos_runtime.imagecache import (
+    Cache,
+    _fsync_dir,
+    _write_json,
+    backing_file,
+    backing_path,
+    private_dir,
+)
 
-BUILDER_VERSION = "holos-bake 1"
+# Part of every key: bump it when the builder changes what it writes into a layer (its
+# seed, the seal's script, how a step runs), so no build reuses a layer made the old way.
+BUILDER_VERSION = "holos-bake 2"
 HEX = frozenset("0123456789abcdef")
 
 
@@ -84,6 +99,31 @@ class Layers:
             return None
         return record if record.key == key and record.size == size else None
 
+    def owns(self, path: Path) -> bool:
+        """Whether `path` is a layer of this cache (a file holos-bake made)."""
+        name = path.name.removesuffix(".qcow2")
+        if len(name) != 64 or not set(name) <= HEX or not path.name.endswith(".qcow2"):
+            return False
+        try:
+            st, parent, root = path.lstat(), path.parent.stat(), self.root.stat()
+        except OSError:
+            return False
+        same_dir = (parent.st_dev, parent.st_ino) == (root.st_dev, root.st_ino)
+        return same_dir and stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+
+    def check(self, key: str, what: str, base: tuple[str, str] | None = None) -> None:
+        """Refuse a layer whose chain reaches beyond the layers and a self-contained image
+        at the bottom; with `base` (path, format), that image must be this one.
+
+        :raises qcow2.UnsafeImage: naming `what` and the file refused.
+        """
+        bottom, fmt = qcow2.check_chain(self.path(key), "qcow2", self.owns, what)
+        if base is None:
+            return
+        path, expected = base
+        if fmt != expected or os.path.realpath(bottom) != os.path.realpath(path):
+            raise qcow2.UnsafeImage(f"{what}: they rest on {bottom} ({fmt}), not on {path}")
+
     def keys(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -116,7 +156,8 @@ class Layers:
 
     def set_tag(self, project: str, service: str, key: str) -> None:
         link = self.tag(project, service)
-        link.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.builds)
+        private_dir(link.parent)
         tmp = link.with_name(f".{link.name}.{secrets.token_hex(8)}")
         tmp.symlink_to(Path("..", "..", "layers", f"{key}.qcow2"))
         os.replace(tmp, link)
@@ -179,7 +220,7 @@ class Layers:
     # -- adding and removing ---------------------------------------------------------
 
     def work_dir(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         work = self.root / f".work-{secrets.token_hex(8)}"
         work.mkdir(mode=0o700)
         return work
@@ -191,7 +232,7 @@ class Layers:
         if self.record(record.key) is None:
             with open(built, "rb+") as stream:
                 os.fsync(stream.fileno())
-            built.chmod(0o644)
+            built.chmod(0o600)
             with contextlib.suppress(FileExistsError):
                 os.link(built, path)
             sized = dataclasses.replace(record, size=path.stat().st_size)
@@ -206,20 +247,49 @@ class Layers:
         path.unlink(missing_ok=True)
 
     def remove_abandoned_work(self) -> None:
-        """Work directories of builds that died (the builder holds a lock on its own)."""
-        for work in self.root.glob(".work-*") if self.root.is_dir() else []:
-            with contextlib.suppress(OSError), build_lock(work, wait=False) as held:
-                if held:
-                    for item in work.iterdir():
-                        item.unlink()
-                    work.rmdir()
+        """Work directories of builds that died (the builder holds a lock on its own).
+
+        Only real directories of this user's, opened without following a symlink, and
+        emptied through their descriptor: a `.work-x` symlink to /etc is left alone.
+        """
+        try:
+            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return  # no layers yet
+        try:
+            for name in os.listdir(root):
+                if name.startswith(".work-"):
+                    with contextlib.suppress(OSError):
+                        _remove_dead_work(root, name)
+        finally:
+            os.close(root)
+
+
+def _remove_dead_work(parent: int, name: str) -> None:
+    """Empty and remove directory `name` below `parent` unless a live build locks it."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, dir_fd=parent)  # ELOOP/ENOTDIR: a symlink or file, not ours
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a live build
+        for entry in os.listdir(fd):
+            # unlink(2) of a symlink removes the link; a directory (never ours) stays.
+            if not stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                os.unlink(entry, dir_fd=fd)
+        os.rmdir(name, dir_fd=parent)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def build_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
     """flock(2) on a file or directory: one build at a time, and a live build's work
     directory is never taken for abandoned. Yields whether the lock is held."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

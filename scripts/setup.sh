@@ -38,7 +38,7 @@ fi
 
 # systemd resolves bare command names in ExecStart=/ExecStop= through a fixed path that
 # includes /usr/local/bin (systemd.service(5)); the compiled units call the helpers so.
-for helper in holos-qmp-stop holos-health holos-seed holos-image holos-bake; do
+for helper in holos-qmp-stop holos-health holos-seed holos-image holos-bake holos-switch holos-console-log; do
   $SUDO ln -sf "$PWD/.venv/bin/$helper" "/usr/local/bin/$helper"
 done
 echo "holosc is ready: $PWD/.venv/bin/holosc"

@@ -48,6 +48,15 @@ MODULES = (
     "virtio/virtio_pci",
     "block/virtio_blk",
 )
+# And virtio-net (after the virtio modules above), paths below the modules' kernel/.
+NET_MODULES = ("net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net")
+
+
+def module_files() -> list[str]:
+    """The file names of every kept module, in load order."""
+    return [f"{m.split('/')[1]}.ko" for m in MODULES] + [
+        f"{m.rsplit('/', 1)[1]}.ko" for m in NET_MODULES
+    ]
 
 
 def _fetch_kernel(dest: Path) -> None:
@@ -69,6 +78,9 @@ def _fetch_kernel(dest: Path) -> None:
         for mod in MODULES:
             src = next(root.glob(f"lib/modules/*/kernel/drivers/{mod}.ko*"))
             (tmp_dest / f"{mod.split('/')[1]}.ko").write_bytes(_read_module(src))
+        for mod in NET_MODULES:
+            src = next(root.glob(f"lib/modules/*/kernel/{mod}.ko*"))
+            (tmp_dest / f"{mod.rsplit('/', 1)[1]}.ko").write_bytes(_read_module(src))
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dest, ignore_errors=True)  # a cache from before a module was added
         shutil.copytree(tmp_dest, dest)
@@ -79,7 +91,7 @@ def guest_kernel() -> Path:
     """Directory with vmlinuz, button.ko and evdev.ko (downloaded once, then cached)."""
     require_tool("qemu-system-x86_64")
     dest = cache_dir() / "kernel"
-    if not all((dest / f"{m.split('/')[1]}.ko").exists() for m in MODULES):
+    if not all((dest / name).exists() for name in module_files()):
         try:
             _fetch_kernel(dest)
         except (subprocess.CalledProcessError, StopIteration) as exc:
@@ -116,22 +128,62 @@ for d in /sys/class/input/event*; do
 done
 echo "READY_MARK power button at $ev"
 """
-INIT_ACPI = INIT + 'head -c 1 "$ev" >/dev/null\necho "holos-test: button pressed"\npoweroff -f\n'
+POWER_BUTTON = 'head -c 1 "$ev" >/dev/null\necho "holos-test: button pressed"\npoweroff -f\n'
+INIT_ACPI = INIT + POWER_BUTTON
 INIT_IGNORE = INIT + "while :; do sleep 3600; done\n"
+# The "net" guest: virtio-net, and for 90 s (in the background, so the power button
+# still works) it pings the all-nodes group of every NIC but the first (the NAT NIC) over
+# IPv6 link-local addresses, which need no configuration, and logs each neighbour once:
+# "holos-test: peer eth1 fe80::...".
+PEER_MARK = "holos-test: peer"
+INIT_NET = (
+    INIT
+    + """for m in NET; do insmod /$m; done
+for d in /sys/class/net/eth*; do ip link set "${d##*/}" up; done
+(
+  end=$(( $(cut -d. -f1 /proc/uptime) + 90 ))
+  while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+    for d in /sys/class/net/eth*; do
+      i=${d##*/}
+      [ "$i" = eth0 ] && continue
+      me=$(ip -6 -o addr show dev "$i" scope link | sed -n "s/.*inet6 \\([^/]*\\).*/\\1/p")
+      ping6 -c 2 -w 3 -I "$i" ff02::1 2>/dev/null \\
+        | sed -n "s/^[0-9]* bytes from \\([^:]*:[^ ]*\\):.*/\\1/p" | while read -r a; do
+            [ "$a" = "$me" ] && continue
+            grep -qx "$i $a" /seen 2>/dev/null && continue
+            echo "$i $a" >>/seen; echo "PEER_MARK $i $a"
+          done
+    done
+    sleep 2
+  done
+) &
+"""
+    + POWER_BUTTON
+)
 
 
 @pytest.fixture(scope="session")
 def initramfs(guest_kernel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two initramfs images: "acpi" powers off on the button, "ignore" sleeps forever."""
+    """Initramfs images: "acpi" powers off on the button, "ignore" sleeps forever, "net"
+    also reports its neighbours on its networks (INIT_NET) and powers off on the button."""
     busybox = require_tool("busybox")
     d = tmp_path_factory.mktemp("initramfs")
     images = {}
-    for kind, init in (("acpi", INIT_ACPI), ("ignore", INIT_IGNORE)):
+    net = " ".join(module_files()[2:])
+    for kind, init in (
+        ("acpi", INIT_ACPI),
+        ("ignore", INIT_IGNORE),
+        ("net", INIT_NET.replace("NET", net).replace("PEER_MARK", PEER_MARK)),
+    ):
         entries = [
             *((name, 0o40755, b"") for name in ("bin", "dev", "proc", "sys")),
             ("bin/busybox", 0o100755, Path(busybox).read_bytes()),
             ("button.ko", 0o100644, (guest_kernel / "button.ko").read_bytes()),
             ("evdev.ko", 0o100644, (guest_kernel / "evdev.ko").read_bytes()),
+            *(
+                (name, 0o100644, (guest_kernel / name).read_bytes())
+                for name in (module_files()[2:] if kind == "net" else [])
+            ),
             ("init", 0o100755, init.replace("READY_MARK", READY_MARK).encode()),
         ]
         images[kind] = d / f"{kind}.cpio.gz"

@@ -34,7 +34,12 @@ CRDS = {
     ),
     ("cdi.kubevirt.io/v1beta1", "DataVolume"): "cdi.kubevirt.io_datavolume_v1beta1.json",
 }
-CORE = {("v1", "Namespace"), ("v1", "Service"), ("v1", "PersistentVolumeClaim")}
+CORE = {
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "PersistentVolumeClaim"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+}
 KUBERNETES = "1.30"  # the oldest Kubernetes the current KubeVirt releases support
 # Options an example needs to export at all (gpu passes QEMU extra_args).
 EXAMPLE_OPTIONS = {"gpu": Options(ignore_extra_args=True)}

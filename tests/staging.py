@@ -48,6 +48,8 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
         "holos-seed",
         "holos-image",
         "holos-bake",
+        "holos-console-log",
+        "holos-switch",
         "sh",
     ):
         # The helpers of the checkout under test first (beside the interpreter running it).
@@ -56,7 +58,7 @@ def verify_root(output: Output, root: Path, project: str) -> Path:
         assert found, f"{helper} is not installed: pip install ."
         shutil.copy2(found, bin_dir / helper)  # absolute links would resolve inside root
     for path, file in output.files.items():
-        if len(path.parts) == 1 and path.suffix in (".service", ".target"):
+        if len(path.parts) == 1 and path.suffix in (".service", ".target", ".timer"):
             (units / path.name).write_bytes(file.data)
         elif path.parts[0] == project:
             target = root / "etc" / "holos" / path

@@ -120,18 +120,24 @@ def test_errors_point_into_the_file_the_value_came_from(tmp_path: Path) -> None:
     assert f'db/holos.yaml:4:21: error: services.db.vm.memory_mb: {not_an_integer} "lots"' in found
 
 
-def test_a_name_defined_twice_names_both_files(tmp_path: Path) -> None:
+def test_a_name_defined_twice_merges_the_including_side_over(tmp_path: Path) -> None:
+    """compose-go's include: a service both files define is merged, the including
+    file's definition winning (the same file reached twice is then no conflict)."""
     main = write(
         tmp_path,
         {
-            "holos.yaml": "name: p\ninclude: [a.yaml]\nservices:\n  db: {image: debian:12}\n",
-            "a.yaml": "services:\n  db: {image: alpine:3.21}\n",
+            "holos.yaml": "name: p\ninclude: [a.yaml, b.yaml]\nservices:\n"
+            "  db: {image: debian:12}\n",
+            "a.yaml": "include: [common.yaml]\nservices:\n"
+            "  db: {image: alpine:3.21, vm: {memory_mb: 1024}}\n",
+            "b.yaml": "include: [common.yaml]\nservices: {}\n",
+            "common.yaml": "services:\n  shared: {image: debian:12}\n",
         },
     )
-    assert errors(main) == [
-        "a.yaml:2:3: error: services.db: service 'db' is also defined in holos.yaml "
-        "(hint: rename one of them; included files cannot override each other)"
-    ]
+    project = build(main)
+    db = project.service("db")
+    assert db.image.name == "debian" and db.vm.memory_mb == 1024
+    assert [s.name for s in project.services] == ["db", "shared"]
 
 
 def test_cycles_are_errors(tmp_path: Path) -> None:

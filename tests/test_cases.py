@@ -85,7 +85,7 @@ def _check(verb: str, args: list[str], output: Output, project: str, warnings: l
         return argv[-len(args[1:]) :] == args[1:]
     if verb == "assert-qemu-netdev":
         argv = qemu_argv(output, project, args[0])
-        netdev = next(a for a in argv if a.startswith("user,id=net0"))
+        netdev = next(a for a in argv if a.startswith("user,id=slirp"))
         return args[1] in netdev.split(",")
     if verb == "assert-warning":
         return args[0] in warnings

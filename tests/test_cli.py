@@ -77,7 +77,7 @@ def test_failed_build_leaves_previous_output_untouched(project: Path) -> None:
     result = holosc("build", cwd=project)
     assert result.returncode == 3
     assert (
-        'holos.yaml:41:15: error: services.web.replicas: must be an integer, not the string "many"'
+        'holos.yaml:48:15: error: services.web.replicas: must be an integer, not the string "many"'
         in result.stderr
     )
     assert "Traceback" not in result.stderr
@@ -302,17 +302,17 @@ def test_errors_show_the_source_line_with_a_caret_on_a_terminal(project: Path) -
     (project / "holos.yaml").write_text(text)
     shown = _stderr_on_a_terminal(project, "validate")
     first = (
-        'holos.yaml:41:15: error: services.web.replicas: must be an integer, not the string "2"'
+        'holos.yaml:48:15: error: services.web.replicas: must be an integer, not the string "2"'
         " (hint: drop the quotes)\n"
     )
     assert shown.startswith(first), shown
-    assert '41 |     replicas: "2"\n   |               \x1b[1;31m^\x1b[0m\n' in shown
+    assert '48 |     replicas: "2"\n   |               \x1b[1;31m^\x1b[0m\n' in shown
     plain = _stderr_on_a_terminal(project, "validate", NO_COLOR="1")
-    assert '41 |     replicas: "2"\n   |               ^\n' in plain and "\x1b" not in plain
+    assert '48 |     replicas: "2"\n   |               ^\n' in plain and "\x1b" not in plain
     piped = holosc("validate", cwd=project).stderr
-    assert piped.startswith(first) and "41 |" not in piped
+    assert piped.startswith(first) and "48 |" not in piped
     forced = holosc("--color", "always", "validate", cwd=project).stderr
-    assert '41 |     replicas: "2"\n' in forced
+    assert '48 |     replicas: "2"\n' in forced
 
 
 def test_version() -> None:

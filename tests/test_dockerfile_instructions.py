@@ -1,12 +1,14 @@
 """Dockerfile instructions beyond RUN/COPY/ENV/WORKDIR, as Docker (BuildKit) runs them:
 ARG and SHELL are run here under the real shells (each build step under dash, as
 holos-bake runs it in the guest; the first-boot script of the cluster export under bash)
-and both forms must print the same. ADD of a local file is COPY; what holosc does not
-do (ADD of an archive, heredocs) is an error, never a silently different build. The
-error messages themselves are listed in tests/cases/errors-dockerfile-instructions."""
+and both forms must print the same. ADD of a local file is COPY, ADD of a local archive
+unpacks it as Docker does; what holosc does not do (ADD of a URL, heredocs) is an error,
+never a silently different build. The error messages themselves are listed in
+tests/cases/errors-dockerfile-instructions."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -130,25 +132,73 @@ def test_add_of_a_local_file_is_copy(tmp_path: Path) -> None:
     assert add.build.first_boot == copy.build.first_boot
 
 
-def test_add_refuses_a_tar_whatever_its_name(tmp_path: Path) -> None:
-    """Docker extracts a local tar (it looks at the content); holosc would copy it."""
-    data = tmp_path / "app.txt"
-    data.write_text("hello\n")
+def _tar(tmp_path: Path, compression: str) -> bytes:
+    """A tar of `app/hello.txt` and `app/bin/tool` (mode 0755), compressed or not."""
+    root = tmp_path / "src"
+    (root / "app" / "bin").mkdir(parents=True)
+    (root / "app" / "hello.txt").write_text("hello from the archive\n")
+    (root / "app" / "bin" / "tool").write_text("#!/bin/sh\n")
+    (root / "app" / "bin" / "tool").chmod(0o755)
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        tar.add(data, arcname="app.txt")
-    (tmp_path / "bundle.bin").write_bytes(buffer.getvalue())
-    add = convert("FROM debian:12\nADD bundle.bin /srv/\n", tmp_path, HostFiles())
-    assert [(f.line, f.severity, f.message) for f in add.findings] == [
-        (
-            2,
-            "error",
-            "ADD bundle.bin /srv/: source 'bundle.bin' is an archive, which ADD would "
-            "extract; holosc does not",
+    with tarfile.open(fileobj=buffer, mode=f"w:{compression}") as tar:
+        tar.add(root / "app", arcname="app")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
+def test_add_unpacks_a_local_archive(tmp_path: Path, form: str, compression: str) -> None:
+    """Docker's ADD unpacks a local tar, plain or compressed with gzip, bzip2 or xz, known
+    by its content whatever its name; the steps run here under the real tar."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "bundle.bin").write_bytes(_tar(tmp_path, compression))
+    dest = tmp_path / "out"
+    text = f"FROM debian:12\nADD bundle.bin {dest}/opt\nRUN cat {dest}/opt/app/hello.txt\n"
+    converted = convert(text, context, HostFiles())
+    assert converted.findings == ()
+    if form == "first boot":  # the archive is staged in a file, base64: put it where asked
+        staged = converted.build.first_boot.files[0]
+        assert staged.permissions == "0600"
+        local = tmp_path / "staged.b64"
+        local.write_text(staged.content)
+        script = converted.build.first_boot.script.replace(staged.path, str(local))
+        converted = dataclasses.replace(
+            converted,
+            build=dataclasses.replace(
+                converted.build,
+                first_boot=dataclasses.replace(converted.build.first_boot, script=script),
+            ),
         )
+        assert run(converted, form, tmp_path) == ["hello from the archive"]
+        assert not local.exists()
+    else:
+        add, cat = converted.build.steps
+        unpacked = subprocess.run(
+            [require_tool("dash"), "-c", add.script], input=add.input, capture_output=True
+        )
+        assert unpacked.returncode == 0, unpacked.stderr
+        shown = subprocess.run([require_tool("dash"), "-c", cat.script], capture_output=True)
+        assert shown.stdout == b"hello from the archive\n"
+    assert (dest / "opt" / "app" / "bin" / "tool").stat().st_mode & 0o777 == 0o755
+
+
+def test_add_copies_what_is_no_archive(tmp_path: Path) -> None:
+    """Docker decides by the content: a text file named like an archive is copied, and
+    a tar under --chmod is an error (its files keep the archive's modes)."""
+    (tmp_path / "notes.tar.gz").write_text("not really gzip\n")
+    (tmp_path / "real.tar").write_bytes(_tar(tmp_path, ""))
+    add = convert("FROM debian:12\nADD notes.tar.gz /srv/\n", tmp_path, HostFiles())
+    assert add.findings == ()
+    ((step,),) = [add.build.steps]
+    assert step.input == b"not really gzip\n" and "/srv/notes.tar.gz" in step.script
+    chmod = convert("FROM debian:12\nADD --chmod=0755 real.tar /srv/\n", tmp_path, HostFiles())
+    assert [f.message for f in chmod.findings] == [
+        "ADD --chmod=0755 real.tar /srv/: --chmod and --chown are not supported when ADD "
+        "unpacks an archive ('real.tar')"
     ]
-    copy = convert("FROM debian:12\nCOPY bundle.bin /srv/\n", tmp_path, HostFiles())
-    assert copy.findings == ()
+    copy = convert("FROM debian:12\nCOPY real.tar /srv/\n", tmp_path, HostFiles())
+    assert copy.findings == () and "/srv/real.tar" in copy.build.steps[0].script  # as is
 
 
 SKIPPED = """FROM debian:12

@@ -55,15 +55,17 @@ def test_json_is_a_list_of_checks(report: list[dict[str, Any]]) -> None:
         "virtiofsd",
     ]
     assert names[7].startswith("systemd (")
-    assert names[8:14] == [
+    assert names[8:16] == [
         "holos-qmp-stop",
         "holos-health",
         "holos-seed",
         "holos-image",
         "holos-bake",
+        "holos-console-log",
+        "holos-switch",
         names[7].replace("systemd", "roots"),
     ]
-    assert [n for n in names[14:] if n != "old state"] == ["state dir", "iommu"]
+    assert [n for n in names[16:] if n != "old state"] == ["state dir", "iommu"]
     for check in report:
         assert set(check) == {"name", "status", "detail", "hint"}
         assert check["status"] in ("ok", "warn", "fail") and check["detail"]

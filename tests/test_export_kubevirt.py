@@ -184,7 +184,7 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
     packages = doc.get("packages", [])
     doc["packages"] = packages + ["qemu-guest-agent"] * ("qemu-guest-agent" not in packages)
     boot = [c for c in doc.get("bootcmd", []) if c != secrets.guest_command(service)]
-    boot = [c for c in boot if c != hosts.boot_command()]  # peers through cluster DNS
+    boot = [c for c in boot if c != hosts.boot_command(service)]  # peers through cluster DNS
     doc.pop("bootcmd", None)
     if boot:
         doc["bootcmd"] = boot
@@ -401,7 +401,7 @@ def test_cli_stdout_is_the_golden_stream_and_deterministic(tmp_path: Path) -> No
     golden = GOLDEN / "three-tier"
     docs = [(golden / p).read_text() for p in sorted(os.listdir(golden)) if p != LOCK_FILE]
     assert first.stdout == "".join(f"---\n{d}" for d in docs)
-    assert len(list(yaml.safe_load_all(first.stdout))) == 9
+    assert len(list(yaml.safe_load_all(first.stdout))) == 13
     # Nothing is written without -o, and no key is generated.
     assert "create secret generic shop-ssh-key --from-file=key=" in first.stderr
 
@@ -413,10 +413,12 @@ def test_cli_output_directory_options_and_stale_files(tmp_path: Path) -> None:
     args = ["export", "kubevirt", "-f", str(project / "holos.yaml"), "-o", str(out)]
     run = holosc(*args, "-n", "prod", "--storage-class", "fast", "--expose", "nodeport")
     assert run.returncode == 0, run.stderr
-    assert "10 written, 0 removed" in run.stderr  # 9 manifests and the lock file
+    assert "14 written, 0 removed" in run.stderr  # 13 manifests and the lock file
     manifests = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
     assert {m["metadata"].get("namespace", m["metadata"]["name"]) for m in manifests} == {"prod"}
-    ports = [m for m in manifests if m["metadata"]["name"].endswith("-ports")]
+    ports = [
+        m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"].endswith("-ports")
+    ]
     assert {m["spec"]["type"] for m in ports} == {"NodePort"}
     text = "".join(p.read_text() for p in out.glob("*.yaml"))
     assert text.count("storageClassName: fast") == 3  # one root disk per service
@@ -426,7 +428,7 @@ def test_cli_output_directory_options_and_stale_files(tmp_path: Path) -> None:
     (project / "holos.yaml").write_text(compose.replace('    ports: ["8080:80"]\n', ""))
     again = holosc(*args, "-n", "prod")
     assert again.returncode == 0, again.stderr
-    assert "1 removed" in again.stderr
+    assert "2 removed" in again.stderr  # the Service and the NetworkPolicy of web's ports
     assert not (out / "2-service-web-ports.yaml").exists()
     assert (out / "notes.txt").read_text() == "mine"
 

@@ -154,3 +154,23 @@ def test_a_subdirectory_another_user_owns_is_refused(project: Path, tmp_path: Pa
     result = run_holosc("build", "-o", str(out), cwd=project)
     assert result.returncode == 4, result.stderr
     assert f"{out / 'shop' / 'web-0'} is owned by uid {NOBODY}" in result.stderr
+
+
+def test_install_refuses_unit_and_config_directories_of_another_user(
+    project: Path, shared: Path
+) -> None:
+    """What the manager runs is installed there: HOLOSC_CONFIG_DIR (or the unit directory)
+    in a place another user made is refused before anything is written."""
+    theirs = shared / "etc-holos"
+    as_nobody("mkdir", "-m", "0755", str(theirs))
+    env = {
+        "HOLOSC_UNIT_DIR": str(shared / "units"),
+        "HOLOSC_CONFIG_DIR": str(theirs),
+        "HOLOSC_STATE_DIR": str(shared / "state"),
+        "HOLOSC_RUNTIME_DIR": str(shared / "run"),
+        "HOLOSC_SYSTEMCTL": "true",
+    }
+    result = run_holosc("install", cwd=project, env=env)
+    assert result.returncode == 4, result.stderr
+    assert f"{theirs} is owned by uid {NOBODY}" in result.stderr
+    assert list(theirs.iterdir()) == []

@@ -26,10 +26,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import functools
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -46,7 +48,7 @@ from hypothesis import strategies as st
 from holosc.core.lock import Lock
 from holosc.core.render.escape import yaml_document
 from holosc.errors import HolosError
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 from tests.inproc import Ran, holosc
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -400,10 +402,20 @@ def dockerfiles(draw: st.DrawFn) -> bytes:
     return draw(bytes_mutated(rendered.encode("utf-8", "surrogatepass"), syntax))
 
 
+@functools.cache
+def _base_image() -> bytes:
+    """A real, empty qcow2 image (holos-bake reads a base's header before it keys it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "base.qcow2"
+        qemu_img = require_tool("qemu-img")
+        subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "1M"], check=True)
+        return path.read_bytes()
+
+
 def _dockerfile(data: bytes, directory: Path, tally: Tally) -> None:
     (directory / "Dockerfile").write_bytes(data)
     (directory / "app.txt").write_text("app\n")
-    (directory / "base.qcow2").write_bytes(b"")
+    (directory / "base.qcow2").write_bytes(_base_image())
     (directory / "holos.yaml").write_text(
         "name: fuzz\nservices:\n  app:\n    dockerfile: Dockerfile\n    image: ./base.qcow2\n"
     )

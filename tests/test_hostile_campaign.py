@@ -186,7 +186,7 @@ def check_units(output: Output) -> None:
 # Run-time values for the launch script's variables, as its prologue would set them.
 PROLOGUE = (
     "accel=tcg cpu=max run=/run/x run_q=/run/x state=/st state_q=/st here=/h here_q=/h "
-    "project=/p project_q=/p volumes=/v volumes_q=/v images=/i ovmf_code_q=/o\n"
+    "project=/p project_q=/p volumes=/v volumes_q=/v images=/i ovmf_code_q=/o switch_q=/s\n"
 )
 
 
@@ -287,7 +287,7 @@ def check_user_data(output: Output, project: Any, bash: str) -> None:
     want_run = [list(c) if isinstance(c, tuple) else c for c in ci.runcmd]
     assert doc["runcmd"][len(service.mounts) :] == want_run
     # The peer list's and the secrets' boot commands first, then the user's.
-    assert doc["bootcmd"][0] == hosts.boot_command()
+    assert doc["bootcmd"][0] == hosts.boot_command(service)
     assert doc["bootcmd"][2:] == [list(c) if isinstance(c, tuple) else c for c in ci.bootcmd]
     files = {f["path"]: f["content"] for f in doc["write_files"][:-1]}
     if service.environment:

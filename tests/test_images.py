@@ -24,6 +24,7 @@ from holos_runtime.imagecache import backing_file
 from holosc.tools import pull
 from tests.conftest import require_tool
 from tests.guestkernel import READY_MARK, tiny_project
+from tests.privacy import not_private
 from tests.systemd_harness import PrivateSystemd
 
 UBUNTU = pull.entry_for("ubuntu:noble")
@@ -156,7 +157,12 @@ def test_bare_start_pulls_and_disks_keep_their_digest(
     serve(systemd, www)
     assert holosc(systemd, project, "install").returncode == 0
 
-    # A fresh state directory and plain systemd: the image unit downloads and verifies.
+    # A fresh state directory and plain systemd: the image unit downloads and verifies,
+    # into a cache that is the manager's alone (systemd would make it 0755 at each start
+    # of a unit without StateDirectoryMode=).
+    images = systemd.state / "var-lib-holos" / "images"
+    systemd.systemctl("start", IMAGE_UNIT)
+    assert not_private(images) == {}
     systemd.systemctl("start", "holos-img.target")
     assert wait_state(systemd, "holos-img-web@0.service", ("active", "failed")) == "active"
     log = journal(systemd, IMAGE_UNIT)

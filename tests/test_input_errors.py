@@ -44,6 +44,7 @@ def test_an_include_of_proc_self_environ_is_positioned_and_quotes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOLOS_TEST_SECRET", "hunter2")
+    monkeypatch.setenv("HOLOSC_ALLOW_PATHS", "/proc")  # else refused before it is read
     _write(tmp_path, "include: [/proc/self/environ]\n" + ONE)
     said = _refused(tmp_path, "validate", where="/proc/self/environ:1:")
     assert "U+0000" in said and "hunter2" not in said
@@ -132,12 +133,15 @@ def test_an_xml_encoding_python_cannot_decode_is_invalid_input(tmp_path: Path) -
     )
 
 
-def test_a_nul_in_dotenv_is_positioned(tmp_path: Path) -> None:
-    """Its values are interpolated after the NUL check of holos.yaml's own text: a NUL
-    reached launch.sh, and a secret's path QEMU's option-string escaping refuses."""
-    _write(tmp_path, b"IMAGE=./a.qcow2\nFILE=./s\0\n", ".env")
+@pytest.mark.parametrize("line", [b"FILE=./s\0", b'FILE="./s\\0000"'])
+def test_a_nul_from_dotenv_is_positioned(tmp_path: Path, line: bytes) -> None:
+    """.env values are interpolated after the NUL check of holos.yaml's own text: a NUL
+    (raw, or compose's octal escape) reached launch.sh, and a secret's path QEMU's
+    option-string escaping refuses."""
+    _write(tmp_path, b"IMAGE=./a.qcow2\n" + line + b"\n", ".env")
     _write(tmp_path, ONE + "    secrets: [s]\nsecrets:\n  s: {file: '${FILE}'}\n")
-    _refused(tmp_path, "build", where=".env:2:9: error: a NUL character (\\0) is not allowed")
+    said = _refused(tmp_path, "build", where="holos.yaml:7:13: error: secrets.s.file: the value")
+    assert "a NUL (from the environment or .env)" in said
 
 
 def test_an_environment_variable_that_is_not_utf8_is_positioned(

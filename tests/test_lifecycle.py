@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from holos_runtime import consolelog
 
 from tests.conftest import REPO, require_tool
 from tests.guestkernel import READY_MARK, tiny_project
@@ -84,6 +85,26 @@ def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
     return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
+def _flood(sd: PrivateSystemd, instance: str, end: str = "") -> Path:
+    """Grow an instance's console log past its bound, as a guest writing in a loop does."""
+    log = sd.state / "var-lib-holos" / "instances" / "life" / instance / "console.log"
+    with log.open("ab") as flood:  # QEMU may have it open for appending too
+        flood.write(b"".join(b"flood %07d\r\n" % i for i in range(250_000)) + end.encode())
+    assert log.stat().st_size > consolelog.MAX_BYTES
+    return log
+
+
+def _check_console_logs_stay_bounded(sd: PrivateSystemd, project: Path) -> None:
+    """The console logs timer runs while the project does; its service cuts a log that
+    grew past the bound from the beginning while QEMU runs."""
+    assert show(sd, "holos-life-console-logs.timer", "ActiveState") == "active"
+    log = _flood(sd, "db-0")
+    sd.systemctl("start", "holos-life-console-logs.service")
+    assert log.stat().st_size <= consolelog.KEEP_BYTES + 4096
+    tail = holosc(sd, project, "logs", "db-0", "--console", "-n", "2")
+    assert tail.stdout == "==> db-0 <==\nflood 0249998\nflood 0249999\n", tail.stdout
+
+
 def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     up = holosc(systemd, project, "up")
     assert up.returncode == 0, up.stderr
@@ -104,6 +125,7 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert "Started holos-life-web@1.service" in logs.stdout
     console_log = holosc(systemd, project, "logs", "db-0", "--console")
     assert "==> db-0 <==" in console_log.stdout and READY_MARK in console_log.stdout
+    _check_console_logs_stay_bounded(systemd, project)
     # No terminal here: the console attaches to the serial socket, then detaches on EOF.
     console = holosc(systemd, project, "console", "db-0")
     assert console.returncode == 0, console.stderr
@@ -116,11 +138,16 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     journal = systemd.run(["journalctl", "-u", "holos-life-web@0.service", "--no-pager"]).stdout
     assert re.search(r"web-0: guest shut down after [\d.]+ s", journal), journal
 
+    # A log past its bound is cut when the instance starts (the first boot's mark kept).
+    web_log = _flood(systemd, "web-0", end=f"{READY_MARK}\n")
     start = holosc(systemd, project, "start", "web", "-p", "life")
     assert start.returncode == 0, start.stderr
     assert show(systemd, "holos-life-web@1.service", "ActiveState") == "active"
 
     wait_ready(systemd, "web-0", "web-1", boots=2)
+    assert web_log.stat().st_size < consolelog.KEEP_BYTES + (256 << 10)
+    assert b"flood 0000000\r\n" not in web_log.read_bytes()  # the beginning is gone
+
     began = time.monotonic()
     down = holosc(systemd, project, "down")
     assert down.returncode == 0, down.stderr

@@ -46,6 +46,14 @@ def test_ps_of_stopped_units_and_unchanged_up(
     # One query for every unit, none loaded by it (by name, systemd loads each first).
     assert about_units(calls) == ["show"], calls
     assert out.count("inactive/dead") == 3, out
+    # `ps SERVICE...` as docker compose's: services or instances of this project.
+    out, calls = run(systemd, project, tmp_path, "ps", "web")
+    assert out.count("inactive/dead") == 2 and " db-0 " not in out, out
+    assert about_units(calls) == ["show"], calls
+    out, _ = run(systemd, project, tmp_path, "ps", "db", "web-1")
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["db-0", "web-1"], out
+    ghost = systemd.holosc("ps", "ghost", cwd=project, HOLOSC_SSH_KEY=str(project.parent / "key"))
+    assert ghost.returncode != 0 and "no such service or instance" in ghost.stderr, ghost.stderr
     loaded = systemd.systemctl("list-units", "--all", "--plain", "--no-legend", "holos-life-*@*")
     assert not loaded.stdout.strip(), loaded.stdout
     _, calls = run(systemd, project, tmp_path, "up")

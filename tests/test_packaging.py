@@ -55,6 +55,7 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos_runtime/imagecache.py",
         "holos_runtime/seed.py",
         "holos_runtime/terminal.py",  # holosc.errors imports it
+        "holos_runtime/consolelog.py",
         "holosc/cli/__init__.py",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
@@ -66,6 +67,8 @@ def test_wheel_contains_templates_helpers_and_commands(tmp_path: Path) -> None:
         "holos-health = holos_runtime.health:main",
         "holos-image = holos_runtime.image:main",
         "holos-bake = holos_runtime.bake:main",
+        "holos-console-log = holos_runtime.consolelog:main",
         "holos-seed = holos_runtime.seed:main",
+        "holos-switch = holos_runtime.switch:main",
     ):
         assert script in text

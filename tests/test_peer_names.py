@@ -12,26 +12,33 @@ import os
 import shlex
 import subprocess
 
+from holosc.core.model import Attachment, Image, OsFamily, Service
 from holosc.core.render import hosts
 
 PEERS = "# holos project shop\n10.10.0.2 db db-0\n10.10.0.3 web web-0\n"
+BACK = "# holos project shop, network back\n10.10.1.2 db db-0 database\n"
+WEB = Service(
+    "web",
+    Image("qcow2", OsFamily.SYSTEMD, path="x"),
+    networks=(Attachment("back"), Attachment("default")),
+    extra_hosts=(("host.docker.internal", "host-gateway"), ("mirror", "192.0.2.7")),
+)
 
 
-def in_scratch_etc(script: str, stdin: str = "", firmware: str | None = None) -> str:
-    """Run `script` with sh in a mount namespace with an empty /etc; print /etc/hosts."""
+def in_scratch_etc(script: str, stdin: str = "", firmware: tuple[str, ...] = ()) -> str:
+    """Run `script` with sh in a mount namespace with an empty /etc; print /etc/hosts.
+    `firmware` are the fw_cfg peer files QEMU would hand over, in order."""
     setup = ["mount -t tmpfs tmpfs /etc"]
-    if firmware is not None:
-        raw = f"/sys/firmware/qemu_fw_cfg/by_name/{hosts.FW_CFG_NAME}"
-        setup += [
-            "mount -t tmpfs tmpfs /sys/firmware",
-            f"mkdir -p {raw}",
-            f"printf %s {shlex.quote(firmware)} > {raw}/raw",
-        ]
+    if firmware:
+        setup.append("mount -t tmpfs tmpfs /sys/firmware")
+    for index, text in enumerate(firmware):
+        raw = f"/sys/firmware/qemu_fw_cfg/by_name/{hosts.fw_cfg_name(index)}"
+        setup += [f"mkdir -p {raw}", f"printf %s {shlex.quote(text)} > {raw}/raw"]
     inner = "\n".join(
         [
             *setup,
             f"sh -ec {shlex.quote(script)}",
-            "ls -A /etc",
+            "ls -A /etc | grep -v '^holos$'",
             "stat -c %a /etc/hosts",
             "cat /etc/hosts",
         ]
@@ -49,14 +56,24 @@ def test_update_writes_the_peer_list_under_the_header() -> None:
     assert out == "hosts\n644\n" + hosts.HEADER + PEERS  # no temporary file left behind
 
 
-def test_boot_command_reads_the_list_qemu_handed_over() -> None:
-    argv = hosts.boot_command()
+EXTRA = "10.0.2.2 host.docker.internal\n192.0.2.7 mirror\n"
+
+
+def test_boot_command_reads_the_lists_qemu_handed_over() -> None:
+    """Each network's list, in the NICs' order, after the service's extra hosts."""
+    argv = hosts.boot_command(WEB)
     assert argv[:2] == ["sh", "-ec"]
-    out = in_scratch_etc(argv[2], firmware=PEERS)
-    assert out == "hosts\n644\n" + hosts.HEADER + PEERS
+    out = in_scratch_etc(argv[2], firmware=(BACK, PEERS))
+    assert out == "hosts\n644\n" + hosts.HEADER + EXTRA + BACK + PEERS
+
+
+def test_update_keeps_the_extra_hosts() -> None:
+    script = hosts.boot_command(WEB)[2] + "\n" + hosts.update_command()[2]
+    out = in_scratch_etc(script, stdin=PEERS, firmware=(BACK, PEERS))
+    assert out == "hosts\n644\n" + hosts.HEADER + EXTRA + PEERS
 
 
 def test_boot_command_without_fw_cfg_keeps_the_old_list() -> None:
-    keep = "printf '10.10.0.9 old\\n' > /etc/hosts\n" + hosts.boot_command()[2]
-    out = in_scratch_etc(keep, firmware=None)
+    keep = "printf '10.10.0.9 old\\n' > /etc/hosts\n" + hosts.boot_command(WEB)[2]
+    out = in_scratch_etc(keep)
     assert out == "hosts\n644\n10.10.0.9 old\n"

@@ -34,6 +34,7 @@ from holosc.load.files import HostFiles
 from holosc.load.parse import load_text
 from holosc.tools import pull
 from tests.conftest import EXAMPLES, require_tool
+from tests.privacy import not_private
 
 ALPINE = pull.entry_for("alpine:3.21")
 DEBIAN = pull.entry_for("debian:12")
@@ -288,6 +289,21 @@ def test_pull_caches_verified_image(
     verified = holosc(tmp_path, site, "verify", ref)
     assert verified.returncode == 0, verified.stderr
     assert f"verified {entry.algorithm}:{digest(entry, qcow2)[:16]}" in verified.stdout
+
+
+def test_the_cache_is_private_whatever_the_umask(tmp_path: Path, site: Site, qcow2: bytes) -> None:
+    """Images hold whatever their guests or Dockerfiles put there: a pull under the usual
+    umask 022 leaves directories 0700 and files 0600, and makes an older cache private."""
+    (tmp_path / "images" / "blobs").mkdir(parents=True, mode=0o755)  # an older holosc's
+    publish(site, UBUNTU, qcow2, gnu(UBUNTU, qcow2))
+    umask = os.umask(0o022)
+    try:
+        pulled = holosc(tmp_path, site, "pull", "ubuntu:noble")
+    finally:
+        os.umask(umask)
+    assert pulled.returncode == 0, pulled.stderr
+    assert not_private(tmp_path / "images") == {}
+    assert len(cache_listing(tmp_path)) == 3
 
 
 def test_cached_image_is_reused_without_downloading(

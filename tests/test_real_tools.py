@@ -103,7 +103,7 @@ def test_cloud_init_schema(compiled: tuple[str, Output, Path], tmp_path: Path) -
         )
         assert result.returncode == 0, result.stderr
         rendered = "".join(p.read_text() for p in dest.rglob("*.network"))
-        assert "Address=10.10.0." in rendered and "DHCP=ipv4" in rendered, rendered
+        assert "Address=10.10." in rendered and "DHCP=ipv4" in rendered, rendered
 
 
 def test_seed_built_at_start_reads_back(compiled: tuple[str, Output, Path], tmp_path: Path) -> None:

@@ -283,8 +283,9 @@ def _global_options(
         list[str] | None,
         typer.Option(
             "--profile",
-            help="Enable services of this profile (repeatable; default: $HOLOS_PROFILES, "
-            "comma-separated).",
+            help="Enable services of this profile (repeatable; '*' enables all; default: "
+            "HOLOS_PROFILES, else COMPOSE_PROFILES, comma-separated, from the environment "
+            "or .env).",
         ),
     ] = None,
     quiet: Annotated[

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -14,7 +14,7 @@ import typer
 from holos_runtime.terminal import terminal_safe as terminal_safe  # the one, re-exported
 
 from holosc.cli import streams
-from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError
+from holosc.errors import Diagnostic, ExitCode, HolosError, RuntimeCommandError, ValidationError
 
 if TYPE_CHECKING:
     from holosc.core.compiler import Output
@@ -78,12 +78,14 @@ def load(
     from holosc.core.validate.checks import build_project
     from holosc.host import keys, systemd
     from holosc.load.assemble import load_project
+    from holosc.load.confine import Confinement
     from holosc.load.files import HostFiles
     from holosc.tools import devices
 
     path = compose_path(file)
-    doc = load_project(path)
-    result = build_project(doc, HostFiles(), profiles=profiles)
+    confinement = Confinement.of(path.parent)  # HOLOSC_ALLOW_PATHS of this process only
+    doc = load_project(path, confinement=confinement)
+    result = build_project(doc, HostFiles(confinement), profiles=active_profiles(doc.environ))
     if with_key:
         root = state_root or systemd.manager().state_dir
         # %S/holos of the default scope's manager unless the caller knows the manager.
@@ -112,7 +114,7 @@ class Color(enum.StrEnum):
 
 
 color = Color.AUTO  # set once by the global --color option
-profiles: tuple[str, ...] = ()  # set once by the global --profile option or HOLOS_PROFILES
+profiles: tuple[str, ...] | None = None  # set once by the global --profile option
 quiet = False  # set once by the global -q/--quiet option
 
 
@@ -124,18 +126,38 @@ def note(line: str) -> None:
 
 
 def set_profiles(given: list[str] | None) -> None:
+    """The --profile options (None: none given; the project environment decides)."""
     global profiles
-    if given is None:
-        given = [p.strip() for p in os.environ.get("HOLOS_PROFILES", "").split(",") if p.strip()]
-    for name in given:
-        from holosc.core.validate.checker import PROFILE
+    if given is not None:
+        _check_profiles(given, "--profile")
+    profiles = None if given is None else tuple(given)
 
-        if not PROFILE.fullmatch(name):
-            raise typer.BadParameter(
-                f"'{name}' is not a profile name (letters, digits, '_', '.', '-')",
-                param_hint="--profile / HOLOS_PROFILES",
-            )
-    profiles = tuple(given)
+
+def active_profiles(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """--profile, else HOLOS_PROFILES, else compose's COMPOSE_PROFILES, each read from the
+    project environment (holosc's own over .env), comma-separated; `*` enables all.
+
+    :raises ValidationError: for a name that is no profile name.
+    """
+    if profiles is not None:
+        return profiles
+    for variable in ("HOLOS_PROFILES", "COMPOSE_PROFILES"):
+        if variable in environ:
+            names = [p.strip() for p in environ[variable].split(",") if p.strip()]
+            _check_profiles(names, variable)
+            return tuple(names)
+    return ()
+
+
+def _check_profiles(names: list[str], source: str) -> None:
+    from holosc.core.validate.checker import PROFILE
+
+    for name in names:
+        if name != "*" and not PROFILE.fullmatch(name):
+            message = f"'{name}' is not a profile name (letters, digits, '_', '.', '-')"
+            if source == "--profile":
+                raise typer.BadParameter(message, param_hint="--profile")
+            raise ValidationError(message, [Diagnostic(message, file=source)])
 
 
 def print_diagnostics(diagnostics: Iterable[Diagnostic]) -> None:

@@ -13,7 +13,7 @@ import typer
 from holosc.cli import streams
 from holosc.emit import safedir
 from holosc.errors import EmitError, HolosError
-from holosc.load.parse import read_regular
+from holosc.load.regular import read_regular
 from holosc.tools import importer
 
 

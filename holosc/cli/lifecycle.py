@@ -59,6 +59,7 @@ def up(
     loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
     common.print_diagnostics(loaded.warnings)
     name = loaded.project.name
+    lifecycle.require_scope(loaded.project, manager)
     with project_lock(manager, name, "up", say):
         # Running instances keep their addresses and ports whatever else changed.
         output = common.compile_loaded(loaded, installer.read_lock(manager, name))

@@ -25,7 +25,10 @@ def validate(
     project = loaded.project
     print(f"project: {project.name}")
     print(f"order: {' '.join(s.name for s in project.services)}")
-    print(f"network: {P.SUBNET} (multicast {plan.mcast_group}:{plan.mcast_port})")
+    for network in plan.networks:
+        kind = " internal" if network.internal else ""
+        where = f"host bridge {network.external}" if network.external else network.subnet
+        print(f"network {network.name}: {where}{kind}")
     print(f"{'INSTANCE':<20} {'IP':<12} {'SSH':>6}  PORTS")
     for inst in plan.instances:
         ports = ",".join(f"{f.host}->{f.guest}" for f in inst.forwards) or "-"

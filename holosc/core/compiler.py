@@ -58,7 +58,7 @@ def compile_project(
     # the lock file or the Output type import this module.
     from holosc.core.render import build, cloudinit, hosts, qemu, units
 
-    plan = P.build_plan(project, allocations(previous))
+    plan = P.build_plan(project, allocations(previous), previous.networks if previous else None)
     name = project.name
     files: dict[PurePosixPath, File] = {}
 
@@ -67,12 +67,17 @@ def compile_project(
         files[PurePosixPath(path)] = File(data, mode)
 
     add(layout.target_name(name), units.render_target(plan))
+    add(layout.console_logs_timer(name), units.render_console_logs_timer(plan))
+    add(layout.console_logs_unit(name), units.render_console_logs(plan))
+    add(layout.switch_unit(name), units.render_switch(plan))
     for ref in P.registry_images(project):
         add(layout.image_unit(name, ref), units.render_image(plan, ref))
     if project.used_volumes:
         add(layout.volumes_unit(name), units.render_volumes(plan))
         add(f"{name}/volumes.sh", qemu.render_volumes_script(plan), 0o755)
-    add(f"{name}/{layout.PEERS_FILE}", hosts.peers(plan))
+    for net in plan.networks:
+        if net.external is None:
+            add(f"{name}/{layout.peers_name(net.name)}", hosts.peers(plan, net.name))
     for service, _ in build.builds(project):
         add(layout.build_unit(name, service.name), units.render_build(plan, service))
         add(layout.build_spec(name, service.name), build.spec(project, service))
@@ -83,7 +88,7 @@ def compile_project(
     for inst in plan.instances:
         base = f"{name}/{inst.name}"
         user_data = cloudinit.user_data(plan, inst)
-        network = cloudinit.network_config(inst)
+        network = cloudinit.network_config(plan, inst)
         meta = cloudinit.meta_data(plan, inst, user_data, network)
         seed_files = {"user-data": user_data, "meta-data": meta, "network-config": network}
         for file_name, text in seed_files.items():
@@ -107,7 +112,7 @@ def output_bytes(project: Project) -> dict[str, int]:
             continue
         inst = plan.of(service)[0]
         user_data = cloudinit.user_data(plan, inst)
-        network = cloudinit.network_config(inst)
+        network = cloudinit.network_config(plan, inst)
         meta = cloudinit.meta_data(plan, inst, user_data, network)
         seed_bytes = sum(len(t.encode("utf-8")) for t in (user_data, network, meta))
         launch = qemu.launch_bytes(plan, inst)
@@ -130,9 +135,11 @@ def _lock(
                 ssh_port=i.ssh_port,
                 user=i.service.cloud_init.user,
                 ports=tuple(f"{f.host}:{f.guest}" for f in i.forwards),
+                networks={n.network: n.ip for n in i.nics if n.ip},
             )
             for i in plan.instances
         },
+        networks={n.name: n.subnet for n in plan.networks if n.subnet},
         files={str(path): hashlib.sha256(f.data).hexdigest() for path, f in files.items()},
     ).to_json()
 
@@ -144,7 +151,9 @@ def allocations(lock: Lock | None) -> dict[str, P.Allocation]:
     found = {}
     for name, inst in (lock.instances if lock else {}).items():
         forwards = (_forward(p) for p in inst.ports)
-        found[name] = P.Allocation(inst.ip, inst.ssh_port, tuple(f for f in forwards if f))
+        found[name] = P.Allocation(
+            dict(inst.networks), inst.ssh_port, tuple(f for f in forwards if f)
+        )
     return found
 
 

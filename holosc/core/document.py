@@ -47,6 +47,9 @@ class Document:
     origins: Mapping[JsonPath, str] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     sha256: str = ""  # of the main file's bytes as read once (the lock's `sources`)
+    # The project's environment (holosc's own over the .env file's), which answers
+    # `environment: [VAR]` and the lookups of env_file values, as compose's does.
+    environ: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark | None:
         """The closest known position for `path`, walking up to a parent when needed."""

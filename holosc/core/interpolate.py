@@ -1,9 +1,17 @@
-"""Compose-style `${VAR}` interpolation of holos.yaml values (never keys).
+"""Compose's `${VAR}` interpolation of holos.yaml values (never keys), as compose-go's
+template package has it (docs/format.md, "Interpolation").
 
-Forms: `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
-`${VAR:?message}`, `${VAR?message}`, `${VAR:+alt}`, `${VAR+alt}`, nested defaults, and
-`$$` for a literal `$`. An unset variable without a default becomes "" with a warning,
-as in docker compose. Runs after anchors and merge keys are resolved.
+`$$` is a literal `$`; `$NAME` and `${NAME}` take the variable's value ("" with a warning
+when it is unset); `${NAME:-default}` (unset or empty), `${NAME-default}` (unset),
+`${NAME:+alt}` (set and non-empty), `${NAME+alt}` (set), `${NAME:?message}` and
+`${NAME?message}` (an error when unset, or unset or empty). Defaults, alternatives and
+messages are themselves interpolated, so they nest, and a default may hold braces
+(`${JSON:-{"a":1}}`): the value runs to its balanced `}`. A `$` that starts no variable
+(`a $ b`, `$}`, `$1`) stays as written; `${` that starts no valid form (`${`, `${}`,
+`${ A}`, `${A!}`) is an error. Names are `[_a-zA-Z][_a-zA-Z0-9]*`. A braced form with an
+operator looks for its `}` on its own line only, as compose's pattern does.
+
+This module is pure: the caller passes the variables (see holosc.load.environment).
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from typing import Any
 from holosc.core.document import MAX_FILE_BYTES, Document, JsonPath, plain_scalar
 from holosc.errors import Diagnostic, ValidationError
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+# compose's `${name[key]...}` (named mappings): no mapping is defined, so it stays as written.
+_MAPPING_TAIL = re.compile(r"\]:?[-+?}]")
 # Variables named like these hold secrets, whose values would land in plaintext in the
 # compiled output (user-data, seed.iso, units), which is world-readable and committed.
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
@@ -27,7 +37,7 @@ MAX_OUTPUT = MAX_FILE_BYTES
 
 
 class InterpolationError(Exception):
-    pass
+    """A value that cannot be interpolated; its text is the user-facing message."""
 
 
 def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
@@ -38,9 +48,8 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     errors: list[Diagnostic] = []
     raw = dict(doc.raw)
     warnings: list[Diagnostic] = []
-    seen_unset: set[str] = set()
-    seen_secret: set[str] = set()
-    budget = _Budget(MAX_OUTPUT)
+    seen: set[tuple[str, str]] = set()
+    budget = Budget(MAX_OUTPUT)
 
     def walk(value: Any, path: JsonPath) -> Any:
         if isinstance(value, dict):
@@ -48,41 +57,17 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
-            unset: list[str] = []
-            used: list[str] = []
+            trace = Trace()
             try:
-                result = substitute(value, environ, unset, budget, used)
+                result = substitute(value, environ, trace, budget)
                 raw[path] = result
                 # Like compose, an unquoted `${MEMORY}` yields a number when it is one.
                 return result if path in doc.quoted else plain_scalar(result)
             except InterpolationError as exc:
-                errors.append(doc.diagnostic(path, str(exc)))
+                errors.append(doc.diagnostic(path, str(exc), hint=_hint(exc)))
                 return value
             finally:
-                for name in used:
-                    if SECRET_NAME.search(name) and name not in seen_secret:
-                        seen_secret.add(name)
-                        warnings.append(
-                            doc.diagnostic(
-                                path,
-                                f"variable {name} looks like a secret; its value is written "
-                                "in plaintext into the compiled output (user-data, seed.iso)",
-                                severity="warning",
-                                hint="the output directory is readable and often committed; "
-                                "pass secrets to the guest another way",
-                            )
-                        )
-                for name in unset:
-                    if name not in seen_unset:
-                        seen_unset.add(name)
-                        warnings.append(
-                            doc.diagnostic(
-                                path,
-                                f"variable {name} is not set; using an empty string",
-                                severity="warning",
-                                hint=f"set {name} or give a default: ${{{name}:-value}}",
-                            )
-                        )
+                warnings.extend(trace.warnings(lambda m, h: _warn(doc, path, m, h), seen))
         return value
 
     data = walk(doc.data, ())
@@ -91,8 +76,50 @@ def interpolate_document(doc: Document, environ: Mapping[str, str]) -> Document:
     return dataclasses.replace(doc, data=data, raw=raw, warnings=(*doc.warnings, *warnings))
 
 
-class _Budget:
-    """Characters interpolation may still produce in this document."""
+def _warn(doc: Document, path: JsonPath, message: str, hint: str) -> Diagnostic:
+    return doc.diagnostic(path, message, severity="warning", hint=hint)
+
+
+def _hint(exc: InterpolationError) -> str | None:
+    return "write $$ for a literal $" if str(exc).startswith("invalid") else None
+
+
+@dataclasses.dataclass
+class Trace:
+    """What one substitution looked up: unset names (each is a warning) and names whose
+    value reached the output (one that looks like a secret is a warning)."""
+
+    unset: list[str] = dataclasses.field(default_factory=list)
+    used: list[str] = dataclasses.field(default_factory=list)
+
+    def warnings(self, make: Any, seen: set[tuple[str, str]]) -> list[Diagnostic]:
+        """One diagnostic per name not in `seen` (which grows), made by `make(msg, hint)`."""
+        result = []
+        for name in self.used:
+            if SECRET_NAME.search(name) and ("secret", name) not in seen:
+                seen.add(("secret", name))
+                result.append(
+                    make(
+                        f"variable {name} looks like a secret; its value is written in "
+                        "plaintext into the compiled output (user-data, seed.iso)",
+                        "the output directory is readable and often committed; pass "
+                        "secrets to the guest another way",
+                    )
+                )
+        for name in self.unset:
+            if ("unset", name) not in seen:
+                seen.add(("unset", name))
+                result.append(
+                    make(
+                        f"variable {name} is not set; using an empty string",
+                        f"set {name} or give a default: ${{{name}:-value}}",
+                    )
+                )
+        return result
+
+
+class Budget:
+    """Characters interpolation may still produce in one document."""
 
     def __init__(self, left: int) -> None:
         self.left = left
@@ -109,98 +136,155 @@ class _Budget:
 def substitute(
     text: str,
     environ: Mapping[str, str],
-    unset: list[str] | None = None,
-    budget: _Budget | None = None,
-    used: list[str] | None = None,
+    trace: Trace | None = None,
+    budget: Budget | None = None,
 ) -> str:
-    """Expand one string; `used` collects the variables whose values were substituted.
-    Raises InterpolationError with a user-facing message."""
-    state = _State(
-        environ,
-        unset if unset is not None else [],
-        budget or _Budget(MAX_OUTPUT),
-        used if used is not None else [],
-    )
-    out, _ = _expand(text, 0, state, depth=0)
-    return out
+    """Expand one string with the variables of `environ`.
+
+    :raises InterpolationError: with a user-facing message.
+    """
+    state = _State(environ, trace or Trace(), budget or Budget(MAX_OUTPUT))
+    return _expand(text, state, 0)
 
 
 @dataclasses.dataclass
 class _State:
     env: Mapping[str, str]
-    unset: list[str]
-    budget: _Budget
-    used: list[str]
+    trace: Trace
+    budget: Budget
 
 
-def _expand(text: str, i: int, state: _State, *, depth: int) -> tuple[str, int]:
-    """Expand from `i` to the end (depth 0) or to the `}` closing a default (depth > 0)."""
+def _expand(text: str, state: _State, depth: int) -> str:
     if depth > MAX_NESTING:
         raise InterpolationError(f"interpolation nests deeper than {MAX_NESTING} levels")
-    top = depth == 0
+    if "$" not in text:
+        return text
+    lines = _Lines(text)
     out: list[str] = []
-    while i < len(text):
-        c = text[i]
-        if not top and c == "}":
-            return "".join(out), i
-        if c != "$":
-            out.append(c)
-            i += 1
-            continue
-        nxt = text[i + 1 : i + 2]
-        if nxt == "$":
+    i = 0
+    while (j := text.find("$", i)) >= 0:
+        out.append(text[i:j])
+        after = text[j + 1 : j + 2]
+        if after == "$":
             out.append("$")
-            i += 2
-        elif nxt == "{":
-            value, i = _braced(text, i + 2, state, depth)
-            out.append(state.budget.spend(value))
-        elif m := _NAME.match(text, i + 1):
+            i = j + 2
+        elif m := _NAME.match(text, j + 1):
             out.append(state.budget.spend(_lookup(m[0], state)))
             i = m.end()
-        else:
-            raise InterpolationError(
-                f"invalid interpolation at '{text[i : i + 10]}': use $$ for a literal $"
-            )
-    if not top:
-        raise InterpolationError("unterminated '${' in interpolation")
-    return "".join(out), i
+        elif after == "{":
+            value, i = _braced(text, j, state, depth, lines)
+            out.append(state.budget.spend(value))
+        else:  # a `$` that starts nothing stays, as in compose
+            out.append("$")
+            i = j + 1
+    out.append(text[i:])
+    return "".join(out)
 
 
-def _braced(text: str, i: int, state: _State, depth: int) -> tuple[str, int]:
-    env = state.env
-    m = _NAME.match(text, i)
-    if not m:
-        raise InterpolationError(f"invalid variable name in '${{{text[i : i + 10]}'")
-    name, i = m[0], m.end()
-    if text[i : i + 1] == "}":
-        return _lookup(name, state), i + 1
-    for op in (":-", ":?", ":+", "-", "?", "+"):
+def _braced(text: str, start: int, state: _State, depth: int, lines: _Lines) -> tuple[str, int]:
+    """The value of the `${...}` at `start` and the index after it."""
+    m = _NAME.match(text, start + 2)
+    if m and text.startswith("}", m.end()):
+        return _lookup(m[0], state), m.end() + 1
+    op = _operator(text, m.end()) if m else None
+    last = lines.last_brace(start)
+    if m and op and last >= m.end() + len(op):
+        end = start + _closing(text, start, last) + 1
+        arg = text[m.end() + len(op) : end - 1]
+        return _apply(m[0], op, arg, state, depth), end
+    if m and text.startswith("[", m.end()) and last > m.end():
+        end = start + _closing(text, start, last) + 1
+        if _is_mapping(text, m.end(), end - 1):
+            return text[start:end], end  # compose keeps a named mapping it does not know
+    raise InterpolationError(f"invalid interpolation format: {_snippet(text, start, lines)!r}")
+
+
+def _operator(text: str, i: int) -> str | None:
+    for op in (":?", ":-", ":+", "?", "-", "+"):
         if text.startswith(op, i):
-            break
-    else:
-        raise InterpolationError(f"invalid interpolation '${{{name}{text[i : i + 5]}'")
-    arg, end = _expand(
-        text, i + len(op), _State(env, [], state.budget, state.used), depth=depth + 1
-    )
-    value = env.get(name)
-    present = value is not None and (value != "" or ":" not in op)
-    result: str
-    if present and not op.endswith("+"):  # the value itself lands in the output
-        state.used.append(name)
-    if op.endswith("-"):
-        result = value if present and value is not None else arg
-    elif op.endswith("+"):
-        result = arg if present else ""
-    else:
+            return op
+    return None
+
+
+def _closing(text: str, start: int, last: int) -> int:
+    """compose-go's getFirstBraceClosingIndex over text[start:last+1], relative to
+    `start`: the `}` that balances the braces opened so far (each `{` also skips the
+    character after it, as compose's does), or, unbalanced, the last one."""
+    depth = 0
+    i = start
+    while i <= last:
+        c = text[i]
+        if c == "}":
+            depth -= 1
+            if depth == 0:
+                return i - start
+        elif c == "{":
+            depth += 1
+            i += 1
+        i += 1
+    return last - start
+
+
+def _apply(name: str, op: str, arg: str, state: _State, depth: int) -> str:
+    """`${name<op>arg}`: the default, alternative or message is interpolated first, even
+    when it is not used (compose-go does the same, errors included)."""
+    expanded = _expand(arg, state, depth + 1)
+    value = state.env.get(name)
+    present = value is not None and (value != "" or not op.startswith(":"))
+    if op.endswith("?"):
         if not present or value is None:
-            raise InterpolationError(arg or f"required variable {name} is missing a value")
-        result = value
-    return result, end + 1
+            reason = f": {expanded}" if expanded else ""
+            raise InterpolationError(f"required variable {name} is missing a value{reason}")
+        state.trace.used.append(name)
+        return value
+    if op.endswith("+"):
+        return expanded if present else (value or "")
+    if present and value is not None:
+        state.trace.used.append(name)
+        return value
+    return expanded
+
+
+def _is_mapping(text: str, bracket: int, brace: int) -> bool:
+    """Whether `[...]` from `bracket` to the `}` at `brace` has the form of compose's named
+    mapping `${name[key]}` (optionally followed by an operator and its argument)."""
+    if text[brace - 1] == "]" and brace - 1 > bracket:
+        return True
+    return _MAPPING_TAIL.search(text, bracket + 1, brace) is not None
 
 
 def _lookup(name: str, state: _State) -> str:
-    if name not in state.env:
-        state.unset.append(name)
+    value = state.env.get(name)
+    if value is None:
+        state.trace.unset.append(name)
         return ""
-    state.used.append(name)
-    return state.env[name]
+    state.trace.used.append(name)
+    return value
+
+
+def _snippet(text: str, start: int, lines: _Lines) -> str:
+    end = min(lines.end(start), start + 40)
+    return text[start:end]
+
+
+class _Lines:
+    """Per-line facts of one text, computed once per line: where it ends and its last `}`
+    (compose's pattern does not cross lines)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._end = -1
+        self._start = 0
+        self._brace = -1
+
+    def end(self, i: int) -> int:
+        if not self._start <= i < self._end:
+            self._start = self.text.rfind("\n", 0, i) + 1
+            found = self.text.find("\n", i)
+            self._end = len(self.text) if found < 0 else found
+            self._brace = self.text.rfind("}", self._start, self._end)
+        return self._end
+
+    def last_brace(self, i: int) -> int:
+        self.end(i)
+        return self._brace

@@ -75,6 +75,20 @@ def volumes_unit(project: str) -> str:
     return f"holos-{project}-volumes.service"
 
 
+def console_logs_timer(project: str) -> str:
+    """The timer that keeps the project's console logs bounded (and its service)."""
+    return f"holos-{project}-console-logs.timer"
+
+
+def console_logs_unit(project: str) -> str:
+    return f"holos-{project}-console-logs.service"
+
+
+def switch_unit(project: str) -> str:
+    """The project's switch (runtime-helpers/switch.py): its networks and NAT filter."""
+    return f"holos-{project}-switch.service"
+
+
 def template_service(project: str, unit: str) -> str | None:
     """ "web" for holos-p-web@.service: the inverse of template_name."""
     prefix, suffix = f"holos-{project}-", "@.service"
@@ -148,7 +162,7 @@ def is_unit_of(unit: str, project: str) -> bool:
     """Whether `unit` is a name holosc gives a unit of `project`."""
     stem, dot, suffix = unit.rpartition(".")
     prefix = f"holos-{project}"
-    if not dot or suffix not in ("service", "target") or not stem.startswith(prefix):
+    if not dot or suffix not in ("service", "target", "timer") or not stem.startswith(prefix):
         return False
     rest = stem[len(prefix) :]
     if rest == "" and suffix == "target":
@@ -222,8 +236,8 @@ def artifacts(config: Root, project: str) -> Root:
 
 
 # What the compiler writes below <p>/, and so what install copies into artifacts().
-PEERS_FILE = "hosts"  # every instance's address and names (core/render/hosts.py)
-PROJECT_FILES = ("volumes.sh", PEERS_FILE)  # <p>/NAME
+PEERS_PREFIX = "hosts."  # hosts.<network>: its members' addresses and names (render/hosts.py)
+PROJECT_FILES = ("volumes.sh",)  # <p>/NAME, beside the peer files
 INSTANCE_FILES = ("launch.sh", "user-data", "meta-data", "network-config", "seed.iso")
 
 
@@ -232,13 +246,22 @@ BUILD_SUFFIX = ".build.json"
 
 def is_project_file(name: str) -> bool:
     """Whether `name` is a file the compiler writes directly below <p>/."""
-    if name in PROJECT_FILES:
+    if name in PROJECT_FILES or is_peers_name(name):
         return True
     return name.endswith(BUILD_SUFFIX) and names.is_label(name.removesuffix(BUILD_SUFFIX))
 
 
-def peers_file(config: Root, project: str) -> Root:
-    return artifacts(config, project) / PEERS_FILE
+def peers_name(network: str) -> str:
+    """The project file listing `network`'s members, below <p>/."""
+    return f"{PEERS_PREFIX}{network}"
+
+
+def is_peers_name(name: str) -> bool:
+    return name.startswith(PEERS_PREFIX) and names.is_label(name.removeprefix(PEERS_PREFIX))
+
+
+def peers_file(config: Root, project: str, network: str) -> Root:
+    return artifacts(config, project) / peers_name(network)
 
 
 def instance_runtime(runtime: Root, project: str, instance: str) -> Root:
@@ -264,6 +287,32 @@ def below_root(path: PurePosixPath) -> str:
     """A specifier-form path without its %S/%E/%t: what StateDirectory= and
     RuntimeDirectory= take."""
     return str(path.relative_to(path.parts[0]))
+
+
+def switch_sockets(runtime: Root, project: str) -> Root:
+    """Where the project's switch binds its sockets: directly below %t/holos, under a
+    name of fixed length, so that what QEMU sends to stays within the 107 bytes of a
+    Unix socket address whatever the project's name (QEMU's -daemonize leaves it in /,
+    so the path must be absolute)."""
+    digest = hashlib.sha256(project.encode()).hexdigest()[:16]
+    return runtime / f"s-{digest}"
+
+
+def switch_members(runtime: Root, project: str) -> Root:
+    """The switch's working directory, beside the instances' runtime directories: the
+    names QEMU binds (`../<inst>/n-<id>.sock`) resolve from there."""
+    return runtime / project / "switch"
+
+
+def network_id(network: str) -> str:
+    """A network's name in socket names: 8 hex digits of its SHA-256 (a name can be 63
+    bytes; a socket address holds 107)."""
+    return hashlib.sha256(network.encode()).hexdigest()[:8]
+
+
+def network_socket(network: str) -> str:
+    """The socket of `network` in the switch's directory and in each member's."""
+    return f"n-{network_id(network)}.sock"
 
 
 def qmp_socket(runtime: Root, project: str, instance: str) -> Root:

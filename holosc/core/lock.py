@@ -25,6 +25,7 @@ class LockedInstance:
     ssh_port: int
     user: str
     ports: tuple[str, ...]  # "host:guest"
+    networks: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> IP
 
     def ip_order(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.ip.split(".") if part.isdigit())
@@ -38,6 +39,7 @@ class Lock:
     sources: Mapping[str, str]  # input file name -> sha256
     instances: Mapping[str, LockedInstance]
     files: Mapping[str, str]  # output path -> sha256
+    networks: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> subnet
 
     def to_json(self) -> str:
         data = {
@@ -46,9 +48,17 @@ class Lock:
             "profiles": list(self.profiles),
             "sources": dict(self.sources),
             "instances": {
-                name: {**dataclasses.asdict(inst), "ports": list(inst.ports)}
+                name: {
+                    "service": inst.service,
+                    "ip": inst.ip,
+                    "ssh_port": inst.ssh_port,
+                    "user": inst.user,
+                    "ports": list(inst.ports),
+                    "networks": dict(inst.networks),
+                }
                 for name, inst in self.instances.items()
             },
+            "networks": dict(self.networks),
             "files": dict(self.files),
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -76,6 +86,7 @@ class Lock:
                 }
             ),
             files=_strings(data.get("files", {}), "files", source),
+            networks=_strings(data.get("networks", {}), "networks", source),
         )
 
 
@@ -88,6 +99,10 @@ def _instance(name: str, info: Any, source: str) -> LockedInstance:
             ssh_port=int(info["ssh_port"]),
             user=str(info["user"]),
             ports=tuple(map(str, info.get("ports", ()))),
+            # Before networks: (holosc < 0.x), the one address was the default network's.
+            networks=_strings(
+                info.get("networks", {"default": info.get("ip", "")}), "networks", source
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{source}: an instance entry lacks {exc}") from exc

@@ -72,6 +72,10 @@ class Vm:
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
+    # Memory the guest frees goes back to the host (virtio-balloon free page reporting);
+    # off with PCI passthrough, where VFIO pins guest RAM and QEMU ignores the reports.
+    free_page_reporting: bool = True
+    ksm: bool = False  # QEMU's mem-merge: guest RAM open to the host's KSM (docs/density.md)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,6 +192,30 @@ class Build:
     first_boot: Provisioning
 
 
+DEFAULT_NETWORK = "default"
+HOST_GATEWAY = "host-gateway"  # extra_hosts: the host itself (compose's special value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Network:
+    """A top-level network. `subnet` is an IPv4 network in CIDR form (None: holosc picks
+    one); `external` names an existing host bridge (system scope, tap devices)."""
+
+    name: str
+    subnet: str | None = None
+    internal: bool = False
+    external: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attachment:
+    """A service's membership in one network (compose's service-level networks:)."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Service:
     name: str
@@ -205,6 +233,17 @@ class Service:
     restart: Restart | None = None
     environment: tuple[tuple[str, str], ...] = ()  # for SSH sessions and login shells
     secrets: tuple[SecretUse, ...] = ()
+    networks: tuple[Attachment, ...] = (Attachment(DEFAULT_NETWORK),)  # sorted by name
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # (name, IPv4/IPv6 address or host-gateway)
+
+    @property
+    def host_gateway(self) -> bool:
+        """Whether the service asked for the host (extra_hosts host-gateway)."""
+        return any(address == HOST_GATEWAY for _, address in self.extra_hosts)
+
+    @property
+    def network_names(self) -> tuple[str, ...]:
+        return tuple(a.network for a in self.networks)
 
     @property
     def binds(self) -> tuple[Mount, ...]:
@@ -231,6 +270,10 @@ class Project:
     volumes: tuple[Volume, ...] = ()
     profiles: tuple[str, ...] = ()  # the active profiles the services were selected by
     secrets: tuple[Secret, ...] = ()
+    networks: tuple[Network, ...] = (Network(DEFAULT_NETWORK),)  # those some service joins
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
 
     def secret(self, name: str) -> Secret:
         return next(s for s in self.secrets if s.name == name)

@@ -15,9 +15,18 @@ import os
 import stat
 from collections.abc import Iterator
 
+from holosc.core.compiler import MAX_OUTPUT_BYTES
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# What holosc reads back from an output directory is at most what it can write there: a
+# larger file there is someone else's.
+MAX_READ = MAX_OUTPUT_BYTES
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+
+
+class FileTooLarge(OSError):
+    """A file larger than what is read back (read_file's `limit`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,7 +67,8 @@ def _walk(fd: int, prefix: str, wanted: frozenset[str], entries: dict[str, Entry
         rel = prefix + name
         entry = Entry(st.st_mode, st.st_uid, st.st_gid)
         if stat.S_ISREG(st.st_mode) and rel in wanted:
-            entry = dataclasses.replace(entry, data=read_file(name, fd))
+            with contextlib.suppress(FileTooLarge):  # then not what holosc wrote: data None
+                entry = dataclasses.replace(entry, data=read_file(name, fd))
         entries[rel] = entry
         if stat.S_ISDIR(st.st_mode):
             sub = open_dir(name, fd)
@@ -68,15 +78,19 @@ def _walk(fd: int, prefix: str, wanted: frozenset[str], entries: dict[str, Entry
                 os.close(sub)
 
 
-def read_file(name: str, dir_fd: int) -> bytes:
-    """A regular file's bytes; OSError when it is a symlink or not a regular file."""
+def read_file(name: str, dir_fd: int, limit: int = MAX_READ) -> bytes:
+    """A regular file's bytes; OSError when it is a symlink or not a regular file, and
+    EFBIG past `limit` bytes (whatever its size says: a file can grow while read)."""
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, f"{name} is not a regular file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
             chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise FileTooLarge(errno.EFBIG, f"{name} is larger than {limit} bytes")
         return b"".join(chunks)
     finally:
         os.close(fd)

@@ -43,7 +43,7 @@ from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit import safedir, tree
 from holosc.errors import Diagnostic, EmitError, HolosError
 
-UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target)\Z")
+UNIT_FILE = re.compile(r"\Aholos-[a-z0-9-]+(@)?\.(service|target|timer)\Z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +74,12 @@ def plan_changes(output: Output, root: Path) -> Changes:
     return _plan(output, root, _read_old(output, root))
 
 
-def _read_old(output: Output, root: Path) -> _Old:
+def _read_old(output: Output, root: Path, at: tuple[int, str] | None = None) -> _Old:
+    """What `root` holds; `at` (parent fd, name) opens it where emit checked it."""
     if root.is_symlink():
         raise _error(root, "is a symlink; holosc writes only into a real directory", "-o TARGET")
     try:
-        fd = tree.open_dir(str(root))
+        fd = tree.open_dir(at[1], at[0]) if at else tree.open_dir(str(root))
     except FileNotFoundError:
         return _Old(False, None, {}, {})
     except OSError as exc:
@@ -199,7 +200,7 @@ def emit(output: Output, root: Path) -> Changes:
     try:
         _check_output_dir(parent_fd, name, root)
         _clean_leftovers(parent_fd, name)
-        old = _read_old(output, root)
+        old = _read_old(output, root, (parent_fd, name))
         _check_subdirectories(output, root, old)
         changes = _plan(output, root, old)
         if changes.any:
@@ -418,6 +419,9 @@ def diff(output: Output, root: Path) -> str:
     for rel in [*changes.written, *changes.removed]:
         entry = old.entries.get(rel)
         had = entry is not None and entry.is_file
+        if entry is not None and had and entry.data is None:
+            chunks.append(f"a/{rel} is larger than holosc writes; not shown\n")
+            continue
         before = (entry.data or b"") if entry is not None and had else b""
         new_file = output.files.get(PurePosixPath(rel))
         after = new_file.data if new_file else b""

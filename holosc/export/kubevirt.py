@@ -51,7 +51,17 @@ RUN_STRATEGY = {
 EXPOSE = ("clusterip", "nodeport")
 MANAGER = "holosc"
 # Order of the files in an output directory: `kubectl apply -f DIR` reads them sorted.
-ORDER = {"Namespace": 0, "PersistentVolumeClaim": 1, "DataVolume": 1, "Service": 2}
+ORDER = {
+    "Namespace": 0,
+    "PersistentVolumeClaim": 1,
+    "DataVolume": 1,
+    "NetworkPolicy": 2,
+    "Service": 2,
+}
+NETWORK_API = "networking.k8s.io/v1"
+# The label that makes a VM's pods a member of a holos network (NetworkPolicy selects it).
+NETWORK_LABEL = "network.holosc/"
+MEMBER = "member"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
@@ -167,6 +177,15 @@ class _Exporter:
     def metadata(self, name: str, owner: str, component: str) -> dict[str, Any]:
         return {"name": name, "namespace": self.namespace, "labels": self.labels(owner, component)}
 
+    def vm_labels(self, service: Service) -> dict[str, str]:
+        """A VM's labels: the service's, and one per network it joins (NetworkPolicy)."""
+        return self.labels(service.name, "vm") | {
+            NETWORK_LABEL + n: MEMBER for n in service.network_names if self.is_mapped(n)
+        }
+
+    def is_mapped(self, network: str) -> bool:
+        return self.project.network(network).external is None
+
     def selector(self, service: Service) -> dict[str, str]:
         labels = self.labels(service.name, "vm")
         return {k: labels[k] for k in ("app.kubernetes.io/instance", "app.kubernetes.io/name")}
@@ -183,6 +202,7 @@ class _Exporter:
         ]
         for service in self.project.services:
             manifests += self.service_manifests(service)
+        manifests += self.network_policies()
         self.check_names(manifests)
         if self.errors:
             raise ExportError("cannot export to KubeVirt", [*self.errors, *self.warnings])
@@ -264,7 +284,7 @@ class _Exporter:
         if templates:
             vm_spec["dataVolumeTemplates"] = templates
         vm_spec["template"] = {
-            "metadata": {"labels": self.labels(service.name, "vm")},
+            "metadata": {"labels": self.vm_labels(service)},
             "spec": vmi,
         }
         comments += self.dependency_comments(service)
@@ -287,7 +307,7 @@ class _Exporter:
                     "replicas": service.replicas,
                     "selector": {"matchLabels": self.selector(service)},
                     "virtualMachineTemplate": {
-                        "metadata": {"labels": self.labels(service.name, "vm")},
+                        "metadata": {"labels": self.vm_labels(service)},
                         "spec": vm_spec,
                     },
                 },
@@ -300,8 +320,121 @@ class _Exporter:
                 f"VirtualMachinePool {service.name} (VMs {names})"
             )
         out = [Manifest(body, (head, *comments)), self.dns_service(service), *extra]
+        out += self.alias_services(service)
         if service.ports:
             out.append(self.ports_service(service))
+        return out
+
+    # -- networks ------------------------------------------------------------------------
+
+    def network_policies(self) -> list[Manifest]:
+        """One NetworkPolicy per network: its members accept traffic from its members (a
+        pod on two networks from both: Kubernetes unites the policies that select it);
+        published ports from anywhere; and no egress but to their networks and DNS for
+        the services whose networks are all internal."""
+        instance = {"app.kubernetes.io/instance": self.project.name}
+        out = []
+        for network in self.project.networks:
+            if network.external is not None:
+                continue
+            members = {"matchLabels": {**instance, NETWORK_LABEL + network.name: MEMBER}}
+            body = {
+                "apiVersion": NETWORK_API,
+                "kind": "NetworkPolicy",
+                "metadata": self.metadata(f"network-{network.name}", self.project.name, "network"),
+                "spec": {
+                    "podSelector": members,
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{"podSelector": members}]}],
+                },
+            }
+            users = [s.name for s in self.project.services if network.name in s.network_names]
+            out.append(
+                Manifest(
+                    body,
+                    (
+                        f"holos network {network.name}: its members ({', '.join(users)}) accept "
+                        "what its members send; the pod network carries it",
+                    ),
+                )
+            )
+        for service in self.project.services:
+            if service.ports:
+                out.append(self.ports_policy(service))
+            networks = [self.project.network(n) for n in service.network_names]
+            if networks and all(n.internal for n in networks):
+                out.append(self.internal_policy(service))
+        return out
+
+    def ports_policy(self, service: Service) -> Manifest:
+        body = {
+            "apiVersion": NETWORK_API,
+            "kind": "NetworkPolicy",
+            "metadata": self.metadata(f"{service.name}-ports", service.name, "ports"),
+            "spec": {
+                "podSelector": {"matchLabels": self.selector(service)},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"ports": [{"protocol": "TCP", "port": p.guest} for p in service.ports]}
+                ],
+            },
+        }
+        return Manifest(
+            body, (f"published ports of holos service {service.name}: open to every client",)
+        )
+
+    def internal_policy(self, service: Service) -> Manifest:
+        instance = {"app.kubernetes.io/instance": self.project.name}
+        peers = [
+            {"podSelector": {"matchLabels": {**instance, NETWORK_LABEL + n: MEMBER}}}
+            for n in service.network_names
+        ]
+        dns = [{"protocol": p, "port": 53} for p in ("UDP", "TCP")]
+        body = {
+            "apiVersion": NETWORK_API,
+            "kind": "NetworkPolicy",
+            "metadata": self.metadata(f"{service.name}-internal", service.name, "network"),
+            "spec": {
+                "podSelector": {"matchLabels": self.selector(service)},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": peers}, {"to": [{"namespaceSelector": {}}], "ports": dns}],
+            },
+        }
+        return Manifest(
+            body,
+            (
+                f"holos service {service.name} is only on internal networks: no egress but "
+                "to their members and the cluster's DNS",
+            ),
+        )
+
+    def alias_services(self, service: Service) -> list[Manifest]:
+        """A headless Service per network alias: the cluster's DNS names are the
+        namespace's, not one network's."""
+        out = []
+        for attachment in service.networks:
+            for alias in attachment.aliases:
+                if not DNS_LABEL.fullmatch(alias):
+                    continue  # unmapped() warned
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": self.metadata(alias, service.name, "dns"),
+                    "spec": {
+                        "clusterIP": "None",
+                        "selector": self.selector(service),
+                        "publishNotReadyAddresses": False,
+                    },
+                }
+                out.append(
+                    Manifest(
+                        body,
+                        (
+                            f"alias {alias} of holos service {service.name} on network "
+                            f"{attachment.network}: resolves in the whole namespace",
+                        ),
+                    )
+                )
         return out
 
     def unmapped(self, service: Service, at: JsonPath) -> None:
@@ -351,6 +484,7 @@ class _Exporter:
                 "create a Kubernetes Secret and add it to the VM as a `secret` volume "
                 "(KubeVirt shows it as a disk to mount)",
             )
+        self.unmapped_networks(service, at)
         for i, device in enumerate(service.devices):
             resource = device_resource(device.pci)
             self.diag(
@@ -365,6 +499,43 @@ class _Exporter:
                     (*at, "devices", i, "rom_file"),
                     "rom_file is not exported: KubeVirt host devices take no ROM file",
                 )
+
+    def unmapped_networks(self, service: Service, at: JsonPath) -> None:
+        raw = self.doc.data["services"][service.name].get("networks") if self.doc else None
+        for attachment in service.networks:
+            name = attachment.network
+            index = raw.index(name) if isinstance(raw, list) and name in raw else name
+            where = (*at, "networks", index)
+            network = self.project.network(name)
+            if network.external is not None:
+                self.diag(
+                    where,
+                    f"network {network.name} is the host bridge {network.external}: a cluster "
+                    "has no such bridge",
+                    "attach the VM to a LAN on the cluster with Multus (a "
+                    "NetworkAttachmentDefinition) by hand, or leave the network out",
+                    warning=False,
+                )
+            if attachment.ipv4_address is not None:
+                self.diag(
+                    (*where, "ipv4_address"),
+                    f"ipv4_address {attachment.ipv4_address} is not exported: pod addresses "
+                    "come from the cluster",
+                    "reach the service by its name",
+                )
+            for alias in attachment.aliases:
+                if not DNS_LABEL.fullmatch(alias):
+                    self.diag(
+                        (*where, "aliases"),
+                        f"alias {alias} is not exported: a Service name is a DNS label",
+                    )
+        for i, (name, address) in enumerate(service.extra_hosts):
+            self.diag(
+                (*at, "extra_hosts", i),
+                f"extra_hosts {name}:{address} is not exported"
+                + (": a cluster has no host gateway" if address == "host-gateway" else ""),
+                "add the line with cloud_init.write_files or bootcmd",
+            )
 
     def root_disk(
         self, service: Service, at: JsonPath, comments: list[str], extra: list[Manifest]
@@ -449,6 +620,15 @@ class _Exporter:
             "disks": disks,
             "interfaces": [{"name": "default", "masquerade": {}}],
         }
+        if not service.vm.free_page_reporting and not service.devices:
+            # KubeVirt attaches a balloon (with free page reporting) unless told not to.
+            devices["autoattachMemBalloon"] = False
+            comments.append("free_page_reporting: false: no memory balloon")
+        if service.vm.ksm:
+            comments.append(
+                "ksm: KubeVirt merges pages per node (KubeVirt CR "
+                "spec.configuration.ksmConfiguration), not per VM"
+            )
         if service.devices:
             devices["hostDevices"] = [
                 {"name": f"pci{i}", "deviceName": device_resource(d.pci)}

@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 from pathlib import Path, PurePosixPath
 
 from holosc.core import jsontext
 from holosc.core.compiler import Output
-from holosc.emit import safedir
+from holosc.emit import safedir, tree
 from holosc.emit.write import Changes, write_atomic
 from holosc.errors import Diagnostic, EmitError
 
@@ -73,18 +72,18 @@ def _previous_lock(path: Path) -> dict[str, str]:
 
 
 def _regular_bytes(path: Path) -> bytes | None:
-    """The bytes of `path` when it is a regular file (not followed if a symlink)."""
+    """The bytes of `path` when it is a regular file (not followed if a symlink) of at
+    most what holosc writes (a larger one is someone else's: not read whole)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
+        return tree.read_file(path.name, parent)
+    except OSError:
+        return None
     finally:
-        os.close(fd)
+        os.close(parent)
 
 
 def _holds(path: Path, digest: str) -> bool:

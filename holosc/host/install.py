@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from holosc.core import images, jsontext, layout, names
 from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
+from holosc.emit import safedir
 from holosc.emit.write import write_atomic
 from holosc.host import diskspace
 from holosc.host.systemd import BOOT_TARGET, Manager
@@ -33,7 +34,8 @@ class Installed:
     removed_units: frozenset[str]
     changed_instances: frozenset[str]
     removed_instances: frozenset[str]
-    peers_changed: bool = False  # <p>/hosts replaced one that guests may be running with
+    # Networks whose <p>/hosts.<network> replaced one that guests may be running with.
+    peers_changed: frozenset[str] = frozenset()
 
     @property
     def any(self) -> bool:
@@ -109,7 +111,7 @@ def _split(output: Output, project: str) -> tuple[dict[str, bytes], dict[str, tu
     units: dict[str, bytes] = {}
     files: dict[str, tuple[bytes, int]] = {}
     for path, file in output.files.items():
-        if len(path.parts) == 1 and path.suffix in (".service", ".target"):
+        if len(path.parts) == 1 and path.suffix in (".service", ".target", ".timer"):
             units[path.name] = file.data
         elif path.parts[0] == project:
             files[str(PurePosixPath(*path.parts[1:]))] = (file.data, file.mode)
@@ -142,6 +144,8 @@ def install(output: Output, manager: Manager, project: str, project_dir: Path) -
 
     :raises RuntimeCommandError: when a filesystem is full (the manifest is written last,
         so the next install rewrites whatever this one could not).
+    :raises EmitError: when the unit or configuration directory is another user's or
+        writable by others (holosc.emit.safedir).
     """
     try:
         return _install(output, manager, project, project_dir)
@@ -162,6 +166,11 @@ def _write(target: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def _install(output: Output, manager: Manager, project: str, project_dir: Path) -> Installed:
+    # What the manager runs comes from here: no other user may have made or be able to
+    # change these directories (they are root's under /etc; HOLOSC_*_DIR may point
+    # anywhere).
+    for directory in (manager.unit_dir, manager.config_dir):
+        safedir.check_dir(directory, create=True)
     units, files = _split(output, project)
     old = read_manifest(manager, project)
     artifacts = manager.artifacts(project)
@@ -208,7 +217,11 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         frozenset(removed_units),
         frozenset(changed & old_instances),
         frozenset(old_instances - new_instances),
-        layout.PEERS_FILE in changed_files and layout.PEERS_FILE in old["files"],
+        frozenset(
+            f.removeprefix(layout.PEERS_PREFIX)
+            for f in changed_files
+            if layout.is_peers_name(f) and f in old["files"]
+        ),
     )
 
 

@@ -35,7 +35,7 @@ class Units:
     project: str
     instances: tuple[str, ...]  # instance names, dependency order
     gates: tuple[str, ...]  # unit names
-    others: tuple[str, ...]  # volumes, image and build units
+    others: tuple[str, ...]  # volumes, switch, image and build units
 
     @property
     def target(self) -> str:
@@ -76,11 +76,15 @@ def installed_units(manager: Manager, project: str) -> Units:
         )
     order = sorted(lock.instances, key=lambda i: lock.instances[i].ip_order())
     gates = tuple(n for n in manifest["units"] if layout.is_gate(n))
-    volumes = layout.volumes_unit(project)
+    own = (
+        layout.volumes_unit(project),
+        layout.switch_unit(project),
+        layout.console_logs_timer(project),
+    )
     others = tuple(
         n
         for n in manifest["units"]
-        if n == volumes or layout.is_image_unit(project, n) or layout.is_build_unit(n)
+        if n in own or layout.is_image_unit(project, n) or layout.is_build_unit(n)
     )
     return Units(project, tuple(order), gates, others)
 
@@ -110,6 +114,20 @@ def disk_warning(project: Project, manager: Manager) -> str | None:
             path = layout.volume_disk(state, project.name, volume.name)
             items.append((f"volume {volume.name}", path, volume.size))
     return diskspace.oversubscribed(state, items)
+
+
+def require_scope(project: Project, manager: Manager) -> None:
+    """External networks put taps on a host bridge: the system manager's alone.
+
+    :raises RuntimeCommandError: under a user manager.
+    """
+    external = [n.name for n in project.networks if n.external is not None]
+    if external and manager.scope == "user":
+        raise error(
+            f"network '{external[0]}' is external (a host bridge): user scope cannot attach "
+            "VMs to it (tap devices need root)",
+            "run holosc as root (system scope), or use a network of the project instead",
+        )
 
 
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:
@@ -156,6 +174,11 @@ def up(
         if p.get("ActiveState") in ("active", "activating", "reloading")
     }
     running = active & set(units.instance_units(sorted(changes.changed_instances)))
+    switch = layout.switch_unit(project)
+    if switch in changes.written_units:
+        # New networks: the switch binds their sockets at start. Its restart takes a
+        # second, and the VMs keep running (docs/units.md, "Networks").
+        manager.ctl("try-restart", units=[switch], check=False)
     for inst in units.instances:  # dependency order
         unit = units.unit(inst)
         if unit in running:
@@ -181,7 +204,7 @@ def up(
 
         # Restarted and new guests read the new list at boot; the others run on.
         kept = [i for i in units.instances if units.unit(i) in active - running]
-        peers.update(manager, project, kept, say)
+        peers.update(manager, project, kept, changes.peers_changed, say)
 
 
 def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:

@@ -1,5 +1,5 @@
-"""Live peer names: after `holosc up` changed the project's peer list (a service scaled,
-added or removed), each guest that kept running gets the new /etc/hosts over SSH.
+"""Live peer names: after `holosc up` changed a network's peer list (a service scaled,
+added or removed), each guest on it that kept running gets the new /etc/hosts over SSH.
 
 Guests that start get the list from QEMU (render/hosts.py); the ones that run on must not
 be restarted for it (compose semantics). A guest that cannot be reached (no sshd, no sudo
@@ -8,7 +8,7 @@ or doas) keeps its old list until its next start, and `up` says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from holosc.core import layout
@@ -22,17 +22,34 @@ OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 
 
 def update(
-    manager: Manager, project: str, instances: Sequence[str], say: Callable[[str], None]
+    manager: Manager,
+    project: str,
+    instances: Sequence[str],
+    changed: Collection[str],
+    say: Callable[[str], None],
 ) -> None:
-    """Send the installed peer list to each of `instances` (running guests)."""
+    """Send the installed peer lists to each of `instances` (running guests) on one of
+    the `changed` networks."""
     lock = install.read_lock(manager, project)
-    if not instances or lock is None:
+    if lock is None:
         return
-    peers = layout.peers_file(manager.config_dir, project).read_text()
+    instances = [
+        i
+        for i in instances
+        if i not in lock.instances or set(lock.instances[i].networks) & set(changed)
+    ]
+    if not instances:
+        return
 
     def send(instance: str) -> str:
         if instance not in lock.instances:
             return "not in the installed lock"
+        # Its networks' lists, in its NICs' order (sorted by name, as compiled).
+        peers = "".join(
+            layout.peers_file(manager.config_dir, project, network).read_text()
+            for network in sorted(lock.instances[instance].networks)
+            if layout.peers_file(manager.config_dir, project, network).is_file()
+        )
         try:
             address = guestssh.target(lock.instances[instance])
             argv = guestssh.ssh_argv(

@@ -1,6 +1,7 @@
 """The one way holosc runs a program and waits for it: argv lists only (no shell), stdin
-closed, output captured, a timeout unless the program bounds itself, and one way of
-turning failure into an error.
+closed, output captured (at most 16 MiB of each stream: ssh relays what a guest
+writes; holos_runtime.bounded), a timeout unless the program bounds itself, and one way
+of turning failure into an error.
 
 `os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import shlex  # only to show a command in a message (escape.py would import yaml)
 import subprocess
 from collections.abc import Sequence
+
+from holos_runtime import bounded
 
 from holosc.errors import Diagnostic, RuntimeCommandError
 
@@ -34,23 +37,24 @@ def run(
     """
     assert argv and all(isinstance(a, str) for a in argv) and not argv[0].startswith("-")
     try:
-        result = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
-        )
+        done = bounded.run(argv, input=None if input is None else input.encode(), timeout=timeout)
     except FileNotFoundError as exc:
         raise error(f"{argv[0]} not found", hint) from exc
     except OSError as exc:
         raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
     except subprocess.TimeoutExpired as exc:
         raise error(f"{shlex.join(argv)} timed out after {exc.timeout:g} s") from exc
+    result = subprocess.CompletedProcess(
+        done.args, done.returncode, _text(done.stdout), _text(done.stderr)
+    )
     if check and result.returncode != 0:
         raise error(failure(argv, result))
     return result
+
+
+def _text(data: bytes) -> str:
+    """As subprocess's text mode reads it: UTF-8 (errors replaced), universal newlines."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def output(argv: Sequence[str], *, timeout: float = TIMEOUT) -> str:

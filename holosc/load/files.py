@@ -5,17 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from holosc.core.files import Kind
-from holosc.load.parse import read_regular
+from holosc.load.confine import Confinement
+from holosc.load.regular import read_regular
 
 
 class HostFiles:
     """The files a project refers to (Dockerfiles, COPY sources, images), read on demand.
 
     Validation receives this object instead of touching the disk itself, so the
-    compiler core stays pure and tests can substitute a dictionary-backed reader.
+    compiler core stays pure and tests can substitute a dictionary-backed reader. With a
+    Confinement, it reads only inside the directories it allows (commands always pass
+    one; holosc.load.confine).
     """
 
+    def __init__(self, confinement: Confinement | None = None) -> None:
+        self.confinement = confinement
+
     def read_bytes(self, path: Path) -> bytes:
+        """:raises OSError: OutsideProject when the confinement refuses `path`."""
+        if self.confinement is not None:
+            self.confinement.check(path)
         return read_regular(path)
 
     def realpath(self, path: Path) -> Path:

@@ -13,11 +13,10 @@ a second document, unknown tags and oversized or alias-bomb inputs are errors.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import os
+import posixpath
 import re
-import stat
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,13 +36,13 @@ from holosc.core.document import (
     plain_scalar,
     source_line,
 )
-from holosc.core.dotenv import parse_dotenv
 from holosc.core.interpolate import interpolate_document
 from holosc.errors import Diagnostic, LoadError, ValidationError
+from holosc.load.environment import project_environment
+from holosc.load.regular import read_regular
 
 MAX_NODES = 200_000  # after alias expansion: bounds "billion laughs" documents
 MAX_DEPTH = 64
-MAX_DOTENV_BYTES = 1024 * 1024
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -100,44 +99,31 @@ def find_compose_file(directory: Path) -> Path:
     )
 
 
-def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of regular file `path`, at most `limit` of them.
-
-    A FIFO, device or socket is refused before it is read: opening a FIFO would block
-    until a writer comes, and /dev/zero never ends. The open itself does not block
-    (O_NONBLOCK), and the type and size are checked again on the open file.
-
-    :raises OSError: when the file is missing, not regular, larger than `limit`, or
-        unreadable.
-    """
-    _check_regular(path, os.stat(path), limit)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        _check_regular(path, os.fstat(fd), limit)
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"{path.name} is larger than {limit} bytes")
-    return data
-
-
-def _check_regular(path: Path, st: os.stat_result, limit: int) -> None:
-    if stat.S_ISDIR(st.st_mode):
-        raise OSError(errno.EISDIR, f"{path.name} is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, f"{path.name} is not a regular file (a FIFO or device?)")
-    if st.st_size > limit:
-        raise OSError(errno.EFBIG, f"{path.name} is {st.st_size} bytes; the limit is {limit}")
-
-
 def load_file(
     path: Path, environ: Mapping[str, str] | None = None, *, display: str | None = None
 ) -> Document:
-    """Read, parse and interpolate a compose file (named `display` in diagnostics).
+    """Read, parse and interpolate the project file `path` (named `display` in
+    diagnostics) with the project's environment: `environ` (default: holosc's) over the
+    `.env` file beside it.
 
-    :raises LoadError: on I/O or YAML errors.
+    :raises LoadError: on I/O or YAML errors, or a malformed `.env`.
     :raises ValidationError: on interpolation errors (``${VAR:?message}``).
     """
     display = display or path.name
+    dotenv = posixpath.join(posixpath.dirname(display), ".env")
+    env, warnings = project_environment(
+        path.parent, os.environ if environ is None else environ, dotenv
+    )
+    doc = read_compose(path, env, display=display)
+    return dataclasses.replace(doc, warnings=(*warnings, *doc.warnings))
+
+
+def read_compose(path: Path, environ: Mapping[str, str], *, display: str) -> Document:
+    """Read, parse and interpolate a compose file with exactly the variables `environ`.
+
+    :raises LoadError: on I/O or YAML errors.
+    :raises ValidationError: on interpolation errors.
+    """
     try:
         data = read_regular(path)
         text = data.decode("utf-8")
@@ -150,9 +136,7 @@ def load_file(
         raise LoadError(
             f"cannot read {path}", [Diagnostic(f"cannot read file: {exc}", file=display)]
         ) from exc
-    env = dict(read_dotenv(path.parent / ".env"))
-    env.update(os.environ if environ is None else environ)
-    doc = load_text(text, file=display, directory=path.parent.resolve(), environ=env)
+    doc = load_text(text, file=display, directory=path.parent.resolve(), environ=environ)
     return dataclasses.replace(doc, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -180,8 +164,32 @@ def load_text(
         directory,
         quoted=frozenset(builder.quoted),
         sources={file: tuple(text.splitlines())},
+        environ=dict(environ or {}),
     )
-    return _check_interpolated(interpolate_document(doc, {} if environ is None else environ))
+    doc = interpolate_document(doc, doc.environ)
+    doc = dataclasses.replace(doc, data=_resolve_bare_environment(doc.data, doc.environ))
+    return _check_interpolated(doc)
+
+
+def _resolve_bare_environment(data: Any, environ: Mapping[str, str]) -> Any:
+    """compose-go's ResolveEnvironment, file by file: an item `KEY` of a service's
+    `environment:` list becomes `KEY=value` when this file's environment sets KEY (an
+    included file's environment is its own). What stays bare is resolved later with the
+    project's environment, or left unset."""
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return data
+    resolved = {}
+    for name, service in services.items():
+        listed = service.get("environment") if isinstance(service, dict) else None
+        if isinstance(listed, list):
+            items = [
+                f"{item}={environ[item]}" if isinstance(item, str) and item in environ else item
+                for item in listed
+            ]
+            service = {**service, "environment": items}
+        resolved[name] = service
+    return {**data, "services": resolved}
 
 
 def _check_interpolated(doc: Document) -> Document:
@@ -191,7 +199,7 @@ def _check_interpolated(doc: Document) -> Document:
     errors = [
         doc.diagnostic(
             path,
-            "the value holds bytes that are not UTF-8 or a NUL (from the environment)",
+            "the value holds bytes that are not UTF-8, or a NUL (from the environment or .env)",
             hint="set the variable to UTF-8 text",
         )
         for path, value in _strings(doc.data)
@@ -204,7 +212,8 @@ def _check_interpolated(doc: Document) -> Document:
 
 def _strings(data: Any) -> list[tuple[JsonPath, str]]:
     """Every string value of `data` with its path (keys are never interpolated)."""
-    found, stack = [], [((), data)]
+    found: list[tuple[JsonPath, str]] = []
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
@@ -455,29 +464,3 @@ _CORE_TAGS: dict[str, type | tuple[type, ...]] = {
     "tag:yaml.org,2002:bool": bool,
     "tag:yaml.org,2002:null": type(None),
 }
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Variables of a compose `.env` file (missing file: none).
-
-    KEY=VALUE lines; `export ` prefix allowed; `#` starts a comment at line start or after
-    whitespace in unquoted values; single quotes are literal; double quotes accept
-    \\n, \\t, \\\\ and \\" escapes.
-    """
-    try:
-        text = read_regular(path, MAX_DOTENV_BYTES).decode("utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        message = f"cannot read file: {exc.strerror or exc}"
-        raise LoadError(f"cannot read {path.name}", [Diagnostic(message, file=path.name)]) from exc
-    except UnicodeDecodeError as exc:
-        raise LoadError(
-            f"cannot read {path.name}", [Diagnostic(f"cannot read file: {exc}", file=path.name)]
-        ) from exc
-    if "\0" in text:  # its values become holos.yaml values, which cannot hold NUL either
-        at = text.index("\0")
-        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
-        message = "a NUL character (\\0) is not allowed in .env"
-        raise LoadError(message, [Diagnostic(message, file=path.name, line=line, col=col)])
-    return parse_dotenv(text)

@@ -41,6 +41,8 @@ def bake(
     """Build each service's image (what the cache lacks); {service: layer key}.
 
     :raises BuildFailedError: when a step fails (its output was streamed already).
+    :raises RuntimeCommandError: when the builder cannot run (QEMU exits at start, the
+        base image is refused, the cache cannot be written).
     """
     from holos_runtime import bake as builder  # QEMU and SSH code: only when building
     from holos_runtime.imagecache import Cache
@@ -52,7 +54,10 @@ def bake(
             built[service] = builder.bake(
                 json.loads(data), Cache(cache_dir), project_dir, say, no_cache=no_cache
             )
-        except builder.Failure as exc:
+        except builder.StepFailure as exc:
             message = f"build of {service} failed: {exc}"
             raise BuildFailedError(message, [Diagnostic(message, file="holosc")]) from None
+        except (builder.Failure, OSError) as exc:
+            message = f"build of {service} failed: {exc}"
+            raise RuntimeCommandError(message, [Diagnostic(message, file="holosc")]) from None
     return built

@@ -29,7 +29,15 @@ from holosc.host import run, systemd
 PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HELPERS = ("holos-qmp-stop", "holos-health", "holos-seed", "holos-image", "holos-bake")
+HELPERS = (
+    "holos-qmp-stop",
+    "holos-health",
+    "holos-seed",
+    "holos-image",
+    "holos-bake",
+    "holos-console-log",
+    "holos-switch",
+)
 
 
 class Status(enum.StrEnum):

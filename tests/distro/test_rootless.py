@@ -7,7 +7,10 @@ kvm group) runs the whole lifecycle with holosc as installed there by scripts/se
 the checkout's code bound over it. Registry images come from a plain HTTP server inside
 the container's private network. The guests are the tiny busybox ones of
 test_lifecycle.py: they have no sshd, so `exec` is checked up to the SSH handshake (the
-key from %S, the forwarded port answering); tests/e2e runs a shell through exec.
+key from %S, the forwarded port answering); tests/e2e runs a shell through exec. They do
+have virtio-net (tests/guestkernel.py, "net"): each reports the neighbours it reaches on
+the project network through the user's own switch, before and after a kill -9 of the
+switch and a restart of web (QEMU 7.2 and 10, systemd 252 and 257).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from holosc.tools import pull
 from tests.conftest import require_tool
 from tests.distro.container import UID, USER, Container
 from tests.distro.root import INSIDE, SYSTEMD_VERSION, ensure_root, source_binds
-from tests.guestkernel import READY_MARK
+from tests.guestkernel import PEER_MARK, READY_MARK
 
 PROJECT = """\
 name: life
@@ -110,7 +113,7 @@ def project_dir(tmp_path: Path, kernel: Path, initramfs: dict[str, Path]) -> Non
     d.mkdir()
     (d / "holos.yaml").write_text(PROJECT)
     shutil.copy(kernel / "vmlinuz", d / "vmlinuz")
-    shutil.copy(initramfs["acpi"], d / "acpi.cpio.gz")
+    shutil.copy(initramfs["net"], d / "acpi.cpio.gz")
     subprocess.run(
         [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", str(d / "disk.qcow2"), "32M"],
         check=True,
@@ -142,6 +145,20 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
         return c.run(
             ["systemctl", "--user", "show", "-p", "ActiveState", "--value", unit], user=True
         ).stdout.strip()
+
+    def wait_peers(inst: str, count: int) -> None:
+        """Until `inst` logged `count` neighbours on its network since it booted last."""
+        log = Path(f"/proc/{c.leader}/root") / (
+            state / "instances" / "life" / inst / "console.log"
+        ).relative_to("/")
+        deadline = time.monotonic() + 240
+        while True:
+            boot = log.read_text(errors="replace").rsplit(READY_MARK, 1)[-1]
+            peers = {line.split()[-1] for line in boot.splitlines() if PEER_MARK in line}
+            if len(peers) >= count:
+                return
+            assert time.monotonic() < deadline, f"{inst} reached {sorted(peers)}:\n{boot[-1500:]}"
+            time.sleep(1)
 
     def wait_ready(*instances: str, boots: int = 1) -> None:
         deadline = time.monotonic() + 300
@@ -203,6 +220,10 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert not c.run(["pgrep", "-u", "0", "qemu-system"]).stdout.strip()
 
     wait_ready("db-0", "web-0", "web-1")
+    wait_peers("web-0", 2)  # db-0 and web-1, on the default network
+    # The network's sockets are the user's alone (0700, as RuntimeDirectoryMode= says).
+    sockets = c.run(["sh", "-c", f"stat -c '%a %U' /run/user/{UID}/holos/s-*"]).stdout
+    assert sockets.split() == ["700", USER], sockets
     logs = holosc("logs", "web", "-n", "50")
     assert "Started holos-life-web@0.service" in logs.stdout, logs.stdout
     console = holosc("logs", "db-0", "--console")
@@ -215,12 +236,18 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert "not accessible" not in ssh.stderr, ssh.stderr  # the key exists where exec looks
     assert "Connection refused" not in ssh.stderr, ssh.stderr  # QEMU forwards the port
 
+    # The switch dies (systemd starts a new one) and web restarts: its guests reach
+    # their neighbours again, with nobody acting.
+    switch = "holos-life-switch.service"
+    assert c.run(["systemctl", "--user", "kill", "-s", "KILL", switch], user=True).returncode == 0
     assert "stop done" in holosc("stop", "web").stderr
     assert unit_state("holos-life-web@0.service") == "inactive"
     assert unit_state("holos-life-db@0.service") == "active"
     holosc("start", "web")
     assert unit_state("holos-life-web@1.service") == "active"
     wait_ready("web-0", "web-1", boots=2)
+    assert unit_state(switch) == "active"
+    wait_peers("web-0", 2)
 
     holosc("down")
     assert not c.run(["pgrep", "-u", str(UID), "qemu-system"]).stdout.strip()

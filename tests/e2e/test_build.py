@@ -2,17 +2,20 @@
 
 Real Debian guests under TCG in the private systemd (tests/e2e/test_stack.py's setup):
 a bare `systemctl start` of the target builds the image in its build unit (one builder
-boot); both replicas boot it and `holosc exec` finds what RUN wrote, what COPY copied and
-the ENV value, while the boot ids prove no step ran at their first boot. `holosc bake`
-of the unchanged Dockerfile boots no builder; an edit of the last RUN rebuilds that one
-layer (counted builder boots and built steps); a failing RUN fails `holosc up` with its
-output and exit code and leaves the cache's layers as they were.
+boot); both replicas boot it and `holosc exec` finds what RUN wrote, what COPY copied, what
+ADD unpacked from a local .tar.gz and the ENV value, while the boot ids prove no step ran
+at their first boot. `holosc bake` of the unchanged Dockerfile boots no builder; an edit
+of the last RUN rebuilds that one layer (counted builder boots and built steps); a failing
+RUN fails `holosc up` with its output and exit code and leaves the cache's layers as they
+were.
 Timings are printed as `E2E_METRIC name=value` lines.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_stack import GUEST, Stack, make_project, metric
+from tests.privacy import not_private
 from tests.systemd_harness import PrivateSystemd
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +43,14 @@ services:
 """
 )
 MOTD = "copied from the build context\n"
+PAGE = "unpacked by ADD\n"
 DOCKERFILE = """\
 # image: the test guest (holos.yaml's image: replaces this FROM)
 FROM debian:12
 ENV GREETING="hello from ENV" APP=/opt/app
 WORKDIR $APP
 COPY motd.txt ./motd.txt
+ADD site.tgz ./site
 RUN cp /proc/sys/kernel/random/boot_id /var/lib/built-in-boot \\
  && echo "$GREETING" > greeting.txt && pwd > where.txt
 RUN echo one > /etc/last-step
@@ -62,9 +68,20 @@ def baked(tmp_path: Path, guest_image: Path) -> Iterator[Stack]:
         (project / "app").mkdir()
         (project / "app" / "Dockerfile").write_text(DOCKERFILE)
         (project / "app" / "motd.txt").write_text(MOTD)
+        (project / "app" / "site.tgz").write_bytes(site_archive(tmp_path))
         yield Stack(sd, project)
     finally:
         sd.stop()
+
+
+def site_archive(tmp_path: Path) -> bytes:
+    """A .tar.gz of `www/index.html`, which ADD unpacks as Docker does."""
+    page = tmp_path / "index.html"
+    page.write_text(PAGE)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(page, arcname="www/index.html")
+    return buffer.getvalue()
 
 
 def layers(stack: Stack) -> set[str]:
@@ -80,8 +97,12 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     metric("build_cold_and_start_s", time.monotonic() - began)
     log = stack.journal("holos-baked-app-build.service")
     assert log.count(BOOT) == 1, log
+    # What the Dockerfile put in the image is the manager's alone (built by the unit).
+    images = stack.sd.state / "var-lib-holos" / "images"
+    assert not_private(images) == {}
     assert [m[3] for m in BUILT.finditer(log)] == [
         "COPY motd.txt ./motd.txt",
+        "ADD site.tgz ./site",
         'RUN cp /proc/sys/kernel/random/boot_id /var/lib/built-in-boot && echo "$GREETING" > '
         "greeting.txt && pwd > where.txt",
         "RUN echo one > /etc/last-step",
@@ -92,6 +113,7 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     for inst in ("app-0", "app-1"):
         wait_booted(stack, inst)
         assert stack.exec(inst, "cat /opt/app/motd.txt") == MOTD
+        assert stack.exec(inst, "cat /opt/app/site/www/index.html") == PAGE
         assert stack.exec(inst, "cat /opt/app/greeting.txt") == "hello from ENV\n"
         assert stack.exec(inst, "cat /opt/app/where.txt") == "/opt/app\n"
         assert stack.exec(inst, 'echo "$GREETING"') == "hello from ENV\n"  # the image's ENV
@@ -127,7 +149,8 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     assert edit.stderr.count(BOOT) == 1, edit.stderr
     built = [m[3] for m in BUILT.finditer(edit.stderr)]
     assert built == ["RUN echo two > /etc/last-step", "sealing the image"], edit.stderr
-    assert edit.stderr.count(": cached") == 2, edit.stderr
+    assert edit.stderr.count(": cached") == 3, edit.stderr
+    assert not_private(images) == {}  # ... and by holosc bake, under its caller's umask
     # Running replicas keep their disks until asked; --recreate moves them.
     up = stack.must("up")
     assert "app-0 keeps its disk: the build of app moved" in up.stderr, up.stderr

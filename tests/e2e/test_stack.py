@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import isolation
 from tests.systemd_harness import PrivateSystemd
 
 pytestmark = pytest.mark.e2e  # `pytest -m "not e2e"` leaves out the booted-guest tests
@@ -49,10 +50,14 @@ services:
   db:
     <<: *guest
     volumes: ["data:/data"]
+    networks:
+      back: {{aliases: [database]}}
     cloud_init: {{user: holos}}
 {HEALTH}  api:
     <<: *guest
     depends_on: [db]
+    networks: [front, back, lan]
+    extra_hosts: ["host.docker.internal:host-gateway"]
     cloud_init: {{user: holos}}
     environment: {{GREETING: "hello, 'guest' #1"}}
     secrets:
@@ -62,6 +67,7 @@ services:
     <<: *guest
     replicas: 2
     depends_on: [api]
+    networks: [front]
     ports: ["8080:80"]
     volumes: ["./share:/srv/share:ro"]
     cloud_init:
@@ -69,6 +75,10 @@ services:
       runcmd:
         - mkdir -p /srv/www && hostname > /srv/www/index.txt
         - systemd-run --unit=www --working-directory=/srv/www python3 -m http.server 80
+networks:
+  front: {{}}
+  back: {{internal: true}}
+  lan: {{external: true, name: holos-lan}}
 volumes:
   data: {{size: 64M}}
 secrets:
@@ -151,7 +161,8 @@ def make_project(root: Path, text: str, guest_image: Path) -> Path:
 def stack(tmp_path: Path, guest_image: Path) -> Iterator[Stack]:
     sd = PrivateSystemd(tmp_path / "systemd").start()
     try:
-        yield Stack(sd, make_project(tmp_path, STACK, guest_image))
+        with isolation.host_services(sd, tmp_path / "accepted.log"):
+            yield Stack(sd, make_project(tmp_path, STACK, guest_image))
     finally:
         sd.stop()
 
@@ -194,12 +205,7 @@ def test_three_tier_stack(stack: Stack) -> None:
     assert seeds, stack.journal("holos-shop-web@1.service")
     metric("seed_prepare_s", float(seeds[0]))
 
-    lock = stack.lock()
-    hosts = stack.exec("web-0", "getent hosts db api web-1")
-    for name in ("db", "api", "web-1"):
-        inst = name if name.endswith("-1") else f"{name}-0"
-        assert re.search(rf"^{re.escape(str(lock[inst]['ip']))}\s.*\b{name}\b", hosts, re.M), hosts
-    assert "1 received" in stack.exec("web-0", "ping -c1 -W10 db")
+    _check_networks(stack)
 
     deadline = time.monotonic() + 300
     assert _http_get(stack.sd, 8080, deadline).strip() == "web-0"
@@ -243,6 +249,8 @@ def test_three_tier_stack(stack: Stack) -> None:
     after = {u: stack.show(u, "MainPID") for u in units}
     assert [u for u in units if before[u] != after[u]] == units[2:], (before, after)
     assert _http_get(stack.sd, 8080, time.monotonic() + 300).strip() == "web-0"
+    # The restarted VMs are on the network again, with nobody else acting.
+    assert "1 received" in stack.exec("web-1", "ping -c1 -W10 api")
 
     # Scale web up, then down: nobody else restarts, and the guests that kept running
     # resolve the new replica (sent over SSH by up), then no longer resolve it.
@@ -274,15 +282,104 @@ def _scale_web(stack: Stack, units: list[str]) -> None:
     restarted = [u for u in units if stack.show(u, "MainPID") != before[u]]
     metric("instances_restarted_by_scaling", len(restarted))
     assert restarted == [], up.stderr
-    assert "db-0: peer names updated" in up.stderr, up.stderr
+    # Only the guests on web's network get the new list.
+    assert "api-0: peer names updated" in up.stderr, up.stderr
+    assert "db-0: peer names" not in up.stderr, up.stderr
     ip = str(stack.lock()["web-2"]["ip"])
-    for inst in ("db-0", "web-1"):
+    for inst in ("api-0", "web-1"):
         assert stack.exec(inst, "getent hosts web-2").split()[0] == ip, inst
-    assert stack.exec("web-2", "getent hosts db").split()[0] == stack.lock()["db-0"]["ip"]
+    api = stack.lock()["api-0"]["networks"]["front"]  # type: ignore[index]
+    assert stack.exec("web-2", "getent hosts api").split()[0] == api
     (stack.project / "holos.yaml").write_text(text)
     up = stack.must("up")
     assert [u for u in units if stack.show(u, "MainPID") != before[u]] == [], up.stderr
-    assert stack.exec("db-0", "getent hosts web-2 || echo gone").strip() == "gone"
+    assert stack.exec("api-0", "getent hosts web-2 || echo gone").strip() == "gone"
+
+
+def _check_networks(stack: Stack) -> None:
+    """front (api, web) and back (db, api; internal): names and pings where a network is
+    shared, nothing where none is; NAT out but not into the host's loopback unless the
+    service asked; another local user cannot touch a network; the switch restarts."""
+    began = time.monotonic()
+    lock = stack.lock()
+    addresses = {i: info["networks"] for i, info in lock.items()}
+
+    def ip(inst: str, network: str) -> str:
+        return str(addresses[inst][network])  # type: ignore[index]
+
+    hosts = stack.exec("api-0", "getent hosts db database web-1")
+    for inst, network, name in (
+        ("db-0", "back", "db"),
+        ("db-0", "back", "database"),
+        ("web-1", "front", "web-1"),
+    ):
+        line = rf"^{re.escape(ip(inst, network))}\s.*\b{re.escape(name)}\b"
+        assert re.search(line, hosts, re.M), (name, hosts)
+    assert "1 received" in stack.exec("api-0", "ping -c1 -W10 database")
+    assert "1 received" in stack.exec("web-0", "ping -c1 -W10 api")
+    # web shares no network with db: no name, and no frame even when web-0 puts an
+    # address of back's subnet on its front NIC.
+    assert stack.exec("web-0", "getent hosts db || echo none").strip() == "none"
+    front_nic = stack.exec("web-0", f"ip -o -4 addr show to {ip('web-0', 'front')} | cut -d' ' -f2")
+    back = ip("db-0", "back").rsplit(".", 1)[0] + ".250/24"
+    stack.exec("web-0", f"sudo ip addr add {back} dev {front_nic.strip()}")
+    assert " 0 received" in stack.exec("web-0", f"ping -c2 -W3 {ip('db-0', 'back')} || true")
+
+    # NAT: out to beyond the host; not into the host's loopback, by its alias or by a
+    # crafted packet, unless the service asked (api: host.docker.internal).
+    reach = isolation.CONNECT
+    port = isolation.LOOPBACK_PORT
+    assert stack.exec("web-0", f"{reach} {isolation.OUTSIDE} {isolation.OUTSIDE_PORT}").startswith(
+        f"reached {isolation.OUTSIDE}"
+    )
+    assert stack.exec("web-0", f"{reach} 10.0.2.2 {port}").startswith("refused"), "alias"
+    assert stack.exec("api-0", f"{reach} host.docker.internal {port}").startswith(
+        "reached 127.0.0.1"
+    )
+    craft = (
+        "set -e; nat=$(ip route show default | cut -d' ' -f5); "
+        "sudo sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.$nat.route_localnet=1; "
+        f"sudo ip route add {isolation.CRAFTED}/32 via 10.0.2.2 dev $nat onlink table local; "
+        f"ip route get {isolation.CRAFTED}; "
+    )
+    out = stack.exec("web-1", f"{craft}{reach} {isolation.CRAFTED} {port}")
+    assert "via 10.0.2.2" in out and "refused" in out and "reached" not in out, out
+    # What the host's listeners accepted: api's host.docker.internal, nothing else.
+    accepted = (stack.project.parent / "accepted.log").read_text().split()
+    assert [a for a in accepted if a.startswith("127.")] == ["127.0.0.1"], accepted
+    # db is only on an internal network: no route out of the host.
+    out = stack.exec("db-0", f"{reach} {isolation.OUTSIDE} {isolation.OUTSIDE_PORT}")
+    assert out.startswith("refused"), out
+
+    # The LAN (an external network: the host's bridge): api-0 took an address from its
+    # DHCP server, and the LAN reaches it there.
+    lan = stack.exec("api-0", f"ip -4 -o addr show to {isolation.LAN}.0/24 | awk '{{print $4}}'")
+    assert lan.startswith(f"{isolation.LAN}.1") and lan.count(".") == 3, lan
+    address = lan.split("/")[0]
+    assert "1 received" in stack.sd.run(["ping", "-c1", "-W10", address]).stdout
+
+    # Another local user: the switch's sockets are out of reach, where the old
+    # multicast segment let it read and inject frames.
+    switch = (
+        f"/run/holos/s-{__import__('hashlib').sha256(b'shop').hexdigest()[:16]}"
+        f"/n-{__import__('hashlib').sha256(b'front').hexdigest()[:8]}.sock"
+    )
+    attempt = isolation.as_nobody(stack.sd, "unix", switch)
+    assert attempt.split("\n")[:3] == [
+        "send PermissionError",
+        "join PermissionError",
+        "sniff PermissionError",
+    ], attempt
+    old = isolation.multicast_attack(stack.sd)
+    assert "sniffed 100 bytes" in old and "injected" in old, old
+
+    # The switch restarts (a crash): traffic resumes with nobody acting.
+    unit = "holos-shop-switch.service"
+    pid = stack.show(unit, "MainPID")
+    stack.sd.systemctl("kill", "-s", "KILL", unit)
+    isolation.wait_restarted(stack.sd, unit, pid)
+    assert "1 received" in stack.exec("api-0", "ping -c1 -W10 db")
+    metric("network_checks_s", time.monotonic() - began)
 
 
 def _check_environment_and_secrets(stack: Stack) -> None:

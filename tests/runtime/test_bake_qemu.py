@@ -17,6 +17,7 @@ from holos_runtime.imagecache import backing_file
 
 from holosc.core import layout
 from tests.conftest import require_tool
+from tests.test_untrusted_images import bake_project
 
 
 @pytest.mark.parametrize("firmware", ["bios", "uefi"])
@@ -53,3 +54,23 @@ def test_the_builder_snapshots_a_layer_while_it_runs(tmp_path: Path, firmware: s
     # The commit's header rewrite names the parent relatively, without opening it.
     bake.rebase(second, "parent.qcow2", "qcow2")
     assert backing_file(second) == "parent.qcow2"
+
+
+def test_a_builder_qemu_that_exits_at_start_is_a_runtime_error(tmp_path: Path) -> None:
+    """QEMU opens its QMP socket before it checks -cpu: the builder connects, QEMU exits,
+    and holosc says what QEMU said (exit 5), not a traceback (exit 70)."""
+    require_tool("qemu-system-x86_64")
+    base = tmp_path / "base.qcow2"
+    subprocess.run(
+        [require_tool("qemu-img"), "create", "-q", "-f", "qcow2", base, "32M"], check=True
+    )
+
+    baked = bake_project(tmp_path, base, cpu="bogus")
+
+    assert baked.returncode == 5, baked.stderr
+    (line,) = [x for x in baked.stderr.splitlines() if x.startswith("holosc: error:")]
+    assert line.startswith("holosc: error: build of web failed: the builder's QEMU exited "), line
+    assert "CPU model 'bogus'" in line, line  # QEMU's own words
+    assert "Traceback" not in baked.stderr
+    layers_dir = tmp_path / "state" / "images" / "layers"
+    assert [p.name for p in layers_dir.iterdir()] == [], "nothing of the build stays"

@@ -41,6 +41,7 @@ print(code, ",".join(bad))
         ),
         ("seed", ["--help"]),
         ("image", ["--help"]),
+        ("switch", ["--help"]),
         ("image", ["overlay", "--disk", "/nonexistent/d", "--format", "raw", "--file", "/nx"]),
     ],
 )
@@ -59,7 +60,7 @@ def test_helper_imports_neither_compiler_nor_qmp_on_fast_paths(
 
 
 def test_importtime_shows_no_holosc() -> None:
-    for module in ("qmp_stop", "health", "seed", "image"):
+    for module in ("qmp_stop", "health", "seed", "image", "switch"):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", f"holos_runtime.{module}", "--help"],
             capture_output=True, text=True, timeout=30,

@@ -115,7 +115,8 @@ def user_data_doc(
     if install_secrets:
         bootcmd.insert(0, install_secrets)
     if etc_hosts:
-        bootcmd.insert(0, hosts.boot_command())
+        lists = sum(1 for n in inst.nics if plan.network(n.network).external is None)
+        bootcmd.insert(0, hosts.boot_command(service, lists))
     if bootcmd:
         doc["bootcmd"] = bootcmd
     binds = service.binds
@@ -127,20 +128,29 @@ def user_data_doc(
     return doc
 
 
-def network_config(inst: P.Instance) -> str:
-    return yaml_document(
-        {
-            "version": 2,
-            "ethernets": {
-                "external": {"match": {"macaddress": inst.mac_user}, "dhcp4": True},
-                "internal": {
-                    "match": {"macaddress": inst.mac_internal},
-                    "dhcp4": False,
-                    "addresses": [f"{inst.ip}/24"],
-                },
-            },
-        }
-    )
+def network_config(plan: P.Plan, inst: P.Instance) -> str:
+    """netplan v2: the NAT NIC by DHCP from QEMU's user-mode network, each project
+    network's NIC with its address (no gateway: a network is one segment), an external
+    network's NIC by DHCP from the host's LAN."""
+    ethernets: dict[str, Any] = {
+        "nat": {"match": {"macaddress": inst.mac_user}, "dhcp4": True},
+    }
+    for nic in inst.nics:
+        network = plan.network(nic.network)
+        entry: dict[str, Any] = {"match": {"macaddress": nic.mac}}
+        if network.external is not None:
+            # The LAN's router comes second to the NAT's (holos exec and health need it).
+            entry |= {"dhcp4": True, "dhcp4-overrides": {"route-metric": 200}}
+        else:
+            # Jumbo frames: each frame costs the switch one hop in Python, whatever its
+            # size (docs/units.md, "Networks"); nothing routes off a project network.
+            entry |= {
+                "dhcp4": False,
+                "addresses": [f"{nic.ip}/{network.prefix}"],
+                "mtu": P.NETWORK_MTU,
+            }
+        ethernets[f"net-{nic.network}"] = entry
+    return yaml_document({"version": 2, "ethernets": ethernets})
 
 
 def meta_data(plan: P.Plan, inst: P.Instance, user_data_text: str, network: str) -> str:

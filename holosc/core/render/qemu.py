@@ -14,7 +14,10 @@ import posixpath
 import re
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Any
+
+from holos_runtime import consolelog
 
 from holosc.core import layout
 from holosc.core import plan as P
@@ -32,6 +35,12 @@ from holosc.core.render.escape import (
 from holosc.core.render.secrets import fw_cfg_name
 
 Word = Sequence[str]  # literal strings and ShellVar names, concatenated
+
+# Socket names of the NAT NIC (runtime-helpers/switch.py wires them together).
+NAT_SOCKET = "nat.sock"  # the switch's
+NAT_GUEST = "nat.sock"  # the guest NIC's, in the instance's runtime directory
+NAT_GUEST_HOST = "nat-host.sock"  # the same, for a service with host-gateway
+NAT_SLIRP = "slirp.sock"  # slirp's side of the hub
 
 
 def _var(name: str) -> ShellVar:
@@ -111,6 +120,11 @@ def _uses_project(service: Service, plan: P.Plan) -> bool:
     return any(p is not None and not p.startswith("/") for p in paths)
 
 
+def peer_networks(plan: P.Plan, inst: P.Instance) -> list[str]:
+    """The instance's networks that have a peer list, in NIC order."""
+    return [n.network for n in inst.nics if plan.network(n.network).external is None]
+
+
 def share_socket(plan: P.Plan, inst: P.Instance, index: int) -> str:
     """The virtiofs socket of bind mount `index`, relative to the runtime directory.
 
@@ -132,8 +146,9 @@ def qemu_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
         *_share_args(plan, inst),
         *_device_args(service),
         *_kernel_args(service),
-        *_peers_args(),
+        *_peers_args(plan, inst),
         *_secret_args(plan, service),
+        *_balloon_args(service),
         *([a] for a in service.vm.extra_args),
     ]
 
@@ -142,13 +157,16 @@ def _machine_args(inst: P.Instance) -> list[Word]:
     service = inst.service
     vm = service.vm
     machine = qemu_name(vm.machine) + ",accel="
+    # QEMU's mem-merge defaults to on: guest RAM would be open to KSM wherever the host
+    # runs it. Off unless the service asks (docs/density.md: the side channel).
+    merge = f",mem-merge={'on' if vm.ksm else 'off'}"
     return [
         [
             "-name",
         ],
         [inst.name],
         ["-machine"],
-        [machine, _var("accel"), ",kernel-irqchip=on" if service.devices else ""],
+        [machine, _var("accel"), merge, ",kernel-irqchip=on" if service.devices else ""],
         ["-cpu"],
         [_var("cpu")],
         ["-smp"],
@@ -211,18 +229,76 @@ def _disk_args() -> list[Word]:
 
 
 def _network_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    """Every NIC is a datagram socket to the project's switch (docs/units.md,
+    "Networks"): QEMU binds its end in the instance's runtime directory as
+    `../<inst>/NAME`, a name the switch resolves from its own directory beside it, and
+    sends to the switch's absolute path (after -daemonize QEMU works in /).
+
+    The NAT NIC (net0) reaches slirp only through the switch's filter: slirp sits on a
+    QEMU hub with a second datagram socket, so the guest has no direct path to it. NICs
+    are `nic<i>` on netdev `net<i>` for QMP: 0 the NAT's, then the networks in name order."""
     fwd = "".join(f",hostfwd=tcp:127.0.0.1:{f.host}-:{f.guest}" for f in inst.forwards)
-    return [
+    here = f"../{qemu_value(inst.name)}/"
+    networks = [plan.network(n.network) for n in inst.nics]
+    # compose's internal: no route out. A service only on internal networks gets no NAT;
+    # restrict=on keeps the host's port forwards (SSH, published ports) working.
+    restrict = ",restrict=on" if networks and all(n.internal for n in networks) else ""
+    guest = NAT_GUEST_HOST if inst.service.host_gateway else NAT_GUEST
+
+    def dgram(ident: str, local: str, remote: str) -> list[Word]:
+        return [
+            ["-netdev"],
+            [
+                f"dgram,id={ident},local.type=unix,local.path={here}{local},"
+                "remote.type=unix,remote.path=",
+                _var("switch_q"),
+                f"/{remote}",
+            ],
+        ]
+
+    nics: list[Word] = [
         ["-netdev"],
-        [f"user,id=net0{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
-        ["-device"],
-        [f"virtio-net-pci,netdev=net0,mac={inst.mac_user}"],
-        # Multicast on loopback: the private segment never leaves this host.
+        [f"user,id=slirp,ipv6=off{restrict}{fwd},hostfwd=tcp:127.0.0.1:{inst.ssh_port}-:22"],
         ["-netdev"],
-        [f"socket,id=net1,mcast={plan.mcast_group}:{plan.mcast_port},localaddr=127.0.0.1"],
+        ["hubport,id=slirp-port,hubid=0,netdev=slirp"],
+        *dgram("slirp-link", NAT_SLIRP, NAT_SOCKET),
+        ["-netdev"],
+        ["hubport,id=slirp-link-port,hubid=0,netdev=slirp-link"],
+        *dgram("net0", guest, NAT_SOCKET),
         ["-device"],
-        [f"virtio-net-pci,netdev=net1,mac={inst.mac_internal}"],
+        [f"virtio-net-pci,id=nic0,netdev=net0,mac={inst.mac_user}"],
     ]
+    for index, (nic, network) in enumerate(zip(inst.nics, networks, strict=True), start=1):
+        if network.external is not None:
+            # The host's bridge (system scope): QEMU creates the tap, which goes with it,
+            # and runs the script launch.sh wrote to put it on the bridge.
+            netdev: Word = [
+                f"tap,id=net{index},ifname={tap_name(plan, inst, network.name)},script=",
+                _var("run_q"),
+                f"/{ifup_script(network.name)},downscript=no",
+            ]
+        else:
+            sock = layout.network_socket(network.name)
+            netdev = dgram(f"net{index}", sock, sock)[1]
+        nics += [
+            ["-netdev"],
+            netdev,
+            ["-device"],
+            [f"virtio-net-pci,id=nic{index},netdev=net{index},mac={nic.mac}"],
+        ]
+    return nics
+
+
+def tap_name(plan: P.Plan, inst: P.Instance, network: str) -> str:
+    """An instance's tap on an external network: 15 bytes at most (IFNAMSIZ), unique on
+    the host, and recognisable as holos's."""
+    digest = hashlib.sha256(f"{plan.project.name}/{inst.name}/{network}".encode()).hexdigest()
+    return f"holos{digest[:10]}"
+
+
+def ifup_script(network: str) -> str:
+    """The script QEMU runs with a new tap on `network`'s bridge, in the runtime directory."""
+    return f"ifup-{layout.network_id(network)}"
 
 
 def _volume_args(service: Service) -> list[Word]:
@@ -286,10 +362,29 @@ def _kernel_args(service: Service) -> list[Word]:
     return args
 
 
-def _peers_args() -> list[Word]:
-    """The project's peer list (render/hosts.py), which QEMU reads at each start."""
-    path = [_var("here_q"), f"/../{layout.PEERS_FILE}"]
-    return [["-fw_cfg"], [f"name={hosts.FW_CFG_NAME},file=", *path]]
+def _peers_args(plan: P.Plan, inst: P.Instance) -> list[Word]:
+    """The peer lists of the instance's networks (render/hosts.py), which QEMU reads at
+    each start (an external network has none: the LAN's DHCP and DNS name its hosts)."""
+    args: list[Word] = []
+    for index, network in enumerate(peer_networks(plan, inst)):
+        path = [_var("here_q"), f"/../{layout.peers_name(network)}"]
+        args += [["-fw_cfg"], [f"name={hosts.fw_cfg_name(index)},file=", *path]]
+    return args
+
+
+def _balloon_args(service: Service) -> list[Word]:
+    """virtio-balloon for free page reporting: the guest hands free 2 MiB blocks back and
+    QEMU discards them (QEMU >= 5.1; the guest needs virtio_balloon, which Debian, Ubuntu
+    and Fedora kernels have). Last of the PCI devices, so that adding it moved no disk or
+    NIC of an existing guest to another slot. Nothing inflates the balloon: memory_mb stays
+    the guest's maximum; deflate-on-oom lets the guest take back what someone inflates by
+    hand over QMP rather than run out."""
+    if not service.vm.free_page_reporting:
+        return []
+    return [
+        ["-device"],
+        ["virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on"],
+    ]
 
 
 def _secret_args(plan: P.Plan, service: Service) -> list[Word]:
@@ -326,12 +421,15 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
         *(secret_path(plan.project.secret(u.source)) for u in service.secrets),
     ]
     used = {p for w in parts for p in w if isinstance(p, ShellVar)}
-    escaped = [v for v in ("here", "state", "volumes", "run", "project") if f"{v}_q" in used]
+    escaped = [
+        v for v in ("here", "state", "volumes", "run", "project", "switch") if f"{v}_q" in used
+    ]
     binds = service.binds
     return dict(
         instance=inst.name,
         project=plan.project.name,
         unit=layout.instance_unit(plan.project.name, service.name, inst.index),
+        switch_dir=layout.switch_sockets(PurePosixPath("."), plan.project.name).name,
         uses_project=uses_project,
         escape_lines=[qemu_value_at_run_time(v) for v in escaped],
         ovmf_escape=qemu_value_at_run_time("ovmf_code"),
@@ -353,6 +451,13 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
             for i, m in enumerate(binds)
         ],
         secret_checks=_secret_checks(plan, service),
+        console_max=consolelog.MAX_BYTES,
+        console_keep=consolelog.KEEP_BYTES,
+        bridges=[
+            f"bridge {shell_word(ifup_script(n.name))} {shell_word(n.external)}"
+            for n in (plan.network(nic.network) for nic in inst.nics)
+            if n.external is not None
+        ],
         args=lines,
     )
 

@@ -40,7 +40,12 @@ REQUIRE_ACTIVE = (
     'for unit; do systemctl ${MANAGERPID:+--user} is-active --quiet -- "$unit" || '
     '{ echo "dependency $unit is not active" >&2; exit 1; }; done'
 )
+CONSOLE_LOG = "holos-console-log"
+# QEMU's console logs have no size limit and a guest can write ~100 KB/s to its serial
+# port (measured under TCG): the timer cuts them every minute (docs/units.md).
+CONSOLE_LOGS_EVERY = "1min"
 SEED = "holos-seed"
+SWITCH = "holos-switch"
 IMAGE = "holos-image"
 BAKE = "holos-bake"
 
@@ -101,6 +106,8 @@ def known_hosts(project: str, instance: str) -> str:
 def render_target(plan: P.Plan) -> str:
     project = plan.project
     wants = [layout.image_unit(project.name, ref) for ref in P.registry_images(project)]
+    wants.append(layout.switch_unit(project.name))
+    wants.append(layout.console_logs_timer(project.name))
     if project.used_volumes:
         wants.append(layout.volumes_unit(project.name))
     for service in project.services:
@@ -134,6 +141,10 @@ def render_template(plan: P.Plan, service: Service) -> str:
         ("Description", Specifier(unit_value(f"holos {p}: {service.name}-") + "%i")),
         ("PartOf", layout.target_name(p)),
     ]
+    # The switch carries every NIC's frames. Wants=, not Requires=: a switch that
+    # restarts must not restart the VMs (datagrams reach it again by path).
+    switch = layout.switch_unit(p)
+    unit_section += [("Wants", switch), ("After", switch)]
     needed: list[str] = []
     for dep, kind, checked in _after(plan.project, service):
         unit_section += [(kind, dep), ("After", dep)]
@@ -309,6 +320,109 @@ def render_volumes(plan: P.Plan) -> str:
     )
 
 
+def render_switch(plan: P.Plan) -> str:
+    """The project's switch: one process for every network and the NAT filter of every
+    instance (runtime-helpers/switch.py). It restarts at once when it dies; the VMs'
+    datagrams reach the new one at the same paths."""
+    p = plan.project.name
+    members = layout.switch_members(layout.RUNTIME, p)
+    sockets = layout.switch_sockets(layout.RUNTIME, p)
+    argv = [
+        SWITCH,
+        "--project",
+        p,
+        "--sockets",
+        Specifier(str(sockets)),
+        "--members",
+        Specifier(str(members)),
+        *(
+            a
+            for n in plan.networks
+            if n.external is None
+            for a in ("--network", f"{n.name}={n.ident}")
+        ),
+    ]
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: network switch")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "exec"),
+                    (
+                        "RuntimeDirectory",
+                        f"{layout.below_root(members)} {layout.below_root(sockets)}",
+                    ),
+                    ("RuntimeDirectoryMode", "0700"),
+                    ("UMask", "0077"),
+                    ("ExecStart", exec_line(argv)),
+                    ("Restart", "always"),
+                    ("RestartSec", "1"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
+def render_console_logs_timer(plan: P.Plan) -> str:
+    """Every minute while the project runs, the console logs service (not resident)."""
+    p = plan.project.name
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: keep console logs bounded")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Timer",
+                [
+                    ("OnActiveSec", CONSOLE_LOGS_EVERY),
+                    ("OnUnitActiveSec", CONSOLE_LOGS_EVERY),
+                    ("AccuracySec", "10s"),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
+def render_console_logs(plan: P.Plan) -> str:
+    """Oneshot that cuts the beginning of the project's console logs grown over their
+    bound (holos-console-log); the launch script does it too before QEMU starts."""
+    p = plan.project.name
+    logs = Specifier(str(layout.instances(layout.STATE, p)))
+    return serialize(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", unit_value(f"holos {p}: cut console logs")),
+                    ("PartOf", layout.target_name(p)),
+                ],
+            ),
+            (
+                "Service",
+                [
+                    ("Type", "oneshot"),
+                    ("UMask", "0077"),
+                    ("ExecStart", exec_line([CONSOLE_LOG, "trim", logs])),
+                ],
+            ),
+            ("X-Holos", [("Project", p)]),
+        ]
+    )
+
+
 def render_image(plan: P.Plan, ref: str) -> str:
     """Oneshot that makes sure registry image `ref` is cached and verified: at once when
     it is, else downloading it (progress in the journal). Named by reference and upstream
@@ -334,6 +448,9 @@ def render_image(plan: P.Plan, ref: str) -> str:
         f"image {entry.ref}",
         [
             ("StateDirectory", layout.below_root(layout.images(layout.STATE))),
+            # The cache is the manager's alone; without a mode systemd would make it 0755
+            # again at every start of this unit.
+            *PRIVATE,
             ("ExecStart", exec_line(ensure)),
             # A dead link fails after holos-image's stall timeout; a slow one may take as
             # long as it needs.

@@ -22,7 +22,7 @@ from holosc.core.model import (
     Project,
     Volume,
 )
-from holosc.core.validate import cross, schema, service
+from holosc.core.validate import cross, networks, schema, service
 from holosc.core.validate.checker import (
     NAME,
     Checker,
@@ -44,7 +44,7 @@ def build_project(
 ) -> Result:
     """Validate `doc`, reading the files it names through `files`, and build the frozen
     Project of the services that run with the active `profiles` (services without
-    profiles always run; replicas: 0 never does).
+    profiles always run; replicas: 0 never does; `*` activates every profile).
 
     :raises ValidationError: with every error found.
     """
@@ -53,6 +53,7 @@ def build_project(
     data = doc.data if isinstance(doc.data, dict) else {}
     name = _project_name(check, data, doc.directory)
     volumes = _volumes(check, data.get("volumes"))
+    declared = networks.top_level(check, data.get("networks"))
     secrets = service.top_level_secrets(data.get("secrets"))
     raw_services: dict[str, Any] = (
         data["services"] if isinstance(data.get("services"), dict) else {}
@@ -62,11 +63,12 @@ def build_project(
         for svc_name, raw in raw_services.items()
         if isinstance(raw, dict) and NAME.fullmatch(svc_name)
     ]
-    active = tuple(sorted(set(profiles)))
+    active = tuple(sorted(_all_profiles(raw_services) if "*" in profiles else set(profiles)))
     services, absent = cross.select(services, raw_services, active)
     services = cross.drop_optional_dependencies(check, services, absent)
     ordered = cross.order(check, services)
     cross.check_cross_service(check, ordered, volumes, name)
+    joined = networks.check_project(check, ordered, declared)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     used = {u.source for s in ordered for u in s.secrets}
@@ -76,11 +78,22 @@ def build_project(
         tuple(volumes.values()),
         active,
         tuple(s for n, s in sorted(secrets.items()) if n in used),
+        joined,
     )
     cross.check_output_size(check, project)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     return Result(project, tuple(sorted(check.warnings, key=Diagnostic.sort_key)))
+
+
+def _all_profiles(raw_services: dict[str, Any]) -> set[str]:
+    """`*`: every profile a service names, as compose's `--profile '*'`."""
+    return {
+        str(p)
+        for raw in raw_services.values()
+        if isinstance(raw, dict) and isinstance(raw.get("profiles"), list)
+        for p in raw["profiles"]
+    }
 
 
 def _project_name(check: Checker, data: dict[str, Any], directory: Path) -> str:

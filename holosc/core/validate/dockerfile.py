@@ -1,8 +1,8 @@
 """Turn a Dockerfile into a build: one step per RUN, COPY and ADD for the builder VM.
 
-FROM, RUN, COPY, ADD of a local file, ENV, ARG, WORKDIR and SHELL are converted.
-Instructions that describe a container, not a VM (CMD, EXPOSE, ...), are skipped with a
-warning; the rest (USER, heredocs, multi-stage, ADD of a URL or an archive, a word that
+FROM, RUN, COPY, ADD of a local file or archive, ENV, ARG, WORKDIR and SHELL are
+converted. Instructions that describe a container, not a VM (CMD, EXPOSE, ...), are
+skipped with a warning; the rest (USER, heredocs, multi-stage, ADD of a URL, a word that
 is no Docker instruction) are errors with a hint. docs/format.md has the table. COPY and
 ADD sources are read from the build context (the Dockerfile's directory) and may not
 escape it.
@@ -23,12 +23,17 @@ that the build script's shell expands. WORKDIR and COPY paths must not use one.
 
 from __future__ import annotations
 
+import base64
+import bz2
 import dataclasses
 import difflib
 import json
+import lzma
 import posixpath
 import re
 import shlex
+import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -275,12 +280,29 @@ def _shell(state: _State, lineno: int, args: str) -> None:
 def _copy_instruction(keyword: str) -> Callable[[_State, int, str], None]:
     def convert(state: _State, lineno: int, args: str) -> None:
         copied = _copy(keyword, args, state)
+        if isinstance(copied, _Archive):
+            _extract(state, lineno, f"{keyword} {args}", copied)
+            return
         state.copies.append(copied)
         state.steps.append(_copy_step(lineno, f"{keyword} {args}", copied))
         if _copies_a_key(args, copied):
             state.warn(lineno, _KEY_WARNING.format(keyword, shown(args)))
 
     return convert
+
+
+def _extract(state: _State, lineno: int, instruction: str, archive: _Archive) -> None:
+    """ADD of a local tar: unpacked into DEST in the build step, as Docker does (the
+    archive arrives as standard input; the guest's tar decompresses it). The first-boot
+    form writes the archive as base64 and unpacks it from there."""
+    dest = shell_word(archive.dest)
+    unpack = " ".join(["tar", "-x", *[archive.flag][: bool(archive.flag)], "-f", "-", "-C", dest])
+    script = f"set -e\nmkdir -p -- {dest}\n{unpack}\n"
+    state.steps.append(BuildStep(lineno, instruction, script, archive.data))
+    staged = f"/var/lib/holos/add-{lineno}.b64"
+    encoded = base64.encodebytes(archive.data).decode("ascii")
+    state.copies.append(WriteFile(staged, encoded, "0600"))
+    state.script.append(f"mkdir -p -- {dest} && base64 -d {staged} | {unpack} && rm -f -- {staged}")
 
 
 _CONVERT: dict[str, Callable[[_State, int, str], None]] = {
@@ -561,8 +583,18 @@ def _split_words(text: str) -> list[str]:
     return words
 
 
-def _copy(keyword: str, args: str, state: _State) -> WriteFile:
-    """COPY, or ADD of a local file: the same file, checks and flags."""
+@dataclasses.dataclass(frozen=True)
+class _Archive:
+    """An ADD source Docker would unpack: where to, and tar's decompression flag."""
+
+    dest: str
+    data: bytes
+    flag: str
+
+
+def _copy(keyword: str, args: str, state: _State) -> WriteFile | _Archive:
+    """COPY, or ADD of a local file: the same file, checks and flags; or an archive ADD
+    unpacks."""
     words = args.split()
     flags = {w.split("=", 1)[0]: w.partition("=")[2] for w in words if w.startswith("--")}
     paths = [_literal(expand(w, state.scope)) for w in words if not w.startswith("--")]
@@ -589,15 +621,21 @@ def _copy(keyword: str, args: str, state: _State) -> WriteFile:
             "download it in a RUN step with curl, wget or git clone",
         )
     real = _source(keyword, source, state.context, state.files)
-    if dest.endswith("/"):
-        dest += PurePosixPath(source).name
-    dest = posixpath.normpath(posixpath.join(state.workdir, dest))
     try:
         data = state.files.read_bytes(real)
     except OSError as exc:
         raise DockerfileError(f"cannot read source '{source}': {exc}") from exc
-    if keyword == "ADD" and data[257:262] == b"ustar":  # a tar's header, whatever its name
-        raise _archive(source)
+    flag = archive_flag(data) if keyword == "ADD" else None
+    if flag is not None:
+        if "--chmod" in flags or "--chown" in flags:
+            raise DockerfileError(
+                f"--chmod and --chown are not supported when ADD unpacks an archive ('{source}')",
+                "the files keep the modes and owners the archive gives them",
+            )
+        return _Archive(posixpath.normpath(posixpath.join(state.workdir, dest)), data, flag)
+    if dest.endswith("/"):
+        dest += PurePosixPath(source).name
+    dest = posixpath.normpath(posixpath.join(state.workdir, dest))
     try:
         content = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -605,18 +643,33 @@ def _copy(keyword: str, args: str, state: _State) -> WriteFile:
     return WriteFile(dest, content, mode.rjust(4, "0"), owner)
 
 
-# ADD downloads these (git@host:repo is a Git repository)...
+# ADD downloads these (git@host:repo is a Git repository).
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|git@)", re.I)
-# ... and extracts these archives, which Docker recognises by their content: a tar,
-# compressed or not (holosc also looks for the tar header in what it reads).
-_ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|tar\.zst)\Z", re.I)
+# The compressions Docker's ADD unpacks, by their magic bytes: tar's flag for each, and a
+# decompressor of the first bytes (enough to see a tar header, never the whole stream).
+_COMPRESSED: tuple[tuple[bytes, str, Callable[[bytes], bytes]], ...] = (
+    (b"\x1f\x8b", "-z", lambda d: zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(d, 1024)),
+    (b"BZh", "-j", lambda d: bz2.BZ2Decompressor().decompress(d, max_length=1024)),
+    (b"\xfd7zXZ\x00", "-J", lambda d: lzma.LZMADecompressor().decompress(d, max_length=1024)),
+)
 
 
-def _archive(source: str) -> DockerfileError:
-    return DockerfileError(
-        f"source '{source}' is an archive, which ADD would extract; holosc does not",
-        "COPY the archive and extract it in a RUN step with tar -xf",
-    )
+def archive_flag(data: bytes) -> str | None:
+    """tar's flag ("" for none) when Docker's ADD would unpack `data`: a tar archive,
+    plain or compressed with gzip, bzip2 or xz, known by its content, not its name."""
+    flag, head = "", data[:1024]
+    for magic, compressed, decompress in _COMPRESSED:
+        if data.startswith(magic):
+            try:
+                flag, head = compressed, decompress(data)
+            except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error):
+                return None
+            break
+    try:
+        tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError):
+        return None
+    return flag
 
 
 def _source(keyword: str, source: str, context: Path, files: Files) -> Path:
@@ -634,6 +687,4 @@ def _source(keyword: str, source: str, context: Path, files: Files) -> Path:
             + {"dir": "a directory", "other": "not a regular file"}.get(kind, "missing")
             + f"; {keyword} takes single files (use a volume for directories)"
         )
-    if keyword == "ADD" and _ARCHIVE.search(source):
-        raise _archive(source)
     return real

@@ -105,6 +105,9 @@ def _describe(value: Any) -> str:
     return "empty" if value is None else type(value).__name__
 
 
+_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
 def _type_hint(types: list[str], value: Any, path: JsonPath) -> str | None:
     """What to write instead, for the common slips of a compose file."""
     if "string" in types and isinstance(value, int | float) and not isinstance(value, bool):
@@ -115,6 +118,8 @@ def _type_hint(types: list[str], value: Any, path: JsonPath) -> str | None:
         except ValueError:
             return None
         return "drop the quotes"
+    if types == ["boolean"] and isinstance(value, str) and value.lower() in _YAML11_BOOLEANS:
+        return "holos.yaml is YAML 1.2, where only true and false are booleans"
     if "array" in types and isinstance(value, str | int) and not isinstance(value, bool):
         key = path[-1] if path and isinstance(path[-1], str) else "value"
         return f"{key}: [{json.dumps(value, ensure_ascii=False)}]"

@@ -3,16 +3,17 @@ healthcheck, cloud-init, environment, secrets, Dockerfile)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from holosc.core import images, quantities
 from holosc.core.document import JsonPath
-from holosc.core.dotenv import parse_dotenv
+from holosc.core.dotenv import DotenvError, Parsed, parse_dotenv, parse_raw
 from holosc.core.files import Files
 from holosc.core.model import (
     CloudInit,
@@ -33,7 +34,7 @@ from holosc.core.model import (
     WriteFile,
 )
 from holosc.core.render.escape import qemu_cpu, qemu_name
-from holosc.core.validate import dockerfile
+from holosc.core.validate import dockerfile, networks
 from holosc.core.validate.checker import (
     ENV_NAME,
     FALLBACK_USER,
@@ -60,8 +61,8 @@ def build_service(
     image = _image(check, at, raw, base, files)
     vm = _vm(check, at, raw.get("vm"))
     devices = _devices(check, at, raw.get("devices"))
-    if devices:
-        vm = dataclasses.replace(vm, uefi=True)
+    mounts = tuple(_mounts(check, at, raw.get("volumes"), volumes))
+    vm = _memory_sharing(check, (*at, "vm"), raw.get("vm"), vm, devices, mounts)
     cloud_init = _cloud_init(check, at, raw.get("cloud_init"), image)
     grace = 30_000
     if "stop_grace_period" in raw and isinstance(raw["stop_grace_period"], str | int | float):
@@ -77,7 +78,7 @@ def build_service(
         replicas=replicas,
         vm=vm,
         ports=tuple(_ports(check, at, raw.get("ports"), replicas)),
-        mounts=tuple(_mounts(check, at, raw.get("volumes"), volumes)),
+        mounts=mounts,
         devices=devices,
         depends_on=tuple(_depends_on(check, at, raw.get("depends_on"))),
         cloud_init=cloud_init,
@@ -87,6 +88,8 @@ def build_service(
         restart=Restart(raw["restart"]) if raw.get("restart") in list(Restart) else None,
         environment=_environment(check, at, raw, files),
         secrets=tuple(_secret_uses(check, (*at, "secrets"), raw.get("secrets"), secrets)),
+        networks=networks.attachments(check, at, raw.get("networks")),
+        extra_hosts=networks.extra_hosts(check, at, raw.get("extra_hosts")),
     )
 
 
@@ -166,47 +169,100 @@ def _listed(value: Any) -> list[Any]:
 def _environment(
     check: Checker, at: JsonPath, raw: dict[str, Any], files: Files
 ) -> tuple[tuple[str, str], ...]:
-    """env_file entries in order, then `environment:`, which wins (compose's precedence)."""
-    result: dict[str, str] = {}
-    listed = raw.get("env_file")
-    for i, rel in enumerate([listed] if isinstance(listed, str) else _listed(listed)):
-        where = (*at, "env_file") if isinstance(listed, str) else (*at, "env_file", i)
-        if isinstance(rel, str):
-            result |= _env_file(check, where, rel, files)
-    given = raw.get("environment")
-    pairs: list[tuple[JsonPath, str, Any]] = []
+    """The guest's variables as compose resolves a service's: `environment:` (a bare
+    `KEY` takes the project environment's value, or is unset), then the env files in
+    order (their values interpolated with the project environment, then `environment:`,
+    then the lines before), over which `environment:` wins, an unset `KEY` included."""
+    project = check.doc.environ
+    given: dict[str, tuple[JsonPath, str | None]] = {}
+    for where, key, value in _given_environment(at, raw.get("environment")):
+        given[key] = (where, project.get(key) if value is None else value)
+    explicit = {k: v for k, (_, v) in given.items() if v is not None}
+    values: dict[str, str] = dict(explicit)
+    origin: dict[str, JsonPath] = {}
+    lookup = collections.ChainMap(dict(project), explicit)
+    for where, entry in _env_file_entries(at, raw.get("env_file")):
+        parsed = _env_file(check, where, entry, files, lookup, values)
+        if parsed is not None:
+            values = parsed.values
+            origin |= dict.fromkeys(parsed.keys, where)
+    for key, (where, value) in given.items():
+        values.pop(key, None)
+        if value is not None:
+            values[key] = value
+            origin[key] = where
+    return tuple((k, v) for k, v in values.items() if _env_ok(check, origin.get(k, at), k, v))
+
+
+def _given_environment(at: JsonPath, given: Any) -> Iterable[tuple[JsonPath, str, str | None]]:
+    """`environment:` entries: (where, key, value); None for a bare `KEY`."""
     if isinstance(given, dict):
-        pairs = [((*at, "environment", k), k, v) for k, v in given.items()]
+        for key, value in given.items():
+            if value is None:
+                yield (*at, "environment", key), key, None
+            else:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                yield (*at, "environment", key), key, text
     elif isinstance(given, list):
         for i, item in enumerate(given):
             key, sep, value = str(item).partition("=")
-            pairs.append(((*at, "environment", i), key, value if sep else None))
-    for where, key, value in pairs:
-        if value is None:
-            check.error(
-                where,
-                f"'{key}' has no value",
-                f"write {key}: ${{{key}}} to take it from the environment of holosc",
-            )
-            continue
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if _env_ok(check, where, key, text):
-            result[key] = text
-    return tuple(result.items())
+            yield (*at, "environment", i), key, value if sep else None
 
 
-def _env_file(check: Checker, where: JsonPath, rel: str, files: Files) -> dict[str, str]:
+@dataclasses.dataclass(frozen=True)
+class _EnvFile:
+    path: str
+    required: bool = True
+    format: str | None = None
+
+
+def _env_file_entries(at: JsonPath, listed: Any) -> Iterable[tuple[JsonPath, _EnvFile]]:
+    if isinstance(listed, str):
+        yield (*at, "env_file"), _EnvFile(listed)
+        return
+    for i, item in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(item, str):
+            yield (*at, "env_file", i), _EnvFile(item)
+        elif isinstance(item, dict) and isinstance(item.get("path"), str):
+            required = item.get("required", True) is not False
+            fmt = item.get("format") if isinstance(item.get("format"), str) else None
+            yield (*at, "env_file", i), _EnvFile(item["path"], required, fmt)
+
+
+def _env_file(
+    check: Checker,
+    where: JsonPath,
+    entry: _EnvFile,
+    files: Files,
+    lookup: Mapping[str, str],
+    before: dict[str, str],
+) -> Parsed | None:
+    """One env file's variables over `before` (None when the file is optional and
+    missing, or cannot be read or parsed: that is reported)."""
+    rel = entry.path
     path = check.doc.directory / rel
+    if not entry.required and files.kind(path) == "missing":
+        return None
     try:
         text = files.read_bytes(path).decode("utf-8")
     except OSError as exc:
         check.error(where, f"cannot read env_file {rel}: {exc.strerror or exc}")
-        return {}
+        return None
     except UnicodeDecodeError:
         check.error(where, f"env_file {rel} is not UTF-8 text")
-        return {}
-    values = parse_dotenv(text)
-    return {k: v for k, v in values.items() if _env_ok(check, where, k, v)}
+        return None
+    try:
+        if entry.format == "raw":
+            parsed = parse_raw(text, lookup)
+            parsed.values = before | parsed.values
+        else:
+            parsed = parse_dotenv(text, lookup, before)
+    except DotenvError as exc:
+        check.error(where, f"{rel}:{exc.line}: {exc.message}")
+        return None
+    for line, name in dict.fromkeys(parsed.unset):
+        check.warn(where, f"{rel}:{line}: variable {name} is not set; using an empty string")
+    return parsed
 
 
 def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
@@ -226,6 +282,9 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
             where,
             f"the value of {key} has a line break or NUL, which sshd_config cannot carry",
         )
+        return False
+    if re.search("[\ud800-\udfff]", value):  # how Python keeps an environment's non-UTF-8
+        check.error(where, f"the value of {key} holds bytes that are not UTF-8")
         return False
     return True
 
@@ -331,10 +390,12 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
             "kernel",
             "initrd",
             "cmdline",
+            "free_page_reporting",
+            "ksm",
         )
         if k in raw
     }
-    types = {"vcpu": int, "memory_mb": int, "uefi": bool}
+    types = {"vcpu": int, "memory_mb": int, "uefi": bool, "free_page_reporting": bool, "ksm": bool}
     values = {k: v for k, v in values.items() if isinstance(v, types.get(k, str))}
     if isinstance(raw.get("extra_args"), list):
         values["extra_args"] = tuple(str(a) for a in raw["extra_args"])
@@ -350,6 +411,40 @@ def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
             check.error((*at, key), f"'{values[key]}' is not {what}", hint)
             del values[key]
     return Vm(**values)
+
+
+def _memory_sharing(
+    check: Checker,
+    at: JsonPath,
+    raw: Any,
+    vm: Vm,
+    devices: tuple[Device, ...],
+    mounts: tuple[Mount, ...],
+) -> Vm:
+    """What passthrough and bind mounts change: VFIO pins all guest RAM (UEFI needed, no
+    page can be given back or merged); virtiofs puts guest RAM in a shared memfd, which
+    KSM does not scan. Asking for what cannot work is a warning, not silence."""
+    given = raw if isinstance(raw, dict) else {}
+    passthrough = "has no effect with PCI passthrough (devices:)"
+    if devices:
+        if given.get("free_page_reporting") is True:
+            check.warn(
+                (*at, "free_page_reporting"),
+                f"{passthrough}: VFIO pins guest memory, so QEMU ignores what the guest "
+                "reports free",
+                "remove it",
+            )
+        vm = dataclasses.replace(vm, uefi=True, free_page_reporting=False)
+    if vm.ksm and devices:
+        check.warn((*at, "ksm"), f"{passthrough}: KSM cannot merge pinned memory", "remove it")
+    elif vm.ksm and any(m.kind is MountKind.BIND for m in mounts):
+        check.warn(
+            (*at, "ksm"),
+            "has no effect with bind mounts: virtiofs puts guest memory in a shared memfd, "
+            "which KSM does not merge",
+            "remove it",
+        )
+    return vm
 
 
 # vm values that land in a QEMU option's implied position or in -cpu, where QEMU has no

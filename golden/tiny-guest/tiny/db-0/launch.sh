@@ -25,9 +25,14 @@ run=${RUNTIME_DIRECTORY:?run this script from its systemd unit}
 # Sockets are named relative to $run: a Unix socket address holds 107 bytes, and
 # $run/qmp.sock outgrows it with long project and service names.
 cd -- "$run"
+# The project's switch (holos-switch) carries every NIC: its sockets are in %t/holos.
+switch=${run%/*/*}/s-8950abfda7b72763
+# QEMU binds its NIC sockets here; one left by a killed QEMU would make the bind fail.
+rm -f -- n-*.sock nat*.sock slirp.sock
 here_q=${here//,/,,}
 state_q=${state//,/,,}
 run_q=${run//,/,,}
+switch_q=${switch//,/,,}
 
 # KVM only when it really works: /dev/kvm usable, VT-x/AMD-V present, and not the PVM
 # flavour of /dev/kvm, under which stock kernels hang. HOLOS_ACCEL=kvm|tcg overrides.
@@ -47,12 +52,18 @@ cpu=host
 # local image that changed since is refused (docs/images.md).
 holos-image overlay --disk "${state}"/root.qcow2 --format raw --file "${project}"/guest/base.raw
 
+# QEMU gives the console log no size limit: past 2097152 bytes keep its last
+# 1048576 (nothing writes it now; while QEMU runs, the console-logs timer cuts it).
+log=$state/console.log
+if [ -f "$log" ] && [ "$(stat -c %s -- "$log")" -ge 2097152 ]; then
+  tail -c 1048576 -- "$log" >"$log.cut" && mv -f -- "$log.cut" "$log"
+fi
 # QEMU's -daemonize sets umask 027 before it opens the console log: create it here, 0600.
 : >>"$state/console.log"
 chmod 600 -- "$state/console.log"
 exec qemu-system-x86_64 \
   -name db-0 \
-  -machine q35,accel="${accel}" \
+  -machine q35,accel="${accel}",mem-merge=off \
   -cpu "${cpu}" \
   -smp 1 \
   -m 512M \
@@ -70,11 +81,16 @@ exec qemu-system-x86_64 \
   -device virtio-blk-pci,drive=root \
   -drive id=seed,if=none,format=raw,readonly=on,file="${run_q}"/seed.iso \
   -device virtio-blk-pci,drive=seed \
-  -netdev user,id=net0,hostfwd=tcp:127.0.0.1:23584-:22 \
-  -device virtio-net-pci,netdev=net0,mac=52:54:01:fb:59:00 \
-  -netdev socket,id=net1,mcast=239.137.80.171:19935,localaddr=127.0.0.1 \
-  -device virtio-net-pci,netdev=net1,mac=52:54:00:fb:59:00 \
+  -netdev user,id=slirp,ipv6=off,hostfwd=tcp:127.0.0.1:23584-:22 \
+  -netdev hubport,id=slirp-port,hubid=0,netdev=slirp \
+  -netdev dgram,id=slirp-link,local.type=unix,local.path=../db-0/slirp.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
+  -netdev hubport,id=slirp-link-port,hubid=0,netdev=slirp-link \
+  -netdev dgram,id=net0,local.type=unix,local.path=../db-0/nat.sock,remote.type=unix,remote.path="${switch_q}"/nat.sock \
+  -device virtio-net-pci,id=nic0,netdev=net0,mac=52:54:01:fb:59:00 \
+  -netdev dgram,id=net1,local.type=unix,local.path=../db-0/n-37a8eec1.sock,remote.type=unix,remote.path="${switch_q}"/n-37a8eec1.sock \
+  -device virtio-net-pci,id=nic1,netdev=net1,mac=52:54:00:fb:59:00 \
   -kernel "${project}"/guest/vmlinuz \
   -initrd "${project}"/guest/initrd.img \
   -append 'root=/dev/vda rw console=ttyS0' \
-  -fw_cfg name=opt/holos/hosts,file="${here_q}"/../hosts
+  -fw_cfg name=opt/holos/hosts.00,file="${here_q}"/../hosts.default \
+  -device virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on
