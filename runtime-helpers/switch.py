@@ -173,23 +173,30 @@ def is_member_name(name: object) -> bool:
     return len(parts) == 3 and parts[0] == ".." and parts[1] not in ("", ".", "..")
 
 
-def nat_forward(sock: socket.socket, frame: bytes, source: str) -> None:
-    """Wire each instance's guest NIC to its own slirp, through nat_allows."""
-    if not is_member_name(source):
-        return
-    directory, name = source.rsplit("/", 1)
-    if name in (NAT_GUEST, NAT_GUEST_HOST):
-        if not nat_allows(frame, name == NAT_GUEST_HOST):
+class Nat:
+    """Wires each instance's guest NIC to its own slirp, through nat_allows."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.guests: dict[str, str] = {}  # instance directory -> its guest socket's name
+
+    def forward(self, frame: bytes, source: str) -> None:
+        if not is_member_name(source):
             return
-        targets = [NAT_SLIRP]
-    elif name == NAT_SLIRP:
-        targets = [NAT_GUEST, NAT_GUEST_HOST]  # whichever the instance bound
-    else:
-        return
-    for target in targets:
+        directory, name = source.rsplit("/", 1)
+        if name in (NAT_GUEST, NAT_GUEST_HOST):
+            self.guests[directory] = name  # a guest speaks first (DHCP) when it boots
+            if nat_allows(frame, name == NAT_GUEST_HOST):
+                self.send(frame, f"{directory}/{NAT_SLIRP}")
+        elif name == NAT_SLIRP:
+            known = self.guests.get(directory)
+            for target in [known] if known else [NAT_GUEST, NAT_GUEST_HOST]:
+                self.send(frame, f"{directory}/{target}")
+
+    def send(self, frame: bytes, target: str) -> None:
         # Full, or not the name this instance bound: a switch drops.
         with contextlib.suppress(OSError):
-            sock.sendto(frame, socket.MSG_DONTWAIT, f"{directory}/{target}")
+            self.sock.sendto(frame, socket.MSG_DONTWAIT, target)
 
 
 def bind(path: str) -> socket.socket:
@@ -208,7 +215,7 @@ def serve(networks: list[Network], nat: socket.socket | None) -> None:
         network.rescan()
         selector.register(network.sock, selectors.EVENT_READ, network)
     if nat is not None:
-        selector.register(nat, selectors.EVENT_READ, None)
+        selector.register(nat, selectors.EVENT_READ, Nat(nat))
     while True:
         for key, _ in selector.select():
             sock = key.fileobj
@@ -220,10 +227,7 @@ def serve(networks: list[Network], nat: socket.socket | None) -> None:
                     frame, source = sock.recvfrom(MAX_FRAME)
                 except BlockingIOError:
                     break
-                if key.data is None:
-                    nat_forward(sock, frame, source)
-                else:
-                    key.data.forward(frame, source)
+                key.data.forward(frame, source)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +122,25 @@ def _qemu_shim(directory: Path) -> Path:
     return shim
 
 
-def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A directory with a short path: the networks' Unix sockets sit below the runtime
+    directory's parent, and a socket path has at most 107 bytes (pytest's are long)."""
+    path = Path(tempfile.mkdtemp(prefix="opt-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(
+    tmp_path: Path, short_tmp: Path
+) -> None:
     img = require_tool("qemu-img")
     require_tool("qemu-system-x86_64")
     decoy = tmp_path / "decoy"
     # QEMU's `,` and `=` (and an id= it would take for its own), FUSE's `\` before `/`.
-    odd = tmp_path / "a,b=c,id=x %20\\"
+    odd = short_tmp / "a,b=c,id=x %20\\"
     project = odd / ("x\\,source=" + str(decoy))  # the issue's example
     name = f"opts-{os.getpid()}"
     holos = odd / "state,file=y" / "holos"

@@ -3,7 +3,8 @@
 `holosc up` restarts an instance when one of its compiled files changes, so this is what
 keeps compose's promise that scaling one service never restarts another: each instance
 keeps the address and ports its previous build gave it (read from that build's lock), and
-peer names live in one project file (`<p>/hosts`), not in any instance's own files.
+peer names live in one project file per network (`<p>/hosts.<network>`), not in any
+instance's own files.
 The private-systemd side of the same promise is in tests/test_lifecycle_faults.py.
 """
 
@@ -183,3 +184,47 @@ def test_build_keeps_what_the_output_directory_locked(tmp_path: Path) -> None:
     build(api=3)  # api-1 comes back on an address nobody holds
     locked = json.loads((project / "deploy" / LOCK_FILE).read_text())["instances"]
     assert len({i["ip"] for i in locked.values()}) == len(locked)
+
+
+NETWORKS = """\
+name: nets
+x-vm: &vm
+  image: ./guest/base.raw
+networks:
+{networks}
+services:
+  db:
+    <<: *vm
+    networks: [back]
+  web:
+    <<: *vm
+    replicas: {web}
+    networks: [{web_networks}]
+"""
+
+
+def compile_networks(previous: Output | None = None, **fields: object) -> Output:
+    values = {"networks": "  back: {}\n  front: {}", "web": 1, "web_networks": "front"} | fields
+    lock = Lock.from_json(previous.files[Path(LOCK_FILE)].data, "test") if previous else None
+    return compile_project(project(NETWORKS.format(**values)), previous=lock)
+
+
+def test_adding_a_network_moves_no_subnet_and_restarts_nobody_else() -> None:
+    """A network holosc picks a subnet for keeps it: a new one, even first in name order,
+    takes a free subnet, and the instances that did not join it keep every file."""
+    before = compile_networks()
+    after = compile_networks(
+        before,
+        networks="  back: {}\n  front: {}\n  admin: {}",
+        web_networks="front, admin",
+    )
+    subnets = json.loads(before.files[Path(LOCK_FILE)].data)["networks"]
+    now = json.loads(after.files[Path(LOCK_FILE)].data)["networks"]
+    assert {n: now[n] for n in subnets} == subnets and now["admin"] not in subnets.values()
+    assert instance_files(after, "db-0") == instance_files(before, "db-0")
+    assert after.files[Path("nets/hosts.back")] == before.files[Path("nets/hosts.back")]
+    # Scaling web changes front's list alone: db (on back only) gets nothing new.
+    scaled = compile_networks(before, web=2)
+    assert scaled.files[Path("nets/hosts.back")] == before.files[Path("nets/hosts.back")]
+    assert scaled.files[Path("nets/hosts.front")] != before.files[Path("nets/hosts.front")]
+    assert instance_files(scaled, "web-0") == instance_files(before, "web-0")

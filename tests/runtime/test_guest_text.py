@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from holosc.core import layout
+from holosc.core.layout import peers_name
 from tests.conftest import REPO
 from tests.runtime.test_exec_pin import install
 
@@ -35,8 +35,7 @@ def test_the_peer_update_warning_quotes_the_guest_escaped(tmp_path: Path, sshd: 
     project_key = tmp_path / "state" / "ssh" / "demo" / "id_ed25519"
     project_key.write_bytes(key.read_bytes())
     project_key.with_suffix(".pub").write_bytes(key.with_suffix(".pub").read_bytes())
-    peers = layout.peers_file(tmp_path / "etc", "demo", "default")
-    peers.write_text("10.10.0.2 web-0\n")
+    (tmp_path / "etc" / "demo" / peers_name("default")).write_text("10.10.0.2 web-0\n")
     done = subprocess.run(
         [sys.executable, "-c", UP],
         env=dict(env, PYTHONPATH=str(REPO)),

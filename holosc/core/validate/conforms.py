@@ -151,6 +151,10 @@ def _min_items(arg: Any, value: Any, schema: Any, root: Any) -> bool:
     return not isinstance(value, list) or len(value) >= arg
 
 
+def _max_items(arg: Any, value: Any, schema: Any, root: Any) -> bool:
+    return not isinstance(value, list) or len(value) <= arg
+
+
 def _min_length(arg: Any, value: Any, schema: Any, root: Any) -> bool:
     return not isinstance(value, str) or len(value) >= arg
 
@@ -201,6 +205,7 @@ _KEYWORDS: dict[str, Callable[[Any, Any, Any, Any], bool]] = {
     "maxProperties": _max_properties,
     "items": _items,
     "minItems": _min_items,
+    "maxItems": _max_items,
     "minLength": _min_length,
     "pattern": _pattern,
     "minimum": _minimum,
