@@ -101,7 +101,7 @@ def _processes_naming(word: str) -> dict[int, list[str]]:
 
 def _served(socket_name: str, directory: Path) -> str:
     """What the virtiofsd listening on `socket_name` serves: 'DIR' when it is `directory`."""
-    for _ in range(100):  # the C one pivots once QEMU has connected
+    for _ in range(400):  # the C one pivots once QEMU has connected (20 s: a loaded host)
         processes = _processes_naming(f"--socket-path={socket_name}")
         for pid, argv in processes.items():
             if f"--shared-dir={directory}" in argv:  # the Rust one: started, so it found it
