@@ -212,7 +212,7 @@ def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(
     for local, remote in pairs:
         assert stat.S_ISSOCK((run_dir / local).lstat().st_mode), local
         assert remote.startswith(f"{switch}/") and "/" not in remote[len(str(switch)) + 1 :]
-    assert shares == {"ro": "DIR", "rw": "DIR"}, shares
+    assert shares == {"ro": "DIR", "rw": "DIR"}, (shares, log.read_text())
 
 
 # --- the machine type and the CPU model --------------------------------------------------
