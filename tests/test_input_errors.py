@@ -96,31 +96,71 @@ def test_a_nul_in_a_dockerfile_line_fails_validation(tmp_path: Path) -> None:
     assert "Dockerfile:2: a NUL byte is not allowed in a Dockerfile" in said
 
 
-LOCKS = {
-    "infinity": '{"project": "demo", "instances": {"web-0": {"ssh_port": Infinity, "user": "u"}}}',
-    "huge": '{"project": "demo", "instances": {"web-0": {"ssh_port": 1e400, "user": "u"}}}',
-    "nan": '{"project": "demo", "profiles": [NaN], "instances": {}}',
-    "deep": "[" * 100_000 + "]" * 100_000,
-    "deep-inside": '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}",
+# A committed lock that is no JSON holosc reads (a merge conflict in it): refused at its
+# position. Silently ignoring it moved every instance's address and ports.
+BROKEN_LOCKS = {
+    "infinity": (
+        '{"project": "demo", "instances": {"web-0": {"ssh_port": Infinity, "user": "u"}}}',
+        "1:57: error: Infinity is not a JSON number",
+    ),
+    "huge": (
+        '{"project": "demo",\n "instances": {"web-0": {"ssh_port": 1e400, "user": "u"}}}',
+        "2:38: error: 1e400 is too large a number",
+    ),
+    "nan": ('{"project": "demo", "profiles": [NaN], "instances": {}}', "1:34: error: NaN is"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "1:65: error: JSON nests deeper than 64 levels"),
+    "deep-inside": (
+        '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "1:78: error: JSON nests deeper than 64 levels",
+    ),
+    "conflict": (
+        '{\n<<<<<<< HEAD\n  "project": "demo"\n=======\n}',
+        "2:1: error: Expecting property name enclosed in double quotes",
+    ),
+}
+
+
+@pytest.mark.parametrize("lock", sorted(BROKEN_LOCKS))
+def test_a_committed_lock_that_is_no_json_is_refused_at_its_position(
+    tmp_path: Path, lock: str
+) -> None:
+    """`build` reads the output's lock, `export -o` the export's: exit 3 at the position,
+    with what to do, and nothing written."""
+    text, where = BROKEN_LOCKS[lock]
+    _write(tmp_path, ONE)
+    for directory, name, args in (
+        ("deploy", "holos.lock.json", ["build"]),
+        ("kv", "holos-export.lock", ["export", "kubevirt", "-o", "kv"]),
+    ):
+        (tmp_path / directory).mkdir()
+        _write(tmp_path / directory, text, name)
+        ran = holosc(*args, cwd=tmp_path)
+        assert (ran.code, ran.crashed) == (3, False), ran.stderr
+        assert f"{directory}/{name}:{where}" in ran.stderr, ran.stderr
+        assert "(hint: restore it (git checkout), or delete it" in ran.stderr, ran.stderr
+        assert [p.name for p in (tmp_path / directory).iterdir()] == [name]
+
+
+# A lock of JSON whose entries are off: what it keeps is handed out anew (docs/units.md).
+ODD_LOCKS = {
     "profiles": '{"project": "demo", "profiles": 5, "instances": {}}',
     # found by tests/test_fuzz_inputs.py: a NUL in a file name the export lock lists
     "nul-name": '{"files": {"\\u00000-namespace-demo.yaml": "0", "a/../b": "0"}}',
 }
 
 
-@pytest.mark.parametrize("lock", sorted(LOCKS))
-def test_a_committed_lock_that_is_no_lock_is_ignored(tmp_path: Path, lock: str) -> None:
-    """`build` reads the output's lock, `export -o` the export's; one that is not a lock is
-    ignored as any malformed lock is (docs/units.md): addresses are handed out anew."""
+@pytest.mark.parametrize("lock", sorted(ODD_LOCKS))
+def test_a_committed_lock_with_odd_entries_is_read_for_what_it_holds(
+    tmp_path: Path, lock: str
+) -> None:
     _write(tmp_path, ONE)
     (tmp_path / "deploy").mkdir()
-    _write(tmp_path / "deploy", LOCKS[lock], "holos.lock.json")
+    _write(tmp_path / "deploy", ODD_LOCKS[lock], "holos.lock.json")
     (tmp_path / "kv").mkdir()
-    _write(tmp_path / "kv", LOCKS[lock], "holos-export.lock")
-    for args in (["build"], ["export", "kubevirt", "-o", "kv"]):
+    _write(tmp_path / "kv", ODD_LOCKS[lock], "holos-export.lock")
+    for args in (["export", "kubevirt", "-o", "kv"],):
         ran = holosc(*args, cwd=tmp_path)
         assert (ran.code, ran.crashed) == (0, False), ran.stderr
-    assert json.loads((tmp_path / "deploy" / "holos.lock.json").read_text())["project"] == "demo"
 
 
 def test_an_xml_encoding_python_cannot_decode_is_invalid_input(tmp_path: Path) -> None:

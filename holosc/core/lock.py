@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from holosc.core import jsontext, layout, names
+from holosc.errors import Diagnostic, LoadError
 
 LOCK_FILE = "holos.lock.json"
 
@@ -122,3 +123,15 @@ def _list(value: Any, what: str, source: str) -> list[Any]:
 
 def _strings(value: Any, what: str, source: str) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in _mapping(value, what, source).items()})
+
+
+def unreadable(source: str, exc: Exception, hint: str) -> LoadError:
+    """The error for a committed lock (`source`) that is not one holosc can read: a merge
+    conflict or an edit gone wrong. Refused rather than ignored, because ignoring it
+    silently changes what the lock keeps stable (docs/units.md)."""
+    if isinstance(exc, jsontext.JSONTextError):
+        line, col, reason = exc.line, exc.col, exc.reason
+    else:
+        line, col, reason = None, None, str(exc).removeprefix(f"{source}: ")
+    diagnostic = Diagnostic(reason, file=source, line=line, col=col, hint=hint)
+    return LoadError(f"{source}: not a lock holosc can read", [diagnostic])

@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from holosc.core import layout, names
 from holosc.core.compiler import Output
-from holosc.core.lock import LOCK_FILE, Lock
+from holosc.core.lock import LOCK_FILE, Lock, unreadable
 from holosc.emit import safedir, tree
 from holosc.errors import Diagnostic, EmitError, HolosError
 
@@ -103,16 +103,32 @@ def _lock_digests(root_fd: int) -> dict[str, str]:
 
 
 def previous_lock(root: Path) -> Lock | None:
-    """The lock of the build in `root`, if it is one: read without following a symlink,
-    like everything holosc reads from an output directory."""
+    """The lock of the build in `root`, None when it has none: read without following a
+    symlink, like everything holosc reads from an output directory.
+
+    :raises LoadError: when the lock is there but is not one (a merge conflict in it).
+    """
     try:
         fd = tree.open_dir(str(root))
     except OSError:
         return None
     try:
-        return _read_lock(fd)
+        text = tree.read_file(LOCK_FILE, fd)
+    except OSError:
+        return None
     finally:
         os.close(fd)
+    source = str(root / LOCK_FILE)
+    try:
+        return Lock.from_json(text, source)
+    except (ValueError, HolosError) as exc:  # HolosError: an instance name no label
+        raise unreadable(source, exc, LOCK_HINT) from None
+
+
+LOCK_HINT = (
+    "restore it (git checkout), or delete it: then instances get their addresses and ports "
+    "anew, and no file of the previous build is removed"
+)
 
 
 def _read_lock(root_fd: int) -> Lock | None:

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from holosc.core import jsontext
 from holosc.core.compiler import Output
+from holosc.core.lock import unreadable
 from holosc.emit import safedir, tree
 from holosc.emit.write import Changes, write_atomic
 from holosc.errors import Diagnostic, EmitError
@@ -61,14 +62,27 @@ _MANIFEST = re.compile(r"[0-9]+-[a-z0-9][a-z0-9.-]*\.yaml")
 
 
 def _previous_lock(path: Path) -> dict[str, str]:
-    """{file: sha256} of the previous export; {} when absent or not one."""
+    """{file: sha256} of the previous export; {} when there is none. Entries that name no
+    manifest are skipped; a file that is no lock is refused (core/lock.unreadable).
+
+    :raises LoadError: when the lock is there but is not one (a merge conflict in it).
+    """
+    data = _regular_bytes(path)
+    if data is None:
+        return {}
     try:
-        files = jsontext.loads(_regular_bytes(path) or b"{}").get("files", {})
-    except (ValueError, AttributeError):
-        return {}
-    if not isinstance(files, dict):
-        return {}
+        value = jsontext.loads(data)
+        files = value.get("files", {}) if isinstance(value, dict) else None
+        if not isinstance(files, dict):
+            raise ValueError("not an export lock: no mapping of files")
+    except ValueError as exc:
+        raise unreadable(str(path), exc, EXPORT_LOCK_HINT) from None
     return {p: d for p, d in files.items() if isinstance(p, str) and isinstance(d, str)}
+
+
+EXPORT_LOCK_HINT = (
+    "restore it (git checkout), or delete it: then no manifest of the previous export is removed"
+)
 
 
 def _regular_bytes(path: Path) -> bytes | None:
