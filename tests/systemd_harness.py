@@ -7,7 +7,7 @@ Adapted from shared/testing/throwaway-systemd.sh, with its safety rules:
 - /run is a private tmpfs, and /etc/holos and /var/lib/holos are bind-mounted from the
   test's directory, so compiled projects never touch the host's copies;
 - with net=True it gets a private network namespace (loopback only), so QEMU's
-  multicast and port forwards stay inside;
+  network traffic and port forwards stay inside;
 - it sees the cgroup hierarchies from inside its own cgroup namespace, so its units live
   below the test's cgroup, not beside the host's (or a booted container's) own units.
 holosc runs inside the same namespaces through `nsenter` and asks this systemd for its unit

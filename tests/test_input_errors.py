@@ -103,6 +103,8 @@ LOCKS = {
     "deep": "[" * 100_000 + "]" * 100_000,
     "deep-inside": '{"instances": ' + "[" * 100_000 + "]" * 100_000 + "}",
     "profiles": '{"project": "demo", "profiles": 5, "instances": {}}',
+    # found by tests/test_fuzz_inputs.py: a NUL in a file name the export lock lists
+    "nul-name": '{"files": {"\\u00000-namespace-demo.yaml": "0", "a/../b": "0"}}',
 }
 
 
@@ -129,3 +131,24 @@ def test_an_xml_encoding_python_cannot_decode_is_invalid_input(tmp_path: Path) -
     assert "db.xml: parse libvirt xml: line 1: cannot read the declared encoding 'utf-7'" in (
         ran.stderr
     )
+
+
+@pytest.mark.parametrize("line", [b"FILE=./s\0", b'FILE="./s\\0000"'])
+def test_a_nul_from_dotenv_is_positioned(tmp_path: Path, line: bytes) -> None:
+    """.env values are interpolated after the NUL check of holos.yaml's own text: a NUL
+    (raw, or compose's octal escape) reached launch.sh, and a secret's path QEMU's
+    option-string escaping refuses."""
+    _write(tmp_path, b"IMAGE=./a.qcow2\n" + line + b"\n", ".env")
+    _write(tmp_path, ONE + "    secrets: [s]\nsecrets:\n  s: {file: '${FILE}'}\n")
+    said = _refused(tmp_path, "build", where="holos.yaml:7:13: error: secrets.s.file: the value")
+    assert "a NUL (from the environment or .env)" in said
+
+
+def test_an_environment_variable_that_is_not_utf8_is_positioned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python keeps such bytes as lone surrogates, which no output file can encode."""
+    monkeypatch.setenv("CMDLINE", "console=\udcff")
+    _write(tmp_path, ONE + "    vm: {kernel: ./k, cmdline: '${CMDLINE}'}\n")
+    said = _refused(tmp_path, "build", where="holos.yaml:5:32: error: services.web.vm.cmdline:")
+    assert "bytes that are not UTF-8" in said

@@ -21,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,7 @@ from holos_runtime.optstrings import ssh_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from holosc.core import layout
 from holosc.core.plan import build_plan
 from holosc.core.render.escape import fuse_value, fuse_value_at_run_time, qemu_cpu, qemu_name
 from holosc.core.render.qemu import share_socket
@@ -98,7 +101,7 @@ def _processes_naming(word: str) -> dict[int, list[str]]:
 
 def _served(socket_name: str, directory: Path) -> str:
     """What the virtiofsd listening on `socket_name` serves: 'DIR' when it is `directory`."""
-    for _ in range(100):  # the C one pivots once QEMU has connected
+    for _ in range(400):  # the C one pivots once QEMU has connected (20 s: a loaded host)
         processes = _processes_naming(f"--socket-path={socket_name}")
         for pid, argv in processes.items():
             if f"--shared-dir={directory}" in argv:  # the Rust one: started, so it found it
@@ -181,7 +184,11 @@ def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(
     assert rc == 0, log.read_text()
     pid = int((run_dir / "qemu.pid").read_text())
     try:
-        blocks, _ = _qmp(run_dir / "qmp.sock", {"execute": "query-block"}, {"execute": "stop"})
+        blocks, network = _qmp(
+            run_dir / "qmp.sock",
+            {"execute": "query-block"},
+            {"execute": "human-monitor-command", "arguments": {"command-line": "info network"}},
+        )
         opened = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
         shares = {d: _served(s, project / d) for s, d in zip(sockets, ("ro", "rw"), strict=True)}
     finally:
@@ -197,7 +204,15 @@ def test_qemu_and_virtiofsd_read_hostile_directory_names_as_written(
     assert files["seed"] == str(run_dir / "seed.iso"), files
     assert files["vol-data"] == str(volumes / "data.qcow2"), files
     assert str(state / "console.log") in opened, opened  # -chardev logfile=
-    assert shares == {"ro": "DIR", "rw": "DIR"}, shares
+    # -netdev dgram: QEMU bound each socket where the script said, and sends to the
+    # project's switch below the hostile runtime root (`info network`: udp=LOCAL:REMOTE).
+    switch = layout.switch_sockets(run_dir.parent.parent, name)
+    pairs = re.findall(r"type=dgram,udp=(\.\./vm-0/[^:]+):(.*?)\r?\n", network)
+    assert len(pairs) >= 2, network
+    for local, remote in pairs:
+        assert stat.S_ISSOCK((run_dir / local).lstat().st_mode), local
+        assert remote.startswith(f"{switch}/") and "/" not in remote[len(str(switch)) + 1 :]
+    assert shares == {"ro": "DIR", "rw": "DIR"}, (shares, log.read_text())
 
 
 # --- the machine type and the CPU model --------------------------------------------------

@@ -453,12 +453,21 @@ class _Exporter:
                 "on a cluster the kernel and initrd come from a container image "
                 "(spec.domain.firmware.kernelBoot)",
             )
-        if vm.cpu_model == "max":
+        model, *features = vm.cpu_model.split(",")
+        if model == "max":
             self.diag(
                 (*at, "vm", "cpu_model"),
                 "cpu_model max has no KubeVirt equivalent; "
                 "the cluster default (host-model) applies",
             )
+        for feature in features:
+            if _cpu_feature(feature) is None:
+                self.diag(
+                    (*at, "vm", "cpu_model"),
+                    f"CPU property {feature} is a QEMU option; KubeVirt takes CPU flags only "
+                    "(+flag, -flag, flag=on|off): not exported",
+                    warning=True,
+                )
         for i, mount in enumerate(service.mounts):
             if mount in service.binds:
                 self.diag(
@@ -765,14 +774,27 @@ def export_project(project: Project, options: Options, doc: Document | None = No
     return _Exporter(project, options, doc).run()
 
 
+def _cpu_feature(feature: str) -> dict[str, str] | None:
+    """A QEMU -cpu flag as KubeVirt's cpu.features entry; None for other properties."""
+    name, _, value = feature.lstrip("+-").partition("=")
+    on = {"": not feature.startswith("-"), "on": True, "off": False}.get(value)
+    if on is None:
+        return None
+    return {"name": name, "policy": "require" if on else "disable"}
+
+
 def _domain(service: Service) -> dict[str, Any]:
     """A VMI's domain: CPU, memory, machine and firmware (devices are added by vmi_spec)."""
     vm = service.vm
     cpu: dict[str, Any] = {"cores": vm.vcpu}
-    if vm.cpu_model == "host":
+    model, *features = vm.cpu_model.split(",")  # QEMU's -cpu MODEL,FEATURE...
+    if model == "host":
         cpu["model"] = "host-passthrough"
-    elif vm.cpu_model != "max":
-        cpu["model"] = vm.cpu_model
+    elif model != "max":
+        cpu["model"] = model
+    flags = [flag for flag in map(_cpu_feature, features) if flag is not None]
+    if flags:
+        cpu["features"] = flags
     domain: dict[str, Any] = {
         "cpu": cpu,
         "memory": {"guest": f"{vm.memory_mb}Mi"},

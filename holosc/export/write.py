@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from holosc.core import jsontext
@@ -28,7 +29,7 @@ def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
     stale = sorted(
         p
         for p, digest in previous.items()
-        if PurePosixPath(p).name == p and p not in wanted and _holds(root / p, digest)
+        if _MANIFEST.fullmatch(p) and p not in wanted and _holds(root / p, digest)
     )
     written, unchanged = [], 0
     try:
@@ -52,6 +53,11 @@ def write_dir(output: Output, root: Path, lock_file: str) -> Changes:
             [Diagnostic(f"cannot write the output directory: {exc}", file=str(root))],
         ) from exc
     return Changes(tuple(written), tuple(stale), unchanged)
+
+
+# What an exporter names its manifests (kubevirt.Manifest.file_name): a lock naming
+# anything else (a path, `..`, a NUL) names no file holosc wrote.
+_MANIFEST = re.compile(r"[0-9]+-[a-z0-9][a-z0-9.-]*\.yaml")
 
 
 def _previous_lock(path: Path) -> dict[str, str]:

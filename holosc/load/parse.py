@@ -37,7 +37,7 @@ from holosc.core.document import (
     source_line,
 )
 from holosc.core.interpolate import interpolate_document
-from holosc.errors import Diagnostic, LoadError
+from holosc.errors import Diagnostic, LoadError, ValidationError
 from holosc.load.environment import project_environment
 from holosc.load.regular import read_regular
 
@@ -167,7 +167,8 @@ def load_text(
         environ=dict(environ or {}),
     )
     doc = interpolate_document(doc, doc.environ)
-    return dataclasses.replace(doc, data=_resolve_bare_environment(doc.data, doc.environ))
+    doc = dataclasses.replace(doc, data=_resolve_bare_environment(doc.data, doc.environ))
+    return _check_interpolated(doc)
 
 
 def _resolve_bare_environment(data: Any, environ: Mapping[str, str]) -> Any:
@@ -189,6 +190,39 @@ def _resolve_bare_environment(data: Any, environ: Mapping[str, str]) -> Any:
             service = {**service, "environment": items}
         resolved[name] = service
     return {**data, "services": resolved}
+
+
+def _check_interpolated(doc: Document) -> Document:
+    """Refuse what interpolation brought that the YAML text could not hold: Python keeps
+    an environment variable's bytes that are not UTF-8 as lone surrogates, which no file
+    holosc writes can encode."""
+    errors = [
+        doc.diagnostic(
+            path,
+            "the value holds bytes that are not UTF-8, or a NUL (from the environment or .env)",
+            hint="set the variable to UTF-8 text",
+        )
+        for path, value in _strings(doc.data)
+        if "\0" in value or _SURROGATE.search(value)
+    ]
+    if errors:
+        raise ValidationError(f"{len(errors)} error(s) in {doc.file}", errors)
+    return doc
+
+
+def _strings(data: Any) -> list[tuple[JsonPath, str]]:
+    """Every string value of `data` with its path (keys are never interpolated)."""
+    found: list[tuple[JsonPath, str]] = []
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            stack += [((*path, k), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [((*path, i), v) for i, v in enumerate(value)]
+    return found
 
 
 def _compose(text: str, file: str) -> yaml.nodes.Node | None:

@@ -109,8 +109,7 @@ def check_cross_service(
     if total > MAX_INSTANCES:
         check.error(
             ("services",),
-            f"the project has {total} instances; the private network "
-            f"10.10.0.0/24 has room for {MAX_INSTANCES}",
+            f"the project has {total} instances; holosc runs at most {MAX_INSTANCES} per project",
         )
     by_name = {s.name: s for s in services}
     host_ports: dict[int, str] = {}

@@ -283,6 +283,9 @@ def _env_ok(check: Checker, where: JsonPath, key: str, value: str) -> bool:
             f"the value of {key} has a line break or NUL, which sshd_config cannot carry",
         )
         return False
+    if re.search("[\ud800-\udfff]", value):  # how Python keeps an environment's non-UTF-8
+        check.error(where, f"the value of {key} holds bytes that are not UTF-8")
+        return False
     return True
 
 
