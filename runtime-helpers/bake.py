@@ -421,8 +421,10 @@ def accel() -> str:
 
 
 def cpu_model(cpu: str) -> str:
-    """The -cpu QEMU gets: `host` needs KVM, so TCG runs `max`."""
-    return "max" if cpu == "host" and accel() != "kvm" else cpu
+    """The -cpu QEMU gets: `host` needs KVM, so TCG runs `max`, with the same features
+    switched (`host,-vmx` becomes `max,-vmx`)."""
+    model, comma, features = cpu.partition(",")
+    return f"max{comma}{features}" if model == "host" and accel() != "kvm" else cpu
 
 
 def find_firmware(pairs: list[list[str]]) -> tuple[str, str]:

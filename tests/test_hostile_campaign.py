@@ -220,7 +220,7 @@ def host(path: str) -> str:
     return path if path.startswith("/") else "/p/" + posixpath.normpath(path)
 
 
-HOST_CPU = '[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM'
+HOST_CPU = '[ "$accel" = kvm ] || cpu=max${cpu#host}  # -cpu host needs KVM; its features stay'
 SHARES_START = 'die "virtiofsd did not create $1"\n}\n'
 CONSOLE_LOG = "\n# QEMU's -daemonize sets umask"
 SECRETS = "\n# Secrets reach the guest as fw_cfg files"

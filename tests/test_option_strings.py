@@ -31,10 +31,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from holos_runtime import bake
 from holos_runtime.optstrings import ssh_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -344,3 +345,31 @@ def test_ssh_reads_the_known_hosts_path_as_written(path: str) -> None:
     )  # fmt: skip
     lines = out.stdout.decode().split("\n")
     assert f"userknownhostsfile {path}" in lines, (out.stdout, out.stderr)
+
+
+@pytest.mark.parametrize("model", ["host", "host,-vmx", "host,+avx2,-vmx"])
+def test_host_with_features_runs_as_max_with_them_under_tcg(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-cpu host` needs KVM: launch.sh and the builder run `max` under TCG, with the
+    features the service switched, and QEMU (TCG) accepts that. Before, only a plain
+    `host` was swapped and `host,-vmx` reached TCG, which refuses it."""
+    text = f"name: c\nservices:\n  web:\n    image: ./d.qcow2\n    vm: {{cpu_model: '{model}'}}\n"
+    script = compile_text(text).files[PurePosixPath("c/web-0/launch.sh")].data.decode()
+    cpu_lines = script[script.index("\ncpu=") + 1 :].split("\n\n", 1)[0]
+    out = subprocess.run(
+        ["bash", "-c", f'accel=tcg\n{cpu_lines}\nprintf %s "$cpu"'],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    expected = "max" + model.removeprefix("host")
+    assert out.stdout == expected, (cpu_lines, out)
+    monkeypatch.setenv("HOLOS_ACCEL", "tcg")
+    assert bake.cpu_model(model) == expected
+    qemu = require_tool("qemu-system-x86_64")
+    argv = [qemu, "-S", "-nodefaults", "-display", "none", "-machine", "q35,accel=tcg"]
+    quit_ = '{"execute": "qmp_capabilities"}\n{"execute": "quit"}\n'
+    ran = subprocess.run(
+        [*argv, "-cpu", qemu_cpu(expected), "-qmp", "stdio"],
+        input=quit_, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 0 and '"return"' in ran.stdout, ran.stderr

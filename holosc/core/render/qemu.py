@@ -439,7 +439,7 @@ def _launch_context(plan: P.Plan, inst: P.Instance) -> dict[str, Any]:
             f'{v}=""' for v in ("volumes", "images") if v in used or f"{v}_q" in used
         ),
         cpu_model=shell_word(qemu_cpu(service.vm.cpu_model)),
-        cpu_is_host=service.vm.cpu_model == "host",
+        cpu_is_host=service.vm.cpu_model.partition(",")[0] == "host",
         overlay=" ".join(shell_word(w) for w in overlay),
         uefi=service.vm.uefi,
         ovmf_pairs=" \\\n    ".join(f"{code}:{vars_}" for code, vars_ in layout.OVMF_PAIRS),

@@ -45,7 +45,7 @@ if [ "$accel" = auto ]; then
 fi
 case "$accel" in kvm|tcg) ;; *) die "HOLOS_ACCEL must be kvm, tcg or auto, not '$accel'" ;; esac
 cpu=host
-[ "$accel" = kvm ] || cpu=max  # -cpu host needs KVM
+[ "$accel" = kvm ] || cpu=max${cpu#host}  # -cpu host needs KVM; its features stay
 
 # The disk: an overlay created once on the image's digest, which it keeps for life; a
 # local image that changed since is refused (docs/images.md).
