@@ -349,6 +349,9 @@ def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
         ("bash", {"COMP_WORDS": "holosc exec a", "COMP_CWORD": "2"}, "api-0"),
         ("fish", {"_TYPER_COMPLETE_ARGS": "holosc console d"}, "db-0"),
         ("zsh", {"_TYPER_COMPLETE_ARGS": "holosc stop "}, '"db"\n"api"\n"web"'),
+        ("bash", {"COMP_WORDS": "holosc ss", "COMP_CWORD": "1"}, "ssh-config"),
+        ("bash", {"COMP_WORDS": "holosc cp ./a w", "COMP_CWORD": "3"}, "web-0:\nweb-1:"),
+        ("bash", {"COMP_WORDS": "holosc ssh-config a", "COMP_CWORD": "2"}, "api\napi-0"),
     ],
 )
 def test_completion_offers_names_from_holos_yaml(
