@@ -245,7 +245,7 @@ SSH_PATHS = [
     "/back\\slash\\",
     "/#not a comment",
     "/tab\there/$HOME/~",
-    "/ünï/ｃｏｄｅ",
+    "/ünï/\uff43\uff4f\uff44\uff45",
 ]
 
 

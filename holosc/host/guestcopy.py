@@ -16,20 +16,21 @@ instance's login user.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import posixpath
 import shutil
 import subprocess
 import tarfile
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
 from holosc.core import names
 from holosc.errors import Diagnostic, RuntimeCommandError
+from holosc.host import run
+
+SSH_HINT = "install openssh-client"
 
 # The guest's side of an upload: $1 destination, $2 the source's name, $3 dir|file,
 # $4 the file's mode. A directory arrives as a tar stream of its contents, a file as
@@ -97,7 +98,8 @@ def upload(ssh: Ssh, source: Path, dest: str) -> int:
     kind = "dir" if source.is_dir() else "file"
     name = source.resolve().name if source.name in ("", ".", "..") else source.name
     argv = ssh(["sh", "-c", RECEIVE, "holos-cp", dest or ".", name, kind, _mode(info.st_mode)])
-    with _process(argv, stdin=subprocess.PIPE) as (proc, stderr):
+    with run.streaming(argv, hint=SSH_HINT, stdin=subprocess.PIPE) as stream:
+        proc = stream.proc
         assert proc.stdin is not None
         sent = _Counter(proc.stdin)
         try:
@@ -115,7 +117,7 @@ def upload(ssh: Ssh, source: Path, dest: str) -> int:
         except OSError as exc:
             proc.kill()
             raise error(f"cannot read {source}: {exc.strerror}") from exc
-        _finish(proc, stderr, "upload")
+        stream.finish("upload")
     return sent.count
 
 
@@ -129,18 +131,19 @@ def download(ssh: Ssh, source: str, dest: Path) -> int:
     if not target.parent.is_dir():
         raise error(f"{target.parent} is not a directory on this host")
     argv = ssh(["sh", "-c", SEND, "holos-cp", parent, name])
-    with _process(argv, stdout=subprocess.PIPE) as (proc, stderr):
+    with run.streaming(argv, hint=SSH_HINT, stdout=subprocess.PIPE) as stream:
+        proc = stream.proc
         assert proc.stdout is not None
         try:
             written = _extract(proc.stdout, name, target.parent.resolve() / target.name)
         except tarfile.TarError as exc:
             # The guest's own error first (a missing source sends an empty stream).
-            _finish(proc, stderr, "download")
+            stream.finish("download")
             raise error(f"the guest sent no valid tar stream ({exc})") from exc
         except BaseException:
             proc.kill()
             raise
-        _finish(proc, stderr, "download")
+        stream.finish("download")
     return written
 
 
@@ -219,36 +222,6 @@ class _Counter:
 
     def flush(self) -> None:
         self.out.flush()
-
-
-@contextlib.contextmanager
-def _process(
-    argv: list[str], **streams: Any
-) -> Iterator[tuple[subprocess.Popen[bytes], IO[bytes]]]:
-    """ssh with its stderr in a temporary file (read after it exits: no pipe to fill)."""
-    with tempfile.TemporaryFile() as stderr:
-        try:
-            proc = subprocess.Popen(argv, stderr=stderr, **streams)
-        except OSError as exc:
-            raise error(f"cannot run {argv[0]}: {exc.strerror}", "install openssh-client") from exc
-        try:
-            yield proc, stderr
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-
-def _finish(proc: subprocess.Popen[bytes], stderr: IO[bytes], what: str) -> None:
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = proc.wait()
-    if code != 0:
-        stderr.seek(0)
-        detail = stderr.read()[-2000:].decode(errors="replace").strip()
-        raise error(f"{what} failed (ssh exit {code})" + (f": {detail}" if detail else ""))
 
 
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:
