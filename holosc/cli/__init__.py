@@ -109,7 +109,8 @@ COMMANDS = {
     "exec": Command(
         "guest",
         "exec_",
-        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`).",
+        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`; "
+        "`--login NAME` logs in as NAME, `--user` is the user manager as in every command).",
         context_settings={"allow_interspersed_args": False},
     ),
     "ssh-config": Command(
