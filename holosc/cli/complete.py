@@ -46,3 +46,8 @@ def instances(incomplete: str) -> list[str]:
 
 def services_and_instances(incomplete: str) -> list[str]:
     return [n for n in [*_services(), *_instances()] if n.startswith(incomplete)]
+
+
+def instance_paths(incomplete: str) -> list[str]:
+    """`web-0:` for `holosc cp` (the path after the colon is the guest's)."""
+    return [f"{n}:" for n in _instances() if f"{n}:".startswith(incomplete)]
