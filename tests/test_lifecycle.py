@@ -85,6 +85,30 @@ def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
     return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
+# systemd's catalog message ids (the same in 252 and 257, whatever the message text).
+STARTING, STARTED = "7d4958e842da4a758f6c1cdc7b36dcc5", "39f53479d3a045ac8e11786248231fbf"
+STOPPING, STOPPED = "de5b426a63be47a7b6ac3eaac82e2f6f", "9d1aaa27d60140bd96365438aad20286"
+
+
+def last_event(sd: PrivateSystemd, unit: str, message_id: str) -> int:
+    """The monotonic time (us) of the last time the manager logged `message_id` of `unit`:
+    the journal keeps it after the unit file is gone (down)."""
+    out = sd.run(
+        ["journalctl", "--no-pager", "-o", "json", f"MESSAGE_ID={message_id}", f"UNIT={unit}"]
+    ).stdout
+    times = [int(json.loads(line)["__MONOTONIC_TIMESTAMP"]) for line in out.splitlines()]
+    assert times, f"no {message_id} of {unit} in the journal"
+    return times[-1]
+
+
+def assert_together(sd: PrivateSystemd, units: list[str], begin: str, end: str) -> None:
+    """Every unit's job began before any of them finished: systemd ran them at once, not
+    one by one (which would take the sum of their start or grace periods)."""
+    began = {u: last_event(sd, u, begin) for u in units}
+    ended = {u: last_event(sd, u, end) for u in units}
+    assert max(began.values()) < min(ended.values()), (began, ended)
+
+
 def _flood(sd: PrivateSystemd, instance: str, end: str = "") -> Path:
     """Grow an instance's console log past its bound, as a guest writing in a loop does."""
     log = sd.state / "var-lib-holos" / "instances" / "life" / instance / "console.log"
@@ -113,6 +137,8 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     db_up = int(show(systemd, "holos-life-db@0.service", "ActiveEnterTimestampMonotonic"))
     web_start = int(show(systemd, "holos-life-web@0.service", "InactiveExitTimestampMonotonic"))
     assert db_up <= web_start
+    webs = ["holos-life-web@0.service", "holos-life-web@1.service"]
+    assert_together(systemd, webs, STARTING, STARTED)  # replicas start in parallel
 
     ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
     assert [r["instance"] for r in ps] == ["db-0", "web-0", "web-1"]
@@ -152,6 +178,10 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     down = holosc(systemd, project, "down")
     assert down.returncode == 0, down.stderr
     print(f"E2E_METRIC lifecycle_down_s={time.monotonic() - began:.1f}")
+    # The replicas shut down at once; db, which they depend on, after both.
+    assert_together(systemd, webs, STOPPING, STOPPED)
+    db_stopping = last_event(systemd, "holos-life-db@0.service", STOPPING)
+    assert db_stopping > max(last_event(systemd, u, STOPPED) for u in webs)
     assert not systemd.run(["pgrep", "-f", "qemu-system"], check=False).stdout.strip()
     assert not list(systemd.units.glob("holos-life*"))
     state = systemd.state / "var-lib-holos"
@@ -183,10 +213,13 @@ def test_edit_restarts_only_changed_service(systemd: PrivateSystemd, project: Pa
     assert holosc(systemd, project, "up").returncode == 0
     units = ["holos-life-db@0.service", "holos-life-web@0.service", "holos-life-web@1.service"]
     before = {u: show(systemd, u, "MainPID") for u in units}
+    wait_ready(systemd, "db-0", "web-0", "web-1")  # a powerdown sent while booting is lost
     text = (project / "holos.yaml").read_text().replace("version 1", "version 2")
     (project / "holos.yaml").write_text(text)
     again = holosc(systemd, project, "up")
     assert again.returncode == 0, again.stderr
+    # Both changed replicas restarted at once (each shut down in its own grace period).
+    assert_together(systemd, units[1:], STOPPING, STARTED)
     after = {u: show(systemd, u, "MainPID") for u in units}
     restarted = sorted(u for u in units if before[u] != after[u])
     print(f"E2E_METRIC lifecycle_restarted_after_edit={len(restarted)}")
