@@ -65,13 +65,22 @@ def session(path: Path, timeout: float = 5.0) -> Iterator[Session]:
         try:
             with _short(path) as address:
                 sock.connect(address)
-            qmp = Session(sock)
-            if not qmp.reader.readline():
-                raise QmpError("no QMP greeting")
-        except (OSError, QmpError) as exc:
+            greeting = b""
+            while not greeting.endswith(b"\n"):  # one line; events come only later
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                greeting += chunk
+        except OSError as exc:
             raise QmpError(f"cannot talk to QEMU at {path}: {exc}") from exc
-        qmp.execute("qmp_capabilities")
-        yield qmp
+        if not greeting.endswith(b"\n"):
+            raise QmpError(f"cannot talk to QEMU at {path}: no QMP greeting")
+        qmp = Session(sock)
+        try:
+            qmp.execute("qmp_capabilities")
+            yield qmp
+        finally:
+            qmp.reader.close()  # the socket closes with its last file: QEMU takes the next
 
 
 @contextlib.contextmanager
