@@ -122,8 +122,20 @@ COMMANDS = {
     "exec": Command(
         "guest",
         "exec_",
-        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`).",
+        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`; "
+        "`--login NAME` logs in as NAME, `--user` is the user manager as in every command).",
         context_settings={"allow_interspersed_args": False},
+    ),
+    "ssh-config": Command(
+        "access",
+        "ssh_config",
+        "Print an OpenSSH Host block per instance (`ssh -F <(holosc ssh-config) web-0.shop`).",
+    ),
+    "cp": Command(
+        "access",
+        "cp",
+        "Copy files or directories between a guest and this host "
+        "(`holosc cp web-0:/var/log/app.log .`).",
     ),
     "devices": Command(
         "devices",

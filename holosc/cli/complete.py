@@ -56,7 +56,6 @@ def snapshots(incomplete: str) -> list[str]:
     (the qcow2 snapshot tables read directly: no qemu-img per Tab)."""
     from holosc.core import layout, names
     from holosc.host import snapsize, systemd
-    from holosc.host.snapshots import PREFIX
 
     project = _document().get("name")
     if not names.is_label(project):
@@ -73,5 +72,10 @@ def snapshots(incomplete: str) -> list[str]:
                 tags = snapsize.Image(stream).snapshots
         except (OSError, ValueError):
             continue
-        found |= {t.rpartition("/")[2] for t in tags if t.startswith(PREFIX)}
+        found |= {t.rpartition("/")[2] for t in tags if t.startswith(layout.SNAPSHOT_PREFIX)}
     return sorted(n for n in found if n.startswith(incomplete))
+
+
+def instance_paths(incomplete: str) -> list[str]:
+    """`web-0:` for `holosc cp` (the path after the colon is the guest's)."""
+    return [f"{n}:" for n in _instances() if f"{n}:".startswith(incomplete)]
