@@ -81,6 +81,19 @@ COMMANDS = {
     "stop": Command(
         "lifecycle", "stop", "Stop the named services gracefully; other services are never touched."
     ),
+    "pause": Command(
+        "pause",
+        "pause",
+        "Pause the guests' CPUs (QMP stop): memory and disks stay, systemd still sees them "
+        "running, their health gates hold.",
+    ),
+    "unpause": Command("pause", "unpause", "Let paused guests run on (QMP cont)."),
+    "snapshot": Command(
+        "snapshot",
+        "app",
+        "Snapshots of instances' disks (running ones live): save, restore, list, rm.",
+        group=True,
+    ),
     "ps": Command(
         "status",
         "ps",
