@@ -173,7 +173,7 @@ def test_a_restarted_member_is_reached_again(fabric: Fabric) -> None:
 def test_a_receiver_that_is_late_loses_no_burst(fabric: Fabric) -> None:
     """A QEMU whose main loop is busy reads nothing for a while: the kernel holds only
     net.unix.max_dgram_qlen datagrams for it (10 here; where systemd made it 512, the
-    sender's 208 KiB socket buffer stops it at about 118 of these), so the switch queues
+    sender's 208 KiB socket buffer stops it at 93 of these), so the switch queues
     the rest of a TCP window's burst, in order, until it has room; past
     PORT_QUEUE_BYTES it drops, and frames flow again afterwards."""
     guest, slirp = fabric.member("web-0", "nat.sock"), fabric.member("web-0", "slirp.sock")
