@@ -164,6 +164,8 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     journal = systemd.run(["journalctl", "-u", "holos-life-web@0.service", "--no-pager"]).stdout
     assert re.search(r"web-0: guest shut down after [\d.]+ s", journal), journal
 
+    _check_snapshots_and_pause(systemd, project)
+
     # A log past its bound is cut when the instance starts (the first boot's mark kept).
     web_log = _flood(systemd, "web-0", end=f"{READY_MARK}\n")
     start = holosc(systemd, project, "start", "web", "-p", "life")
@@ -173,6 +175,8 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     wait_ready(systemd, "web-0", "web-1", boots=2)
     assert web_log.stat().st_size < consolelog.KEEP_BYTES + (256 << 10)
     assert b"flood 0000000\r\n" not in web_log.read_bytes()  # the beginning is gone
+
+    _check_restore_leaves_dependents(systemd, project)
 
     began = time.monotonic()
     down = holosc(systemd, project, "down")
@@ -187,6 +191,73 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     state = systemd.state / "var-lib-holos"
     assert (state / "volumes" / "life" / "data.qcow2").exists(), "named volume kept"
     assert not (state / "instances" / "life").exists(), "instance disks removed"
+    # The snapshots went with the instances, their parts in the kept volume too.
+    assert "holos/" not in _qemu_img_snapshots(state / "volumes" / "life" / "data.qcow2")
+
+
+def _qemu_img_snapshots(disk: Path) -> str:
+    return subprocess.run(
+        [require_tool("qemu-img"), "snapshot", "-U", "-l", str(disk)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _check_snapshots_and_pause(sd: PrivateSystemd, project: Path) -> None:
+    """db runs, web is stopped: one save snapshots db live (root disk and its volume in
+    one QMP transaction) and web offline (qemu-img); names are checked, a name is not
+    saved twice; list shows them with what they hold; rm deletes; pause and unpause
+    freeze and resume db's CPUs, ps shows it."""
+    save = holosc(sd, project, "snapshot", "save", "s1")
+    assert save.returncode == 0, save.stderr
+    assert "db-0: saved snapshot s1 (live: root, data)" in save.stdout, save.stdout
+    assert "web-1: saved snapshot s1 (offline: root)" in save.stdout, save.stdout
+    again = holosc(sd, project, "snapshot", "save", "s1", "db")
+    assert again.returncode == 5 and "db-0 already has a snapshot 's1'" in again.stderr
+    bad = holosc(sd, project, "snapshot", "save", "Bad_Name")
+    assert bad.returncode == 2 and "invalid snapshot name 'Bad_Name'" in bad.stderr, bad.stderr
+    listed = json.loads(holosc(sd, project, "snapshot", "list", "--json").stdout)
+    assert [(s["name"], s["instance"], s["disks"]) for s in listed] == [
+        ("s1", "db-0", ["root", "data"]),
+        ("s1", "web-0", ["root"]),
+        ("s1", "web-1", ["root"]),
+    ], listed
+    assert all(isinstance(s["size"], int) for s in listed), listed
+    table = holosc(sd, project, "snapshot", "list", "web-1").stdout.splitlines()
+    assert table[0].split() == ["NAME", "INSTANCE", "CREATED", "DISKS", "SIZE"], table
+    assert table[1].split()[:2] == ["s1", "web-1"] and len(table) == 2, table
+    rm = holosc(sd, project, "snapshot", "rm", "s1", "web")
+    assert rm.returncode == 0 and "web-0: removed snapshot s1" in rm.stdout, rm.stderr
+    listed = json.loads(holosc(sd, project, "snapshot", "list", "--json").stdout)
+    assert [s["instance"] for s in listed] == ["db-0"], listed
+    disk = sd.state / "var-lib-holos" / "instances" / "life" / "db-0" / "root.qcow2"
+    assert "holos/db-0/s1" in _qemu_img_snapshots(disk)
+
+    pause = holosc(sd, project, "pause", "db")
+    assert pause.returncode == 0, pause.stderr
+    ps = json.loads(holosc(sd, project, "ps", "db", "--json").stdout)
+    assert ps[0]["state"] == "active/paused", ps
+    assert show(sd, "holos-life-db@0.service", "ActiveState") == "active"
+    stopped = holosc(sd, project, "pause", "web")
+    assert stopped.returncode == 5 and "not running: web-0, web-1" in stopped.stderr
+    assert holosc(sd, project, "unpause", "db").returncode == 0
+    ps = json.loads(holosc(sd, project, "ps", "db", "--json").stdout)
+    assert ps[0]["state"] == "active/running", ps
+
+
+def _check_restore_leaves_dependents(sd: PrivateSystemd, project: Path) -> None:
+    """Restoring db stops it, switches its disks and starts it again; web, which depends
+    on it, keeps running (same PIDs)."""
+    web = ["holos-life-web@0.service", "holos-life-web@1.service"]
+    before = {u: show(sd, u, "MainPID") for u in web}
+    db_pid = show(sd, "holos-life-db@0.service", "MainPID")
+    restore = holosc(sd, project, "snapshot", "restore", "s1")
+    assert restore.returncode == 0, restore.stderr
+    assert "db-0: disks at snapshot s1 (root, data)" in restore.stdout, restore.stdout
+    assert show(sd, "holos-life-db@0.service", "MainPID") != db_pid
+    assert show(sd, "holos-life-db@0.service", "ActiveState") == "active"
+    assert {u: show(sd, u, "MainPID") for u in web} == before
 
 
 def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, project: Path) -> None:
