@@ -156,7 +156,20 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert not list(systemd.units.glob("holos-life*"))
     state = systemd.state / "var-lib-holos"
     assert (state / "volumes" / "life" / "data.qcow2").exists(), "named volume kept"
-    assert not (state / "instances" / "life").exists(), "instance disks removed"
+    # The disks go; each console log stays (renamed) until the next up: it is what
+    # explains a stop that had to force-quit a guest.
+    left = sorted(str(p.relative_to(state)) for p in (state / "instances").rglob("*"))
+    assert left == [
+        "instances/life",
+        "instances/life/db-0",
+        "instances/life/db-0/console-before-down.log",
+        "instances/life/web-0",
+        "instances/life/web-0/console-before-down.log",
+        "instances/life/web-1",
+        "instances/life/web-1/console-before-down.log",
+    ], left
+    kept = (state / "instances" / "life" / "web-0" / "console-before-down.log").read_text()
+    assert kept.count(READY_MARK) == 2, kept[-500:]
 
 
 def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, project: Path) -> None:

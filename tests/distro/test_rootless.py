@@ -251,7 +251,11 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
 
     holosc("down")
     assert not c.run(["pgrep", "-u", str(UID), "qemu-system"]).stdout.strip()
-    assert c.run(["test", "-e", str(state / "instances" / "life")]).returncode != 0
+    kept = c.run(["find", str(state / "instances" / "life"), "-type", "f"]).stdout.split()
+    assert sorted(kept) == [  # the console logs, until the next up
+        str(state / "instances" / "life" / i / "console-before-down.log")
+        for i in ("db-0", "web-0", "web-1")
+    ], kept
     assert c.run(["test", "-f", str(state / "volumes" / "life" / "data.qcow2")]).returncode == 0
 
     # install --enable with lingering: the project starts with the user manager.
