@@ -23,7 +23,7 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, install, recreate, run
+from holosc.host import diskspace, disktags, install, recreate, run
 from holosc.host.recreate import StaleDisk
 from holosc.host.systemd import Manager
 
@@ -556,7 +556,11 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
             f"{layout.instances(manager.state_dir, project)}/*/{kept[0].name}"
         )
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
-    if volumes:
+    if not volumes:
+        # The instances' snapshots went with their disks; their parts in the kept
+        # volumes go too.
+        disktags.remove_volume_tags(manager, project)
+    else:
         shutil.rmtree(layout.volumes(manager.state_dir, project), ignore_errors=True)
         shutil.rmtree(layout.project_keys(manager.state_dir, project), ignore_errors=True)
         say(f"{project}: removed named volumes and the project key")
