@@ -246,6 +246,20 @@ def _check_compose_operations(sd: PrivateSystemd, project: Path) -> None:
     journal = sd.run(["journalctl", "-u", "holos-life-db@0.service", "--no-pager"]).stdout
     assert "db-0: guest shut down after" in journal, journal
 
+    # run --rm: a one-off web-2 starts beside the others on its own disk, and leaves no
+    # disk, files or unit behind. The tiny guest has no sshd, so ssh fails (255) and the
+    # cleanup is what is checked here.
+    ran = holosc(sd, project, "run", "--rm", "--wait", "3", "web", "--", "true")
+    assert ran.returncode == 255, ran.stderr
+    assert "web-2: starting" in ran.stderr and "web-2: removed" in ran.stderr, ran.stderr
+    journal = sd.run(["journalctl", "-u", "holos-life-web@2.service", "--no-pager"]).stdout
+    assert "Started holos-life-web@2.service" in journal, journal
+    assert not (sd.state / "var-lib-holos" / "instances" / "life" / "web-2").exists()
+    assert not (sd.state / "etc-holos" / "life" / "web-2").exists()
+    assert show(sd, "holos-life-web@2.service", "ActiveState") == "inactive"
+    assert show(sd, "holos-life-web@0.service", "MainPID") == pids["web-0"]
+    assert "web-2" not in holosc(sd, project, "ps").stdout
+
     # wait blocks until the guest powers itself off (the ACPI button, behind systemd's
     # back), then prints QEMU's exit status.
     wait_ready(sd, "web-0")

@@ -99,6 +99,13 @@ COMMANDS = {
         "Block until the instances stop (their guests powered off); print each one's exit "
         "code (QEMU's) as it does.",
     ),
+    "run": Command(
+        "ops",
+        "run",
+        "Run a command in a one-off instance of a service, on its own disk and ports "
+        "(`holosc run --rm web -- uname -a`); its dependencies are started as `up` would.",
+        context_settings={"allow_interspersed_args": False},
+    ),
     "ps": Command(
         "status",
         "ps",

@@ -220,3 +220,72 @@ def _stats_table(rows: list[Any], human: Any) -> None:
         net = "-" if r.net_rx is None else f"{human(r.net_rx, False)} / {human(r.net_tx, False)}"
         block = f"{human(r.block_read, False)} / {human(r.block_written, False)}"
         print(f"{r.name:<16} {cpu:>7}  {mem:<21}  {pct:>6}  {net:<15}  {block}", flush=True)
+
+
+def run(
+    service: Annotated[
+        str, typer.Argument(help="Service to run a one-off of.", autocompletion=complete.services)
+    ],
+    command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
+    *,
+    rm: Annotated[
+        bool, typer.Option("--rm", help="Remove the one-off (unit state, disk, files) after.")
+    ] = False,
+    login: Annotated[str | None, typer.Option("--login", "-l", help="Login user.")] = None,
+    wait: Annotated[float, typer.Option("--wait", "-w", help="Seconds to wait for sshd.")] = 900,
+    file: common.FileOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """Run a command in a one-off instance of a service, on its own disk and ports
+    (`holosc run --rm web -- uname -a`); its dependencies are started as `up` would."""
+    from pathlib import PurePosixPath
+
+    from holosc.cli.guest import _wait_for_ssh
+    from holosc.core.lock import LOCK_FILE
+    from holosc.host import guestssh, oneoff, run
+
+    manager = options.manager(user, system)
+    names.check("service", service, "the command line")
+    if command and command[0] == "--":
+        command = command[1:]
+    loaded = common.load(file, with_key=True, state_root=manager.state_dir)
+    name = loaded.project.name
+    manager.require()
+    with project_lock(manager, name, "run", say):
+        installed = install.read_lock(manager, name)
+        if installed is None:
+            raise lifecycle.error(f"project '{name}' is not installed", "holosc up first")
+        index = oneoff.free_index(manager, loaded.project, service)
+        variant = oneoff.with_replicas(loaded.project, service, index + 1)
+        output = common.compile_loaded(dataclasses.replace(loaded, project=variant), installed)
+        inst = layout.instance_name(service, index)
+        files = {p: (f.data, f.mode) for p, f in output.files.items()}
+        one = oneoff.install_oneoff(
+            manager,
+            name,
+            inst,
+            oneoff.instance_files(files, name, inst),
+            output.files[PurePosixPath(LOCK_FILE)].data,
+        )
+    code = 1
+    try:
+        say(f"{inst}: starting (a one-off {service})")
+        lifecycle.start_units(manager, lifecycle.installed_units(manager, name), [one.unit], say)
+        address = guestssh.target(one.info, login)
+        say(f"{inst}: waiting for its sshd (127.0.0.1:{address[0]})")
+        if not _wait_for_ssh(address[0], wait):
+            say(f"holosc: warning: {inst}: no SSH banner after {wait:g} s; trying anyway")
+        extra = ("-o", "ServerAliveInterval=15")
+        code = run.interactive(
+            guestssh.ssh_argv(manager, name, inst, address, command or [], extra),
+            hint="install openssh-client",
+        )
+    finally:
+        if rm:
+            oneoff.remove(manager, one)
+            say(f"{inst}: removed")
+        else:
+            manager.ctl("stop", "--job-mode=ignore-dependencies", units=[one.unit], check=False)
+            say(f"{inst}: stopped; its disk stays until holosc down (--rm removes it at once)")
+    raise typer.Exit(code)
