@@ -276,7 +276,7 @@ def run(
         say(f"{inst}: waiting for its sshd (127.0.0.1:{address[0]})")
         if not _wait_for_ssh(address[0], wait):
             say(f"holosc: warning: {inst}: no SSH banner after {wait:g} s; trying anyway")
-        extra = ("-o", "ServerAliveInterval=15")
+        extra = ("-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=15")  # the banner too
         code = run.interactive(
             guestssh.ssh_argv(manager, name, inst, address, command or [], extra),
             hint="install openssh-client",
