@@ -388,7 +388,6 @@ def _check_access(stack: Stack) -> None:
     ssh-config's output runs a command; stats reports a guest's memory within 10 % of its
     unit's cgroup; top lists the guest's processes."""
     from tests.runtime.test_guest_access import odd_tree, tree
-    from tests.test_lifecycle import cgroup_memory
 
     began = time.monotonic()
     work = stack.project.parent / "cp"
@@ -406,7 +405,7 @@ def _check_access(stack: Stack) -> None:
 
     rows = json.loads(stack.must("stats", "--no-stream", "--json", "--interval", "1").stdout)
     db = next(r for r in rows if r["name"] == "db-0")
-    cgroup = cgroup_memory(stack.sd, "holos-shop-db@0.service")
+    cgroup = stack.sd.cgroup_memory("holos-shop-db@0.service")
     assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
     assert db["mem_limit"] == 512 << 20 and db["block_read"] > 0, db
     assert sorted(r["name"] for r in rows) == ["api-0", "db-0", "web-0", "web-1"], rows
