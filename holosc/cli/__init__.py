@@ -106,6 +106,19 @@ COMMANDS = {
         "(`holosc run --rm web -- uname -a`); its dependencies are started as `up` would.",
         context_settings={"allow_interspersed_args": False},
     ),
+    "pause": Command(
+        "pause",
+        "pause",
+        "Pause the guests' CPUs (QMP stop): memory and disks stay, systemd still sees them "
+        "running, their health gates hold.",
+    ),
+    "unpause": Command("pause", "unpause", "Let paused guests run on (QMP cont)."),
+    "snapshot": Command(
+        "snapshot",
+        "app",
+        "Snapshots of instances' disks (running ones live): save, restore, list, rm.",
+        group=True,
+    ),
     "ps": Command(
         "status",
         "ps",

@@ -15,6 +15,7 @@ from holosc.cli import common, complete, options, streams
 from holosc.cli.lifecycle import say
 from holosc.core import layout, names
 from holosc.host import install, lifecycle, operations
+from holosc.host import targets as targets_
 from holosc.host.project_lock import project_lock
 
 TargetsArgument = Annotated[
@@ -42,7 +43,7 @@ def restart(
     manager.require()
     with project_lock(manager, name, "restart", say):
         units = lifecycle.installed_units(manager, name)
-        operations.restart(manager, units, operations.chosen(units, targets or []), say)
+        operations.restart(manager, units, targets_.instances(units, targets or []), say)
 
 
 def kill(
@@ -67,7 +68,7 @@ def kill(
     manager.require()
     with project_lock(manager, name, "kill", say):
         units = lifecycle.installed_units(manager, name)
-        operations.kill(manager, units, operations.chosen(units, targets or []), sig, say)
+        operations.kill(manager, units, targets_.instances(units, targets or []), sig, say)
 
 
 def wait(
@@ -87,7 +88,7 @@ def wait(
     name = options.project_name(project, file)
     manager.require()
     units = lifecycle.installed_units(manager, name)
-    chosen = operations.chosen(units, targets or [])
+    chosen = targets_.instances(units, targets or [])
     common.note(f"waiting for {' '.join(chosen)} to stop")
 
     def report(exited: operations.Exited) -> bool:
@@ -193,7 +194,7 @@ def stats(
     name = options.project_name(project, file)
     manager.require()
     units = lifecycle.installed_units(manager, name)
-    chosen = operations.chosen(units, targets or [])
+    chosen = targets_.instances(units, targets or [])
     before = sampling.sample(manager, units, chosen)
     while True:
         time.sleep(interval)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from holosc.core import layout, names
+from holosc.core import layout
 from holosc.core.lock import LockedInstance
 from holosc.errors import RuntimeCommandError
 from holosc.host import install, lifecycle
@@ -22,28 +22,6 @@ from holosc.host.systemd import Manager
 
 ACTIVE = ("active", "activating", "reloading", "deactivating")
 SSH_GUEST_PORT = 22
-
-
-def chosen(units: Units, targets: Sequence[str]) -> list[str]:
-    """The instances of `targets` (services or instances; none: all), dependency order.
-
-    :raises RuntimeCommandError: naming every target the project does not have.
-    """
-    for target in targets:
-        names.check("service or instance", target, "the command line")
-    services = {layout.split_instance(i)[0] for i in units.instances}
-    unknown = [t for t in targets if t not in services and t not in units.instances]
-    if unknown:
-        raise lifecycle.error(
-            f"no such service or instance in project '{units.project}': {', '.join(unknown)}",
-            f"services: {', '.join(sorted(services)) or 'none installed'}",
-        )
-    wanted = set(targets)
-    return [
-        i
-        for i in units.instances
-        if not wanted or i in wanted or layout.split_instance(i)[0] in wanted
-    ]
 
 
 def gates_of(units: Units, instances: Sequence[str]) -> list[str]:
