@@ -414,6 +414,8 @@ def _check_access(stack: Stack) -> None:
     top = stack.must("top", "web-0").stdout
     assert top.startswith("web-0\nUID ") and "http.server 80" in top, top
     metric("access_checks_s", time.monotonic() - began)
+
+
 MiB = 1 << 20
 TOUCHED_MIB = 256  # of memory_mb 512
 HOLD = "python3 -c 'b = bytearray(b\"\\x01\") * ({} << 20); print(len(b) >> 20)'"
