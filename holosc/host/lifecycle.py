@@ -6,6 +6,7 @@ directories (installed.json, holos.lock.json) and what runs is asked of systemd.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -15,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from holos_runtime import consolelog
 
 from holosc.core import layout, names
 from holosc.core.compiler import Output
@@ -148,6 +151,7 @@ def up(
     The `recreate` disks are removed first (their instances stopped if running), so that
     their instances start on the image as it is now."""
     manager.require()
+    drop_kept_console_logs(manager.state_dir, project)
     for other in installed_elsewhere(manager, project, project_dir):
         say(
             f"holosc: warning: project '{other}' was installed from this directory too "
@@ -179,24 +183,23 @@ def up(
         # New networks: the switch binds their sockets at start. Its restart takes a
         # second, and the VMs keep running (docs/units.md, "Networks").
         manager.ctl("try-restart", units=[switch], check=False)
-    for inst in units.instances:  # dependency order
-        unit = units.unit(inst)
-        if unit in running:
-            say(f"{inst}: changed, restarting")
-            # A new version starts a new life: earlier crashes do not count towards the
-            # start limit (which counts restarts by `up` too).
-            manager.ctl("reset-failed", units=[unit], check=False)
-            # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
-    for gate in units.gates:
-        service = layout.gate_service(project, gate)
-        if any(
-            units.unit(i) in running
-            for i in units.instances
-            if layout.split_instance(i)[0] == service
-        ):
-            say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
+    restart = [units.unit(i) for i in units.instances if units.unit(i) in running]
+    for unit in restart:
+        say(f"{units.label(unit)}: changed, restarting")
+    if restart:
+        # A new version starts a new life: earlier crashes do not count towards the
+        # start limit (which counts restarts by `up` too).
+        manager.ctl("reset-failed", units=restart, check=False)
+        restart_together(manager, restart)
+    gates = [
+        gate
+        for gate in units.gates
+        if any(u in running for u in units.of_service(layout.gate_service(project, gate))[0])
+    ]
+    for gate in gates:
+        say(f"{layout.gate_service(project, gate)}: re-checking health")
+    if gates:
+        restart_together(manager, gates, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
     if changes.peers_changed:
@@ -207,13 +210,25 @@ def up(
         peers.update(manager, project, kept, changes.peers_changed, say)
 
 
+def restart_together(manager: Manager, names: list[str], *, check: bool = True) -> None:
+    """Restart exactly these units in one transaction: systemd runs the restarts at once,
+    each waiting only for what it is ordered after among them (a dependency's new life
+    before its dependents'), so N changed replicas take one grace period, not N. Nothing
+    else is pulled in or restarted: dependents of a restarted VM keep running (compose
+    semantics)."""
+    manager.ctl("restart", "--job-mode=ignore-requirements", units=names, check=check)
+
+
 def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
     """Stop each instance (only it: its dependents keep running), remove its root disk;
     the start that follows creates a new one on the image's current digest."""
     for disk in stale:
-        unit = units.unit(disk.instance)
         say(f"{disk.instance}: recreating its disk: {disk.reason}")
-        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+    if stale:  # one stop for all: they shut down at once, within one grace period
+        manager.ctl(
+            "stop", "--job-mode=ignore-dependencies", units=[units.unit(d.instance) for d in stale]
+        )
+    for disk in stale:
         recreate.remove(disk)
 
 
@@ -434,8 +449,11 @@ _STOP_OUTCOMES = (
 )
 
 
-def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> None:
-    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log."""
+def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> list[str]:
+    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log, and
+    the last lines of its console (a guest still booting ignores the ACPI button: its
+    console says how far it got). Returns the instances that were forced."""
+    forced = []
     for unit in names:
         if "@" not in unit:
             continue
@@ -445,7 +463,63 @@ def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say
             key=lambda found: found[0],
         )
         if last[0] >= 0 and last[1]:
-            say(f"{layout.unit_label(project, unit)}: {last[1]}")
+            inst = layout.unit_label(project, unit)
+            say(f"{inst}: {last[1]}")
+            forced.append(inst)
+            _say_console_tail(layout.console_log(manager.state_dir, project, inst), inst, say)
+    return forced
+
+
+CONSOLE_LINES = 8
+
+
+def _say_console_tail(log: Path, inst: str, say: Say) -> None:
+    try:
+        text = consolelog.tail(log, CONSOLE_LINES * 4).decode(errors="replace")
+    except OSError:
+        return
+    lines = [line.rstrip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    if lines:
+        say(f"{inst}: the console's last lines ({log}):")
+        for line in lines[-CONSOLE_LINES:]:
+            say(f"  | {line[:200]}")  # a guest's text: say() shows it terminal-safe
+
+
+def keep_console_logs(state: Path, project: str) -> list[Path]:
+    """What `down` leaves of the project's instances: each console log, renamed, until
+    the next `up` (the rest of the instance directories goes)."""
+    kept = []
+    root = layout.instances(state, project)
+    for inst_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if not inst_dir.is_dir() or inst_dir.is_symlink():
+            continue
+        inst = inst_dir.name
+        log = layout.console_log(state, project, inst)
+        keep = layout.kept_console_log(state, project, inst)
+        for entry in inst_dir.iterdir():
+            if entry == log and entry.is_file() and entry.stat().st_size:
+                os.replace(entry, keep)
+                kept.append(keep)
+            elif entry != keep:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            inst_dir.rmdir()  # nothing kept
+    with contextlib.suppress(OSError):
+        root.rmdir()
+    return kept
+
+
+def drop_kept_console_logs(state: Path, project: str) -> None:
+    """At `up`: the logs an earlier `down` kept have had their time."""
+    root = layout.instances(state, project)
+    for inst_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if inst_dir.is_dir() and not inst_dir.is_symlink():
+            layout.kept_console_log(state, project, inst_dir.name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                inst_dir.rmdir()  # an instance that has not started since
 
 
 def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
@@ -477,7 +551,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
-    report_forced(manager, project, running, say)
+    forced = report_forced(manager, project, running, say)
     say(
         f"{project}: stopped {len(units.instances)} instance(s) in "
         f"{time.monotonic() - started:.1f} s"
@@ -486,7 +560,12 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     manager.ctl("reset-failed", units=units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
-    shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)
+    kept = keep_console_logs(manager.state_dir, project)
+    if forced and kept:
+        say(
+            f"{project}: console logs kept until the next up: "
+            f"{layout.instances(manager.state_dir, project)}/*/{kept[0].name}"
+        )
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
     if not volumes:
         # The instances' snapshots went with their disks; their parts in the kept
