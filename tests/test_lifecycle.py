@@ -227,7 +227,7 @@ def test_failing_healthcheck_fails_up_and_holds_dependents(
         .replace(
             '    volumes: ["data:/data"]\n',
             '    volumes: ["data:/data"]\n    healthcheck:\n      test: ["true"]\n'
-            "      interval: 1s\n      timeout: 2s\n      retries: 2\n",
+            "      interval: 1s\n      timeout: 2s\n      retries: 4\n",
         )
     )
     (project / "holos.yaml").write_text(text)
@@ -235,7 +235,7 @@ def test_failing_healthcheck_fails_up_and_holds_dependents(
     assert code == 1, shown
     assert "db-healthy: UNHEALTHY" in shown
     assert "db-healthy failed first (exit-code): its journal from this start:" in shown, shown
-    assert "unhealthy after 2 consecutive failures" in shown, shown  # holos-health's words
+    assert "unhealthy after 4 consecutive failures" in shown, shown  # holos-health's words
     assert show(systemd, "holos-life-web@0.service", "ActiveState") != "active"
     # Signs of life while it waited: one line per unit, drawn again in place (the cursor
     # goes up to the block and clears it), with the seconds and each health attempt.

@@ -18,7 +18,7 @@ from holosc.core import layout
 from holosc.host import journal
 from holosc.host.systemd import Manager
 
-JOURNAL_EVERY = 2.0  # seconds between reads of a waiting gate's journal
+JOURNAL_EVERY = 1.0  # seconds between reads of a waiting gate's journal
 _ATTEMPT = re.compile(r": attempt (\d+) at [\d.]+ s: (.*)")
 
 
