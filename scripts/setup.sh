@@ -14,9 +14,10 @@ packages=(python3 python3-venv python3-pip qemu-system-x86 qemu-utils openssh-cl
 if [ "${1:-}" = --test ]; then
   # For the tests: shellcheck, cloud-init (schema checks), genisoimage (isoinfo), sshd,
   # busybox and mmdebstrap (test guests and roots), dpkg-dev (apt-get download of a
-  # kernel), systemd-container (systemd-nspawn boots the Debian 12 and 13 test roots).
+  # kernel), systemd-container (systemd-nspawn boots the Debian 12 and 13 test roots),
+  # iputils-ping (the e2e test pings a guest on the LAN bridge from the host side).
   packages+=(shellcheck cloud-init genisoimage openssh-server busybox-static mmdebstrap
-             dpkg-dev systemd util-linux e2fsprogs systemd-container)
+             dpkg-dev systemd util-linux e2fsprogs systemd-container iputils-ping)
 fi
 export DEBIAN_FRONTEND=noninteractive
 [ -d .venv ] || mkdir .venv

@@ -22,8 +22,10 @@ from holosc.errors import ExitCode, RuntimeCommandError
 from tests.conftest import EXAMPLES, REPO, run_holosc
 
 
-def holosc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run_holosc(*args, cwd=cwd)
+def holosc(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_holosc(*args, cwd=cwd, env=env)
 
 
 @pytest.fixture
@@ -200,7 +202,6 @@ def test_no_command_binds_an_option_string_twice() -> None:
 # holosc follows it.
 CONVENTIONS = {
     ("holosc logs", "-f"): "follow",
-    ("holosc exec", "--user"): "login",
     ("holosc export kubevirt", "-n"): "namespace",
 }
 
@@ -378,3 +379,26 @@ def test_console_logs_cannot_drive_the_terminal() -> None:
     carriage return that hides text and a C1 CSI all show as text; tab and LF stay."""
     hostile = "boot ok\r\n\x1b]0;owned\x07\x1b[2J\rhidden\x9b1m\tend\n"
     assert terminal_safe(hostile) == ("boot ok\n\\x1b]0;owned\\x07\\x1b[2J\\rhidden\\x9b1m\tend\n")
+
+
+def test_exec_user_is_the_scope_and_login_is_login(tmp_path: Path) -> None:
+    """`exec --user web-0 -- cat f` once read web-0 as the login user ("invalid instance
+    name 'cat'"); --user is the scope here as everywhere, and compose's -u says what to
+    use instead. No manager is asked (HOLOSC_SYSTEMCTL=false): the project is unknown."""
+    env = {"HOLOSC_SYSTEMCTL": "false", "HOLOSC_UNIT_DIR": str(tmp_path),
+           "HOLOSC_CONFIG_DIR": str(tmp_path), "HOLOSC_STATE_DIR": str(tmp_path),
+           "HOLOSC_RUNTIME_DIR": str(tmp_path)}  # fmt: skip
+    scoped = holosc("exec", "-p", "demo", "--user", "web-0", "--", "cat", "f", env=env)
+    assert "invalid instance name" not in scoped.stderr, scoped.stderr
+    assert "project 'demo' is not installed" in scoped.stderr, scoped.stderr
+    dash_u = holosc("exec", "-p", "demo", "-u", "debian", "web-0", env=env)
+    assert dash_u.returncode == 2
+    assert "use --login debian (or -l) for the login user" in " ".join(dash_u.stderr.split())
+    assert "-l, --login" in holosc("exec", "--help").stdout
+
+
+def test_commands_by_name_say_so_outside_the_project(tmp_path: Path) -> None:
+    result = holosc("logs", "db", cwd=tmp_path)
+    assert result.returncode == 3
+    assert f"no holos.yaml or holos.yml in {tmp_path}" in result.stderr
+    assert "name the project with -p PROJECT" in result.stderr, result.stderr

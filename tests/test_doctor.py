@@ -262,3 +262,24 @@ def test_kvm_tells_a_user_what_they_lack(tmp_path: Path) -> None:
     assert D._foreign_group(device) == "54321"
     os.chown(device, -1, os.getegid())
     assert D._foreign_group(device) is None
+
+
+def test_kvm_hint_fits_the_cpu() -> None:
+    """A CPU without vmx/svm gets no module to load (no module helps it); one with vmx
+    but no /dev/kvm is told which module."""
+    bare = D.check_kvm(D.KvmFacts(False, "No such file or directory", None, False, False))
+    assert "modprobe" not in (bare.hint or "") and "kvm_intel" not in (bare.hint or "")
+    assert (bare.hint or "").startswith("enable VT-x/AMD-V in the firmware")
+    intel = D.check_kvm(D.KvmFacts(False, "No such file or directory", "vmx", False, False))
+    assert (intel.hint or "").startswith("modprobe kvm_intel")
+    amd = D.check_kvm(D.KvmFacts(False, "No such file or directory", "svm", False, False))
+    assert (amd.hint or "").startswith("modprobe kvm_amd")
+
+
+def test_linger_says_whether_projects_outlive_the_login(tmp_path: Path) -> None:
+    off = D.check_linger("alice", tmp_path)
+    assert off.status is D.Status.WARN and off.detail.startswith("off for alice:")
+    assert off.hint == "an administrator runs once: sudo loginctl enable-linger alice"
+    (tmp_path / "alice").touch()  # what `loginctl enable-linger alice` creates
+    on = D.check_linger("alice", tmp_path)
+    assert on.status is D.Status.OK and on.detail.startswith("on for alice:")

@@ -185,6 +185,8 @@ def expected_user_data(project: Project, inst: P.Instance) -> dict[str, Any]:
     doc["packages"] = packages + ["qemu-guest-agent"] * ("qemu-guest-agent" not in packages)
     boot = [c for c in doc.get("bootcmd", []) if c != secrets.guest_command(service)]
     boot = [c for c in boot if c != hosts.boot_command(service)]  # peers through cluster DNS
+    if service.extra_hosts:  # ... but the service's own lines stay, with no peer list
+        boot.insert(0, hosts.boot_command(service, lists=0))
     doc.pop("bootcmd", None)
     if boot:
         doc["bootcmd"] = boot

@@ -228,7 +228,7 @@ def test_full_filesystems_are_clear_errors(systemd: PrivateSystemd, project: Pat
     """Small tmpfs mounted over the state and configuration directories inside the private
     systemd's mount namespace (never the host's)."""
     state = "/var/lib/holos"
-    systemd.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", "/etc/holos"])
+    systemd.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", "/etc/holos"])
     systemd.run(["dd", "if=/dev/zero", "of=/etc/holos/fill", "bs=4k"], check=False)
     result = holosc(systemd, project, "install")
     assert result.returncode == 5, result.stderr
@@ -237,7 +237,7 @@ def test_full_filesystems_are_clear_errors(systemd: PrivateSystemd, project: Pat
     assert "Traceback" not in result.stderr
     systemd.run(["umount", "/etc/holos"])
 
-    systemd.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", state])
+    systemd.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", state])
     systemd.run(["dd", "if=/dev/zero", f"of={state}/fill", "bs=64k"], check=False)
     # No HOLOSC_SSH_KEY: up generates the project key in the (full) state directory.
     result = systemd.holosc("up", cwd=project)

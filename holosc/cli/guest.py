@@ -81,15 +81,29 @@ def exec_(
     ],
     command: Annotated[list[str] | None, typer.Argument(help="Command (default: a shell).")] = None,
     *,
-    login: Annotated[str | None, typer.Option("--user", "-u", help="Login user.")] = None,
+    login: Annotated[
+        str | None,
+        typer.Option("--login", "-l", help="Login user in the guest (default: the image's)."),
+    ] = None,
+    login_u: Annotated[
+        str | None, typer.Option("-u", hidden=True, help="Refused: says to use --login.")
+    ] = None,
     wait: Annotated[float, typer.Option("--wait", "-w", help="Seconds to wait for sshd.")] = 60,
     file: common.FileOption = None,
     project: options.ProjectOption = None,
+    user: options.UserOption = False,
     system: options.SystemOption = False,
-    user_scope: Annotated[bool, typer.Option("--user-scope", help="User manager.")] = False,
 ) -> None:
-    """SSH into an instance with the project key (`holosc exec web-0 -- hostname`)."""
-    manager = options.manager(user_scope, system)
+    """SSH into an instance with the project key (`holosc exec web-0 -- hostname`;
+    `--login NAME` logs in as NAME, `--user` is the user manager as in every command)."""
+    if login_u is not None:
+        # compose's `exec -u` is the login user; here --user is the scope everywhere.
+        raise typer.BadParameter(
+            f"use --login {login_u} (or -l) for the login user; --user selects your own "
+            "systemd manager, as in every holosc command",
+            param_hint="-u",
+        )
+    manager = options.manager(user, system)
     name = options.project_name(project, file)
     info = _instance(manager, name, instance)
     _require_running(manager, name, instance)

@@ -31,4 +31,24 @@ def project_name(project: str | None, file: Path | None) -> str:
     """The project named on the command line, or the one holos.yaml describes."""
     if project is not None:
         return names.check("project", project, "--project")
+    if file is None:
+        _require_compose_file()
     return names.check("project", common.load(file).project.name)
+
+
+def _require_compose_file() -> None:
+    """Outside the project directory, these commands work by name: say so.
+
+    :raises LoadError: when there is no holos.yaml here.
+    """
+    from holosc.errors import Diagnostic, LoadError
+    from holosc.load.parse import find_compose_file
+
+    try:
+        find_compose_file(Path.cwd())
+    except LoadError as exc:
+        message = exc.diagnostics[0].message
+        hint = "name the project with -p PROJECT, pass -f FILE, or run from its directory"
+        raise LoadError(
+            exc.message, [Diagnostic(message, file=exc.diagnostics[0].file, hint=hint)]
+        ) from None

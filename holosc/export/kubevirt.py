@@ -28,7 +28,7 @@ from holosc.core import images, layout
 from holosc.core import plan as P
 from holosc.core.compiler import File, Output
 from holosc.core.document import Document, JsonPath, format_path
-from holosc.core.model import Mount, Project, Restart, Service
+from holosc.core.model import HOST_GATEWAY, Mount, Project, Restart, Service
 from holosc.core.render.escape import shell_word, yaml_comment, yaml_document
 from holosc.errors import Diagnostic, HolosError
 from holosc.export import userdata
@@ -362,9 +362,31 @@ class _Exporter:
             if service.ports:
                 out.append(self.ports_policy(service))
             networks = [self.project.network(n) for n in service.network_names]
-            if networks and all(n.internal for n in networks):
+            if not networks:
+                out.append(self.isolated_policy(service))
+            elif all(n.internal for n in networks):
                 out.append(self.internal_policy(service))
         return out
+
+    def isolated_policy(self, service: Service) -> Manifest:
+        """A service on no network (`networks: []`) admits nothing but its published
+        ports: no network policy selects its pods, and an unselected pod admits all."""
+        body = {
+            "apiVersion": NETWORK_API,
+            "kind": "NetworkPolicy",
+            "metadata": self.metadata(f"{service.name}-isolated", service.name, "network"),
+            "spec": {
+                "podSelector": {"matchLabels": self.selector(service)},
+                "policyTypes": ["Ingress"],  # and no ingress rule: nothing is admitted
+            },
+        }
+        return Manifest(
+            body,
+            (
+                f"holos service {service.name} is on no network: it admits nothing"
+                + (f" but its published ports ({service.name}-ports)" if service.ports else ""),
+            ),
+        )
 
     def ports_policy(self, service: Service) -> Manifest:
         body = {
@@ -530,12 +552,16 @@ class _Exporter:
                         f"alias {alias} is not exported: a Service name is a DNS label",
                     )
         for i, (name, address) in enumerate(service.extra_hosts):
-            self.diag(
-                (*at, "extra_hosts", i),
-                f"extra_hosts {name}:{address} is not exported"
-                + (": a cluster has no host gateway" if address == "host-gateway" else ""),
-                "add the line with cloud_init.write_files or bootcmd",
-            )
+            if address == HOST_GATEWAY:
+                self.diag(
+                    (*at, "extra_hosts", i),
+                    f"extra_hosts {name}:host-gateway cannot be exported: a cluster has no "
+                    "host gateway (the VM runs on any node, and a KubeVirt VM takes no "
+                    "hostAliases: the pod's /etc/hosts is not the guest's)",
+                    f"give {name} the address of what it should reach ({name}:IP, written "
+                    "to the guest's /etc/hosts), or a Service of the cluster and its name",
+                    warning=False,
+                )
 
     def root_disk(
         self, service: Service, at: JsonPath, comments: list[str], extra: list[Manifest]

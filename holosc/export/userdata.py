@@ -4,8 +4,9 @@ where a cluster must differ (docs/kubevirt.md, "cloud-init on the cluster").
 The compiler's renderer (holosc.core.render.cloudinit) writes it; this module chooses its
 inputs and applies the documented differences, each in one place:
 
-1. no /etc/hosts: names resolve through cluster DNS (`manage_etc_hosts: localhost` keeps
-   the guest's own name resolvable);
+1. no peer lists in /etc/hosts: names resolve through cluster DNS; the boot command
+   writes only the service's `extra_hosts` (none: no boot command), and
+   `manage_etc_hosts: localhost` keeps the guest's own name resolvable;
 2. no `hostname`: one template serves every replica of a pool, so the name comes from the
    meta-data KubeVirt generates (the VMI's hostname, `<svc>-<i>`);
 3. no bind-mount lines: bind mounts are not exported;
@@ -26,6 +27,7 @@ from typing import Any
 
 from holosc.core import plan as P
 from holosc.core.model import OsFamily, Project, Service
+from holosc.core.render import hosts
 from holosc.core.render.cloudinit import user_data_doc
 from holosc.core.render.escape import shell_word, yaml_document
 
@@ -61,6 +63,9 @@ def user_data(project: Project, service: Service) -> str:
     plan = P.build_plan(cluster)
     inst = plan.of(cluster.service(service.name))[0]
     doc: dict[str, Any] = user_data_doc(plan, inst, etc_hosts=False, first_boot_build=True)
+    if service.extra_hosts:  # host-gateway among them is an export error (kubevirt.py)
+        boot = [hosts.boot_command(service, 0), *doc.get("bootcmd", [])]
+        doc = _put_after(doc, "write_files" if "write_files" in doc else "user", {"bootcmd": boot})
     del doc["hostname"]
     doc["manage_etc_hosts"] = "localhost"
     packages = list(doc.get("packages", []))

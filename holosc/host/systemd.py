@@ -28,6 +28,7 @@ pointed at another manager without code changes, the way `systemctl --root`/`-M`
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import os
 import shlex
@@ -51,6 +52,8 @@ PROBE_TEXT = (
     "RefuseManualStart=yes\n\n"
     '[Service]\nType=oneshot\nEnvironment="S=%S" "E=%E" "T=%t"\nExecStart=/bin/true\n'
 )
+# systemd.unit(5): the system manager's %S, %E and %t, whatever its version.
+SYSTEM_ROOTS = {"state": Path("/var/lib"), "config": Path("/etc"), "runtime": Path("/run")}
 OVERRIDES = {
     "state": "HOLOSC_STATE_DIR",
     "config": "HOLOSC_CONFIG_DIR",
@@ -129,6 +132,9 @@ class Manager:
             if not probe.is_file() or probe.read_text("utf-8") != PROBE_TEXT:
                 write_atomic(probe, PROBE_TEXT.encode())
         except OSError as exc:
+            if self._fixed_system_roots() and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                # Not root: reading (ps, logs) needs no probe; writing fails where it writes.
+                return dict(SYSTEM_ROOTS)
             raise self._cannot_ask(f"cannot write {probe}: {exc.strerror}") from exc
         props = self._read_probe()
         if props.get("NeedDaemonReload") == "yes":  # an older probe text is loaded
@@ -145,6 +151,10 @@ class Manager:
             }
         except KeyError as exc:
             raise self._cannot_ask(f"{PROBE_UNIT} has Environment={values}") from exc
+
+    def _fixed_system_roots(self) -> bool:
+        """The host's own system manager, whose %S, %E and %t systemd.unit(5) fixes."""
+        return self.scope == "system" and not self.env.get("HOLOSC_SYSTEMCTL")
 
     def _read_probe(self) -> dict[str, str]:
         out = self._ask(

@@ -15,6 +15,7 @@ import enum
 import errno
 import grp
 import os
+import pwd
 import re
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ from holosc.host import run, systemd
 
 PROBE_TIMEOUT = 5.0
 # systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
+# logind's flag files: one per user whose manager runs without a login session.
+LINGER_DIR = Path("/var/lib/systemd/linger")
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELPERS = (
     "holos-qmp-stop",
@@ -120,9 +123,17 @@ def check_kvm(facts: KvmFacts) -> Check:
         return Check("kvm", Status.OK, f"/dev/kvm usable, CPU has {facts.cpu_flag}")
     reasons = []
     hints = []
+    if facts.cpu_flag is None:
+        # No module helps a CPU without VT-x/AMD-V: the firmware or the hypervisor must.
+        hints.append(
+            "enable VT-x/AMD-V in the firmware, or nested virtualisation in the hypervisor "
+            "this host runs under"
+        )
     if not facts.device_exists:
         reasons.append("there is no /dev/kvm")
-        hints.append("load kvm_intel/kvm_amd (in a container: pass /dev/kvm in)")
+        if facts.cpu_flag is not None:
+            module = "kvm_intel" if facts.cpu_flag == "vmx" else "kvm_amd"
+            hints.append(f"modprobe {module} (in a container: pass /dev/kvm in)")
     elif facts.device_group:
         reasons.append(f"you are not in the {facts.device_group} group, which owns /dev/kvm")
         hints.append(f"sudo usermod -aG {facts.device_group} $USER, then log in again")
@@ -136,10 +147,7 @@ def check_kvm(facts: KvmFacts) -> Check:
         "kvm",
         Status.WARN,
         "TCG will be used (slow): " + "; ".join(reasons),
-        "; ".join(
-            hints or ["enable VT-x/AMD-V (or nested virtualisation) and load kvm_intel/kvm_amd"]
-        )
-        + "; HOLOS_ACCEL=kvm|tcg overrides the choice",
+        "; ".join(hints) + ("; " if hints else "") + "HOLOS_ACCEL=kvm|tcg overrides the choice",
     )
 
 
@@ -238,6 +246,25 @@ def check_systemd(
     )
     return Check(
         name, Status.FAIL, f"manager not reachable (is-system-running: {state or '?'})", hint
+    )
+
+
+def check_linger(user: str | None = None, linger_dir: Path = LINGER_DIR) -> Check:
+    """A user manager runs only while its user is logged in, unless lingering is on."""
+    user = user or pwd.getpwuid(os.geteuid()).pw_name
+    if (linger_dir / user).exists():
+        return Check(
+            "linger",
+            Status.OK,
+            f"on for {user}: projects keep running after you log out and "
+            "`install --enable` starts them at boot",
+        )
+    return Check(
+        "linger",
+        Status.WARN,
+        f"off for {user}: your VMs stop when you log out, and `install --enable` "
+        "starts nothing at boot",
+        f"an administrator runs once: sudo loginctl enable-linger {user}",
     )
 
 
@@ -353,6 +380,7 @@ def run_checks(
         check_ovmf(env),
         check_virtiofsd(env),
         check_systemd(manager, env),
+        *([check_linger()] if manager.scope == "user" else []),
         *check_helpers(),
         *check_roots(manager),
         _check_state_dir(manager),

@@ -105,6 +105,6 @@ def test_exec_words_are_never_ssh_options(sshd: Any, tmp_path: Path) -> None:
     result = exec_(sshd, tmp_path, "web-0", "--", "-oProxyCommand=touch", str(marker))
     assert not marker.exists(), "ssh ran a ProxyCommand from exec's command on the host"
     assert result.returncode == 127, result.stderr  # the guest's shell: command not found
-    result = exec_(sshd, tmp_path, "--user", f"-oProxyCommand=touch {marker}", "web-0", "true")
+    result = exec_(sshd, tmp_path, "--login", f"-oProxyCommand=touch {marker}", "web-0", "true")
     assert not marker.exists()
     assert result.returncode == 5 and "is not a valid user name" in result.stderr
