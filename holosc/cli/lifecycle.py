@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,10 @@ from holosc.tools import pull
 
 def say(line: str) -> None:
     # Warnings and lock waits explain something the user must know: -q keeps them.
-    if line.startswith("holosc: warning:") or ": waiting for " in line:
+    # (Not "db-healthy: waiting for health": that is progress.)
+    if line.startswith("holosc: warning:") or re.search(
+        r": waiting for .* to finish \(lock ", line
+    ):
         print(line, file=sys.stderr, flush=True)
     else:
         common.note(line)
