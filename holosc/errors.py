@@ -60,6 +60,9 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
     source: str | None = None  # the text of `line`, for the caret display (not in __str__)
+    # A file the units read at start is missing: a warning for validate and build (the
+    # output may run on another host), an error for `up` on this one.
+    missing_file: bool = False
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file, self.line or 0, self.col or 0, self.path, self.message)

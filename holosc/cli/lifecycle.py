@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -61,7 +62,8 @@ def up(
     every health gate has passed. Re-running after an edit restarts only what changed."""
     manager = options.manager(user, system)
     loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
-    common.print_diagnostics(loaded.warnings)
+    common.print_diagnostics(w for w in loaded.warnings if not w.missing_file)
+    _require_files(loaded)
     name = loaded.project.name
     lifecycle.require_scope(loaded.project, manager)
     with project_lock(manager, name, "up", say):
@@ -92,6 +94,25 @@ def up(
                 shown.close()
                 lifecycle.report_interrupted(manager, name, say)
                 raise typer.Exit(130) from None
+
+
+def _require_files(loaded: common.Loaded) -> None:
+    """A file the units read at start (kernel, initrd, local image, ROM, bind source,
+    secret file) that is missing on this host stops `up` before it starts anything.
+
+    :raises ValidationError: every missing file, at its position.
+    """
+    from holosc.errors import ValidationError
+
+    missing = [
+        dataclasses.replace(
+            w, severity="error", missing_file=False, hint="create it, or correct the path"
+        )
+        for w in loaded.warnings
+        if w.missing_file
+    ]
+    if missing:
+        raise ValidationError(f"{len(missing)} file(s) the VMs need are missing", missing)
 
 
 def _disks_to_recreate(

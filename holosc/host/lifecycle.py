@@ -20,7 +20,7 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, install, journal, progress, recreate, run
+from holosc.host import diskspace, disktags, install, journal, progress, recreate, run
 from holosc.host.progress import Progress
 from holosc.host.recreate import StaleDisk
 from holosc.host.systemd import Manager
@@ -537,7 +537,11 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     manager.ctl("daemon-reload")
     shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
-    if volumes:
+    if not volumes:
+        # The instances' snapshots went with their disks; their parts in the kept
+        # volumes go too.
+        disktags.remove_volume_tags(manager, project)
+    else:
         shutil.rmtree(layout.volumes(manager.state_dir, project), ignore_errors=True)
         shutil.rmtree(layout.project_keys(manager.state_dir, project), ignore_errors=True)
         say(f"{project}: removed named volumes and the project key")

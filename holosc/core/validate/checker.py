@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -35,6 +36,11 @@ class Checker:
 
     def warn(self, path: JsonPath, message: str, hint: str | None = None) -> None:
         self.warnings.append(self.doc.diagnostic(path, message, hint=hint, severity="warning"))
+
+    def missing_file(self, path: JsonPath, message: str, hint: str) -> None:
+        """A file the units read at start is missing (validate/hostfiles.py)."""
+        found = self.doc.diagnostic(path, message, hint=hint, severity="warning")
+        self.warnings.append(dataclasses.replace(found, missing_file=True))
 
     def parse(self, path: JsonPath, parser: Any, value: Any, default: Any = None) -> Any:
         """`parser(value)`, recording its ValueError at `path`."""

@@ -22,7 +22,7 @@ from holosc.core.model import (
     Project,
     Volume,
 )
-from holosc.core.validate import cross, networks, schema, service
+from holosc.core.validate import cross, hostfiles, networks, schema, service
 from holosc.core.validate.checker import (
     NAME,
     Checker,
@@ -69,6 +69,7 @@ def build_project(
     ordered = cross.order(check, services)
     cross.check_cross_service(check, ordered, volumes, name)
     joined = networks.check_project(check, ordered, declared)
+    hostfiles.check_needed_files(check, ordered, raw_services, secrets, files)
     if check.errors:
         raise ValidationError(f"{len(check.errors)} error(s) in {doc.file}", check.errors)
     used = {u.source for s in ordered for u in s.secrets}

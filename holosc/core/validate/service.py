@@ -362,17 +362,7 @@ def _image(
             f"'{ref}' is a {image.format} image; image_format applies to local images",
             "remove image_format",
         )
-    if image.path is not None and not ref.startswith("$"):
-        kind = files.kind(check.doc.directory / image.path)
-        if kind == "dir":
-            check.error(where, f"image '{ref}' is a directory, not a disk image")
-        elif kind == "missing":
-            check.warn(
-                where,
-                f"image '{ref}' does not exist (yet)",
-                "the VM will fail to start until it does",
-            )
-    return image
+    return image  # whether its file exists: validate/hostfiles.py
 
 
 def _vm(check: Checker, at: JsonPath, raw: Any) -> Vm:
