@@ -216,6 +216,9 @@ def test_three_tier_stack(stack: Stack) -> None:
         "Read-only" in stack.holosc("exec", "web-0", "--", "sudo", "touch", "/srv/share/x").stderr
     )
     _check_environment_and_secrets(stack)
+    _check_access(stack)
+    _check_free_page_reporting(stack, "db-0")  # guest RAM anonymous memory
+    _check_free_page_reporting(stack, "web-0")  # in a shared memfd (a bind mount)
 
     # Per-instance boot times (boot-finished records the guest's uptime when cloud-init
     # finished), and the stack against their sum: systemd starts independent units in
@@ -380,6 +383,82 @@ def _check_networks(stack: Stack) -> None:
     isolation.wait_restarted(stack.sd, unit, pid)
     assert "1 received" in stack.exec("api-0", "ping -c1 -W10 db")
     metric("network_checks_s", time.monotonic() - began)
+
+
+def _check_access(stack: Stack) -> None:
+    """cp round-trips a directory with odd names through a guest; plain `ssh -F` with
+    ssh-config's output runs a command; stats reports a guest's memory within 10 % of its
+    unit's cgroup; top lists the guest's processes."""
+    from tests.runtime.test_guest_access import odd_tree, tree
+
+    began = time.monotonic()
+    work = stack.project.parent / "cp"
+    source = odd_tree(work / "-odd dir\nname")
+    stack.must("cp", "--", str(source), "web-0:/tmp")
+    assert stack.exec("web-0", "cat '/tmp/-odd dir\nname/with space'") == "1 with space\n"
+    back = work / "back"
+    stack.must("cp", f"web-0:/tmp/{source.name}", str(back))
+    assert tree(back) == tree(source)
+    config = work / "ssh_config"
+    config.write_text(stack.must("ssh-config").stdout)
+    ran = stack.sd.run(["ssh", "-F", str(config), "web-1.shop", "hostname"], check=False)
+    assert (ran.returncode, ran.stdout) == (0, "web-1\n"), ran.stderr
+    metric("cp_and_ssh_config_s", time.monotonic() - began)
+
+    rows = json.loads(stack.must("stats", "--no-stream", "--json", "--interval", "1").stdout)
+    db = next(r for r in rows if r["name"] == "db-0")
+    cgroup = stack.sd.cgroup_memory("holos-shop-db@0.service")
+    assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
+    assert db["mem_limit"] == 512 << 20 and db["block_read"] > 0, db
+    assert sorted(r["name"] for r in rows) == ["api-0", "db-0", "web-0", "web-1"], rows
+    top = stack.must("top", "web-0").stdout
+    assert top.startswith("web-0\nUID ") and "http.server 80" in top, top
+    metric("access_checks_s", time.monotonic() - began)
+
+
+MiB = 1 << 20
+TOUCHED_MIB = 256  # of memory_mb 512
+HOLD = "python3 -c 'b = bytearray(b\"\\x01\") * ({} << 20); print(len(b) >> 20)'"
+
+
+def _qemu_memory(stack: Stack, unit: str, pid: str) -> dict[str, int]:
+    """QEMU's VmRSS and VmHWM (peak RSS) in bytes, and the unit's MemoryCurrent when the
+    manager accounts memory (-1 otherwise)."""
+    status = stack.sd.run(["cat", f"/proc/{pid}/status"]).stdout
+    found = {k: int(v) * 1024 for k, v in re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M)}
+    current = stack.show(unit, "MemoryCurrent")
+    found["MemoryCurrent"] = int(current) if current.isdigit() else -1
+    return found
+
+
+def _check_free_page_reporting(stack: Stack, inst: str) -> None:
+    """Memory a guest touches and frees goes back to the host (virtio-balloon free page
+    reporting, on by default): QEMU's resident memory falls from the workload's peak by
+    at least half of what the workload touched, within a minute. Without reporting QEMU
+    keeps every page the guest ever touched, and this fails."""
+    unit = f"holos-shop-{inst.replace('-', '@')}.service"
+    pid = stack.show(unit, "MainPID")
+    stack.sd.run(["sh", "-c", f"echo 5 > /proc/{pid}/clear_refs"])  # VmHWM := VmRSS
+    before = _qemu_memory(stack, unit, pid)
+    assert stack.exec(inst, HOLD.format(TOUCHED_MIB)).strip() == str(TOUCHED_MIB)
+    peak = _qemu_memory(stack, unit, pid)
+    # The workload made the host supply memory: the check below cannot pass for nothing.
+    assert peak["VmHWM"] - before["VmRSS"] >= TOUCHED_MIB // 2 * MiB, (before, peak)
+    began = time.monotonic()
+    while True:
+        now = _qemu_memory(stack, unit, pid)
+        if peak["VmHWM"] - now["VmRSS"] >= TOUCHED_MIB // 2 * MiB:
+            break
+        assert time.monotonic() - began < 60, (
+            f"{inst}: QEMU kept the freed memory: {before=} {peak=} {now=}\n"
+            + stack.exec(inst, "lsmod | grep -i balloon; ls /sys/bus/virtio/drivers")
+        )
+        time.sleep(1)
+    for name, value in (("before", before), ("peak", peak), ("after", now)):
+        metric(f"fpr_{inst}_rss_{name}_mib", value["VmRSS" if name != "peak" else "VmHWM"] / MiB)
+        if value["MemoryCurrent"] >= 0:
+            metric(f"fpr_{inst}_memory_current_{name}_mib", value["MemoryCurrent"] / MiB)
+    metric(f"fpr_{inst}_given_back_s", time.monotonic() - began)
 
 
 def _check_environment_and_secrets(stack: Stack) -> None:
