@@ -353,7 +353,7 @@ def test_rename_port_exec_force_quit_and_ctrl_c(
         r"it\), is already in use by python[\d.]* \(pid \d+\)",
         up,
     ), up
-    assert "18080" not in up, up
+    assert "18080/tcp" not in up, up  # (QEMU's message quotes its whole -netdev)
     unlisten(systemd)
 
     up = holosc(systemd, project, "up")
