@@ -137,3 +137,30 @@ def test_trim_never_follows_a_symlink(tmp_path: Path) -> None:
     (tmp_path / "i" / "console.log").symlink_to(victim)
     code = consolelog.main(["trim", str(tmp_path)])
     assert code == 1 and victim.stat().st_size == consolelog.MAX_BYTES + 1
+
+
+def test_down_keeps_console_logs_until_the_next_up(tmp_path: Path) -> None:
+    """down keeps each instance's console log (what explains a force-quit), renamed, and
+    nothing else of the instance; the next up drops them. The booted flow is in
+    tests/test_lifecycle.py (down) and tests/test_lifecycle_faults.py (force-quit)."""
+    from holosc.core import layout
+    from holosc.host import lifecycle
+
+    state = tmp_path / "state"
+    for inst, text in (("web-0", "booting...\n"), ("web-1", "")):
+        d = layout.instance_state(state, "p", inst)
+        d.mkdir(parents=True)
+        (d / "console.log").write_text(text)
+        (d / "root.qcow2").write_bytes(b"disk")
+        (d / "keys").mkdir()
+    assert lifecycle.keep_console_logs(state, "p") == [layout.kept_console_log(state, "p", "web-0")]
+    left = sorted(str(p.relative_to(state)) for p in state.rglob("*"))
+    assert left == [
+        "instances",
+        "instances/p",
+        "instances/p/web-0",
+        "instances/p/web-0/console-before-down.log",
+    ]
+    assert layout.kept_console_log(state, "p", "web-0").read_text() == "booting...\n"
+    lifecycle.drop_kept_console_logs(state, "p")
+    assert list(layout.instances(state, "p").iterdir()) == []

@@ -212,7 +212,20 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert not list(systemd.units.glob("holos-life*"))
     state = systemd.state / "var-lib-holos"
     assert (state / "volumes" / "life" / "data.qcow2").exists(), "named volume kept"
-    assert not (state / "instances" / "life").exists(), "instance disks removed"
+    # The disks go; each console log stays (renamed) until the next up: it is what
+    # explains a stop that had to force-quit a guest.
+    left = sorted(str(p.relative_to(state)) for p in (state / "instances").rglob("*"))
+    assert left == [
+        "instances/life",
+        "instances/life/db-0",
+        "instances/life/db-0/console-before-down.log",
+        "instances/life/web-0",
+        "instances/life/web-0/console-before-down.log",
+        "instances/life/web-1",
+        "instances/life/web-1/console-before-down.log",
+    ], left
+    kept = (state / "instances" / "life" / "web-0" / "console-before-down.log").read_text()
+    assert kept.count(READY_MARK) == 2, kept[-500:]
     # The snapshots went with the instances, their parts in the kept volume too.
     assert "holos/" not in _qemu_img_snapshots(state / "volumes" / "life" / "data.qcow2")
 
@@ -300,6 +313,89 @@ def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, pro
     ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
     db = next(r for r in ps if r["instance"] == "db-0")
     assert db["pid"] == new and db["restarts"] == 1 and db["state"] == "active/running"
+    _check_compose_operations(systemd, project)
+
+
+def _check_stats(sd: PrivateSystemd, project: Path) -> None:
+    """stats --no-stream --json: the running instances only; memory is the unit's cgroup
+    (compared with the cgroup file read right after: within 10 %), the limit the guest's
+    RAM, disk bytes from QMP."""
+    began = time.monotonic()
+    result = holosc(sd, project, "stats", "--no-stream", "--json", "--interval", "1")
+    print(f"E2E_METRIC lifecycle_stats_s={time.monotonic() - began:.1f}")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert sorted(rows) == ["db-0", "web-0"], rows  # web-1 was killed
+    db = rows["db-0"]
+    cgroup = sd.cgroup_memory("holos-life-db@0.service")
+    assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
+    assert db["mem_limit"] == 128 << 20, db
+    assert db["cpu_percent"] is not None and db["cpu_percent"] >= 0, db
+    assert db["block_read"] is not None and db["block_written"] is not None, db  # from QMP
+    table = holosc(sd, project, "stats", "--no-stream", "--interval", "0.5", "web")
+    assert table.stdout.startswith("NAME ") and "\nweb-0 " in table.stdout, table.stdout
+    assert "db-0" not in table.stdout
+
+
+def _check_compose_operations(sd: PrivateSystemd, project: Path) -> None:
+    """kill, wait, restart, port and ls on the running project: each touches only the
+    instances named, never their dependents."""
+    wait_ready(sd, "db-0", boots=2)  # the kill -9 above rebooted it
+    pids = {i: show(sd, f"holos-life-{i.replace('-', '@')}.service", "MainPID") for i in
+            ("db-0", "web-0", "web-1")}  # fmt: skip
+    killed = holosc(sd, project, "kill", "web-1")
+    assert killed.returncode == 0 and "web-1: killed (SIGKILL)" in killed.stderr, killed.stderr
+    assert show(sd, "holos-life-web@1.service", "ActiveState") == "inactive"  # not restarted
+    waited = holosc(sd, project, "wait", "web-1")
+    assert (waited.returncode, waited.stdout) == (0, "web-1 9\n"), waited  # SIGKILL's status
+
+    listed = holosc(sd, project, "ls")
+    assert listed.stdout.split("\n")[1].split()[:3] == ["life", "exited(1),", "running(2)"]
+    table = json.loads(holosc(sd, project, "ls", "--format", "json").stdout)
+    assert table == [{"Name": "life", "Status": "exited(1), running(2)",
+                      "ConfigFiles": str(project)}]  # fmt: skip
+
+    ssh_port = json.loads((sd.state / "etc-holos" / "life" / "holos.lock.json").read_text())[
+        "instances"]["web-1"]["ssh_port"]  # fmt: skip
+    port = holosc(sd, project, "port", "--index", "2", "web", "22")
+    assert (port.returncode, port.stdout) == (0, f"127.0.0.1:{ssh_port}\n"), port
+    none = holosc(sd, project, "port", "web", "80")
+    assert none.returncode == 5 and "no host port is published for 80/tcp" in none.stderr
+
+    _check_stats(sd, project)
+
+    # restart db: a graceful stop and a start; web-0, which depends on it, keeps running.
+    restarted = holosc(sd, project, "restart", "db")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "restarted db-0" in restarted.stderr
+    assert show(sd, "holos-life-db@0.service", "MainPID") not in ("0", pids["db-0"])
+    assert show(sd, "holos-life-web@0.service", "MainPID") == pids["web-0"]
+    journal = sd.run(["journalctl", "-u", "holos-life-db@0.service", "--no-pager"]).stdout
+    assert "db-0: guest shut down after" in journal, journal
+
+    # run --rm: a one-off web-2 starts beside the others on its own disk, and leaves no
+    # disk, files or unit behind. The tiny guest has no sshd, so ssh fails (255) and the
+    # cleanup is what is checked here.
+    ran = holosc(sd, project, "run", "--rm", "--wait", "3", "web", "--", "true")
+    assert ran.returncode == 255, ran.stderr
+    assert "web-2: starting" in ran.stderr and "web-2: removed" in ran.stderr, ran.stderr
+    journal = sd.run(["journalctl", "-u", "holos-life-web@2.service", "--no-pager"]).stdout
+    assert "Started holos-life-web@2.service" in journal, journal
+    assert not (sd.state / "var-lib-holos" / "instances" / "life" / "web-2").exists()
+    assert not (sd.state / "etc-holos" / "life" / "web-2").exists()
+    assert show(sd, "holos-life-web@2.service", "ActiveState") == "inactive"
+    assert show(sd, "holos-life-web@0.service", "MainPID") == pids["web-0"]
+    assert "web-2" not in holosc(sd, project, "ps").stdout
+
+    # wait blocks until the guest powers itself off (the ACPI button, behind systemd's
+    # back), then prints QEMU's exit status.
+    wait_ready(sd, "web-0")
+    qmp = "/run/holos/life/web-0/qmp.sock"
+    sd.run(["sh", "-c", f"(sleep 2; holos-qmp-stop --qmp {qmp} --grace 20 --instance web-0)"
+            " >/dev/null 2>&1 &"])  # fmt: skip
+    waited = holosc(sd, project, "wait", "web")
+    assert (waited.returncode, waited.stdout) == (0, "web-1 9\nweb-0 0\n"), waited
+    assert "waiting for web-0 web-1 to stop" in waited.stderr
 
 
 def test_edit_restarts_only_changed_service(systemd: PrivateSystemd, project: Path) -> None:

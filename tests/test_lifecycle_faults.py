@@ -376,6 +376,10 @@ def test_rename_port_exec_force_quit_and_ctrl_c(
     stop = holosc(systemd, project, "stop", "stubborn")
     assert stop.returncode == 0, stop.stderr
     assert "stubborn-0: did not shut down in its grace period; force-quit" in stop.stderr
+    # What the guest was doing when the button went unanswered: its console's end.
+    console = stop.stderr.split("stubborn-0: the console's last lines (", 1)[1]
+    assert console.startswith("/var/lib/holos/instances/life2/stubborn-0/console.log):\n")
+    assert "\n  | " in console, stop.stderr  # booting or waiting: whatever it printed last
 
     # Ctrl-C while up stops a removed instance (8 s of grace against a guest that ignores
     # the button): up says what is left and how to go on.

@@ -59,6 +59,12 @@ def target_name(project: str) -> str:
     return f"holos-{project}.target"
 
 
+def helpers_drop_in_dir(project: str) -> str:
+    """The drop-in directory of every service of `project` (systemd.unit(5): a unit name
+    truncated after a dash), where the host's helper search path goes (host/helpers.py)."""
+    return f"holos-{project}-.service.d"
+
+
 def template_name(project: str, service: str) -> str:
     return f"holos-{project}-{service}@.service"
 
@@ -211,6 +217,11 @@ def known_hosts(state: Root, project: str, instance: str) -> Root:
 
 def console_log(state: Root, project: str, instance: str) -> Root:
     return instance_state(state, project, instance) / "console.log"
+
+
+def kept_console_log(state: Root, project: str, instance: str) -> Root:
+    """The console log `down` keeps until the next `up` (what explains a force-quit)."""
+    return instance_state(state, project, instance) / "console-before-down.log"
 
 
 def root_disk(state: Root, project: str, instance: str) -> Root:

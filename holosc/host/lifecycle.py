@@ -6,6 +6,7 @@ directories (installed.json, holos.lock.json) and what runs is asked of systemd.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -15,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from holos_runtime import consolelog
 
 from holosc.core import layout, names
 from holosc.core.compiler import Output
@@ -150,6 +153,7 @@ def up(
     The `recreate` disks are removed first (their instances stopped if running), so that
     their instances start on the image as it is now."""
     manager.require()
+    drop_kept_console_logs(manager.state_dir, project)
     for other in installed_elsewhere(manager, project, project_dir):
         say(
             f"holosc: warning: project '{other}' was installed from this directory too "
@@ -484,8 +488,11 @@ _STOP_OUTCOMES = (
 _PAUSED = re.compile(r"guest is (\S+), it cannot act on the power button")
 
 
-def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> None:
-    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log."""
+def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> list[str]:
+    """One line per VM whose last stop was not graceful, from holos-qmp-stop's log, and
+    the last lines of its console (a guest still booting ignores the ACPI button: its
+    console says how far it got). Returns the instances that were forced."""
+    forced = []
     for unit in names:
         if "@" not in unit:
             continue
@@ -500,7 +507,63 @@ def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say
             word = {"paused": "paused", "io-error": "paused on an I/O error"}.get(
                 state, f"paused ({state})"
             )
-            say(f"{layout.unit_label(project, unit)}: {outcome.format(paused=word)}")
+            inst = layout.unit_label(project, unit)
+            say(f"{inst}: {outcome.format(paused=word)}")
+            forced.append(inst)
+            _say_console_tail(layout.console_log(manager.state_dir, project, inst), inst, say)
+    return forced
+
+
+CONSOLE_LINES = 8
+
+
+def _say_console_tail(log: Path, inst: str, say: Say) -> None:
+    try:
+        text = consolelog.tail(log, CONSOLE_LINES * 4).decode(errors="replace")
+    except OSError:
+        return
+    lines = [line.rstrip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    if lines:
+        say(f"{inst}: the console's last lines ({log}):")
+        for line in lines[-CONSOLE_LINES:]:
+            say(f"  | {line[:200]}")  # a guest's text: say() shows it terminal-safe
+
+
+def keep_console_logs(state: Path, project: str) -> list[Path]:
+    """What `down` leaves of the project's instances: each console log, renamed, until
+    the next `up` (the rest of the instance directories goes)."""
+    kept = []
+    root = layout.instances(state, project)
+    for inst_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if not inst_dir.is_dir() or inst_dir.is_symlink():
+            continue
+        inst = inst_dir.name
+        log = layout.console_log(state, project, inst)
+        keep = layout.kept_console_log(state, project, inst)
+        for entry in inst_dir.iterdir():
+            if entry == log and entry.is_file() and entry.stat().st_size:
+                os.replace(entry, keep)
+                kept.append(keep)
+            elif entry != keep:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            inst_dir.rmdir()  # nothing kept
+    with contextlib.suppress(OSError):
+        root.rmdir()
+    return kept
+
+
+def drop_kept_console_logs(state: Path, project: str) -> None:
+    """At `up`: the logs an earlier `down` kept have had their time."""
+    root = layout.instances(state, project)
+    for inst_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if inst_dir.is_dir() and not inst_dir.is_symlink():
+            layout.kept_console_log(state, project, inst_dir.name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                inst_dir.rmdir()  # an instance that has not started since
 
 
 def wait_stopped(manager: Manager, names: list[str], timeout: float = 60) -> list[str]:
@@ -532,7 +595,7 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     alive = wait_stopped(manager, units.all())
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
-    report_forced(manager, project, running, say)
+    forced = report_forced(manager, project, running, say)
     idle = [units.label(u) for u in units.instance_units() if u not in running]
     say(
         f"{project}: stopped {len(running)} instance(s) in {time.monotonic() - started:.1f} s"
@@ -546,7 +609,12 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     manager.ctl("reset-failed", units=units.all(), check=False)
     install.uninstall(manager, project)
     manager.ctl("daemon-reload")
-    shutil.rmtree(layout.instances(manager.state_dir, project), ignore_errors=True)
+    kept = keep_console_logs(manager.state_dir, project)
+    if forced and kept:
+        say(
+            f"{project}: console logs kept until the next up: "
+            f"{layout.instances(manager.state_dir, project)}/*/{kept[0].name}"
+        )
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
     if not volumes:
         # The instances' snapshots went with their disks; their parts in the kept

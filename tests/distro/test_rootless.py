@@ -246,6 +246,17 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert ssh.returncode == 255, ssh
     assert "not accessible" not in ssh.stderr, ssh.stderr  # the key exists where exec looks
     assert "Connection refused" not in ssh.stderr, ssh.stderr  # QEMU forwards the port
+    # ssh-config names the user's key and pins; plain ssh -F and cp get as far as exec.
+    config = holosc("ssh-config", "web-0").stdout
+    assert f"  IdentityFile {state}/ssh/life/id_ed25519\n" in config, config
+    assert f"  UserKnownHostsFile {state}/instances/life/web-0/known_hosts\n" in config
+    assert c.run(["test", "-f", f"{state}/instances/life/web-0/known_hosts"]).returncode == 0
+    (tmp_path / "work" / "ssh_config").write_text(config)  # /work in the container
+    plain = c.run(["ssh", "-F", "/work/ssh_config", "web-0.life", "true"], user=True)
+    assert plain.returncode == 255 and "Connection refused" not in plain.stderr, plain
+    assert "Permission denied" not in plain.stderr, plain.stderr  # the key was readable
+    copy = holosc("cp", "/work/life/holos.yaml", "web-0:/tmp", check=False)
+    assert copy.returncode == 5 and "Connection refused" not in copy.stderr, copy
 
     # The switch dies (systemd starts a new one) and web restarts: its guests reach
     # their neighbours again, with nobody acting.
@@ -262,7 +273,11 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
 
     holosc("down")
     assert not c.run(["pgrep", "-u", str(UID), "qemu-system"]).stdout.strip()
-    assert c.run(["test", "-e", str(state / "instances" / "life")]).returncode != 0
+    kept = c.run(["find", str(state / "instances" / "life"), "-type", "f"]).stdout.split()
+    assert sorted(kept) == [  # the console logs, until the next up
+        str(state / "instances" / "life" / i / "console-before-down.log")
+        for i in ("db-0", "web-0", "web-1")
+    ], kept
     assert c.run(["test", "-f", str(state / "volumes" / "life" / "data.qcow2")]).returncode == 0
 
     # install --enable with lingering: the project starts with the user manager.
