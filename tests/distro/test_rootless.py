@@ -265,6 +265,22 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert "stop done" in holosc("stop", "web").stderr
     assert unit_state("holos-life-web@0.service") == "inactive"
     assert unit_state("holos-life-db@0.service") == "active"
+    # Snapshots in the user's state directory: db live over its QMP socket, web offline
+    # (qemu-img); pause and unpause reach the user's QEMU; web's restore starts it.
+    save = holosc("snapshot", "save", "s1")
+    assert "db-0: saved snapshot s1 (live: root, data)" in save.stdout, save.stdout
+    assert "web-0: saved snapshot s1 (offline: root)" in save.stdout, save.stdout
+    listed = json.loads(holosc("snapshot", "list", "--json").stdout)
+    assert [(s["instance"], s["disks"]) for s in listed] == [
+        ("db-0", ["root", "data"]),
+        ("web-0", ["root"]),
+        ("web-1", ["root"]),
+    ], listed
+    holosc("pause", "db")
+    assert json.loads(holosc("ps", "db", "--json").stdout)[0]["state"] == "active/paused"
+    holosc("unpause", "db")
+    restore = holosc("snapshot", "restore", "s1", "web")
+    assert "web-1: disks at snapshot s1 (root)" in restore.stdout, restore.stdout
     holosc("start", "web")
     assert unit_state("holos-life-web@1.service") == "active"
     wait_ready("web-0", "web-1", boots=2)
