@@ -81,7 +81,8 @@ KSM_SERVICES = f"""  twin:
 """
 TOUCH = "python3 -c 'b = bytearray(b\"\\x01\") * ({} << 20); print(len(b) >> 20)'"
 KSM = Path("/sys/kernel/mm/ksm")
-READY = re.compile(r"^ready\r?$", re.M)  # bench/lifecycle's tiny init prints it when up
+# bench/lifecycle's tiny init prints "ready power button at /dev/input/eventN" when up
+READY = re.compile(r"^ready power button at ", re.M)
 
 
 @dataclasses.dataclass
