@@ -7,9 +7,13 @@ Health gates that pass need sshd in the guest: tests/e2e covers those with a Deb
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +83,24 @@ def wait_ready(sd: PrivateSystemd, *instances: str, boots: int = 1, timeout: flo
         while not (log.exists() and log.read_text(errors="replace").count(READY_MARK) >= boots):
             assert time.monotonic() < deadline, f"{inst} not ready"
             time.sleep(0.2)
+
+
+def on_terminal(sd: PrivateSystemd, project: Path, *args: str) -> tuple[int, str]:
+    """holosc ARGS with its output on a pseudo-terminal: exit code and what it printed."""
+    leader, follower = pty.openpty()
+    env = dict(os.environ, HOLOS_ACCEL="tcg", PYTHONPATH=str(REPO), COLUMNS="200")
+    env["HOLOSC_SSH_KEY"] = str(project.parent / "key")
+    proc = subprocess.Popen(
+        [*sd.nsenter(), f"--wd={project}", "--", sys.executable, "-m", "holosc", *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the terminal is drained
+        while data := os.read(leader, 65536):
+            chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=600), b"".join(chunks).decode(errors="replace")
 
 
 def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
@@ -405,15 +427,26 @@ def test_failing_healthcheck_fails_up_and_holds_dependents(
         .replace(
             '    volumes: ["data:/data"]\n',
             '    volumes: ["data:/data"]\n    healthcheck:\n      test: ["true"]\n'
-            "      interval: 1s\n      timeout: 2s\n      retries: 2\n",
+            "      interval: 1s\n      timeout: 2s\n      retries: 4\n",
         )
     )
     (project / "holos.yaml").write_text(text)
-    up = holosc(systemd, project, "up")
-    assert up.returncode == 1, up.stderr
-    assert "db-healthy: UNHEALTHY" in up.stderr
-    assert "holos-health" in up.stderr or "attempt" in up.stderr, up.stderr  # journal tail
+    code, shown = on_terminal(systemd, project, "up")
+    assert code == 1, shown
+    assert "db-healthy: UNHEALTHY" in shown
+    assert "db-healthy failed first (exit-code): its journal from this start:" in shown, shown
+    assert "unhealthy after 4 consecutive failures" in shown, shown  # holos-health's words
     assert show(systemd, "holos-life-web@0.service", "ActiveState") != "active"
+    # Signs of life while it waited: one line per unit, drawn again in place (the cursor
+    # goes up to the block and clears it), with the seconds and each health attempt.
+    assert re.search(r"\x1b\[\d+F\x1b\[J", shown), shown
+    assert re.search(r"db-healthy: waiting for health, \d+ s: attempt \d+: ", shown), shown
+    assert re.search(r"db-0: booting, \d+ s", shown), shown
+    # -q: no progress at all, only the error.
+    quiet = holosc(systemd, project, "-q", "up")
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stderr.startswith("holosc: error: project life did not start"), quiet.stderr
+    assert "waiting for health" not in quiet.stderr, quiet.stderr
 
 
 def test_up_after_a_failed_up_reports_no_stale_failure(
@@ -427,6 +460,12 @@ def test_up_after_a_failed_up_reports_no_stale_failure(
     failed = holosc(systemd, project, "up")
     assert failed.returncode == 1 and "db-0: FAILED" in failed.stderr, failed.stderr
     assert show(systemd, "holos-life-db@0.service", "ActiveState") == "failed"
+    # The cause: QEMU's own words from db-0's start, not the dependents' or a gate's.
+    assert "db-0 failed first (exit-code): its journal from this start:" in failed.stderr
+    assert "no-such-cpu" in failed.stderr, failed.stderr
+    # Nothing of the project runs, and systemd says so of its target too.
+    assert "life: no instance runs; stopped holos-life.target" in failed.stderr
+    assert show(systemd, "holos-life.target", "ActiveState") == "inactive"
     (project / "holos.yaml").write_text(good)
     again = holosc(systemd, project, "up")
     assert again.returncode == 0, again.stderr

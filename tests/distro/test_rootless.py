@@ -203,6 +203,17 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     tag = state / "images" / "tags" / "alpine" / "3.21"  # a symlink to its blob
     assert c.run(["test", "-L", str(tag), "-a", "-f", str(tag)]).returncode == 0
 
+    # A failed start shows its cause from the user manager's journal: QEMU's own words
+    # from db-0's start, the unit that failed first.
+    yaml = tmp_path / "work" / "life" / "holos.yaml"
+    good = yaml.read_text()
+    yaml.write_text(good.replace("memory_mb: 128", "memory_mb: 128\n    cpu_model: nope"))
+    failed = holosc("up", check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert "db-0 failed first (exit-code): its journal from this start:" in failed.stderr
+    assert "CPU model 'nope'" in failed.stderr, failed.stderr
+    yaml.write_text(good)
+
     began = time.monotonic()
     up = holosc("up")
     print(f"E2E_METRIC rootless_up_{suite}_s={time.monotonic() - began:.1f}")
