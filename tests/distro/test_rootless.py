@@ -80,6 +80,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True, timeout=300, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert len(list(dist.glob("holosc-*.whl"))) == 1
+    for path in (dist, *dist.iterdir()):  # bound into the container for its user
+        path.chmod(0o755 if path.is_dir() else 0o644)
     return dist
 
 
@@ -157,7 +159,7 @@ def user_installs(suite: str) -> list[tuple[str, str, Path]]:
     """(how, shell command, where its helpers land) for pipx and `pip install --user`."""
     pipx_venvs = HOME / (".local/share/pipx" if suite != "bookworm" else ".local/pipx")
     return [
-        ("pipx", "pipx install -q holosc", pipx_venvs / "venvs" / "holosc" / "bin"),
+        ("pipx", "pipx install holosc", pipx_venvs / "venvs" / "holosc" / "bin"),
         (
             "pip --user",
             "python3 -m pip install -q --user --break-system-packages holosc",
