@@ -69,6 +69,9 @@ PROG = "holos-bake"
 SPEC_FORMAT = 1
 ALIAS = "holos-builder"
 Say = Callable[[str], None]
+# (what, state, detail): what is waited for, e.g. "p/web", "builder VM booting" and the
+# console's last line; an empty state ends the wait.
+Status = Callable[[str, str, str], None]
 
 
 class Failure(Exception):
@@ -270,8 +273,11 @@ def bake(
     *,
     no_cache: bool = False,
     boot_timeout: float = 900.0,
+    status: Status | None = None,
 ) -> str:
-    """Build what the cache lacks, tag the result; returns the image's layer key."""
+    """Build what the cache lacks, tag the result; returns the image's layer key.
+    `status` hears every second or so what the build waits for while nothing else is said
+    (the builder's boot): a terminal shows it as one updating line."""
     cache.create()
     layers = L.Layers(cache)
     name = f"{spec['project']}/{spec['service']}"
@@ -282,7 +288,7 @@ def bake(
     with L.build_lock(lock), cache.locked(shared=True):  # no prune under a build
         layers.remove_abandoned_work()
         plan_ = plan(spec, cache, project_dir, no_cache=no_cache)
-        total = len(plan_.steps) - 1
+        total = len(plan_.steps)  # the seal is a step too
         depth = cached_depth(plan_, layers)
         if depth:  # what the builder boots from, or the image the tag will name
             try:
@@ -294,7 +300,7 @@ def bake(
             if step.line:
                 say(f"{name}: step {index}/{total}: {step.made_by}: cached")
         if depth < len(plan_.steps):
-            Builder(plan_, layers, say, boot_timeout, name).run(depth)
+            Builder(plan_, layers, say, boot_timeout, name, status).run(depth)
         else:
             say(f"{name}: image cached ({plan_.final[:12]}), no builder started")
         layers.set_tag(plan_.project, plan_.service, plan_.final)
@@ -304,8 +310,18 @@ def bake(
 class Builder:
     """One boot of the builder VM that makes the layers from `depth` on."""
 
-    def __init__(self, plan_: Plan, layers: L.Layers, say: Say, boot_timeout: float, name: str):
+    def __init__(
+        self,
+        plan_: Plan,
+        layers: L.Layers,
+        say: Say,
+        boot_timeout: float,
+        name: str,
+        status: Status | None = None,
+    ) -> None:
         self.plan = plan_
+        self.status: Status = status or (lambda what, state, detail: None)
+        self.at = "booting"  # what runs, for the summary of an interrupted build
         self.layers = layers
         self.say = say
         self.boot_timeout = boot_timeout
@@ -322,13 +338,19 @@ class Builder:
             size = self.plan.disk_size if depth == 0 else None
             create_layer(first, below, self.plan.base_format if depth == 0 else "qcow2", size)
             try:
-                self.say(f"{self.name}: starting the builder VM ({len(steps) - depth} steps)")
+                todo = f"step {depth + 1}" if depth + 1 == len(steps) else "steps "
+                todo += "" if depth + 1 == len(steps) else f"{depth + 1}-{len(steps)}"
+                self.say(f"{self.name}: starting the builder VM for {todo} of {len(steps)}")
                 vm.start(first)
-                vm.wait_ready(self.boot_timeout)
+                vm.wait_ready(self.boot_timeout, self.status, self.name)
                 for index in range(depth, len(steps)):
                     self._step(vm, index)
+                self.at = "shutting down"
                 vm.shutdown()
                 self.done.append(steps[-1])
+            except KeyboardInterrupt:
+                self.say(self._interrupted(depth))
+                raise
             finally:
                 vm.kill()
                 self._commit(depth)
@@ -341,9 +363,9 @@ class Builder:
 
     def _step(self, vm: VM, index: int) -> None:
         steps, step = self.plan.steps, self.plan.steps[index]
-        total = len(steps) - 1
         label = step.made_by if step.line else "sealing the image"
-        self.say(f"{self.name}: step {min(index + 1, total)}/{total}: {label}"[:300])
+        self.at = f"step {index + 1}/{len(steps)}"
+        self.say(f"{self.name}: {self.at}: {label}"[:300])
         started = time.monotonic()
         code = vm.run(step.script, step.input)
         if code != 0:
@@ -354,6 +376,21 @@ class Builder:
         if index + 1 < len(steps):  # close this layer: later writes go to the next one
             vm.snapshot(self.work / f"{steps[index + 1].key}.qcow2")
             self.done.append(step)
+
+    def _interrupted(self, depth: int) -> str:
+        """What Ctrl-C left: the layers kept, where the next build goes on."""
+        kept = depth + len(self.done)
+        total = len(self.plan.steps)
+        where = "while the builder VM was booting" if self.at == "booting" else f"at {self.at}"
+        cached = (
+            f"steps 1-{kept} of {total} are cached"
+            if kept > 1
+            else ("step 1 is cached" if kept == 1 else "no step is cached yet")
+        )
+        return (
+            f"{self.name}: interrupted {where}; the builder VM is stopped and {cached}: "
+            f"holosc bake (or up) goes on from step {min(kept + 1, total)}"
+        )
 
     def _commit(self, depth: int) -> None:
         """Give the closed layers their final backing names and move them into the cache."""
@@ -628,12 +665,14 @@ class VM:
             command,
         ]  # fmt: skip
 
-    def wait_ready(self, timeout: float) -> None:
-        """Until the guest's sshd accepts the builder key and cloud-init is done."""
+    def wait_ready(self, timeout: float, status: Status, name: str) -> None:
+        """Until the guest's sshd accepts the builder key and cloud-init is done; `status`
+        hears how long it has been booting and the console's last line."""
         started = time.monotonic()
         ready = "command -v cloud-init >/dev/null && cloud-init status --wait >/dev/null; true"
         while True:
             self._check_alive()
+            status(name, "builder VM booting", consolelog.last_line(self.console))
             try:
                 result = subprocess.run(
                     self._ssh(ready), capture_output=True, stdin=subprocess.DEVNULL, timeout=600
@@ -644,6 +683,7 @@ class VM:
                     f"with:\n{self.console_tail()}"
                 ) from None
             if result.returncode == 0:
+                status(name, "", "")
                 self.say(f"builder ready in {time.monotonic() - started:.1f} s")
                 return
             if time.monotonic() - started > timeout:

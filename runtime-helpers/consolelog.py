@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ KEEP_BYTES = 1 << 20  # ...to about this much of its end (a full boot is ~100 Ki
 TAIL_LIMIT = 4 << 20  # most bytes a reader takes from the end, whatever it asks for
 _BLOCK = 64 << 10
 _COLLAPSE_RANGE = 0x08  # FALLOC_FL_COLLAPSE_RANGE, linux/falloc.h
+_CSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def tail(path: Path, lines: int, limit: int = TAIL_LIMIT) -> bytes:
@@ -72,6 +74,15 @@ def tail_bytes(path: Path, size: int) -> bytes:
         log.seek(max(0, end - size))
         return log.read(size)
     return b""
+
+
+def last_line(path: Path, size: int = 400) -> str:
+    """The last line of `path` that says something, without terminal escapes that colour
+    or move (a boot's "[  OK  ]"), for a status line; still to pass `terminal_safe`."""
+    text = tail_bytes(path, size).decode(errors="replace")
+    text = _CSI.sub("", text)
+    lines = [line.strip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    return lines[-1][:160] if lines else ""
 
 
 def trim(path: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP_BYTES) -> int:

@@ -24,19 +24,25 @@ switch that restarts is reached again at the same path with no action from anyon
   its own network's addresses (10.0.2.0/24, the host alias 10.0.2.2 among them) and
   127.0.0.0/8 to the host's loopback, which guests must not reach.
 
-Frames are dropped, never queued, when a receiver is full or gone (a switch's
-semantics; TCP recovers). Exit codes: 0 on SIGTERM, 2 usage, 1 when a socket cannot be
-bound. Standard library only; it never imports the compiler.
+Each receiver gets frames through a socket of the switch connected to it (a `Port`):
+the kernel holds only net.unix.max_dgram_qlen datagrams (10 by default) unread per
+socket, so a QEMU whose main loop is late would lose a TCP window's burst; a connected
+socket can be polled until that receiver has room, and its port queues up to
+PORT_QUEUE_BYTES meanwhile. Frames beyond that, or to a receiver that is gone, are
+dropped (a switch's semantics; TCP recovers). Exit codes: 0 on SIGTERM, 2 usage, 1 when
+a socket cannot be bound. Standard library only; it never imports the compiler.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import errno
 import glob
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -48,6 +54,9 @@ log = logging.getLogger("holos-switch")
 
 MAX_FRAME = 65536
 RESCAN_S = 1.0
+# A receiver's backlog in the switch: a TCP window of slirp's (64 KiB) in 1514-byte
+# frames several times over, or about 28 jumbo frames of a project network.
+PORT_QUEUE_BYTES = 256 << 10
 # slirp's defaults (QEMU -netdev user): its network, the host alias and the DNS proxy.
 SLIRP_NET = bytes((10, 0, 2))
 SLIRP_HOST = bytes((10, 0, 2, 2))
@@ -61,7 +70,8 @@ NAT_SOCKET = "nat.sock"  # the switch's, in --sockets
 NAT_GUEST = "nat.sock"  # an instance's guest NIC, in its runtime directory
 NAT_GUEST_HOST = "nat-host.sock"  # a service with extra_hosts host-gateway
 NAT_SLIRP = "slirp.sock"
-GONE = (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR)
+GUEST_NAMES = (NAT_GUEST, NAT_GUEST_HOST)
+GONE = (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR, errno.ENOTCONN)
 
 
 def nat_allows(frame: bytes, host_gateway: bool) -> bool:
@@ -105,18 +115,112 @@ def nat_allows(frame: bytes, host_gateway: bool) -> bool:
     return protocol == UDP and port == 67 and dst in (SLIRP_HOST, BROADCAST)
 
 
+class Port:
+    """The switch's way to one receiver: a socket connected to it, and the frames it had
+    no room for yet."""
+
+    __slots__ = ("path", "queue", "queued", "sock", "waiting")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+        self.waiting = False  # registered for EVENT_WRITE
+
+
+class Ports:
+    """Every receiver's Port, by socket name; `send` never blocks."""
+
+    def __init__(self, selector: selectors.BaseSelector) -> None:
+        self.selector = selector
+        self.ports: dict[str, Port] = {}
+        self.dropped = 0
+
+    def send(self, frame: bytes, path: str) -> bool:
+        """Deliver or queue `frame` for the socket `path`; False when nothing is bound
+        there (any more)."""
+        port = self.ports.get(path)
+        if port is not None and self.try_send(port, frame):
+            return True
+        # New, or its socket is gone: a restarted QEMU may have bound the name again.
+        try:
+            port = self.ports[path] = Port(path)
+        except OSError:
+            return False  # nothing bound there, or nothing this switch may send to
+        return self.try_send(port, frame)
+
+    def try_send(self, port: Port, frame: bytes) -> bool:
+        """False when the receiver is gone (the port is closed then)."""
+        if port.queue:
+            self.enqueue(port, frame)
+            return True
+        try:
+            port.sock.send(frame)
+        except BlockingIOError:
+            self.enqueue(port, frame)
+        except OSError as exc:
+            self.close(port)
+            if exc.errno not in GONE:
+                self.dropped += 1  # e.g. a frame larger than its receiver takes
+                return True
+            return False
+        return True
+
+    def enqueue(self, port: Port, frame: bytes) -> None:
+        if port.queued + len(frame) > PORT_QUEUE_BYTES:
+            self.dropped += 1  # a switch drops what its port buffer cannot hold
+            return
+        port.queue.append(frame)
+        port.queued += len(frame)
+        if not port.waiting:
+            self.selector.register(port.sock, selectors.EVENT_WRITE, port)
+            port.waiting = True
+
+    def flush(self, port: Port) -> None:
+        """The receiver has room again: as much of the queue as it takes."""
+        if self.ports.get(port.path) is not port:
+            return  # closed earlier in this round of events
+        queue = port.queue
+        try:
+            while queue:
+                port.sock.send(queue[0])
+                port.queued -= len(queue.popleft())
+        except BlockingIOError:
+            return
+        except OSError:
+            self.dropped += len(queue)
+            self.close(port)
+            return
+        self.selector.unregister(port.sock)
+        port.waiting = False
+
+    def close(self, port: Port) -> None:
+        if port.waiting:
+            self.selector.unregister(port.sock)
+            port.waiting = False
+        port.sock.close()
+        self.ports.pop(port.path, None)
+
+
 class Network:
     """One learning switch: members by socket name, MACs to the member that sent last."""
 
-    def __init__(self, name: str, ident: str, sock: socket.socket) -> None:
+    def __init__(self, name: str, ident: str, sock: socket.socket, ports: Ports) -> None:
         self.name = name
         self.socket_name = f"n-{ident}.sock"
         self.pattern = f"../*/{self.socket_name}"
         self.sock = sock
+        self.ports = ports
         self.members: dict[str, None] = {}  # insertion-ordered set
         self.macs: dict[bytes, str] = {}
         self.scanned = 0.0
-        self.dropped = 0
 
     def rescan(self) -> None:
         self.scanned = time.monotonic()
@@ -155,13 +259,7 @@ class Network:
                 self.send(frame, member)
 
     def send(self, frame: bytes, member: str) -> None:
-        try:
-            self.sock.sendto(frame, socket.MSG_DONTWAIT, member)
-        except BlockingIOError:
-            self.dropped += 1  # the receiver's queue is full: a switch drops
-        except OSError as exc:
-            if exc.errno not in GONE:
-                raise
+        if not self.ports.send(frame, member):
             self.leave(member)
 
 
@@ -176,27 +274,35 @@ def is_member_name(name: object) -> bool:
 class Nat:
     """Wires each instance's guest NIC to its own slirp, through nat_allows."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.guests: dict[str, str] = {}  # instance directory -> its guest socket's name
+    def __init__(self, ports: Ports) -> None:
+        self.ports = ports
+        self.guests: dict[str, str] = {}  # slirp socket -> its guest socket, once it spoke
+        # A guest socket -> (its slirp socket, host_gateway); "" for a name that is none.
+        self.routes: dict[str, tuple[str, bool]] = {}
 
     def forward(self, frame: bytes, source: str) -> None:
-        if not is_member_name(source):
-            return
-        directory, name = source.rsplit("/", 1)
-        if name in (NAT_GUEST, NAT_GUEST_HOST):
-            self.guests[directory] = name  # a guest speaks first (DHCP) when it boots
-            if nat_allows(frame, name == NAT_GUEST_HOST):
-                self.send(frame, f"{directory}/{NAT_SLIRP}")
-        elif name == NAT_SLIRP:
-            known = self.guests.get(directory)
-            for target in [known] if known else [NAT_GUEST, NAT_GUEST_HOST]:
-                self.send(frame, f"{directory}/{target}")
+        route = self.routes.get(source)
+        if route is None:
+            route = self.routes[source] = self.route(source)
+        slirp, host_gateway = route
+        if slirp:
+            self.guests[slirp] = source  # a guest speaks first (DHCP) when it boots
+            if nat_allows(frame, host_gateway):
+                self.ports.send(frame, slirp)
+        elif source.endswith(f"/{NAT_SLIRP}"):
+            known = self.guests.get(source)
+            directory = source.rsplit("/", 1)[0]
+            for target in [known] if known else [f"{directory}/{n}" for n in GUEST_NAMES]:
+                self.ports.send(frame, target)  # not the name this instance bound: dropped
 
-    def send(self, frame: bytes, target: str) -> None:
-        # Full, or not the name this instance bound: a switch drops.
-        with contextlib.suppress(OSError):
-            self.sock.sendto(frame, socket.MSG_DONTWAIT, target)
+    @staticmethod
+    def route(source: str) -> tuple[str, bool]:
+        if not is_member_name(source):
+            return "", False
+        directory, name = source.rsplit("/", 1)
+        if name not in GUEST_NAMES:
+            return "", False
+        return f"{directory}/{NAT_SLIRP}", name == NAT_GUEST_HOST
 
 
 def bind(path: str) -> socket.socket:
@@ -209,25 +315,27 @@ def bind(path: str) -> socket.socket:
     return sock
 
 
-def serve(networks: list[Network], nat: socket.socket | None) -> None:
-    selector = selectors.DefaultSelector()
+def serve(
+    selector: selectors.BaseSelector, networks: list[Network], nat: Nat | None, ports: Ports
+) -> None:
     for network in networks:
         network.rescan()
-        selector.register(network.sock, selectors.EVENT_READ, network)
-    if nat is not None:
-        selector.register(nat, selectors.EVENT_READ, Nat(nat))
     while True:
         for key, _ in selector.select():
+            if isinstance(key.data, Port):
+                ports.flush(key.data)
+                continue
             sock = key.fileobj
             assert isinstance(sock, socket.socket)
             # Drain what is queued: the kernel holds only a few datagrams per socket
             # (net.unix.max_dgram_qlen) before senders see EAGAIN.
+            receive, forward = sock.recvfrom, key.data.forward
             while True:
                 try:
-                    frame, source = sock.recvfrom(MAX_FRAME)
+                    frame, source = receive(MAX_FRAME)
                 except BlockingIOError:
                     break
-                key.data.forward(frame, source)
+                forward(frame, source)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -258,14 +366,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"{args.project or 'holos-switch'}: %(message)s",
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A socket per receiver (Ports): every NIC of the project, past the soft limit of
+    # 1024 descriptors that systemd gives services in a large project.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):  # an infinite hard limit is no soft one
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sockets = os.path.abspath(args.sockets)  # before the chdir below
+    selector = selectors.DefaultSelector()
+    ports = Ports(selector)
     try:
         os.chdir(args.members)
         networks = []
         for spec in args.network:
             name, _, ident = spec.partition("=")
-            networks.append(Network(name, ident, bind(f"{sockets}/n-{ident}.sock")))
-        nat = None if args.no_nat else bind(f"{sockets}/{NAT_SOCKET}")
+            sock = bind(f"{sockets}/n-{ident}.sock")
+            networks.append(Network(name, ident, sock, ports))
+            selector.register(sock, selectors.EVENT_READ, networks[-1])
+        nat = None
+        if not args.no_nat:
+            nat = Nat(ports)
+            selector.register(bind(f"{sockets}/{NAT_SOCKET}"), selectors.EVENT_READ, nat)
     except OSError as exc:
         log.error("cannot set up: %s", exc)
         return 1
@@ -274,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ", ".join(n.name for n in networks) or "no network",
         "" if nat is None else " and NAT",
     )
-    serve(networks, nat)
+    serve(selector, networks, nat, ports)
     return 0
 
 

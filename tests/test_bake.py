@@ -200,6 +200,8 @@ def test_a_cached_build_starts_no_vm(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert bake.bake(spec, cache, tmp_path, lines.append) == plan.final
     assert lines[-1] == f"p/web: image cached ({plan.final[:12]}), no builder started"
     assert [line.endswith(": cached") for line in lines[:-1]] == [True] * 3
+    # Counted with the seal (4 steps), which a cached build does not list.
+    assert [line.split(": ")[1] for line in lines[:-1]] == ["step 1/4", "step 2/4", "step 3/4"]
     store = layers.Layers(cache)
     assert store.tagged("p", "web") == plan.final
     # The layers form one chain, each naming its parent by a relative path.

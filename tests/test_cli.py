@@ -19,7 +19,7 @@ import yaml
 
 from holosc.cli.common import terminal_safe
 from holosc.errors import ExitCode, RuntimeCommandError
-from tests.conftest import EXAMPLES, REPO, run_holosc
+from tests.conftest import EXAMPLES, REPO, require_tool, run_holosc
 
 
 def holosc(
@@ -350,6 +350,9 @@ def test_profiles_from_the_option_and_the_environment(tmp_path: Path) -> None:
         ("bash", {"COMP_WORDS": "holosc exec a", "COMP_CWORD": "2"}, "api-0"),
         ("fish", {"_TYPER_COMPLETE_ARGS": "holosc console d"}, "db-0"),
         ("zsh", {"_TYPER_COMPLETE_ARGS": "holosc stop "}, '"db"\n"api"\n"web"'),
+        ("bash", {"COMP_WORDS": "holosc ss", "COMP_CWORD": "1"}, "ssh-config"),
+        ("bash", {"COMP_WORDS": "holosc cp ./a w", "COMP_CWORD": "3"}, "web-0:\nweb-1:"),
+        ("bash", {"COMP_WORDS": "holosc ssh-config a", "COMP_CWORD": "2"}, "api\napi-0"),
     ],
 )
 def test_completion_offers_names_from_holos_yaml(
@@ -363,6 +366,41 @@ def test_completion_offers_names_from_holos_yaml(
         [str(script)], cwd=project, env=environ, capture_output=True, text=True, timeout=60
     )
     assert expected in done.stdout, (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("holosc pa", "pause"),
+        ("holosc snapshot r", "restore\nrm"),
+        ("holosc unpause w", "web\nweb-0\nweb-1"),
+        ("holosc snapshot restore b", "before-upgrade"),
+        ("holosc snapshot save x d", "db\ndb-0"),
+    ],
+)
+def test_completion_knows_pause_and_snapshots(
+    project: Path, tmp_path: Path, words: str, expected: str
+) -> None:
+    """Snapshot names come from the tables of the instances' disks (a real qcow2 file
+    with an internal snapshot, in the state directory HOLOSC_STATE_DIR names)."""
+    disk = tmp_path / "state" / "instances" / "shop" / "db-0" / "root.qcow2"
+    disk.parent.mkdir(parents=True)
+    qemu_img = require_tool("qemu-img")
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), "1M"], check=True)
+    tag = "holos/db-0/before-upgrade"
+    subprocess.run([qemu_img, "snapshot", "-c", tag, str(disk)], check=True)
+    script = Path(sys.executable).with_name("holosc")
+    environ = dict(
+        os.environ,
+        _HOLOSC_COMPLETE="complete_bash",
+        COMP_WORDS=words,
+        COMP_CWORD=str(len(words.split()) - 1),
+        HOLOSC_STATE_DIR=str(tmp_path / "state"),
+    )
+    done = subprocess.run(
+        [str(script)], cwd=project, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == expected, (done.stdout, done.stderr)
 
 
 def test_quiet_silences_summaries_not_errors(project: Path) -> None:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,7 @@ from holosc.core.render.escape import (
     qemu_value_at_run_time,
     shell_command,
     shell_word,
+    ssh_config_path,
     unit_value,
     yaml_document,
 )
@@ -233,3 +235,36 @@ def test_qemu_values_doubled_at_run_time_match_the_compiled_ones(value: str) -> 
     script = f'dir={shell_word(value)}\n{qemu_value_at_run_time("dir")}\nprintf %s "$dir_q"'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
     assert out.stdout == qemu_value(value)
+
+
+SSH_PATHS = [
+    "/plain/path",
+    "/with space/key",
+    "/100%d/%%/%h",
+    "/quote\"s and 'single'/x",
+    "/back\\slash\\",
+    "/#not a comment",
+    "/tab\there/$HOME/~",
+    "/ünï/\uff43\uff4f\uff44\uff45",
+]
+
+
+def test_ssh_config_paths_read_back_by_ssh(tmp_path: Path) -> None:
+    """`ssh -G` prints UserKnownHostsFile as ssh resolved it (unquoted, `%` expanded):
+    each path comes back exactly."""
+    lines = [f"  UserKnownHostsFile {ssh_config_path(p)}" for p in SSH_PATHS]
+    for i, line in enumerate(lines):
+        (tmp_path / f"c{i}").write_text(f"Host x\n{line}\n")
+        shown = subprocess.run(
+            ["ssh", "-G", "-F", str(tmp_path / f"c{i}"), "x"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        found = [s for s in shown.stdout.splitlines() if s.startswith("userknownhostsfile ")]
+        assert found == [f"userknownhostsfile {SSH_PATHS[i]}"], (line, found)
+
+
+def test_ssh_config_paths_refuse_what_ssh_cannot_read() -> None:
+    for bad in ("relative", "~/key", "/a${HOME}", "/line\nbreak", "/nul\0"):
+        with pytest.raises(ValueError, match="ssh_config cannot carry"):
+            ssh_config_path(bad)

@@ -85,6 +85,30 @@ def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
     return sd.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
 
 
+# systemd's catalog message ids (the same in 252 and 257, whatever the message text).
+STARTING, STARTED = "7d4958e842da4a758f6c1cdc7b36dcc5", "39f53479d3a045ac8e11786248231fbf"
+STOPPING, STOPPED = "de5b426a63be47a7b6ac3eaac82e2f6f", "9d1aaa27d60140bd96365438aad20286"
+
+
+def last_event(sd: PrivateSystemd, unit: str, message_id: str) -> int:
+    """The monotonic time (us) of the last time the manager logged `message_id` of `unit`:
+    the journal keeps it after the unit file is gone (down)."""
+    out = sd.run(
+        ["journalctl", "--no-pager", "-o", "json", f"MESSAGE_ID={message_id}", f"UNIT={unit}"]
+    ).stdout
+    times = [int(json.loads(line)["__MONOTONIC_TIMESTAMP"]) for line in out.splitlines()]
+    assert times, f"no {message_id} of {unit} in the journal"
+    return times[-1]
+
+
+def assert_together(sd: PrivateSystemd, units: list[str], begin: str, end: str) -> None:
+    """Every unit's job began before any of them finished: systemd ran them at once, not
+    one by one (which would take the sum of their start or grace periods)."""
+    began = {u: last_event(sd, u, begin) for u in units}
+    ended = {u: last_event(sd, u, end) for u in units}
+    assert max(began.values()) < min(ended.values()), (began, ended)
+
+
 def _flood(sd: PrivateSystemd, instance: str, end: str = "") -> Path:
     """Grow an instance's console log past its bound, as a guest writing in a loop does."""
     log = sd.state / "var-lib-holos" / "instances" / "life" / instance / "console.log"
@@ -113,6 +137,8 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     db_up = int(show(systemd, "holos-life-db@0.service", "ActiveEnterTimestampMonotonic"))
     web_start = int(show(systemd, "holos-life-web@0.service", "InactiveExitTimestampMonotonic"))
     assert db_up <= web_start
+    webs = ["holos-life-web@0.service", "holos-life-web@1.service"]
+    assert_together(systemd, webs, STARTING, STARTED)  # replicas start in parallel
 
     ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
     assert [r["instance"] for r in ps] == ["db-0", "web-0", "web-1"]
@@ -138,6 +164,8 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     journal = systemd.run(["journalctl", "-u", "holos-life-web@0.service", "--no-pager"]).stdout
     assert re.search(r"web-0: guest shut down after [\d.]+ s", journal), journal
 
+    _check_snapshots_and_pause(systemd, project)
+
     # A log past its bound is cut when the instance starts (the first boot's mark kept).
     web_log = _flood(systemd, "web-0", end=f"{READY_MARK}\n")
     start = holosc(systemd, project, "start", "web", "-p", "life")
@@ -148,10 +176,16 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     assert web_log.stat().st_size < consolelog.KEEP_BYTES + (256 << 10)
     assert b"flood 0000000\r\n" not in web_log.read_bytes()  # the beginning is gone
 
+    _check_restore_leaves_dependents(systemd, project)
+
     began = time.monotonic()
     down = holosc(systemd, project, "down")
     assert down.returncode == 0, down.stderr
     print(f"E2E_METRIC lifecycle_down_s={time.monotonic() - began:.1f}")
+    # The replicas shut down at once; db, which they depend on, after both.
+    assert_together(systemd, webs, STOPPING, STOPPED)
+    db_stopping = last_event(systemd, "holos-life-db@0.service", STOPPING)
+    assert db_stopping > max(last_event(systemd, u, STOPPED) for u in webs)
     assert not systemd.run(["pgrep", "-f", "qemu-system"], check=False).stdout.strip()
     assert not list(systemd.units.glob("holos-life*"))
     state = systemd.state / "var-lib-holos"
@@ -170,6 +204,73 @@ def test_up_ps_stop_start_down(systemd: PrivateSystemd, project: Path) -> None:
     ], left
     kept = (state / "instances" / "life" / "web-0" / "console-before-down.log").read_text()
     assert kept.count(READY_MARK) == 2, kept[-500:]
+    # The snapshots went with the instances, their parts in the kept volume too.
+    assert "holos/" not in _qemu_img_snapshots(state / "volumes" / "life" / "data.qcow2")
+
+
+def _qemu_img_snapshots(disk: Path) -> str:
+    return subprocess.run(
+        [require_tool("qemu-img"), "snapshot", "-U", "-l", str(disk)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _check_snapshots_and_pause(sd: PrivateSystemd, project: Path) -> None:
+    """db runs, web is stopped: one save snapshots db live (root disk and its volume in
+    one QMP transaction) and web offline (qemu-img); names are checked, a name is not
+    saved twice; list shows them with what they hold; rm deletes; pause and unpause
+    freeze and resume db's CPUs, ps shows it."""
+    save = holosc(sd, project, "snapshot", "save", "s1")
+    assert save.returncode == 0, save.stderr
+    assert "db-0: saved snapshot s1 (live: root, data)" in save.stdout, save.stdout
+    assert "web-1: saved snapshot s1 (offline: root)" in save.stdout, save.stdout
+    again = holosc(sd, project, "snapshot", "save", "s1", "db")
+    assert again.returncode == 5 and "db-0 already has a snapshot 's1'" in again.stderr
+    bad = holosc(sd, project, "snapshot", "save", "Bad_Name")
+    assert bad.returncode == 2 and "invalid snapshot name 'Bad_Name'" in bad.stderr, bad.stderr
+    listed = json.loads(holosc(sd, project, "snapshot", "list", "--json").stdout)
+    assert [(s["name"], s["instance"], s["disks"]) for s in listed] == [
+        ("s1", "db-0", ["root", "data"]),
+        ("s1", "web-0", ["root"]),
+        ("s1", "web-1", ["root"]),
+    ], listed
+    assert all(isinstance(s["size"], int) for s in listed), listed
+    table = holosc(sd, project, "snapshot", "list", "web-1").stdout.splitlines()
+    assert table[0].split() == ["NAME", "INSTANCE", "CREATED", "DISKS", "SIZE"], table
+    assert table[1].split()[:2] == ["s1", "web-1"] and len(table) == 2, table
+    rm = holosc(sd, project, "snapshot", "rm", "s1", "web")
+    assert rm.returncode == 0 and "web-0: removed snapshot s1" in rm.stdout, rm.stderr
+    listed = json.loads(holosc(sd, project, "snapshot", "list", "--json").stdout)
+    assert [s["instance"] for s in listed] == ["db-0"], listed
+    disk = sd.state / "var-lib-holos" / "instances" / "life" / "db-0" / "root.qcow2"
+    assert "holos/db-0/s1" in _qemu_img_snapshots(disk)
+
+    pause = holosc(sd, project, "pause", "db")
+    assert pause.returncode == 0, pause.stderr
+    ps = json.loads(holosc(sd, project, "ps", "db", "--json").stdout)
+    assert ps[0]["state"] == "active/paused", ps
+    assert show(sd, "holos-life-db@0.service", "ActiveState") == "active"
+    stopped = holosc(sd, project, "pause", "web")
+    assert stopped.returncode == 5 and "not running: web-0, web-1" in stopped.stderr
+    assert holosc(sd, project, "unpause", "db").returncode == 0
+    ps = json.loads(holosc(sd, project, "ps", "db", "--json").stdout)
+    assert ps[0]["state"] == "active/running", ps
+
+
+def _check_restore_leaves_dependents(sd: PrivateSystemd, project: Path) -> None:
+    """Restoring db stops it, switches its disks and starts it again; web, which depends
+    on it, keeps running (same PIDs)."""
+    web = ["holos-life-web@0.service", "holos-life-web@1.service"]
+    before = {u: show(sd, u, "MainPID") for u in web}
+    db_pid = show(sd, "holos-life-db@0.service", "MainPID")
+    restore = holosc(sd, project, "snapshot", "restore", "s1")
+    assert restore.returncode == 0, restore.stderr
+    assert "db-0: disks at snapshot s1 (root, data)" in restore.stdout, restore.stdout
+    assert show(sd, "holos-life-db@0.service", "MainPID") != db_pid
+    assert show(sd, "holos-life-db@0.service", "ActiveState") == "active"
+    assert {u: show(sd, u, "MainPID") for u in web} == before
 
 
 def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, project: Path) -> None:
@@ -196,10 +297,13 @@ def test_edit_restarts_only_changed_service(systemd: PrivateSystemd, project: Pa
     assert holosc(systemd, project, "up").returncode == 0
     units = ["holos-life-db@0.service", "holos-life-web@0.service", "holos-life-web@1.service"]
     before = {u: show(systemd, u, "MainPID") for u in units}
+    wait_ready(systemd, "db-0", "web-0", "web-1")  # a powerdown sent while booting is lost
     text = (project / "holos.yaml").read_text().replace("version 1", "version 2")
     (project / "holos.yaml").write_text(text)
     again = holosc(systemd, project, "up")
     assert again.returncode == 0, again.stderr
+    # Both changed replicas restarted at once (each shut down in its own grace period).
+    assert_together(systemd, units[1:], STOPPING, STARTED)
     after = {u: show(systemd, u, "MainPID") for u in units}
     restarted = sorted(u for u in units if before[u] != after[u])
     print(f"E2E_METRIC lifecycle_restarted_after_edit={len(restarted)}")

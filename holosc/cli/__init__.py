@@ -81,6 +81,19 @@ COMMANDS = {
     "stop": Command(
         "lifecycle", "stop", "Stop the named services gracefully; other services are never touched."
     ),
+    "pause": Command(
+        "pause",
+        "pause",
+        "Pause the guests' CPUs (QMP stop): memory and disks stay, systemd still sees them "
+        "running, their health gates hold.",
+    ),
+    "unpause": Command("pause", "unpause", "Let paused guests run on (QMP cont)."),
+    "snapshot": Command(
+        "snapshot",
+        "app",
+        "Snapshots of instances' disks (running ones live): save, restore, list, rm.",
+        group=True,
+    ),
     "ps": Command(
         "status",
         "ps",
@@ -109,8 +122,20 @@ COMMANDS = {
     "exec": Command(
         "guest",
         "exec_",
-        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`).",
+        "SSH into an instance with the project key (`holosc exec web-0 -- hostname`; "
+        "`--login NAME` logs in as NAME, `--user` is the user manager as in every command).",
         context_settings={"allow_interspersed_args": False},
+    ),
+    "ssh-config": Command(
+        "access",
+        "ssh_config",
+        "Print an OpenSSH Host block per instance (`ssh -F <(holosc ssh-config) web-0.shop`).",
+    ),
+    "cp": Command(
+        "access",
+        "cp",
+        "Copy files or directories between a guest and this host "
+        "(`holosc cp web-0:/var/log/app.log .`).",
     ),
     "devices": Command(
         "devices",

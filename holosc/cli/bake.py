@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from holosc.cli import common, images, options
+from holosc.cli import common, images, live, options
 from holosc.core import layout
 from holosc.tools import bake as baker
 from holosc.tools import pull
@@ -39,14 +39,16 @@ def bake(
     chosen = baker.buildable(loaded.project, services or [])
     cache = layout.images(manager.state_dir)
     pull.ensure_images(loaded.project, cache, images.ProgressReport(sys.stderr))
-    built = baker.bake(
-        loaded.project,
-        common.compile_loaded(loaded),
-        loaded.file.parent.resolve(),
-        cache,
-        common.note,
-        services=chosen,
-        no_cache=no_cache,
-    )
+    with live.live(common.note) as shown:
+        built = baker.bake(
+            loaded.project,
+            common.compile_loaded(loaded),
+            loaded.file.parent.resolve(),
+            cache,
+            shown.say,
+            services=chosen,
+            no_cache=no_cache,
+            status=live.status(shown),
+        )
     for service, key in built.items():
         print(f"{service}: {key[:12]}")

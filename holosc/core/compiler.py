@@ -136,6 +136,9 @@ def _lock(
                 user=i.service.cloud_init.user,
                 ports=tuple(f"{f.host}:{f.guest}" for f in i.forwards),
                 networks={n.network: n.ip for n in i.nics if n.ip},
+                volumes=tuple(
+                    sorted({m.source for m in i.service.named_volumes if not m.read_only})
+                ),
             )
             for i in plan.instances
         },

@@ -328,3 +328,13 @@ def network_socket(network: str) -> str:
 
 def qmp_socket(runtime: Root, project: str, instance: str) -> Root:
     return instance_runtime(runtime, project, instance) / "qmp.sock"
+
+
+# Snapshots are internal qcow2 snapshots in the instance's disks (holosc/host/snapshots.py),
+# tagged so that holosc's are told from anyone else's and each instance's from another's.
+SNAPSHOT_PREFIX = "holos/"
+
+
+def snapshot_tag(instance: str, name: str) -> str:
+    """The qcow2 snapshot tag of snapshot `name` of `instance` (in each of its disks)."""
+    return f"{SNAPSHOT_PREFIX}{instance}/{name}"

@@ -27,6 +27,7 @@ class LockedInstance:
     user: str
     ports: tuple[str, ...]  # "host:guest"
     networks: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> IP
+    volumes: tuple[str, ...] = ()  # the named volumes it mounts (snapshots take them too)
 
     def ip_order(self) -> tuple[int, ...]:
         return tuple(int(part) for part in self.ip.split(".") if part.isdigit())
@@ -48,17 +49,7 @@ class Lock:
             "project": self.project,
             "profiles": list(self.profiles),
             "sources": dict(self.sources),
-            "instances": {
-                name: {
-                    "service": inst.service,
-                    "ip": inst.ip,
-                    "ssh_port": inst.ssh_port,
-                    "user": inst.user,
-                    "ports": list(inst.ports),
-                    "networks": dict(inst.networks),
-                }
-                for name, inst in self.instances.items()
-            },
+            "instances": {name: _instance_json(inst) for name, inst in self.instances.items()},
             "networks": dict(self.networks),
             "files": dict(self.files),
         }
@@ -91,6 +82,20 @@ class Lock:
         )
 
 
+def _instance_json(inst: LockedInstance) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "service": inst.service,
+        "ip": inst.ip,
+        "ssh_port": inst.ssh_port,
+        "user": inst.user,
+        "ports": list(inst.ports),
+        "networks": dict(inst.networks),
+    }
+    if inst.volumes:  # only then: locks of projects without volumes keep their bytes
+        data["volumes"] = list(inst.volumes)
+    return data
+
+
 def _instance(name: str, info: Any, source: str) -> LockedInstance:
     info = _mapping(info, "instance", source)
     try:
@@ -103,6 +108,10 @@ def _instance(name: str, info: Any, source: str) -> LockedInstance:
             # Before networks: (holosc < 0.x), the one address was the default network's.
             networks=_strings(
                 info.get("networks", {"default": info.get("ip", "")}), "networks", source
+            ),
+            volumes=tuple(
+                names.check("volume", v, source)
+                for v in _list(info.get("volumes", []), "volumes", source)
             ),
         )
     except (KeyError, TypeError) as exc:

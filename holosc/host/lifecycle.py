@@ -23,7 +23,7 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, install, recreate, run
+from holosc.host import diskspace, disktags, install, recreate, run
 from holosc.host.recreate import StaleDisk
 from holosc.host.systemd import Manager
 
@@ -183,24 +183,23 @@ def up(
         # New networks: the switch binds their sockets at start. Its restart takes a
         # second, and the VMs keep running (docs/units.md, "Networks").
         manager.ctl("try-restart", units=[switch], check=False)
-    for inst in units.instances:  # dependency order
-        unit = units.unit(inst)
-        if unit in running:
-            say(f"{inst}: changed, restarting")
-            # A new version starts a new life: earlier crashes do not count towards the
-            # start limit (which counts restarts by `up` too).
-            manager.ctl("reset-failed", units=[unit], check=False)
-            # Only this unit: dependents of a restarted VM keep running (compose semantics).
-            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[unit])
-    for gate in units.gates:
-        service = layout.gate_service(project, gate)
-        if any(
-            units.unit(i) in running
-            for i in units.instances
-            if layout.split_instance(i)[0] == service
-        ):
-            say(f"{service}: re-checking health")
-            manager.ctl("restart", "--job-mode=ignore-dependencies", units=[gate], check=False)
+    restart = [units.unit(i) for i in units.instances if units.unit(i) in running]
+    for unit in restart:
+        say(f"{units.label(unit)}: changed, restarting")
+    if restart:
+        # A new version starts a new life: earlier crashes do not count towards the
+        # start limit (which counts restarts by `up` too).
+        manager.ctl("reset-failed", units=restart, check=False)
+        restart_together(manager, restart)
+    gates = [
+        gate
+        for gate in units.gates
+        if any(u in running for u in units.of_service(layout.gate_service(project, gate))[0])
+    ]
+    for gate in gates:
+        say(f"{layout.gate_service(project, gate)}: re-checking health")
+    if gates:
+        restart_together(manager, gates, check=False)
     clear_start_limits(manager, units, units.all(), say)
     _start_and_watch(manager, units, units.all(), say)
     if changes.peers_changed:
@@ -211,13 +210,25 @@ def up(
         peers.update(manager, project, kept, changes.peers_changed, say)
 
 
+def restart_together(manager: Manager, names: list[str], *, check: bool = True) -> None:
+    """Restart exactly these units in one transaction: systemd runs the restarts at once,
+    each waiting only for what it is ordered after among them (a dependency's new life
+    before its dependents'), so N changed replicas take one grace period, not N. Nothing
+    else is pulled in or restarted: dependents of a restarted VM keep running (compose
+    semantics)."""
+    manager.ctl("restart", "--job-mode=ignore-requirements", units=names, check=check)
+
+
 def _recreate_disks(manager: Manager, units: Units, stale: Sequence[StaleDisk], say: Say) -> None:
     """Stop each instance (only it: its dependents keep running), remove its root disk;
     the start that follows creates a new one on the image's current digest."""
     for disk in stale:
-        unit = units.unit(disk.instance)
         say(f"{disk.instance}: recreating its disk: {disk.reason}")
-        manager.ctl("stop", "--job-mode=ignore-dependencies", units=[unit])
+    if stale:  # one stop for all: they shut down at once, within one grace period
+        manager.ctl(
+            "stop", "--job-mode=ignore-dependencies", units=[units.unit(d.instance) for d in stale]
+        )
+    for disk in stale:
         recreate.remove(disk)
 
 
@@ -556,7 +567,11 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
             f"{layout.instances(manager.state_dir, project)}/*/{kept[0].name}"
         )
     shutil.rmtree(manager.runtime_dir / project, ignore_errors=True)
-    if volumes:
+    if not volumes:
+        # The instances' snapshots went with their disks; their parts in the kept
+        # volumes go too.
+        disktags.remove_volume_tags(manager, project)
+    else:
         shutil.rmtree(layout.volumes(manager.state_dir, project), ignore_errors=True)
         shutil.rmtree(layout.project_keys(manager.state_dir, project), ignore_errors=True)
         say(f"{project}: removed named volumes and the project key")

@@ -3,14 +3,19 @@ closed, output captured (at most 16 MiB of each stream: ssh relays what a guest
 writes; holos_runtime.bounded), a timeout unless the program bounds itself, and one way
 of turning failure into an error.
 
-`os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common.
+`os.execvp` (ssh for exec, journalctl for logs) is the other way, in holosc.cli.common;
+`streaming` runs a program whose stdin or stdout the caller pumps (ssh for `cp`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shlex  # only to show a command in a message (escape.py would import yaml)
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 from holos_runtime import bounded
 
@@ -71,6 +76,55 @@ def failure(argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> st
     return f"{shlex.join(argv)} failed (exit {result.returncode})" + (
         f": {detail[-1]}" if detail else ""
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """A program started by `streaming`, its stderr kept in a file."""
+
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+
+    def finish(self, what: str, timeout: float = TIMEOUT) -> None:
+        """Wait for the program once its stream has ended.
+
+        :raises RuntimeCommandError: when it exits non-zero (its last stderr in the
+            message) or does not exit within `timeout`.
+        """
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.proc.kill()
+            raise error(f"{what}: {self.proc.args!r} did not exit in {timeout:g} s") from exc
+        if code != 0:
+            self.stderr.seek(0)
+            detail = _text(self.stderr.read()[-2000:]).strip()
+            raise error(f"{what} failed (exit {code})" + (f": {detail}" if detail else ""))
+
+
+@contextlib.contextmanager
+def streaming(argv: Sequence[str], *, hint: str | None = None, **pipes: Any) -> Iterator[Stream]:
+    """A program whose stdin or stdout (`pipes`: stdin=PIPE, stdout=PIPE) the caller pumps;
+    its stderr goes to a temporary file (no pipe to fill while the caller is busy), read by
+    Stream.finish. Bounding the stream is the caller's (ssh: ServerAliveInterval); the
+    program is killed when the block is left before it exits.
+
+    :raises RuntimeCommandError: when the program is missing (with `hint`) or cannot run.
+    """
+    assert argv and not argv[0].startswith("-") and set(pipes) <= {"stdin", "stdout"}
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(list(argv), stderr=stderr, **pipes)
+        except FileNotFoundError as exc:
+            raise error(f"{argv[0]} not found", hint) from exc
+        except OSError as exc:
+            raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
+        try:
+            yield Stream(proc, stderr)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
 
 
 def error(message: str, hint: str | None = None) -> RuntimeCommandError:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import socket
 import time
-from pathlib import Path
 
 from holosc.core import layout
-from holosc.host import install
+from holosc.host import install, qmp
 from holosc.host.lifecycle import Units, installed_units
 from holosc.host.systemd import Manager
 
@@ -64,9 +61,9 @@ def _rows(
         info = instances[inst]
         state = f"{props.get('ActiveState', '?')}/{props.get('SubState', '?')}"
         if state == "active/running":
-            # systemd sees QEMU running; QMP tells whether the guest runs (a full disk
-            # pauses it with io-error).
-            guest = guest_status(layout.qmp_socket(manager.runtime_dir, units.project, inst))
+            # systemd sees QEMU running; QMP tells whether the guest runs (paused by
+            # `holosc pause`, or by a full disk with io-error).
+            guest = qmp.status(layout.qmp_socket(manager.runtime_dir, units.project, inst))
             if guest not in (None, "running"):
                 state = f"active/{guest}"
         result.append(
@@ -84,27 +81,6 @@ def _rows(
             )
         )
     return result
-
-
-def guest_status(socket_path: Path, timeout: float = 2.0) -> str | None:
-    """QMP `query-status` ("running", "paused", "io-error", ...), or None when QEMU does not
-    answer in time (a stop in progress holds the one QMP connection)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(socket_path))
-            reader = sock.makefile("rb")
-            reader.readline()  # greeting
-            for command in ("qmp_capabilities", "query-status"):
-                sock.sendall(json.dumps({"execute": command}).encode() + b"\n")
-                while True:  # skip asynchronous events
-                    reply = json.loads(reader.readline() or b"{}")
-                    if "return" in reply or "error" in reply or not reply:
-                        break
-            status = reply.get("return", {}).get("status")
-            return status if isinstance(status, str) else None
-    except (OSError, ValueError):
-        return None
 
 
 def format_uptime(seconds: int | None) -> str:

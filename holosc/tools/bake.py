@@ -37,6 +37,7 @@ def bake(
     *,
     services: Sequence[str] = (),
     no_cache: bool = False,
+    status: Callable[[str, str, str], None] | None = None,
 ) -> dict[str, str]:
     """Build each service's image (what the cache lacks); {service: layer key}.
 
@@ -52,7 +53,12 @@ def bake(
         data = output.files[PurePosixPath(layout.build_spec(project.name, service))].data
         try:
             built[service] = builder.bake(
-                json.loads(data), Cache(cache_dir), project_dir, say, no_cache=no_cache
+                json.loads(data),
+                Cache(cache_dir),
+                project_dir,
+                say,
+                no_cache=no_cache,
+                status=status,
             )
         except builder.StepFailure as exc:
             message = f"build of {service} failed: {exc}"

@@ -108,6 +108,9 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
         "RUN echo one > /etc/last-step",
         "sealing the image",
     ], log
+    # Counted with the seal, which is the last of them.
+    assert [(m[1], m[2]) for m in BUILT.finditer(log)] == [(str(i), "5") for i in range(1, 6)]
+    assert f"{BOOT} for steps 1-5 of 5" in log, log
 
     boots = set()
     for inst in ("app-0", "app-1"):
@@ -149,6 +152,8 @@ def test_dockerfile_builds_once_and_replicas_boot_it(baked: Stack) -> None:
     assert edit.stderr.count(BOOT) == 1, edit.stderr
     built = [m[3] for m in BUILT.finditer(edit.stderr)]
     assert built == ["RUN echo two > /etc/last-step", "sealing the image"], edit.stderr
+    assert [m[1] for m in BUILT.finditer(edit.stderr)] == ["4", "5"], edit.stderr
+    assert f"{BOOT} for steps 4-5 of 5" in edit.stderr, edit.stderr
     assert edit.stderr.count(": cached") == 3, edit.stderr
     assert not_private(images) == {}  # ... and by holosc bake, under its caller's umask
     # Running replicas keep their disks until asked; --recreate moves them.

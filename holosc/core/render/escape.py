@@ -18,6 +18,8 @@ shell script, QEMU option string or YAML document goes through exactly one of th
 - `yaml_comment`: one `# ...` comment line of a YAML document (control characters,
   line breaks included, are shown escaped, so text never leaves the comment).
 - `sshd_word`: one word of an sshd_config line, quoted as OpenSSH's argv_split reads it.
+- `ssh_config_path`: a path an ssh_config line (or `ssh -o`) carries, where ssh expands
+  `%` tokens, `${VAR}` and a leading `~` (IdentityFile, UserKnownHostsFile).
 - `yaml_document`: a YAML document (PyYAML safe_dump, which only emits what it can
   load back) with multi-line strings as literal blocks.
 """
@@ -35,7 +37,8 @@ from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
 __all__ = [
     "ShellVar", "Specifier", "exec_line", "exec_word", "fstab_field", "fuse_value",
     "fuse_value_at_run_time", "qemu_cpu", "qemu_name", "qemu_value", "qemu_value_at_run_time",
-    "shell_command", "shell_word", "sshd_word", "unit_search_path", "unit_value", "yaml_comment",
+    "shell_command", "shell_word", "ssh_config_path", "sshd_word", "unit_search_path",
+    "unit_value", "yaml_comment",
     "yaml_document",
 ]  # fmt: skip
 
@@ -224,6 +227,23 @@ def sshd_word(value: str) -> str:
     if re.search(r"[\x00\n\r]", value):
         raise ValueError(f"{value!r}: sshd_config has no way to write NUL or a line break")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def ssh_config_path(path: str) -> str:
+    """A path as one word of an ssh_config line: `%` doubled (ssh expands `%d`, `%h`, ...
+    in these paths), quoted as argv_split reads it when it holds more than plain path
+    characters. ssh has no escape for `${` (environment expansion), a line break or NUL,
+    and a path must be absolute (a leading `~` is the home directory): those are refused."""
+    if not path.startswith("/") or "${" in path or re.search(r"[\x00\n\r]", path):
+        raise ValueError(
+            f"{path!r}: ssh_config cannot carry this path (it must be absolute, without "
+            "'${' or a line break)"
+        )
+    text = path.replace("%", "%%")
+    return text if _SSH_PLAIN.fullmatch(text) else sshd_word(text)
+
+
+_SSH_PLAIN = re.compile(r"[A-Za-z0-9_./:@+=,%-]+")
 
 
 def yaml_document(data: Any, *, libyaml: bool = True) -> str:
