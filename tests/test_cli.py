@@ -440,3 +440,32 @@ def test_commands_by_name_say_so_outside_the_project(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert f"no holos.yaml or holos.yml in {tmp_path}" in result.stderr
     assert "name the project with -p PROJECT" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
+def test_config_prints_every_example_in_every_format(example: str) -> None:
+    """`config --format json` once exited 70 on a dockerfile: service with COPY (its bytes);
+    they are base64, as YAML's !!binary holds them."""
+    import base64
+    import json
+
+    import yaml
+
+    file = str(EXAMPLES / example / "holos.yaml")
+    as_json = holosc("config", "-f", file, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    as_yaml = holosc("config", "-f", file, "--format", "yaml")
+    assert as_yaml.returncode == 0, as_yaml.stderr
+
+    def unbytes(value: object) -> object:
+        if isinstance(value, dict):
+            if set(value) == {"base64"}:
+                return base64.b64decode(value["base64"])
+            return {k: unbytes(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unbytes(v) for v in value]
+        return value
+
+    assert unbytes(json.loads(as_json.stdout)) == yaml.safe_load(as_yaml.stdout)
+    for flag in ("--services", "--profiles", "--images", "-q"):
+        assert holosc("config", "-f", file, flag).returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from enum import StrEnum
@@ -42,9 +43,16 @@ def config(
         return
     data = model.to_dict(loaded.project)
     if fmt is Format.JSON:
-        streams.document(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        streams.document(json.dumps(data, indent=2, sort_keys=True, default=_bytes) + "\n")
     else:
         streams.document(yaml_document(data))
+
+
+def _bytes(value: object) -> dict[str, str]:
+    """A build step's input (a COPY source's bytes) as JSON: base64, as YAML's !!binary."""
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _listing(loaded: common.Loaded, *, services: bool, profiles: bool) -> list[str]:
