@@ -228,6 +228,16 @@ class PrivateSystemd:
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(["systemctl", *args], check=check, timeout=120)
 
+    def cgroup_memory(self, unit: str) -> int:
+        """memory.current (cgroup v2) or memory.usage_in_bytes (v1) of a unit's cgroup,
+        read from the cgroup filesystem inside this systemd's namespaces."""
+        group = self.systemctl("show", "-p", "ControlGroup", "--value", unit).stdout.strip()
+        script = (
+            'cat "/sys/fs/cgroup$1/memory.current" 2>/dev/null || '
+            'cat "/sys/fs/cgroup/memory$1/memory.usage_in_bytes"'
+        )
+        return int(self.run(["sh", "-c", script, "sh", group]).stdout)
+
     def holosc(
         self, *args: str, cwd: Path, check: bool = False, timeout: float = 900, **env: str
     ) -> subprocess.CompletedProcess[str]:

@@ -81,6 +81,31 @@ COMMANDS = {
     "stop": Command(
         "lifecycle", "stop", "Stop the named services gracefully; other services are never touched."
     ),
+    "restart": Command(
+        "ops",
+        "restart",
+        "Restart services or instances: a graceful stop, a start, their health re-checked; "
+        "what depends on them keeps running.",
+    ),
+    "kill": Command(
+        "ops",
+        "kill",
+        "Force-stop instances: QEMU gets SIGKILL (or --signal) with no guest shutdown; after "
+        "a fatal signal the instance stays down until started.",
+    ),
+    "wait": Command(
+        "ops",
+        "wait",
+        "Block until the instances stop (their guests powered off); print each one's exit "
+        "code (QEMU's) as it does.",
+    ),
+    "run": Command(
+        "ops",
+        "run",
+        "Run a command in a one-off instance of a service, on its own disk and ports "
+        "(`holosc run --rm web -- uname -a`); its dependencies are started as `up` would.",
+        context_settings={"allow_interspersed_args": False},
+    ),
     "pause": Command(
         "pause",
         "pause",
@@ -98,6 +123,18 @@ COMMANDS = {
         "status",
         "ps",
         "Projects and instances with state, PID, uptime, health and ports, read from systemd.",
+    ),
+    "stats": Command(
+        "ops",
+        "stats",
+        "Live CPU, memory and disk I/O of each running instance, from systemd's cgroup "
+        'accounting and QMP (docs/units.md, "Resource figures").',
+    ),
+    "ls": Command(
+        "ops", "ls", "List projects: name, state of their instances, where their holos.yaml is."
+    ),
+    "port": Command(
+        "ops", "port", "Print the host address a guest port is published on (`127.0.0.1:8080`)."
     ),
     "logs": Command(
         "status",
@@ -136,6 +173,12 @@ COMMANDS = {
         "cp",
         "Copy files or directories between a guest and this host "
         "(`holosc cp web-0:/var/log/app.log .`).",
+    ),
+    "top": Command(
+        "access",
+        "top",
+        "The processes running in each guest (`ps -ef` over SSH with the pinned host key), "
+        "as `docker compose top`.",
     ),
     "devices": Command(
         "devices",

@@ -1,5 +1,6 @@
-"""`holosc ssh-config` and `holosc cp`: the guests over SSH for other tools and for files,
-with the project key and the host key pinned for each instance (as `holosc exec`)."""
+"""`holosc ssh-config`, `holosc cp` and `holosc top`: the guests over SSH for other tools,
+files and process lists, with the project key and each instance's pinned host key (as
+`holosc exec`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import typer
 
 from holosc.cli import common, complete, options
 from holosc.cli.guest import _instance, _require_running
-from holosc.core import names
+from holosc.core import layout, names
 from holosc.core.lock import LockedInstance
-from holosc.host import guestcopy, guestssh, install, lifecycle, sshconfig, systemd
+from holosc.errors import RuntimeCommandError
+from holosc.host import guestcopy, guestssh, install, lifecycle, run, sshconfig, systemd
 
 
 def ssh_config(
@@ -137,3 +139,55 @@ def _size(count: int) -> str:
         if value < 1000 or unit == "GB":
             return f"{count}B" if count < 1000 else f"{value:.3g}{unit}"
     raise AssertionError("unreachable")
+
+
+def top(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Services or instances (default: all).",
+            autocompletion=complete.services_and_instances,
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    file: common.FileOption = None,
+    project: options.ProjectOption = None,
+    user: options.UserOption = False,
+    system: options.SystemOption = False,
+) -> None:
+    """The processes running in each guest (`ps -ef` over SSH with the pinned host key),
+    as `docker compose top`."""
+    manager = options.manager(user, system)
+    name = options.project_name(project, file)
+    for target in targets or []:
+        names.check("service or instance", target, "the command line")
+    chosen = select(manager, name, targets or [])
+    running = systemd_running(manager, name, list(chosen))
+    failed = []
+    for instance, info in chosen.items():
+        if instance not in running:
+            continue
+        argv = guestssh.ssh_argv(
+            manager, name, instance, guestssh.target(info), ["ps", "-ef"],
+            ("-o", "BatchMode=yes", "-o", "ConnectTimeout=20"),
+        )  # fmt: skip
+        result = run.run(argv, check=False, timeout=60, hint="install openssh-client")
+        print(instance)
+        if result.returncode != 0:
+            failed.append(instance)
+            print(f"holosc: {instance}: {result.stderr.strip() or 'ps failed'}", file=sys.stderr)
+        print(result.stdout, end="\n" if result.stdout.endswith("\n") else "\n\n")
+    if failed:
+        raise lifecycle.error(f"no process list from {', '.join(failed)}")
+
+
+def systemd_running(manager: systemd.Manager, project: str, instances: list[str]) -> set[str]:
+    """The instances whose unit is active (QEMU runs); all of them when there is no
+    manager to ask (a guest started by hand: SSH decides)."""
+    units = {layout.instance_unit(project, *layout.split_instance(i)): i for i in instances}
+    try:
+        shown = manager.show(list(units), ["ActiveState"])
+    except RuntimeCommandError:
+        return set(instances)
+    return {units[u] for u, p in shown.items() if p.get("ActiveState") == "active"}

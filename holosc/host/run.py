@@ -78,6 +78,23 @@ def failure(argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> st
     )
 
 
+def interactive(argv: Sequence[str], *, hint: str | None = None) -> int:
+    """Run `argv` on this terminal (stdin, stdout and stderr inherited) and return its exit
+    status: ssh for `holosc run`, which must clean up after it (exec replaces holosc
+    instead). No timeout: the user is driving it; ssh's ServerAliveInterval bounds a dead
+    guest.
+
+    :raises RuntimeCommandError: when the program is missing (with `hint`) or cannot run.
+    """
+    assert argv and not argv[0].startswith("-")
+    try:
+        return subprocess.run(list(argv), check=False).returncode
+    except FileNotFoundError as exc:
+        raise error(f"{argv[0]} not found", hint) from exc
+    except OSError as exc:
+        raise error(f"cannot run {argv[0]}: {exc.strerror}", hint) from exc
+
+
 @dataclasses.dataclass(frozen=True)
 class Stream:
     """A program started by `streaming`, its stderr kept in a file."""

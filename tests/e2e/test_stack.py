@@ -216,6 +216,7 @@ def test_three_tier_stack(stack: Stack) -> None:
         "Read-only" in stack.holosc("exec", "web-0", "--", "sudo", "touch", "/srv/share/x").stderr
     )
     _check_environment_and_secrets(stack)
+    _check_access(stack)
     _check_free_page_reporting(stack, "db-0")  # guest RAM anonymous memory
     _check_free_page_reporting(stack, "web-0")  # in a shared memfd (a bind mount)
 
@@ -267,8 +268,10 @@ def test_three_tier_stack(stack: Stack) -> None:
         assert re.search(r"guest shut down after [\d.]+ s", log), f"{unit}:\n{log}"
     assert stack.qemus() == []
 
-    # The named volume survives down/up (fresh overlays, same volume).
-    stack.must("up")
+    # The named volume survives down and a new install (fresh overlays, same volume):
+    # db alone is started, the three other guests would boot only to be stopped.
+    stack.must("install")
+    stack.must("start", "db")
     assert stack.exec("db-0", "cat /data/probe") == "kept\n"
     stack.must("down")
     assert stack.qemus() == []
@@ -382,6 +385,37 @@ def _check_networks(stack: Stack) -> None:
     isolation.wait_restarted(stack.sd, unit, pid)
     assert "1 received" in stack.exec("api-0", "ping -c1 -W10 db")
     metric("network_checks_s", time.monotonic() - began)
+
+
+def _check_access(stack: Stack) -> None:
+    """cp round-trips a directory with odd names through a guest; plain `ssh -F` with
+    ssh-config's output runs a command; stats reports a guest's memory within 10 % of its
+    unit's cgroup; top lists the guest's processes."""
+    from tests.runtime.test_guest_access import odd_tree, tree
+
+    began = time.monotonic()
+    work = stack.project.parent / "cp"
+    source = odd_tree(work / "-odd dir\nname")
+    stack.must("cp", "--", str(source), "web-0:/tmp")
+    assert stack.exec("web-0", "cat '/tmp/-odd dir\nname/with space'") == "1 with space\n"
+    back = work / "back"
+    stack.must("cp", f"web-0:/tmp/{source.name}", str(back))
+    assert tree(back) == tree(source)
+    config = work / "ssh_config"
+    config.write_text(stack.must("ssh-config").stdout)
+    ran = stack.sd.run(["ssh", "-F", str(config), "web-1.shop", "hostname"], check=False)
+    assert (ran.returncode, ran.stdout) == (0, "web-1\n"), ran.stderr
+    metric("cp_and_ssh_config_s", time.monotonic() - began)
+
+    rows = json.loads(stack.must("stats", "--no-stream", "--json", "--interval", "1").stdout)
+    db = next(r for r in rows if r["name"] == "db-0")
+    cgroup = stack.sd.cgroup_memory("holos-shop-db@0.service")
+    assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
+    assert db["mem_limit"] == 512 << 20 and db["block_read"] > 0, db
+    assert sorted(r["name"] for r in rows) == ["api-0", "db-0", "web-0", "web-1"], rows
+    top = stack.must("top", "web-0").stdout
+    assert top.startswith("web-0\nUID ") and "http.server 80" in top, top
+    metric("access_checks_s", time.monotonic() - began)
 
 
 MiB = 1 << 20

@@ -97,6 +97,15 @@ def test_ansible_inventory_carries_the_same_options(tmp_path: Path, sshd: Any) -
     assert (ran.returncode, ran.stdout) == (0, "ansible\n"), ran.stderr
 
 
+def test_top_lists_the_guests_processes(tmp_path: Path, sshd: Any) -> None:
+    env = install(tmp_path, sshd, sshd.workdir / "host_key.pub")
+    result = holosc(env, "top", "web")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "web-0" and lines[1].split()[:3] == ["UID", "PID", "PPID"], lines[:2]
+    assert any("sshd" in line for line in lines), result.stdout  # the "guest" runs sshd
+
+
 def test_ssh_config_names_unknown_targets(tmp_path: Path, sshd: Any) -> None:
     env = install(tmp_path, sshd, sshd.workdir / "host_key.pub")
     result = holosc(env, "ssh-config", "web", "nope", "db-3")
