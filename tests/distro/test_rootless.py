@@ -80,6 +80,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True, timeout=300, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert len(list(dist.glob("holosc-*.whl"))) == 1
+    # pipx 1.7 (Debian 13) upgrades its shared pip first: offline, it finds it here.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dist), "pip>=23.1"],
+        check=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     for path in (dist, *dist.iterdir()):  # bound into the container for its user
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dist
