@@ -46,10 +46,10 @@ from tests.systemd_harness import PrivateSystemd  # noqa: E402
 
 MiB = 1 << 20
 BOOTED = "test -f /var/lib/cloud/instance/boot-finished"
-DEBIAN_VM = """    memory_mb: 1024
-    kernel: ./guest/vmlinuz
-    initrd: ./guest/initrd.img
-    cmdline: root=/dev/vda rw console=ttyS0 quiet"""
+DEBIAN_VM = """      memory_mb: 1024
+      kernel: ./guest/vmlinuz
+      initrd: ./guest/initrd.img
+      cmdline: root=/dev/vda rw console=ttyS0 quiet"""
 DEBIAN = f"""name: NAME
 x-guest: &guest
   image: ./guest/base.raw

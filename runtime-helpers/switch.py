@@ -31,6 +31,10 @@ socket can be polled until that receiver has room, and its port queues up to
 PORT_QUEUE_BYTES meanwhile. Frames beyond that, or to a receiver that is gone, are
 dropped (a switch's semantics; TCP recovers). Exit codes: 0 on SIGTERM, 2 usage, 1 when
 a socket cannot be bound. Standard library only; it never imports the compiler.
+
+The switch counts the bytes it received from and sent to each socket since it started,
+and writes them to ``<sockets>/counters.json`` at most once a second while they change
+(`holosc stats` reads a guest's network I/O there: QEMU keeps no counters for its NICs).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import collections
 import contextlib
 import errno
 import glob
+import json
 import logging
 import os
 import resource
@@ -54,6 +59,8 @@ log = logging.getLogger("holos-switch")
 
 MAX_FRAME = 65536
 RESCAN_S = 1.0
+COUNTERS_S = 1.0
+COUNTERS_FILE = "counters.json"
 # A receiver's backlog in the switch: a TCP window of slirp's (64 KiB) in 1514-byte
 # frames several times over, or about 28 jumbo frames of a project network.
 PORT_QUEUE_BYTES = 256 << 10
@@ -142,10 +149,12 @@ class Ports:
         self.selector = selector
         self.ports: dict[str, Port] = {}
         self.dropped = 0
+        self.sent: dict[str, int] = {}  # bytes handed to each receiver (delivered or queued)
 
     def send(self, frame: bytes, path: str) -> bool:
         """Deliver or queue `frame` for the socket `path`; False when nothing is bound
         there (any more)."""
+        self.sent[path] = self.sent.get(path, 0) + len(frame)
         port = self.ports.get(path)
         if port is not None and self.try_send(port, frame):
             return True
@@ -315,13 +324,52 @@ def bind(path: str) -> socket.socket:
     return sock
 
 
+class Counters:
+    """Bytes received from each socket (and sent to each, in `Ports.sent`), written to a
+    file at most once every COUNTERS_S while they change."""
+
+    def __init__(self, path: str, ports: Ports) -> None:
+        self.path = path
+        self.ports = ports
+        self.received: dict[str, int] = {}
+        self.written = 0.0
+        self.last: tuple[int, int] = (-1, -1)
+
+    def maybe_write(self) -> None:
+        now = time.monotonic()
+        if now - self.written < COUNTERS_S:
+            return
+        self.written = now
+        totals = (sum(self.received.values()), sum(self.ports.sent.values()))
+        if totals == self.last:
+            return
+        self.last = totals
+        named = {  # an unbound sender has no name
+            kind: {k: v for k, v in counts.items() if isinstance(k, str) and k}
+            for kind, counts in (("received", self.received), ("sent", self.ports.sent))
+        }
+        text = json.dumps(named, sort_keys=True)
+        try:
+            with open(f"{self.path}.tmp", "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(f"{self.path}.tmp", self.path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc)
+
+
 def serve(
-    selector: selectors.BaseSelector, networks: list[Network], nat: Nat | None, ports: Ports
+    selector: selectors.BaseSelector,
+    networks: list[Network],
+    nat: Nat | None,
+    ports: Ports,
+    counters: Counters,
 ) -> None:
     for network in networks:
         network.rescan()
+    received = counters.received
     while True:
-        for key, _ in selector.select():
+        counters.maybe_write()
+        for key, _ in selector.select(COUNTERS_S):
             if isinstance(key.data, Port):
                 ports.flush(key.data)
                 continue
@@ -335,6 +383,7 @@ def serve(
                     frame, source = receive(MAX_FRAME)
                 except BlockingIOError:
                     break
+                received[source] = received.get(source, 0) + len(frame)
                 forward(frame, source)
 
 
@@ -394,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ", ".join(n.name for n in networks) or "no network",
         "" if nat is None else " and NAT",
     )
-    serve(selector, networks, nat, ports)
+    serve(selector, networks, nat, ports, Counters(f"{sockets}/{COUNTERS_FILE}", ports))
     return 0
 
 

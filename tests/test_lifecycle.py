@@ -7,9 +7,13 @@ Health gates that pass need sshd in the guest: tests/e2e covers those with a Deb
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +83,24 @@ def wait_ready(sd: PrivateSystemd, *instances: str, boots: int = 1, timeout: flo
         while not (log.exists() and log.read_text(errors="replace").count(READY_MARK) >= boots):
             assert time.monotonic() < deadline, f"{inst} not ready"
             time.sleep(0.2)
+
+
+def on_terminal(sd: PrivateSystemd, project: Path, *args: str) -> tuple[int, str]:
+    """holosc ARGS with its output on a pseudo-terminal: exit code and what it printed."""
+    leader, follower = pty.openpty()
+    env = dict(os.environ, HOLOS_ACCEL="tcg", PYTHONPATH=str(REPO), COLUMNS="200")
+    env["HOLOSC_SSH_KEY"] = str(project.parent / "key")
+    proc = subprocess.Popen(
+        [*sd.nsenter(), f"--wd={project}", "--", sys.executable, "-m", "holosc", *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the terminal is drained
+        while data := os.read(leader, 65536):
+            chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=600), b"".join(chunks).decode(errors="replace")
 
 
 def show(sd: PrivateSystemd, unit: str, prop: str) -> str:
@@ -291,6 +313,89 @@ def test_kill_9_is_restarted_and_ps_tells_the_truth(systemd: PrivateSystemd, pro
     ps = json.loads(holosc(systemd, project, "ps", "--json").stdout)
     db = next(r for r in ps if r["instance"] == "db-0")
     assert db["pid"] == new and db["restarts"] == 1 and db["state"] == "active/running"
+    _check_compose_operations(systemd, project)
+
+
+def _check_stats(sd: PrivateSystemd, project: Path) -> None:
+    """stats --no-stream --json: the running instances only; memory is the unit's cgroup
+    (compared with the cgroup file read right after: within 10 %), the limit the guest's
+    RAM, disk bytes from QMP."""
+    began = time.monotonic()
+    result = holosc(sd, project, "stats", "--no-stream", "--json", "--interval", "1")
+    print(f"E2E_METRIC lifecycle_stats_s={time.monotonic() - began:.1f}")
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert sorted(rows) == ["db-0", "web-0"], rows  # web-1 was killed
+    db = rows["db-0"]
+    cgroup = sd.cgroup_memory("holos-life-db@0.service")
+    assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
+    assert db["mem_limit"] == 128 << 20, db
+    assert db["cpu_percent"] is not None and db["cpu_percent"] >= 0, db
+    assert db["block_read"] is not None and db["block_written"] is not None, db  # from QMP
+    table = holosc(sd, project, "stats", "--no-stream", "--interval", "0.5", "web")
+    assert table.stdout.startswith("NAME ") and "\nweb-0 " in table.stdout, table.stdout
+    assert "db-0" not in table.stdout
+
+
+def _check_compose_operations(sd: PrivateSystemd, project: Path) -> None:
+    """kill, wait, restart, port and ls on the running project: each touches only the
+    instances named, never their dependents."""
+    wait_ready(sd, "db-0", boots=2)  # the kill -9 above rebooted it
+    pids = {i: show(sd, f"holos-life-{i.replace('-', '@')}.service", "MainPID") for i in
+            ("db-0", "web-0", "web-1")}  # fmt: skip
+    killed = holosc(sd, project, "kill", "web-1")
+    assert killed.returncode == 0 and "web-1: killed (SIGKILL)" in killed.stderr, killed.stderr
+    assert show(sd, "holos-life-web@1.service", "ActiveState") == "inactive"  # not restarted
+    waited = holosc(sd, project, "wait", "web-1")
+    assert (waited.returncode, waited.stdout) == (0, "web-1 9\n"), waited  # SIGKILL's status
+
+    listed = holosc(sd, project, "ls")
+    assert listed.stdout.split("\n")[1].split()[:3] == ["life", "exited(1),", "running(2)"]
+    table = json.loads(holosc(sd, project, "ls", "--format", "json").stdout)
+    assert table == [{"Name": "life", "Status": "exited(1), running(2)",
+                      "ConfigFiles": str(project)}]  # fmt: skip
+
+    ssh_port = json.loads((sd.state / "etc-holos" / "life" / "holos.lock.json").read_text())[
+        "instances"]["web-1"]["ssh_port"]  # fmt: skip
+    port = holosc(sd, project, "port", "--index", "2", "web", "22")
+    assert (port.returncode, port.stdout) == (0, f"127.0.0.1:{ssh_port}\n"), port
+    none = holosc(sd, project, "port", "web", "80")
+    assert none.returncode == 5 and "no host port is published for 80/tcp" in none.stderr
+
+    _check_stats(sd, project)
+
+    # restart db: a graceful stop and a start; web-0, which depends on it, keeps running.
+    restarted = holosc(sd, project, "restart", "db")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "restarted db-0" in restarted.stderr
+    assert show(sd, "holos-life-db@0.service", "MainPID") not in ("0", pids["db-0"])
+    assert show(sd, "holos-life-web@0.service", "MainPID") == pids["web-0"]
+    journal = sd.run(["journalctl", "-u", "holos-life-db@0.service", "--no-pager"]).stdout
+    assert "db-0: guest shut down after" in journal, journal
+
+    # run --rm: a one-off web-2 starts beside the others on its own disk, and leaves no
+    # disk, files or unit behind. The tiny guest has no sshd, so ssh fails (255) and the
+    # cleanup is what is checked here.
+    ran = holosc(sd, project, "run", "--rm", "--wait", "3", "web", "--", "true")
+    assert ran.returncode == 255, ran.stderr
+    assert "web-2: starting" in ran.stderr and "web-2: removed" in ran.stderr, ran.stderr
+    journal = sd.run(["journalctl", "-u", "holos-life-web@2.service", "--no-pager"]).stdout
+    assert "Started holos-life-web@2.service" in journal, journal
+    assert not (sd.state / "var-lib-holos" / "instances" / "life" / "web-2").exists()
+    assert not (sd.state / "etc-holos" / "life" / "web-2").exists()
+    assert show(sd, "holos-life-web@2.service", "ActiveState") == "inactive"
+    assert show(sd, "holos-life-web@0.service", "MainPID") == pids["web-0"]
+    assert "web-2" not in holosc(sd, project, "ps").stdout
+
+    # wait blocks until the guest powers itself off (the ACPI button, behind systemd's
+    # back), then prints QEMU's exit status.
+    wait_ready(sd, "web-0")
+    qmp = "/run/holos/life/web-0/qmp.sock"
+    sd.run(["sh", "-c", f"(sleep 2; holos-qmp-stop --qmp {qmp} --grace 20 --instance web-0)"
+            " >/dev/null 2>&1 &"])  # fmt: skip
+    waited = holosc(sd, project, "wait", "web")
+    assert (waited.returncode, waited.stdout) == (0, "web-1 9\nweb-0 0\n"), waited
+    assert "waiting for web-0 web-1 to stop" in waited.stderr
 
 
 def test_edit_restarts_only_changed_service(systemd: PrivateSystemd, project: Path) -> None:
@@ -322,15 +427,26 @@ def test_failing_healthcheck_fails_up_and_holds_dependents(
         .replace(
             '    volumes: ["data:/data"]\n',
             '    volumes: ["data:/data"]\n    healthcheck:\n      test: ["true"]\n'
-            "      interval: 1s\n      timeout: 2s\n      retries: 2\n",
+            "      interval: 1s\n      timeout: 2s\n      retries: 4\n",
         )
     )
     (project / "holos.yaml").write_text(text)
-    up = holosc(systemd, project, "up")
-    assert up.returncode == 1, up.stderr
-    assert "db-healthy: UNHEALTHY" in up.stderr
-    assert "holos-health" in up.stderr or "attempt" in up.stderr, up.stderr  # journal tail
+    code, shown = on_terminal(systemd, project, "up")
+    assert code == 1, shown
+    assert "db-healthy: UNHEALTHY" in shown
+    assert "db-healthy failed first (exit-code): its journal from this start:" in shown, shown
+    assert "unhealthy after 4 consecutive failures" in shown, shown  # holos-health's words
     assert show(systemd, "holos-life-web@0.service", "ActiveState") != "active"
+    # Signs of life while it waited: one line per unit, drawn again in place (the cursor
+    # goes up to the block and clears it), with the seconds and each health attempt.
+    assert re.search(r"\x1b\[\d+F\x1b\[J", shown), shown
+    assert re.search(r"db-healthy: waiting for health, \d+ s: attempt \d+: ", shown), shown
+    assert re.search(r"db-0: booting, \d+ s", shown), shown
+    # -q: no progress at all, only the error.
+    quiet = holosc(systemd, project, "-q", "up")
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stderr.startswith("holosc: error: project life did not start"), quiet.stderr
+    assert "waiting for health" not in quiet.stderr, quiet.stderr
 
 
 def test_up_after_a_failed_up_reports_no_stale_failure(
@@ -344,6 +460,12 @@ def test_up_after_a_failed_up_reports_no_stale_failure(
     failed = holosc(systemd, project, "up")
     assert failed.returncode == 1 and "db-0: FAILED" in failed.stderr, failed.stderr
     assert show(systemd, "holos-life-db@0.service", "ActiveState") == "failed"
+    # The cause: QEMU's own words from db-0's start, not the dependents' or a gate's.
+    assert "db-0 failed first (exit-code): its journal from this start:" in failed.stderr
+    assert "no-such-cpu" in failed.stderr, failed.stderr
+    # Nothing of the project runs, and systemd says so of its target too.
+    assert "life: no instance runs; stopped holos-life.target" in failed.stderr
+    assert show(systemd, "holos-life.target", "ActiveState") == "inactive"
     (project / "holos.yaml").write_text(good)
     again = holosc(systemd, project, "up")
     assert again.returncode == 0, again.stderr

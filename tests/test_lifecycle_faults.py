@@ -54,6 +54,10 @@ def test_removed_instances_stop_gracefully_and_leave_nothing(
     assert restarted == 0, up.stderr
     # These busybox guests run no sshd: the new list reaches them at their next start.
     assert "db-0: peer names not updated" in up.stderr, up.stderr
+    # ... and up does not wait out ssh's timeouts for them (10.5 s before).
+    assert re.search(
+        r"db-0: peer names not updated \(no SSH greeting on 127.0.0.1:\d+ within 2 s\)", up.stderr
+    ), up.stderr
     assert "stopping removed web-1" in up.stderr, up.stderr
     # The ACPI stop helper ran and the guest saw the power button.
     assert re.search(
@@ -201,6 +205,9 @@ def test_up_and_down_at_the_same_moment(systemd: PrivateSystemd, project: Path) 
     assert re.search(r"life: waiting for holosc up \(pid \d+\) to finish", down.stderr), down.stderr
     assert down.returncode == 0, down.stderr
     assert "db-healthy: UNHEALTHY" in up_err, up_err  # up ran to its end first
+    # Not on a terminal: each health attempt's result is a plain line of its own.
+    attempts = re.findall(r"^db-healthy: waiting for health, \d+ s: attempt (\d+): ", up_err, re.M)
+    assert len(attempts) >= 2 and "\x1b" not in up_err, up_err
     # The failed gate and web units are not left listed as "not-found failed".
     listed = systemd.systemctl("list-units", "--all", "--plain", "--no-legend", "holos-life*")
     assert "failed" not in listed.stdout, listed.stdout
@@ -256,6 +263,11 @@ def test_full_filesystems_are_clear_errors(systemd: PrivateSystemd, project: Pat
     ps = json.loads(systemd.holosc("ps", "--json", cwd=project).stdout)
     states = {r["instance"]: r["state"] for r in ps}
     assert states == {"db-0": "active/paused", "web-0": "active/running", "web-1": "active/running"}
+    # Stopped at once: a paused guest cannot act on the power button.
+    stop = systemd.holosc("stop", "db", cwd=project)
+    assert stop.returncode == 0, stop.stderr
+    assert "db-0: its guest was paused: quit at once (QMP quit)" in stop.stderr, stop.stderr
+    assert "grace period" not in stop.stderr, stop.stderr
 
 
 STUBBORN = """\
@@ -269,9 +281,33 @@ STUBBORN = """\
       cmdline: console=ttyS0 quiet panic=-1
 """
 LISTENER = (
-    "import socket, time\n"
-    "s = socket.socket(); s.bind(('127.0.0.1', 18080)); s.listen(); time.sleep(900)\n"
+    "import socket, sys, time\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(900)\n"
 )
+
+
+def listen(sd: PrivateSystemd, port: int) -> None:
+    """A process of the private systemd's namespaces holding 127.0.0.1:`port`."""
+    script = (
+        f'{sys.executable} -c "{LISTENER}" {port} >/dev/null 2>&1 & echo $! > /run/listener.pid'
+    )
+    sd.run(["sh", "-c", script])
+    deadline = time.monotonic() + 30
+    while f":{port} " not in sd.run(["ss", "-Hltn"]).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def unlisten(sd: PrivateSystemd) -> None:
+    sd.run(["sh", "-c", "kill $(cat /run/listener.pid)"])
+
+
+def failed_up(sd: PrivateSystemd, project: Path) -> str:
+    """`up` that must fail: its stderr, which names db-0 as the unit that failed first."""
+    up = holosc(sd, project, "up")
+    assert up.returncode == 1, up.stderr
+    assert "db-0 failed first (exit-code): its journal from this start:" in up.stderr, up.stderr
+    return up.stderr
 
 
 def test_rename_port_exec_force_quit_and_ctrl_c(
@@ -286,24 +322,40 @@ def test_rename_port_exec_force_quit_and_ctrl_c(
         '    volumes: ["data:/data"]\n    ports: ["18080:80"]\n',
     )
     edit(project, "volumes:\n  data", STUBBORN + "volumes:\n  data")
-    listener = f'{sys.executable} -c "{LISTENER}" >/dev/null 2>&1 & echo $! > /run/listener.pid'
-    systemd.run(["sh", "-c", listener])
-    deadline = time.monotonic() + 30
-    while ":18080" not in systemd.run(["ss", "-Hltn"]).stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-
-    up = holosc(systemd, project, "up")
-    assert up.returncode == 1, up.stderr
-    assert "warning: project 'life' was installed from this directory too" in up.stderr
-    assert "holosc down -p life" in up.stderr
+    listen(systemd, 18080)
+    up = failed_up(systemd, project)
+    assert "warning: project 'life' was installed from this directory too" in up
+    assert "holosc down -p life" in up
     assert re.search(
-        r"db-0: host port 18080/tcp \(127.0.0.1\) of service db is already in use "
+        r"db-0: host port 18080/tcp \(127.0.0.1\), published by service db, is already in use "
         r"by python[\d.]* \(pid \d+\)",
-        up.stderr,
-    ), up.stderr
+        up,
+    ), up
+    unlisten(systemd)
 
-    systemd.run(["sh", "-c", "kill $(cat /run/listener.pid)"])
+    # The clash above is db-0's last journal line about a port; QEMU now fails on its
+    # -cpu: up shows that start's lines only, and no port clash.
+    edit(
+        project, '    ports: ["18080:80"]\n', '    ports: ["18080:80"]\n    vm: {cpu_model: nope}\n'
+    )
+    up = failed_up(systemd, project)
+    assert "nope" in up and "CPU" in up, up
+    assert "already in use" not in up and "18080" not in up, up
+    edit(project, "    vm: {cpu_model: nope}\n", "")
+
+    # db-0's own SSH forward taken: said so, not as a port of the service.
+    lock = json.loads((systemd.state / "etc-holos" / "life2" / "holos.lock.json").read_text())
+    ssh_port = lock["instances"]["db-0"]["ssh_port"]
+    listen(systemd, ssh_port)
+    up = failed_up(systemd, project)
+    assert re.search(
+        rf"db-0: host port {ssh_port}/tcp \(127.0.0.1\), db-0's SSH forward \(holosc picked "
+        r"it\), is already in use by python[\d.]* \(pid \d+\)",
+        up,
+    ), up
+    assert "18080/tcp" not in up, up  # (QEMU's message quotes its whole -netdev)
+    unlisten(systemd)
+
     up = holosc(systemd, project, "up")
     assert up.returncode == 0, up.stderr
     assert "FAILED" not in up.stderr, up.stderr  # db-0 failed in the run before
@@ -315,6 +367,11 @@ def test_rename_port_exec_force_quit_and_ctrl_c(
     assert ssh.returncode == 5, ssh.stderr
     assert "instance 'web-0' is not running (inactive/dead)" in ssh.stderr, ssh.stderr
     assert "holosc start web" in ssh.stderr
+    console = holosc(systemd, project, "console", "web-0")
+    assert console.returncode == 5, console.stderr
+    assert console.stderr == (
+        "holosc: error: instance 'web-0' is not running (inactive/dead) (hint: holosc start web)\n"
+    ), console.stderr
 
     stop = holosc(systemd, project, "stop", "stubborn")
     assert stop.returncode == 0, stop.stderr
@@ -350,3 +407,14 @@ def test_rename_port_exec_force_quit_and_ctrl_c(
     output = "".join(seen) + rest
     assert "life2: interrupted; db-0 running" in output, output
     assert "run holosc up again to continue, or holosc down -p life2" in output
+
+    # down counts what it stopped, not what was installed.
+    assert holosc(systemd, project, "stop", "web").returncode == 0
+    down = holosc(systemd, project, "down")
+    assert down.returncode == 0, down.stderr
+    assert re.search(
+        # stubborn-0 may still be stopping (the interrupted up asked systemd to stop it)
+        r"life2: stopped [12] instance\(s\) in [\d.]+ s "
+        r"\(web-0, web-1(, stubborn-0)? were not running\)",
+        down.stderr,
+    ), down.stderr

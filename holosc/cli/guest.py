@@ -135,11 +135,15 @@ def console(
     manager = options.manager(user, system)
     name = options.project_name(project, file)
     _instance(manager, name, instance)
+    _require_running(manager, name, instance)
     path = layout.serial_socket(manager.runtime_dir, name, instance)
     try:
         sock = connect_unix(path)
-    except OSError as exc:
-        raise lifecycle.error(f"{instance} is not running (cannot open {path}: {exc})") from exc
+    except OSError as exc:  # QEMU starting or stopping right now
+        raise lifecycle.error(
+            f"cannot open {instance}'s serial console {path}: {exc.strerror}",
+            f"holosc ps -p {name} shows whether it runs",
+        ) from exc
     print("Connected to the serial console. Press Ctrl-] to detach.", file=sys.stderr)
     _pump(sock)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from holosc.cli import common, complete, images, options
+from holosc.cli import common, complete, images, live, options
 from holosc.core import layout, names
 from holosc.host import helpers, hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
@@ -23,7 +24,10 @@ from holosc.tools import pull
 
 def say(line: str) -> None:
     # Warnings and lock waits explain something the user must know: -q keeps them.
-    if line.startswith("holosc: warning:") or ": waiting for " in line:
+    # (Not "db-healthy: waiting for health": that is progress.)
+    if line.startswith("holosc: warning:") or re.search(
+        r": waiting for .* to finish \(lock ", line
+    ):
         print(line, file=sys.stderr, flush=True)
     else:
         common.note(line)
@@ -70,18 +74,27 @@ def up(
             say(f"holosc: warning: {warning}")
         _pull_images(loaded, manager, refresh=pull_)
         project_dir = loaded.file.parent.resolve()
-        # Build what the cache lacks here, with its output on the terminal; the build
-        # units then find every layer cached.
-        baker.bake(
-            loaded.project, output, project_dir, layout.images(manager.state_dir), common.note
-        )
-        stale = _disks_to_recreate(loaded, manager, project_dir, recreate=recreate)
-        hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
-        try:
-            lifecycle.up(output, manager, name, project_dir, say, recreate=stale)
-        except KeyboardInterrupt:
-            lifecycle.report_interrupted(manager, name, say)
-            raise typer.Exit(130) from None
+        with live.live(say) as shown:
+            # Build what the cache lacks here, with its output on the terminal; the build
+            # units then find every layer cached.
+            baker.bake(
+                loaded.project,
+                output,
+                project_dir,
+                layout.images(manager.state_dir),
+                shown.say,
+                status=live.status(shown),
+            )
+            stale = _disks_to_recreate(loaded, manager, project_dir, recreate=recreate)
+            hostsecrets.write_environment_secrets(loaded.project, manager.runtime_dir, os.environ)
+            try:
+                lifecycle.up(
+                    output, manager, name, project_dir, shown.say, recreate=stale, progress_to=shown
+                )
+            except KeyboardInterrupt:
+                shown.close()
+                lifecycle.report_interrupted(manager, name, say)
+                raise typer.Exit(130) from None
 
 
 def _preflight(manager: systemd.Manager) -> None:

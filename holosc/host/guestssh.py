@@ -8,6 +8,9 @@ holos-seed pinned for it when it started, and logs in with the project key.
 
 from __future__ import annotations
 
+import socket
+import time
+
 from holosc.core import layout
 from holosc.core.lock import LockedInstance
 from holosc.core.render.escape import shell_command
@@ -68,6 +71,24 @@ def ssh_argv(
         f"{user}@127.0.0.1",
         *([shell_command(command)] if command else []),
     ]  # fmt: skip
+
+
+def greets(port: int, timeout: float) -> bool:
+    """Whether an SSH server greets on 127.0.0.1:`port` within `timeout` seconds. QEMU's
+    forward accepts every connection, also while no sshd listens in the guest, and then
+    closes it (or, with a guest network that is down, says nothing)."""
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            greeting = b""
+            while len(greeting) < 4:
+                sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                if not (data := sock.recv(4 - len(greeting))):
+                    break
+                greeting += data
+            return greeting == b"SSH-"
+    except OSError:
+        return False
 
 
 def _error(message: str, hint: str | None = None) -> RuntimeCommandError:

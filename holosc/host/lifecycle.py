@@ -23,7 +23,8 @@ from holosc.core import layout, names
 from holosc.core.compiler import Output
 from holosc.core.model import Project
 from holosc.errors import Diagnostic, RuntimeCommandError, UnitFailedError
-from holosc.host import diskspace, disktags, install, recreate, run
+from holosc.host import diskspace, disktags, install, journal, progress, recreate, run
+from holosc.host.progress import Progress
 from holosc.host.recreate import StaleDisk
 from holosc.host.systemd import Manager
 
@@ -145,6 +146,7 @@ def up(
     say: Say,
     *,
     recreate: Sequence[StaleDisk] = (),
+    progress_to: Progress | None = None,
 ) -> None:
     """Install, reload, restart what changed, start everything; raise if anything failed.
     A running project whose output did not change is left alone (no reload, no start).
@@ -201,7 +203,7 @@ def up(
     if gates:
         restart_together(manager, gates, check=False)
     clear_start_limits(manager, units, units.all(), say)
-    _start_and_watch(manager, units, units.all(), say)
+    _start_and_watch(manager, units, units.all(), say, progress_to)
     if changes.peers_changed:
         from holosc.host import peers  # its guest script loads the YAML escaper: ps must not
 
@@ -296,14 +298,28 @@ def start_units(manager: Manager, units: Units, names: list[str], say: Say) -> N
     clear_start_limits(manager, units, names, say)
     result = manager.ctl("start", units=names, check=False)
     if result.returncode != 0:
-        states = manager.show(names, STATE_PROPS)
+        states = manager.show(names, [*STATE_PROPS, "InactiveEnterTimestampMonotonic"])
         failed = [u for u in names if states[u].get("ActiveState") != "active"]
-        tail = run.output(manager.journal(failed[:3] or names[:1], lines=15))
-        message = (
-            f"{', '.join(units.label(u) for u in failed) or result.stderr.strip()} "
-            "did not start" + ("\n" + tail.rstrip() if tail.strip() else "")
+        message = f"{', '.join(units.label(u) for u in failed) or result.stderr.strip()} " + (
+            "did not start" + failure_cause(manager, units, states, failed)
         )
         raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
+
+
+def failure_cause(
+    manager: Manager, units: Units, states: dict[str, dict[str, str]], down: Sequence[str]
+) -> str:
+    """ "; X failed first (result); its journal from this start:" and those lines, for the
+    unit of `down` that entered the failed state first (the others failed or never
+    started because of it); "" when none of them failed."""
+    failed = [u for u in down if states[u].get("ActiveState") == "failed"]
+    if not failed:
+        return ""
+    first = min(failed, key=lambda u: int(states[u].get("InactiveEnterTimestampMonotonic") or 0))
+    lines = journal.this_start(manager, first, 15)
+    return f"; {units.label(first)} failed first ({states[first].get('Result')})" + (
+        ": its journal from this start:\n" + "\n".join(lines) if lines else ""
+    )
 
 
 def _stop_removed(output: Output, manager: Manager, project: str, say: Say) -> list[str]:
@@ -335,9 +351,11 @@ def _remove_instances(manager: Manager, project: str, instances: Sequence[str]) 
         shutil.rmtree(manager.runtime_dir / project / inst, ignore_errors=True)
 
 
-def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say) -> None:
+def _start_and_watch(
+    manager: Manager, units: Units, names: list[str], say: Say, progress_to: Progress | None
+) -> None:
     """`systemctl start` every unit by name (so a failed gate fails the call) and report
-    each instance's progress while it runs."""
+    each instance's progress while it runs (on `progress_to`: what each unit waits for)."""
     result: list[subprocess.CompletedProcess[str]] = []
     worker = threading.Thread(
         target=lambda: result.append(manager.ctl("start", units=names, check=False))
@@ -350,27 +368,37 @@ def _start_and_watch(manager: Manager, units: Units, names: list[str], say: Say)
     seen = {u: p.get("ActiveState", "?") for u, p in manager.show(watched, ["ActiveState"]).items()}
     worker.start()
     labels = {u: units.label(u) for u in watched}
+    watch = progress.Watch(manager, units.project, progress_to) if progress_to else None
     while worker.is_alive():
-        _report(manager, watched, labels, seen, say)
+        now = _report(manager, watched, labels, seen, say)
+        if watch:
+            watch.step(now)
         worker.join(timeout=1.0)
+    if watch:
+        watch.step({u: "" for u in watched})  # every line ends
     _report(manager, watched, labels, seen, say)
-    states = manager.show(watched, STATE_PROPS)
-    failed = [u for u in watched if states[u].get("ActiveState") != "active"]
-    if result[0].returncode != 0 or failed:
-        for unit in failed or watched[:1]:
-            say(
-                f"{labels.get(unit, unit)}: {states[unit].get('ActiveState')} "
-                f"({states[unit].get('Result')})"
-            )
-        # A failed image or gate is the cause, its dependents' failures the effect.
-        causes = ([u for u in failed if u in images or u in units.gates] or failed)[:3]
-        tail = run.output(manager.journal(causes or [units.target], lines=15))
+    states = manager.show(watched, [*STATE_PROPS, "InactiveEnterTimestampMonotonic"])
+    down = [u for u in watched if states[u].get("ActiveState") != "active"]
+    if result[0].returncode != 0 or down:
+        failed = [u for u in down if states[u].get("ActiveState") == "failed"]
+        for unit in failed:
+            say(f"{labels[unit]}: failed ({states[unit].get('Result')})")
+        held = [labels[u] for u in down if u not in failed]
+        if held and failed:
+            say(f"not started, as a unit they need failed: {', '.join(held)}")
+        for unit in [] if failed else down:
+            say(f"{labels[unit]}: {states[unit].get('ActiveState')} ({states[unit].get('Result')})")
         for clash in port_clashes(manager, units, failed):
             say(clash)
+        if all(u in down for u in units.instance_units()):
+            # Its Wants= keep a target active with nothing of it running: stopped, the
+            # project reads as down (systemctl, install --enable's boot) until the next up.
+            manager.ctl("stop", units=[units.target], check=False)
+            say(f"{units.project}: no instance runs; stopped {units.target}")
         message = (
             f"project {units.project} did not start: "
-            f"{', '.join(labels.get(u, u) for u in failed) or result[0].stderr.strip()}"
-            + ("\n" + tail.rstrip() if tail.strip() else "")
+            f"{', '.join(labels[u] for u in failed or down) or result[0].stderr.strip()}"
+            + failure_cause(manager, units, states, down)
         )
         raise UnitFailedError(message, [Diagnostic(message, file="holosc")])
     say(_running(units))
@@ -386,18 +414,25 @@ _HOSTFWD = re.compile(r"host forwarding rule '(tcp|udp):([^:']*):(\d+)-")
 
 
 def port_clashes(manager: Manager, units: Units, failed: Sequence[str]) -> list[str]:
-    """One line per published port QEMU could not bind: the port, the service and, when
-    `ss` can tell, the process that holds it."""
+    """One line per host port QEMU could not bind in this start of an instance: the port,
+    whose it is (a published port of the service, or the instance's SSH forward) and,
+    when `ss` can tell, the process that holds it."""
+    lock = install.read_lock(manager, units.project)
     lines = []
     for unit in failed:
         if unit not in units.instance_units():
             continue
-        log = journal_tail(manager, unit, 30)
+        inst = units.label(unit)
+        log = "\n".join(journal.this_start(manager, unit, 30))
         for proto, addr, port in sorted(set(_HOSTFWD.findall(log))):
-            inst = units.label(unit)
+            info = lock.instances.get(inst) if lock else None
+            whose = (
+                f"{inst}'s SSH forward (holosc picked it)"
+                if info is not None and proto == "tcp" and int(port) == info.ssh_port
+                else f"published by service {layout.split_instance(inst)[0]}"
+            )
             lines.append(
-                f"{inst}: host port {port}/{proto} ({addr or '*'}) of service "
-                f"{layout.split_instance(inst)[0]} is already in use"
+                f"{inst}: host port {port}/{proto} ({addr or '*'}), {whose}, is already in use"
                 + (f" by {holder}" if (holder := _port_holder(proto, port)) else "")
             )
     return lines
@@ -414,9 +449,10 @@ def _port_holder(proto: str, port: str) -> str | None:
 
 def _report(
     manager: Manager, units: list[str], labels: dict[str, str], seen: dict[str, str], say: Say
-) -> None:
-    for unit, props in manager.show(units, ["ActiveState"]).items():
-        state = props.get("ActiveState", "?")
+) -> dict[str, str]:
+    """Say each unit's new state; returns {unit: ActiveState}."""
+    states = {u: p.get("ActiveState", "?") for u, p in manager.show(units, ["ActiveState"]).items()}
+    for unit, state in states.items():
         if seen.get(unit) != state:
             seen[unit] = state
             word = {"activating": "starting", "active": "running", "failed": "FAILED"}
@@ -432,6 +468,7 @@ def _report(
                 word = {"failed": "FAILED"}
             if state in word:
                 say(f"{label}: {word[state]}")
+    return states
 
 
 def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> None:
@@ -444,9 +481,11 @@ def stop_units(manager: Manager, project: str, names: list[str], say: Say) -> No
 _STOP_OUTCOMES = (
     ("guest shut down after", None),
     ("nothing to stop", None),
-    ("sending quit", "did not shut down in its grace period; force-quit (QMP quit)"),
+    ("no shutdown after", "did not shut down in its grace period; force-quit (QMP quit)"),
+    ("cannot act on the power button", "its guest was {paused}: quit at once (QMP quit)"),
     ("could not stop", "did not answer QMP; killed by systemd"),
 )
+_PAUSED = re.compile(r"guest is (\S+), it cannot act on the power button")
 
 
 def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say) -> list[str]:
@@ -457,14 +496,19 @@ def report_forced(manager: Manager, project: str, names: Sequence[str], say: Say
     for unit in names:
         if "@" not in unit:
             continue
-        log = journal_tail(manager, unit, 12)
-        last = max(
+        log = "\n".join(journal.this_start(manager, unit, 12))
+        at, outcome = max(
             ((log.rfind(marker), outcome) for marker, outcome in _STOP_OUTCOMES),
             key=lambda found: found[0],
         )
-        if last[0] >= 0 and last[1]:
+        if at >= 0 and outcome:
+            paused = [m[1] for m in _PAUSED.finditer(log)]
+            state = paused[-1] if paused else "paused"
+            word = {"paused": "paused", "io-error": "paused on an I/O error"}.get(
+                state, f"paused ({state})"
+            )
             inst = layout.unit_label(project, unit)
-            say(f"{inst}: {last[1]}")
+            say(f"{inst}: {outcome.format(paused=word)}")
             forced.append(inst)
             _say_console_tail(layout.console_log(manager.state_dir, project, inst), inst, say)
     return forced
@@ -552,9 +596,14 @@ def down(manager: Manager, project: str, *, volumes: bool, say: Say) -> None:
     if alive:
         raise error(f"units still running after stop: {' '.join(alive)}")
     forced = report_forced(manager, project, running, say)
+    idle = [units.label(u) for u in units.instance_units() if u not in running]
     say(
-        f"{project}: stopped {len(units.instances)} instance(s) in "
-        f"{time.monotonic() - started:.1f} s"
+        f"{project}: stopped {len(running)} instance(s) in {time.monotonic() - started:.1f} s"
+        + (
+            f" ({', '.join(idle)} {'was' if len(idle) == 1 else 'were'} not running)"
+            if idle
+            else ""
+        )
     )
     # Failed units would stay listed as "not-found failed" once their files are gone.
     manager.ctl("reset-failed", units=units.all(), check=False)

@@ -3,7 +3,9 @@ added or removed), each guest on it that kept running gets the new /etc/hosts ov
 
 Guests that start get the list from QEMU (render/hosts.py); the ones that run on must not
 be restarted for it (compose semantics). A guest that cannot be reached (no sshd, no sudo
-or doas) keeps its old list until its next start, and `up` says so.
+or doas) keeps its old list until its next start, and `up` says so; one whose sshd does
+not greet within GREETING seconds is not waited for (`up` must not wait out ssh's
+timeouts for a guest that runs no sshd).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from holosc.errors import HolosError
 from holosc.host import guestssh, install, run
 from holosc.host.systemd import Manager
 
+GREETING = 2.0  # seconds a running guest's sshd has to greet before it is pushed to
 TIMEOUT = 60  # seconds for one guest: connect, authenticate, write a small file
 OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 
@@ -52,6 +55,9 @@ def update(
         )
         try:
             address = guestssh.target(lock.instances[instance])
+            if not guestssh.greets(address[0], GREETING):
+                # No sshd (yet): ssh would wait out its timeouts and hold up all that time.
+                return f"no SSH greeting on 127.0.0.1:{address[0]} within {GREETING:g} s"
             argv = guestssh.ssh_argv(
                 manager, project, instance, address, hosts.update_command(), OPTIONS
             )

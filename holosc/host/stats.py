@@ -8,13 +8,16 @@
   touched, QEMU itself, its page cache), else QEMU's resident set; the limit is the
   guest's RAM as QEMU reports it (query-memory-size-summary).
 - Block I/O: bytes read and written by the guest's disks (QMP query-blockstats).
-- Net I/O: not measured yet (every guest NIC is a datagram socket to the project's switch,
-  which keeps no counters): shown as "-".
+- Net I/O: bytes the project's switch received from and sent to the instance's NICs
+  (its project networks and its NAT NIC) since the switch started, from the switch's
+  counters file (runtime-helpers/switch.py): every guest NIC is a datagram socket to the
+  switch, and QEMU keeps no counters for them. "-" while the switch has written none.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -37,6 +40,8 @@ class Sample:
     memory_limit: int | None
     block_read: int | None
     block_written: int | None
+    net_rx: int | None = None
+    net_tx: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Row:
 def sample(manager: Manager, units: Units, instances: list[str]) -> dict[str, Sample]:
     """One sample of each running instance (stopped ones are left out)."""
     shown = manager.show(units.instance_units(instances), PROPS)
+    traffic = network_bytes(layout.switch_sockets(manager.runtime_dir, units.project))
     found = {}
     for inst in instances:
         props = shown[units.unit(inst)]
@@ -74,8 +80,29 @@ def sample(manager: Manager, units: Units, instances: list[str]) -> dict[str, Sa
             limit,
             read,
             written,
+            *traffic.get(inst, (None, None)),
         )
     return found
+
+
+def network_bytes(sockets: Path) -> dict[str, tuple[int, int]]:
+    """(received, sent) bytes of each instance's guest NICs, from the switch's counters:
+    what the switch sent to a NIC the guest received, and the reverse. A NAT NIC's slirp
+    end (`slirp.sock`) is the host side of the same traffic, so it is left out."""
+    try:
+        counters = json.loads((sockets / "counters.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    totals: dict[str, list[int]] = {}
+    for column, kind in ((0, "sent"), (1, "received")):
+        by_socket = counters.get(kind) if isinstance(counters, dict) else None
+        for name, count in (by_socket if isinstance(by_socket, dict) else {}).items():
+            parts = name.split("/")
+            if len(parts) != 3 or parts[0] != ".." or parts[2] == "slirp.sock":
+                continue
+            if isinstance(count, int) and not isinstance(count, bool):
+                totals.setdefault(parts[1], [0, 0])[column] += count
+    return {inst: (rx, tx) for inst, (rx, tx) in totals.items()}
 
 
 def rows(before: dict[str, Sample], after: dict[str, Sample]) -> list[Row]:
@@ -96,8 +123,8 @@ def rows(before: dict[str, Sample], after: dict[str, Sample]) -> list[Row]:
                 now.memory,
                 now.memory_limit,
                 mem_percent,
-                None,
-                None,
+                now.net_rx,
+                now.net_tx,
                 now.block_read,
                 now.block_written,
             )

@@ -305,6 +305,17 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     tag = state / "images" / "tags" / "alpine" / "3.21"  # a symlink to its blob
     assert c.run(["test", "-L", str(tag), "-a", "-f", str(tag)]).returncode == 0
 
+    # A failed start shows its cause from the user manager's journal: QEMU's own words
+    # from db-0's start, the unit that failed first.
+    yaml = tmp_path / "work" / "life" / "holos.yaml"
+    good = yaml.read_text()
+    yaml.write_text(good.replace("memory_mb: 128", "memory_mb: 128\n    cpu_model: nope"))
+    failed = holosc("up", check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert "db-0 failed first (exit-code): its journal from this start:" in failed.stderr
+    assert "CPU model 'nope'" in failed.stderr, failed.stderr
+    yaml.write_text(good)
+
     began = time.monotonic()
     up = holosc("up")
     print(f"E2E_METRIC rootless_up_{suite}_s={time.monotonic() - began:.1f}")
@@ -337,6 +348,17 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert ssh.returncode == 255, ssh
     assert "not accessible" not in ssh.stderr, ssh.stderr  # the key exists where exec looks
     assert "Connection refused" not in ssh.stderr, ssh.stderr  # QEMU forwards the port
+    # ssh-config names the user's key and pins; plain ssh -F and cp get as far as exec.
+    config = holosc("ssh-config", "web-0").stdout
+    assert f"  IdentityFile {state}/ssh/life/id_ed25519\n" in config, config
+    assert f"  UserKnownHostsFile {state}/instances/life/web-0/known_hosts\n" in config
+    assert c.run(["test", "-f", f"{state}/instances/life/web-0/known_hosts"]).returncode == 0
+    (tmp_path / "work" / "ssh_config").write_text(config)  # /work in the container
+    plain = c.run(["ssh", "-F", "/work/ssh_config", "web-0.life", "true"], user=True)
+    assert plain.returncode == 255 and "Connection refused" not in plain.stderr, plain
+    assert "Permission denied" not in plain.stderr, plain.stderr  # the key was readable
+    copy = holosc("cp", "/work/life/holos.yaml", "web-0:/tmp", check=False)
+    assert copy.returncode == 5 and "Connection refused" not in copy.stderr, copy
 
     # The switch dies (systemd starts a new one) and web restarts: its guests reach
     # their neighbours again, with nobody acting.
@@ -345,6 +367,22 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert "stop done" in holosc("stop", "web").stderr
     assert unit_state("holos-life-web@0.service") == "inactive"
     assert unit_state("holos-life-db@0.service") == "active"
+    # Snapshots in the user's state directory: db live over its QMP socket, web offline
+    # (qemu-img); pause and unpause reach the user's QEMU; web's restore starts it.
+    save = holosc("snapshot", "save", "s1")
+    assert "db-0: saved snapshot s1 (live: root, data)" in save.stdout, save.stdout
+    assert "web-0: saved snapshot s1 (offline: root)" in save.stdout, save.stdout
+    listed = json.loads(holosc("snapshot", "list", "--json").stdout)
+    assert [(s["instance"], s["disks"]) for s in listed] == [
+        ("db-0", ["root", "data"]),
+        ("web-0", ["root"]),
+        ("web-1", ["root"]),
+    ], listed
+    holosc("pause", "db")
+    assert json.loads(holosc("ps", "db", "--json").stdout)[0]["state"] == "active/paused"
+    holosc("unpause", "db")
+    restore = holosc("snapshot", "restore", "s1", "web")
+    assert "web-1: disks at snapshot s1 (root)" in restore.stdout, restore.stdout
     holosc("start", "web")
     assert unit_state("holos-life-web@1.service") == "active"
     wait_ready("web-0", "web-1", boots=2)

@@ -259,6 +259,11 @@ def test_three_tier_stack(stack: Stack) -> None:
     # resolve the new replica (sent over SSH by up), then no longer resolve it.
     _scale_web(stack, units)
 
+    # Pause freezes db's guest and its clock; snapshots of it running and stopped come
+    # back on restore; db's dependents keep running throughout.
+    _check_pause(stack, units)
+    _check_snapshots(stack, units)
+
     # Graceful down: every guest shut down by ACPI within its grace period.
     began = time.monotonic()
     stack.must("down")
@@ -299,6 +304,58 @@ def _scale_web(stack: Stack, units: list[str]) -> None:
     up = stack.must("up")
     assert [u for u in units if stack.show(u, "MainPID") != before[u]] == [], up.stderr
     assert stack.exec("api-0", "getent hosts web-2 || echo gone").strip() == "gone"
+
+
+def _check_pause(stack: Stack, units: list[str]) -> None:
+    """The guest's clock stops while paused (QMP stop); the health gate holds, nobody
+    restarts, and ps says paused."""
+    pids = {u: stack.show(u, "MainPID") for u in units}
+    uptime = "cut -d' ' -f1 /proc/uptime"
+    before = float(stack.exec("db-0", uptime))
+    began = time.monotonic()
+    stack.must("pause", "db")
+    assert json.loads(stack.must("ps", "db", "--json").stdout)[0]["state"] == "active/paused"
+    time.sleep(10)
+    assert stack.show("holos-shop-db-healthy.service", "ActiveState") == "active"
+    stack.must("unpause", "db")
+    guest = float(stack.exec("db-0", uptime)) - before
+    host = time.monotonic() - began
+    metric("pause_guest_clock_s", guest)
+    metric("pause_host_clock_s", host)
+    assert guest < host - 8, (guest, host)  # the guest missed the 10 s it was paused
+    assert {u: stack.show(u, "MainPID") for u in units} == pids
+
+
+def _check_snapshots(stack: Stack, units: list[str]) -> None:
+    """Two boots of db: a live snapshot (root disk and volume) restored into the stopped
+    db, then an offline one restored into the running db; the files each held are back,
+    api and web never restarted."""
+    dependents = {u: stack.show(u, "MainPID") for u in units[1:]}
+    files = "/var/tmp/snap /data/snap"
+    stack.exec("db-0", f"echo live | sudo tee {files} >/dev/null && sync")
+    began = time.monotonic()
+    stack.must("snapshot", "save", "live", "db")
+    metric("snapshot_save_live_s", time.monotonic() - began)
+    stack.exec("db-0", f"echo offline | sudo tee {files} >/dev/null && sync")
+    stack.must("stop", "db")
+    began = time.monotonic()
+    stack.must("snapshot", "save", "offline", "db")
+    metric("snapshot_save_offline_s", time.monotonic() - began)
+    listed = json.loads(stack.must("snapshot", "list", "db", "--json").stdout)
+    assert [(s["name"], s["disks"]) for s in listed] == [
+        ("live", ["root", "data"]),
+        ("offline", ["root", "data"]),
+    ], listed
+    began = time.monotonic()
+    stack.must("snapshot", "restore", "live", "db")  # db was stopped: switched, started
+    metric("snapshot_restore_stopped_s", time.monotonic() - began)
+    assert stack.exec("db-0", f"cat {files}") == "live\nlive\n"
+    began = time.monotonic()
+    stack.must("snapshot", "restore", "offline", "db")  # db runs: stopped, switched, started
+    metric("snapshot_restore_running_s", time.monotonic() - began)
+    assert stack.exec("db-0", f"cat {files}") == "offline\noffline\n"
+    assert {u: stack.show(u, "MainPID") for u in dependents} == dependents
+    assert all(stack.show(u, "NRestarts") == "0" for u in dependents)
 
 
 def _check_networks(stack: Stack) -> None:
@@ -412,6 +469,7 @@ def _check_access(stack: Stack) -> None:
     cgroup = stack.sd.cgroup_memory("holos-shop-db@0.service")
     assert abs(db["mem_usage"] - cgroup) <= cgroup * 0.10, (db, cgroup)
     assert db["mem_limit"] == 512 << 20 and db["block_read"] > 0, db
+    assert db["net_rx"] > 0 and db["net_tx"] > 0, db  # health probes, peers: the switch's
     assert sorted(r["name"] for r in rows) == ["api-0", "db-0", "web-0", "web-1"], rows
     top = stack.must("top", "web-0").stdout
     assert top.startswith("web-0\nUID ") and "http.server 80" in top, top

@@ -8,6 +8,7 @@ tests/e2e/test_stack.py and tests/distro/test_rootless.py.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 from holos_runtime import switch
 from holos_runtime.switch import nat_allows
+
+from holosc.host import stats
 
 A, B, C = (bytes((0x52, 0x54, 0, 0, 0, n)) for n in (0xA, 0xB, 0xC))
 BROADCAST_MAC = b"\xff" * 6
@@ -261,6 +264,42 @@ def test_nat_wires_each_guest_to_its_own_slirp(fabric: Fabric) -> None:
     assert slirp.receive(0.3) is None
     slirp.send("nat.sock", b"reply" * 20)
     assert guest.receive() == b"reply" * 20
+
+
+def test_counts_bytes_per_socket_for_stats(fabric: Fabric) -> None:
+    """What `holosc stats` reads as a guest's network I/O: bytes received from and sent to
+    each socket, written at most once a second while they change."""
+    front = "n-0000000f.sock"
+    a, b = fabric.member("web-0", front), fabric.member("api-0", front)
+    guest, slirp = fabric.member("web-0", "nat.sock"), fabric.member("web-0", "slirp.sock")
+    fabric.start()
+    a.send(front, frame(BROADCAST_MAC, A, b"x" * 100))  # 114 bytes, flooded to b
+    assert b.receive() is not None
+    guest.send("nat.sock", ipv4("192.0.2.1"))
+    assert slirp.receive() is not None
+    slirp.send("nat.sock", b"r" * 60)
+    assert guest.receive() is not None
+    counters = fabric.sockets / switch.COUNTERS_FILE
+    deadline = time.monotonic() + 10
+    while True:
+        seen = json.loads(counters.read_text()) if counters.exists() else {}
+        if seen.get("sent", {}).get("../web-0/nat.sock") == 60:
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    out = len(ipv4("192.0.2.1"))
+    assert seen["received"] == {
+        "../web-0/n-0000000f.sock": 114,
+        "../web-0/nat.sock": out,
+        "../web-0/slirp.sock": 60,
+    }
+    assert seen["sent"] == {
+        "../api-0/n-0000000f.sock": 114,
+        "../web-0/slirp.sock": out,
+        "../web-0/nat.sock": 60,
+    }
+    totals = stats.network_bytes(fabric.sockets)
+    assert totals == {"web-0": (60, 114 + out), "api-0": (114, 0)}
 
 
 ATTACK = """
