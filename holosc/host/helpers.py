@@ -28,7 +28,6 @@ from importlib import metadata
 from pathlib import Path
 
 from holosc.core import layout
-from holosc.core.render.escape import unit_search_path
 from holosc.emit.write import write_atomic
 from holosc.host.systemd import Manager
 
@@ -109,6 +108,10 @@ def drop_in_path(manager: Manager, project: str) -> Path:
 
 
 def drop_in_text(directory: Path) -> str:
+    # Imported here: the unit escaping module loads yaml, which `ps` (through install)
+    # must not pay for (tests/test_cli_imports.py).
+    from holosc.core.render.escape import unit_search_path
+
     return (
         "# Written by holosc: this host's runtime helpers, where this holosc is installed.\n"
         "[Service]\n"
