@@ -31,20 +31,20 @@ sys.path.insert(0, str(REPO))
 
 import tests.conftest  # noqa: E402,F401  (imports tests.guestkernel without a cycle)
 from holosc.host import qmp  # noqa: E402
-from tests.e2e.test_stack import GUEST  # noqa: E402
+from tests.e2e.test_stack import BOOTED, GUEST  # noqa: E402
 from tests.guest.image import FILES, image_dir  # noqa: E402
 from tests.systemd_harness import PrivateSystemd  # noqa: E402
 
 PROJECT = (
     GUEST
-    + """name: snap
+    + f"""name: snap
 services:
   db:
     <<: *guest
     volumes: ["data:/data"]
-    cloud_init: {user: holos}
+    cloud_init: {{user: holos}}
     healthcheck:
-      test: "true"
+      test: {BOOTED}
       interval: 2s
       timeout: 10s
       retries: 3
@@ -52,9 +52,9 @@ services:
   app:
     <<: *guest
     depends_on: [db]
-    cloud_init: {user: holos}
+    cloud_init: {{user: holos}}
 volumes:
-  data: {size: 256M}
+  data: {{size: 256M}}
 """
 )
 # The guest's view of a pause: a loop of 10 ms sleeps records the longest gap between
@@ -141,7 +141,7 @@ def measure(b: Bench) -> None:
     print(
         f"   guest's longest 10 ms-loop gap: {gap * 1000:.0f} ms (before: {baseline * 1000:.0f} ms)"
     )
-    b.exec("db-0", "pkill -f 'dd if=/dev/zero' ; pkill -f 'sh -c while' ; true")
+    b.exec("db-0", "pkill -f '[w]hile :; do dd'; pkill -f '[d]d if=/dev/zero'; true")
 
     print("2. with RAM state (QMP snapshot-save, not what holosc does)")
     with qmp.session(b.qmp_socket(), timeout=600) as q:

@@ -14,7 +14,7 @@ import typer
 
 from holosc.cli import common, complete, images, live, options
 from holosc.core import layout, names
-from holosc.host import hostsecrets, lifecycle, systemd
+from holosc.host import helpers, hostsecrets, lifecycle, systemd
 from holosc.host import install as installer
 from holosc.host import recreate as recreating
 from holosc.host.project_lock import project_lock
@@ -61,6 +61,7 @@ def up(
     """Build, install the units, and start the project; returns once every instance runs and
     every health gate has passed. Re-running after an edit restarts only what changed."""
     manager = options.manager(user, system)
+    _preflight(manager)
     loaded = common.load(file, ssh_key=ssh_key, with_key=True, state_root=manager.state_dir)
     common.print_diagnostics(w for w in loaded.warnings if not w.missing_file)
     _require_files(loaded)
@@ -94,6 +95,23 @@ def up(
                 shown.close()
                 lifecycle.report_interrupted(manager, name, say)
                 raise typer.Exit(130) from None
+
+
+def _preflight(manager: systemd.Manager) -> None:
+    """What `holosc doctor` fails on stops every VM: say so before anything starts.
+
+    :raises RuntimeCommandError: one line per failed check, each with what to do.
+    """
+    from holosc.errors import Diagnostic, RuntimeCommandError
+    from holosc.tools import doctor
+
+    failed = doctor.preflight(manager)
+    if failed:
+        raise RuntimeCommandError(
+            f"this host cannot run the project yet ({len(failed)} check(s) failed; "
+            "holosc doctor shows every check)",
+            [Diagnostic(f"{c.name}: {c.detail}", file="holosc", hint=c.hint) for c in failed],
+        )
 
 
 def _require_files(loaded: common.Loaded) -> None:
@@ -254,6 +272,8 @@ def install(
                 manager.unit_dir / path.name if len(path.parts) == 1 else manager.config_dir / path
             )
             print(f"would write {dest}")
+        if helpers.usable_dir(manager) is not None:
+            print(f"would write {helpers.drop_in_path(manager, name)}")
         if enable:
             print(f"would link {installer.wants_link(manager, name)}")
         return

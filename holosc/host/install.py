@@ -20,7 +20,7 @@ from holosc.core.compiler import Output
 from holosc.core.lock import LOCK_FILE, Lock
 from holosc.emit import safedir
 from holosc.emit.write import write_atomic
-from holosc.host import diskspace
+from holosc.host import diskspace, helpers
 from holosc.host.systemd import BOOT_TARGET, Manager
 
 MANIFEST = "installed.json"
@@ -36,11 +36,14 @@ class Installed:
     removed_instances: frozenset[str]
     # Networks whose <p>/hosts.<network> replaced one that guests may be running with.
     peers_changed: frozenset[str] = frozenset()
+    # The drop-in naming this host's helper directory was written or removed.
+    helpers_changed: bool = False
 
     @property
     def any(self) -> bool:
         return bool(
-            self.written_units
+            self.helpers_changed
+            or self.written_units
             or self.removed_units
             or self.changed_instances
             or self.removed_instances
@@ -207,6 +210,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
         "files": {r: _digest(d) for r, (d, _) in sorted(files.items())},
     }
     _write(artifacts / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    helpers_changed = helpers.write_drop_in(manager, project)
     changed = {i for r in changed_files if (i := _instance_of(r))}
     # A changed template changes every replica of its service.
     for name in written_units:
@@ -222,6 +226,7 @@ def _install(output: Output, manager: Manager, project: str, project_dir: Path) 
             for f in changed_files
             if layout.is_peers_name(f) and f in old["files"]
         ),
+        helpers_changed,
     )
 
 
@@ -246,6 +251,8 @@ def uninstall(manager: Manager, project: str) -> list[Path]:
         if path.is_symlink() or path.exists():
             path.unlink()
             removed.append(path)
+    if helpers.remove_drop_in(manager, project):
+        removed.append(helpers.drop_in_path(manager, project))
     artifacts = manager.artifacts(project)
     if artifacts.exists():
         shutil.rmtree(artifacts)

@@ -25,22 +25,11 @@ from typing import Any
 
 from holosc.core import layout
 from holosc.errors import HolosError
-from holosc.host import run, systemd
+from holosc.host import helpers, run, systemd
 
 PROBE_TIMEOUT = 5.0
-# systemd.exec(5), "Command lines": a bare ExecStart= name is searched only here.
 # logind's flag files: one per user whose manager runs without a login session.
 LINGER_DIR = Path("/var/lib/systemd/linger")
-SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HELPERS = (
-    "holos-qmp-stop",
-    "holos-health",
-    "holos-seed",
-    "holos-image",
-    "holos-bake",
-    "holos-console-log",
-    "holos-switch",
-)
 
 
 class Status(enum.StrEnum):
@@ -268,25 +257,41 @@ def check_linger(user: str | None = None, linger_dir: Path = LINGER_DIR) -> Chec
     )
 
 
-def check_helpers() -> list[Check]:
-    """Units name the helpers bare, so systemd must find them in its fixed path."""
+def check_helpers(manager: systemd.Manager) -> list[Check]:
+    """Units name the helpers bare: systemd finds them in its fixed search path, or in
+    this installation's directory, which `install`/`up` name in a drop-in."""
     checks = []
-    for helper in HELPERS:
-        found = shutil.which(helper, path=SYSTEMD_PATH)
-        if found:
-            checks.append(Check(helper, Status.OK, found))
-            continue
-        elsewhere = shutil.which(helper)
-        detail = f"not in systemd's search path {SYSTEMD_PATH}"
-        if elsewhere:
-            detail += f" (found at {elsewhere})"
-        hint = (
-            f"install holosc system-wide, or link it: ln -s {elsewhere} /usr/local/bin/"
-            if elsewhere
-            else "install holosc system-wide (pip install as root, or pipx --global)"
-        )
-        checks.append(Check(helper, Status.FAIL, detail, hint))
+    own = helpers.usable_dir(manager)
+    for helper in helpers.HELPERS:
+        if own is not None:
+            detail = f"{own / helper} (units search {own} first: ExecSearchPath= drop-in)"
+            checks.append(Check(helper, Status.OK, detail))
+        elif found := helpers.systemd_finds(helper):
+            checks.append(Check(helper, Status.OK, str(found)))
+        else:
+            checks.append(helpers_missing(manager, [helper]))
     return checks
+
+
+def helpers_missing(manager: systemd.Manager, names: Sequence[str]) -> Check:
+    """One failed check for the helpers `names` that no unit could run."""
+    detail = f"not in systemd's search path {helpers.SYSTEMD_PATH}"
+    elsewhere = helpers.installed_dir()
+    if elsewhere is None:
+        hint = "reinstall holosc with its helpers (pip install, pipx install or scripts/setup.sh)"
+    elif manager.scope == "system" and not helpers.trusted_by_root(elsewhere):
+        detail += (
+            f"; this holosc's are in {elsewhere}, which the system manager must not run "
+            "(not root's, or writable by others)"
+        )
+        hint = (
+            "use your own manager (holosc --user, the default for non-root users), or "
+            "install holosc as root (a root-owned venv, or pipx --global)"
+        )
+    else:
+        detail += f"; this holosc's are in {elsewhere}, a path ExecSearchPath= cannot carry"
+        hint = "install holosc into a directory whose path has no ':', '%' or '\\'"
+    return Check(", ".join(names), Status.FAIL, detail, hint)
 
 
 # What %S/holos holds; systemd before 254 resolved a user manager's %S to %E.
@@ -381,7 +386,7 @@ def run_checks(
         check_virtiofsd(env),
         check_systemd(manager, env),
         *([check_linger()] if manager.scope == "user" else []),
-        *check_helpers(),
+        *check_helpers(manager),
         *check_roots(manager),
         _check_state_dir(manager),
         check_iommu(),
@@ -402,3 +407,20 @@ def verdict(checks: Sequence[Check]) -> str:
     if any(c.status is Status.WARN for c in checks):
         return "ready, with warnings"
     return "ready"
+
+
+def preflight(manager: systemd.Manager, env: Mapping[str, str] | None = None) -> list[Check]:
+    """What `up` checks before it starts anything: the failures among doctor's checks
+    that stop every VM (no KVM is only slow). The helpers make one line between them."""
+    env = os.environ if env is None else env
+    checks = [
+        check_which("qemu-system-x86_64"),
+        check_which("qemu-img"),
+        check_which("ssh-keygen"),
+        check_systemd(manager, env),
+    ]
+    failed = [c for c in checks if c.status is Status.FAIL]
+    lost = [c.name for c in check_helpers(manager) if c.status is Status.FAIL]
+    if lost:
+        failed.append(helpers_missing(manager, lost))
+    return failed

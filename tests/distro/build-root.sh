@@ -13,7 +13,9 @@ mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/de
 mirror=${mirror:-http://deb.debian.org/debian}
 
 # What a booted container needs before setup.sh runs; setup.sh brings the rest.
-packages=systemd,systemd-sysv,passwd,dbus,libpam-systemd,sudo,ca-certificates,python3,iproute2,procps
+# pipx: the rootless test installs holosc as a user would, in a venv, with pipx and with
+# `pip install --user`.
+packages=systemd,systemd-sysv,passwd,dbus,libpam-systemd,sudo,ca-certificates,python3,iproute2,procps,pipx
 
 hooks=$(mktemp -d)
 trap 'rm -rf "$hooks"' EXIT
@@ -51,7 +53,15 @@ mkdir -p "$root/opt/holosc"
 chroot "$root" chown -R admin: /opt/holosc
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$root" \
   runuser -u admin -- env HOME=/home/admin /opt/holosc/scripts/setup.sh --test
-chmod -R a+rX "$root/opt/holosc"
+# holosc's dependencies as wheels for this root's Python: the user installs of the
+# rootless test run in the container, which has no network (holosc's own wheel comes
+# from the checkout under test).
+mkdir -p "$root/opt/wheelhouse" && chroot "$root" chown admin: /opt/wheelhouse
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$root" runuser -u admin -- env HOME=/home/admin \
+  /opt/holosc/.venv/bin/pip wheel -q -w /opt/wheelhouse /opt/holosc
+rm -f "$root"/opt/wheelhouse/holosc-*.whl
+rm -rf "$root/opt/holosc/build"
+chmod -R a+rX "$root/opt/holosc" "$root/opt/wheelhouse"
 chroot "$root" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1 || true
 HOOK
 chmod +x "$hooks/customize.sh"

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from holosc.tools import pull
-from tests.conftest import require_tool
+from tests.conftest import REPO, require_tool
 from tests.distro.container import UID, USER, Container
-from tests.distro.root import INSIDE, SYSTEMD_VERSION, ensure_root, source_binds
+from tests.distro.root import SYSTEMD_VERSION, ensure_root, source_binds
 from tests.guestkernel import PEER_MARK, READY_MARK
 
 PROJECT = """\
@@ -56,13 +56,44 @@ services:
 volumes:
   data: {size: 16M}
 """
-HOLOSC = f"{INSIDE}/.venv/bin/holosc"
 MIRROR_PORT = 8642
 HOME = Path("/home") / USER
+# The user's own install: a venv of their own, the helpers linked nowhere.
+VENV = HOME / "venv"
+HOLOSC = str(VENV / "bin" / "holosc")
+# pip inside the container is offline: holosc's wheel (built from the checkout) and its
+# dependencies' wheels (built with the root, for its Python).
+OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels /opt/wheelhouse"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding holosc's wheel, built from the checkout under test."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("holosc", "templates", "runtime-helpers"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    dist = tmp_path_factory.mktemp("wheels")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
+        check=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert len(list(dist.glob("holosc-*.whl"))) == 1
+    # pipx 1.7 (Debian 13) upgrades its shared pip first: offline, it finds it here.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dist), "pip>=23.1"],
+        check=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    for path in (dist, *dist.iterdir()):  # bound into the container for its user
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dist
 
 
 @pytest.fixture(params=sorted(SYSTEMD_VERSION), ids=lambda s: f"{s}-systemd{SYSTEMD_VERSION[s]}")
-def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Container]]:
+def booted(
+    request: pytest.FixtureRequest, tmp_path: Path, wheel: Path
+) -> Iterator[tuple[str, Container]]:
     suite = request.param
     root = ensure_root(suite)
     work = tmp_path / "work"
@@ -72,7 +103,7 @@ def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         root,
         f"holosc-{suite}-{os.getpid()}",
         tmp_path / "console.log",
-        [*source_binds(), (work, "/work", False)],
+        [*source_binds(), (work, "/work", False), (wheel, "/wheels", True)],
     )
     try:
         yield suite, container.start()
@@ -120,6 +151,32 @@ def project_dir(tmp_path: Path, kernel: Path, initramfs: dict[str, Path]) -> Non
     )
     for path in (d, *d.iterdir()):
         os.chown(path, UID, UID)
+
+
+def install_in_venv(c: Container) -> None:
+    """README's user install: a venv of the user's own, holosc installed into it."""
+    steps = f"python3 -m venv {VENV} && {VENV}/bin/pip install -q holosc"
+    result = c.run(["sh", "-c", steps], user=True, env=OFFLINE_PIP)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def user_installs(suite: str) -> list[tuple[str, str, Path]]:
+    """(how, shell command, where its helpers land) for pipx and `pip install --user`."""
+    pipx_venvs = HOME / (".local/share/pipx" if suite != "bookworm" else ".local/pipx")
+    return [
+        ("pipx", "pipx install holosc", pipx_venvs / "venvs" / "holosc" / "bin"),
+        (
+            "pip --user",
+            "python3 -m pip install -q --user --break-system-packages holosc",
+            HOME / ".local" / "bin",
+        ),
+    ]
+
+
+UNDO = {
+    "pipx": "pipx uninstall holosc",
+    "pip --user": "python3 -m pip uninstall -q -y --break-system-packages holosc",
+}
 
 
 def test_unprivileged_user_runs_the_whole_lifecycle(
@@ -170,6 +227,10 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
                 time.sleep(0.5)
 
     assert c.run(["systemctl", "--version"]).stdout.startswith(f"systemd {version} ")
+    # The user installs holosc into a venv of their own; the helpers are linked nowhere
+    # (the root's setup.sh links, gone from this container's overlay).
+    c.enter(["sh", "-c", "rm -f /usr/local/bin/holos-*"])
+    install_in_venv(c)
     # Lingering (an administrator's one-time step) starts a real user@1500.service.
     assert c.run(["loginctl", "enable-linger", USER]).returncode == 0
     deadline = time.monotonic() + 60
@@ -197,6 +258,47 @@ def test_unprivileged_user_runs_the_whole_lifecycle(
     assert by_name["kvm"]["detail"].startswith("TCG will be used (slow): there is no /dev/kvm")
     assert by_name["systemd (user)"]["status"] == "ok"
     assert "old state" not in by_name
+    assert by_name["linger"]["status"] == "ok", by_name["linger"]
+    assert by_name["holos-seed"] == {
+        "name": "holos-seed",
+        "status": "ok",
+        "detail": f"{VENV}/bin/holos-seed (units search {VENV}/bin first: ExecSearchPath= drop-in)",
+        "hint": None,
+    }
+    # ps --system as this user reads the system manager (no probe unit to write).
+    ps_system = holosc("ps", "--system", "-p", "life", check=False)
+    assert "project 'life' is not installed" in ps_system.stderr, ps_system.stderr
+    # Root running this user's holosc: the system manager must not run its helpers, and
+    # up says so in one line, before it starts or writes anything.
+    as_root = c.run([HOLOSC, "up", "--system"], cwd="/work/life")
+    assert as_root.returncode == 5, as_root
+    assert f"this holosc's are in {VENV}/bin, which the system manager must not run" in (
+        as_root.stderr
+    ), as_root.stderr
+    assert "(hint: use your own manager (holosc --user" in as_root.stderr
+    assert c.run(["test", "-e", "/etc/systemd/system/holos-life.target"]).returncode != 0
+    # pipx and `pip install --user`: the units find their helpers too (no guest booted:
+    # the project's switch runs holos-switch, found through the drop-in).
+    for how, command, helper_dir in user_installs(suite):
+        other = c.run(["sh", "-c", command], user=True, env=OFFLINE_PIP)
+        assert other.returncode == 0, f"{how}: {other.stdout}\n{other.stderr}"
+        installed = c.run([f"{HOME}/.local/bin/holosc", "install"], user=True, cwd="/work/life")
+        assert installed.returncode == 0, f"{how}: {installed.stderr}"
+        switch = "holos-life-switch.service"
+        assert c.run(["systemctl", "--user", "start", switch], user=True).returncode == 0, how
+        # Which holos-switch runs: the script its interpreter was given (systemd 252's
+        # ExecStart property shows the bare name, not the path it resolved).
+        pid = c.run(
+            ["systemctl", "--user", "show", "-p", "MainPID", "--value", switch], user=True
+        ).stdout.strip()
+        argv = c.run(["cat", f"/proc/{pid}/cmdline"]).stdout.split("\0")
+        assert f"{helper_dir}/holos-switch" in argv, (how, argv)
+        assert unit_state(switch) == "active", how
+        c.run(["systemctl", "--user", "stop", switch], user=True)
+        removed = c.run([f"{HOME}/.local/bin/holosc", "uninstall"], user=True, cwd="/work/life")
+        assert removed.returncode == 0, f"{how}: {removed.stderr}"
+        undo = c.run(["sh", "-c", UNDO[how]], user=True)
+        assert undo.returncode == 0, f"{how}: {undo.stderr}"
 
     pulled = holosc("pull", "alpine:3.21")
     assert "verified" in pulled.stderr + pulled.stdout, pulled

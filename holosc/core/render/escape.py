@@ -1,7 +1,8 @@
 """The one escaping function per output format. Every value that reaches a unit file,
 shell script, QEMU option string or YAML document goes through exactly one of these.
 
-- `unit_value`: a systemd unit setting's value (not Exec lines).
+- `unit_value`: a systemd unit setting's value (not Exec lines); `unit_search_path` a
+  list of paths such as ExecSearchPath=.
 - `exec_line`: a systemd Exec*= command line from an argv; words of type `Specifier`
   keep their `%` specifiers, every other word is literal (`%`→`%%`, `$`→`$$`).
 - `shell_word`: one bash word (shlex.quote), with `ShellVar` parts expanded at run time;
@@ -36,7 +37,8 @@ from holos_runtime.optstrings import qemu_cpu, qemu_name, qemu_value
 __all__ = [
     "ShellVar", "Specifier", "exec_line", "exec_word", "fstab_field", "fuse_value",
     "fuse_value_at_run_time", "qemu_cpu", "qemu_name", "qemu_value", "qemu_value_at_run_time",
-    "shell_command", "shell_word", "ssh_config_path", "sshd_word", "unit_value", "yaml_comment",
+    "shell_command", "shell_word", "ssh_config_path", "sshd_word", "unit_search_path",
+    "unit_value", "yaml_comment",
     "yaml_document",
 ]  # fmt: skip
 
@@ -62,6 +64,16 @@ def unit_value(value: str) -> str:
     if _CONTROL.search(value) or value.endswith("\\"):
         raise ValueError(f"unit value {value!r} contains a control character or trailing \\")
     return value if isinstance(value, Specifier) else value.replace("%", "%%")
+
+
+def unit_search_path(paths: Sequence[str]) -> str:
+    """A colon-separated list of absolute paths (ExecSearchPath=): systemd splits it at
+    `:` and unescapes `\\`, neither of which a path can then carry; whether it expands
+    `%` specifiers there changed between versions, so a `%` is refused too."""
+    for path in paths:
+        if not path.startswith("/") or set(path) & set(":\\%"):
+            raise ValueError(f"{path!r} cannot be an entry of a unit's search path")
+    return unit_value(":".join(paths))
 
 
 def exec_word(word: str) -> str:
