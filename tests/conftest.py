@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,6 +20,14 @@ from holosc.core.compiler import Output, compile_project
 from holosc.core.validate.checks import Result, build_project
 from holosc.load.files import HostFiles
 from holosc.load.parse import load_file, load_text
+
+# A background job of a non-interactive shell (.ci/run's second stream, nohup, `cmd &`)
+# starts with SIGINT ignored, and every program it runs inherits that: the tests that
+# press Ctrl-C (pull, bake, up) would find holosc deaf to it. A user's terminal delivers
+# SIGINT; so does the suite's process, whatever started it (a handled signal is reset
+# to the default in the programs it runs).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -97,7 +97,8 @@ def projects(draw: st.DrawFn) -> dict[str, Any]:
             "cpu_model": draw(cpu_models),
             "extra_args": draw(st.lists(text, max_size=3)),
             "kernel": draw(path_text.map(_rel_path)),
-            "initrd": draw(path_text.map(lambda t: "/" + t.lstrip("/"))),
+            # Absolute, and not a directory of this host (`/`, `/tmp`): that is refused.
+            "initrd": draw(path_text.map(lambda t: "/" + t.lstrip("/") + ".img")),
             "cmdline": draw(text),
         },
         "volumes": [

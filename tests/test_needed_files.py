@@ -74,3 +74,16 @@ def test_missing_files_warn_at_validate_and_stop_up(tmp_path: Path) -> None:
         "holosc: 3 errors",
     ]
     assert not (root / "units").exists() and not (root / "config").exists()
+
+
+def test_a_path_no_file_can_have_is_missing_not_a_crash(tmp_path: Path) -> None:
+    """A name longer than NAME_MAX (or a symlink loop) makes Path.is_dir() raise: found by
+    the hostile campaign as an internal error."""
+    project = _project(tmp_path)
+    (project / "loop").symlink_to("loop")
+    text = PROJECT.replace("./vmlinuz-typo", "/" + "0" * 300).replace("./initrd.img", "./loop")
+    (project / "holos.yaml").write_text(text)
+    validate = run_holosc("validate", cwd=project)
+    assert validate.returncode == 0, validate.stderr
+    assert "services.web.vm.kernel: vm.kernel '/000" in validate.stderr, validate.stderr
+    assert "services.web.vm.initrd: vm.initrd './loop' does not exist" in validate.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from holosc.core.files import Kind
@@ -31,9 +32,15 @@ class HostFiles:
         return path.resolve()
 
     def kind(self, path: Path) -> Kind:
-        """ "file", "dir", "missing" or "other" (a FIFO, device or socket)."""
-        if path.is_dir():
+        """ "file", "dir", "missing" or "other" (a FIFO, device or socket, or what this
+        user may not look at). A name no file can have (too long, a symlink loop) is
+        missing: Path.is_dir() raises for those."""
+        try:
+            mode = path.stat().st_mode
+        except PermissionError:
+            return "other"
+        except OSError:
+            return "missing"
+        if stat.S_ISDIR(mode):
             return "dir"
-        if path.is_file():
-            return "file"
-        return "other" if path.exists() else "missing"
+        return "file" if stat.S_ISREG(mode) else "other"
