@@ -230,13 +230,18 @@ class PrivateSystemd:
 
     def cgroup_memory(self, unit: str) -> int:
         """memory.current (cgroup v2) or memory.usage_in_bytes (v1) of a unit's cgroup,
-        read from the cgroup filesystem inside this systemd's namespaces."""
+        read from the cgroup filesystem inside this systemd's namespaces; where its subtree
+        has no memory controller (a booted Debian 13 root's delegation), its main
+        process's resident set, as `holosc stats` reports it then (docs/units.md)."""
         group = self.systemctl("show", "-p", "ControlGroup", "--value", unit).stdout.strip()
+        pid = self.systemctl("show", "-p", "MainPID", "--value", unit).stdout.strip()
         script = (
             'cat "/sys/fs/cgroup$1/memory.current" 2>/dev/null || '
-            'cat "/sys/fs/cgroup/memory$1/memory.usage_in_bytes"'
+            'cat "/sys/fs/cgroup/memory$1/memory.usage_in_bytes" 2>/dev/null || '
+            "echo $(( $(sed -n 's/^VmRSS:[[:space:]]*\\([0-9]*\\) kB$/\\1/p' /proc/$2/status)"
+            " * 1024 ))"
         )
-        return int(self.run(["sh", "-c", script, "sh", group]).stdout)
+        return int(self.run(["sh", "-c", script, "sh", group, pid]).stdout)
 
     def holosc(
         self, *args: str, cwd: Path, check: bool = False, timeout: float = 900, **env: str
